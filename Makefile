@@ -1,0 +1,66 @@
+# minilora — build, test and reproduce everything from this one file.
+#
+#   make            build bin/lora and its lora-* links
+#   make test       install missing Debian packages, build, run the test suite (fast)
+#   make deps       only install the Debian packages the build needs
+
+CC      ?= cc
+PKGS    := openblas libcjson
+# -march=native: the binary is built on the machine that runs it (as llama.cpp does);
+# `make ARCH=` gives a portable build.
+ARCH    ?= -march=native
+OPT     ?= -O3
+CFLAGS  ?= $(OPT) $(ARCH) -g
+# Recursively expanded on purpose: pkg-config runs only when a recipe needs the flags,
+# i.e. after the deps stamp has installed the packages.
+ALL_CFLAGS = $(CFLAGS) -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
+             -Wshadow -Wno-unused-parameter -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
+LIBS    = $(shell pkg-config --libs $(PKGS)) -llapacke -lpthread -lm
+TESTLIBS = $(shell pkg-config --libs cmocka)
+
+BUILD   := build
+SRC     := $(wildcard src/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+OBJ     := $(SRC:src/%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:src/cli/%.c=$(BUILD)/cli/%.o)
+LIB     := $(BUILD)/libminilora.a
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SH  := $(wildcard tests/test_*.sh)
+DEPS_STAMP := $(BUILD)/.deps-ok
+COMMANDS := train eval merge info generate pretrain bench analyze
+
+.PHONY: all deps test clean
+all: bin/lora
+
+deps:
+	@sh scripts/deps.sh
+
+$(DEPS_STAMP): scripts/deps.sh
+	@sh scripts/deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/%.o: src/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(OBJ)
+	ar rcs $@ $^
+
+bin/lora: $(CLI_OBJ) $(LIB)
+	@mkdir -p bin
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LIBS)
+	@for c in $(COMMANDS); do ln -sf lora bin/lora-$$c; done
+
+$(BUILD)/tests/%: tests/%.c $(LIB) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LIBS) $(TESTLIBS)
+
+test: $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory bin/lora $(TEST_BIN)
+	@sh tests/run.sh $(TEST_BIN) $(TEST_SH)
+
+clean:
+	rm -rf $(BUILD) bin
+
+-include $(OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -1,0 +1,31 @@
+/* atomic_file.h — write a whole file so that a crash never leaves a half-written file.
+ *
+ * The bytes go to a temporary file in the destination's directory ("<path>.tmp.XXXXXX"),
+ * which is fsync'ed and then renamed over <path>; the directory is fsync'ed after the rename.
+ * On any failure the temporary file is removed and <path> is left exactly as it was (the one
+ * exception: if only the final directory fsync fails, the new content is already in place and
+ * the error says so). The new file keeps the permission bits of the file it replaces, or gets
+ * 0644. The directory must exist; it is not created.
+ */
+#ifndef ATOMIC_FILE_H
+#define ATOMIC_FILE_H
+
+#include <stddef.h>
+
+#include "ml_error.h"
+
+/* Writes n bytes (from one buffer) to path atomically. Returns 0, or -1 with
+ * "<path>: <what failed>: <strerror>" in e. */
+int atomic_write(const char *path, const void *data, size_t n, ml_error *e);
+
+/* Same, with the content given as a list of pieces written in order (header + payload). */
+int atomic_writev(const char *path, const void *const *pieces, const size_t *sizes, int npieces,
+                  ml_error *e);
+
+/* Reads a whole file into a malloc'ed buffer (caller frees) with a terminating NUL byte
+ * after the data (not counted in *n), so text files can be parsed in place.
+ * Returns 0, or -1 with "<path>: <reason>" (then *data is NULL). Refuses files larger than
+ * max_bytes and anything that is not a regular file (directories, FIFOs, devices). */
+int read_file(const char *path, size_t max_bytes, char **data, size_t *n, ml_error *e);
+
+#endif

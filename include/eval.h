@@ -1,0 +1,43 @@
+/* eval.h — the metrics of SPEC §6 on one dataset: greedy exact match, preference for the
+ * target over the distractor, and perplexity of the completions. */
+#ifndef EVAL_H
+#define EVAL_H
+
+#include "dataset.h"
+#include "engine.h"
+
+#define EVAL_MAX_PRED 256
+
+typedef struct {
+    int correct;             /* greedy decoding reproduced the completion exactly */
+    double logp_target;      /* log P(completion ⊕ end | prompt), natural log */
+    double logp_distractor;  /* log P(distractor ⊕ end | prompt), or NAN without one */
+    int n_target_tokens;     /* completion tokens + the end token */
+    char prediction[EVAL_MAX_PRED]; /* greedy completion text, without the end token */
+} eval_item;
+
+typedef struct {
+    int n;                   /* examples */
+    int correct;
+    int n_pref, pref_correct;/* examples with a distractor; those preferring the target */
+    double nll;              /* Σ −logp_target */
+    long tokens;             /* Σ n_target_tokens */
+} eval_totals;
+
+/* Scores every example of d with the model behind g (plug-ins included). items: d->n entries
+ * (caller-owned). Runs on all of g's threads; results do not depend on the thread count. */
+void eval_dataset(engine *g, const tok_vocab *v, const dataset *d, eval_item *items);
+
+/* Totals over the examples whose verb equals `verb` (NULL: all). */
+eval_totals eval_sum(const dataset *d, const eval_item *items, const char *verb);
+
+/* Perplexity exp(nll / tokens); exact-match and preference accuracies as fractions. */
+double eval_ppl(const eval_totals *t);
+
+/* Greedy completion of one prompt given as ids (plug-ins included), at most max_new tokens,
+ * stopping at the end token or the context limit; writes ids to out and returns their count
+ * (the end token excluded). Uses workspace ws (capacity B >= 1). */
+int eval_greedy(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
+                int max_new);
+
+#endif

@@ -1,0 +1,232 @@
+/* minigpt.h — the Mini-GPT model: config, parameters, forward pass, backward pass, loss.
+ *
+ * The math is exactly SPEC.md §2: token embedding (no positions), n_layers pre-LN blocks of
+ * RoPE causal self-attention and a GELU(tanh) MLP, a final LayerNorm and a head tied to the
+ * embedding. All parameters live in one contiguous block carved into named views by a tensor
+ * table whose names are the checkpoint's safetensors names.
+ *
+ * Shape legend (used in every `// (...)` comment in the model code)
+ *   B   sequences in a micro-batch         T   positions per sequence (T <= context)
+ *   C   d_model (64)                       NH  attention heads (4)
+ *   HS  head size C/NH (16)                F   d_ff, MLP width (256)
+ *   V   vocabulary size (64)               L   number of blocks (2)
+ *   N   rows fed to a Linear, N = B*T
+ *
+ * Every Linear layer (q, k, v, o, fc1, fc2 of each block) is a slot, minigpt_linear, that
+ * computes y = x·Wᵀ + b. A plug-in (the LoRA module) may extend a slot with its own forward
+ * and backward; the core calls them without knowing what they compute.
+ */
+#ifndef MINIGPT_H
+#define MINIGPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ml_error.h"
+#include "safetensors.h"
+
+#define MINIGPT_MAX_LAYERS 16
+#define MINIGPT_MAX_NAME 64
+#define MINIGPT_LINEARS_PER_BLOCK 6
+
+typedef struct {
+    int vocab_size; /* V */
+    int d_model;    /* C */
+    int n_heads;    /* NH */
+    int n_layers;   /* L */
+    int d_ff;       /* F */
+    int context;    /* maximum T */
+    float ln_eps;
+    float rope_base;
+} minigpt_config;
+
+/* The model of SPEC §2: V=64, C=64, NH=4, L=2, F=256, context 32, eps 1e-5, RoPE base 1e4. */
+minigpt_config minigpt_default_config(void);
+
+/* Checks that the numbers make a model this code can run (positive sizes, even head size,
+ * C divisible by NH, L <= MINIGPT_MAX_LAYERS, V <= 256). Message names the bad field. */
+int minigpt_config_check(const minigpt_config *cfg, ml_error *e);
+
+/* Parses a config from JSON text (the checkpoint's "config" metadata or configs/minigpt.json;
+ * unknown keys such as "vocab" are ignored, missing keys are errors). label prefixes errors. */
+int minigpt_config_parse(minigpt_config *cfg, const char *json, const char *label, ml_error *e);
+
+/* The config as compact JSON text; malloc'ed, caller frees. NULL when out of memory. */
+char *minigpt_config_json(const minigpt_config *cfg);
+
+/* What a parameter tensor is, for the inventory (the lesson's table groups by this). */
+typedef enum { MG_EMBEDDING, MG_NORM, MG_LINEAR_WEIGHT, MG_LINEAR_BIAS } minigpt_kind;
+
+typedef struct {
+    char name[MINIGPT_MAX_NAME]; /* safetensors name, e.g. "blocks.0.attn.q_proj.weight" */
+    minigpt_kind kind;
+    int ndim;                    /* 1 or 2 */
+    int shape[2];                /* (out,in) for weights */
+    size_t offset;               /* in floats, from the start of the block */
+    size_t numel;
+} minigpt_tensor;
+
+/* Views of one block's parameters (or of their gradients: the same layout). */
+typedef struct {
+    float *ln1_w, *ln1_b;      // (C)
+    float *wq, *wk, *wv, *wo;  // (C,C) each, (out,in)
+    float *ln2_w, *ln2_b;      // (C)
+    float *fc1_w;              // (F,C)
+    float *fc1_b;              // (F)
+    float *fc2_w;              // (C,F)
+    float *fc2_b;              // (C)
+} minigpt_block_views;
+
+/* Named views into a parameter-shaped block (parameters or gradients). */
+typedef struct {
+    float *tok_emb;                                  // (V,C)
+    minigpt_block_views blocks[MINIGPT_MAX_LAYERS];
+    float *lnf_w, *lnf_b;                            // (C)
+} minigpt_views;
+
+/* A plug-in extending a Linear slot: y += ext(x). Installed by lora.c.
+ * forward:  out (N,out) += ext(inp (N,in)); may keep save_per_row floats per row in saved.
+ * backward: dinp (N,in) += ∂/∂inp; accumulates the plug-in's own parameter gradients into
+ *           grad, the caller's gradient block for plug-ins (see minigpt_backward). */
+typedef struct minigpt_linear_ext minigpt_linear_ext;
+struct minigpt_linear_ext {
+    void (*forward)(const minigpt_linear_ext *x, float *out, float *saved, const float *inp,
+                    int N);
+    void (*backward)(const minigpt_linear_ext *x, float *dinp, float *grad, const float *dout,
+                     const float *saved, const float *inp, int N);
+    int save_per_row;
+    void *ctx;
+};
+
+typedef enum { MG_Q = 0, MG_K, MG_V, MG_O, MG_FC1, MG_FC2 } minigpt_linear_role;
+
+/* One Linear slot: y = x·Wᵀ + b (+ ext). Views point into the model's parameter block. */
+typedef struct {
+    char path[MINIGPT_MAX_NAME]; /* "blocks.0.attn.q_proj", "blocks.1.ffn.fc2", ... */
+    int layer;
+    minigpt_linear_role role;
+    int in, out;
+    float *w;                    // (out,in)
+    float *b;                    // (out) or NULL
+    int w_tensor, b_tensor;      /* indices in the tensor table (b_tensor -1 without bias) */
+    const minigpt_linear_ext *ext; /* NULL: the plain Linear */
+} minigpt_linear;
+
+typedef struct {
+    minigpt_config cfg;
+    int n_tensors;
+    minigpt_tensor *tensors;  /* the size table, in checkpoint order; owned */
+    size_t n_params;          /* total floats in params */
+    float *params;            /* the one parameter block; owned */
+    minigpt_views p;          /* views into params */
+    int n_linears;            /* L * 6 */
+    minigpt_linear *linears;  /* q,k,v,o,fc1,fc2 of block 0, then block 1, ...; owned */
+    float *rope_cos;          // (context, HS/2)
+    float *rope_sin;          // (context, HS/2)
+} minigpt;
+
+/* Builds the tensor table and allocates a zeroed parameter block. Free with minigpt_free. */
+int minigpt_init(minigpt *m, const minigpt_config *cfg, ml_error *e);
+void minigpt_free(minigpt *m);
+
+/* Fills views for any block laid out like the parameters (e.g. a gradient block). */
+void minigpt_carve(const minigpt *m, float *block, minigpt_views *v);
+
+/* Index of a tensor by name, or -1. */
+int minigpt_find_tensor(const minigpt *m, const char *name);
+
+/* The Linear slot with this path ("blocks.0.attn.q_proj"), or NULL. */
+minigpt_linear *minigpt_find_linear(minigpt *m, const char *path);
+
+/* Short name of a role as used by --targets and PEFT target_modules ("q_proj", "fc1", ...). */
+const char *minigpt_role_name(minigpt_linear_role r);
+
+/* Pretraining init (GPT-2 style): weights N(0, 0.02²), the output projections o and fc2
+ * scaled by 1/sqrt(2L), biases 0, LayerNorm weights 1 and biases 0, embedding N(0, 0.02²).
+ * Deterministic in seed. */
+void minigpt_init_random(minigpt *m, uint64_t seed);
+
+/* Loads a base checkpoint: config from its metadata (which must equal what m was built with,
+ * when m is already initialized — pass an uninitialized, zeroed m to build from the file),
+ * every tensor by name with dtype F32 and exact shape, finite values. Extra tensors are refused
+ * unless allow_extra (test fixtures carry reference outputs beside the weights). */
+int minigpt_load(minigpt *m, const st_file *f, int allow_extra, ml_error *e);
+
+/* Adds every parameter tensor (F32, checkpoint names) to a writer; the caller adds metadata. */
+int minigpt_add_tensors(const minigpt *m, st_writer *w, ml_error *e);
+
+/* ---- activations ------------------------------------------------------------------------ */
+
+/* Saved activations of one block, for up to B*T rows. */
+typedef struct {
+    float *ln1;                  // (B,T,C)
+    float *ln1_mean, *ln1_rstd;  // (B,T)
+    float *q, *k, *v;            // (B,T,C), q and k after RoPE
+    float *att;                  // (B,NH,T,T) attention probabilities
+    float *atty;                 // (B,T,C) attention output, input of o_proj
+    float *res1;                 // (B,T,C) residual stream after attention
+    float *ln2;                  // (B,T,C)
+    float *ln2_mean, *ln2_rstd;  // (B,T)
+    float *fc1;                  // (B,T,F) pre-activation
+    float *res2;                 // (B,T,C) block output
+    float *ext_saved[MINIGPT_LINEARS_PER_BLOCK]; // (B,T,save_per_row) per slot, or NULL
+} minigpt_block_acts;
+
+/* Everything one forward+backward of a micro-batch of up to B sequences of T positions needs.
+ * One allocation carved by a size table; one workspace per thread. */
+typedef struct {
+    int B, T;                    /* capacity */
+    size_t n_floats;
+    float *block;                /* owned */
+    const int *tokens;           // (B,T) of the last forward (borrowed from the caller)
+    int fwd_B, fwd_T;            /* shape of the last forward */
+    float *x0;                   // (B,T,C) embeddings
+    minigpt_block_acts layers[MINIGPT_MAX_LAYERS];
+    float *lnf;                  // (B,T,C)
+    float *lnf_mean, *lnf_rstd;  // (B,T)
+    float *logits;               // (B,T,V); after minigpt_xent with grads: dlogits
+    /* backward scratch, reused by every block */
+    float *dres;                 // (B,T,C) gradient of the residual stream
+    float *dtmp;                 // (B,T,C)
+    float *dq, *dk, *dv;         // (B,T,C)
+    float *datty;                // (B,T,C)
+    float *gelu;                 // (B,T,F) GELU output (recomputed in backward)
+    float *dfc;                  // (B,T,F)
+    float *tmp;                  // (B,T,F) forward scratch for Linear outputs
+    float *datt;                 // (T,T) one head's attention gradient
+} minigpt_ws;
+
+/* Allocates a workspace for micro-batches of up to B x T. Plug-ins installed in m's slots at
+ * this moment get room for their saved rows. Free with minigpt_ws_free. */
+int minigpt_ws_init(minigpt_ws *ws, const minigpt *m, int B, int T, ml_error *e);
+void minigpt_ws_free(minigpt_ws *ws);
+
+/* Forward pass over tokens (B,T) (borrowed until the backward); fills ws->logits (B,T,V).
+ * B and T must be within the workspace's capacity and T <= context. */
+void minigpt_forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B, int T);
+
+/* Cross-entropy of the last forward against targets (B,T) (a target < 0 is masked).
+ * Returns the sum of -log p(target) over unmasked positions, in double. When grad_scale is
+ * non-zero, replaces ws->logits with dloss/dlogits = grad_scale · (softmax − onehot) on
+ * unmasked positions and 0 on masked ones (pass 1/count for a mean loss). */
+double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float grad_scale);
+
+/* Backward pass of the last forward, after minigpt_xent with a non-zero grad_scale.
+ * grad: a parameter-shaped block to accumulate into (+=), or NULL when the base is frozen
+ * (then only input gradients flow, as plug-ins need). ext_grad: the gradient block handed to
+ * plug-ins' backward (may be NULL when no plug-in is installed). */
+void minigpt_backward(const minigpt *m, minigpt_ws *ws, float *grad, float *ext_grad);
+
+/* ---- inventory -------------------------------------------------------------------------- */
+
+typedef struct {
+    size_t total;          /* all parameters (103,680 for the default config) */
+    size_t linear_weights; /* 98,304 */
+    size_t linear_biases;  /* 640 */
+    size_t embedding;      /* 4,096 (tied head) */
+    size_t norms;          /* 640 */
+} minigpt_counts;
+
+minigpt_counts minigpt_count(const minigpt *m);
+
+#endif

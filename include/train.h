@@ -1,0 +1,96 @@
+/* train.h — the training loop shared by pretraining, LoRA and full fine-tuning.
+ *
+ * What is trained is a list of tensors (wherever their memory lives: the model's parameter
+ * block or a plug-in's) with the offset of each one's gradient in the engine's gradient
+ * block. One step: sample a batch (a fixed share from the replay set, if any), forward and
+ * backward on all threads (engine.h), clip the global gradient norm, AdamW with a warmup +
+ * cosine schedule. Every eval_every steps the validation loss is measured and the parameters
+ * with the best one are kept; at the end they are put back in place.
+ */
+#ifndef TRAIN_H
+#define TRAIN_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "engine.h"
+#include "rng.h"
+
+typedef struct {
+    float *p;          /* the parameters */
+    size_t n;
+    size_t grad_off;   /* offset of their gradient in engine.grad */
+    int decay;         /* weight decay applies to them */
+    const char *name;  /* for messages */
+} train_tensor;
+
+typedef struct {
+    int steps;          /* optimizer steps */
+    int batch;          /* sequences per step */
+    int micro;          /* sequences per chunk (see engine.h) */
+    int warmup;         /* linear warmup steps */
+    float lr, min_lr_frac, weight_decay, clip, beta1, beta2, eps;
+    int eval_every;     /* validation every N steps (0: only at the end) */
+    int log_every;      /* a log line every N steps when stderr is not a terminal (0: auto) */
+    uint64_t seed;
+    float replay_frac;  /* share of each batch drawn from the replay set */
+    int threads;
+    int quiet;          /* no progress output */
+} train_opts;
+
+/* Where the loop is; everything a resumed run needs besides the parameters themselves. */
+typedef struct {
+    int step;            /* steps completed */
+    rng data_rng;        /* shuffles of the training set */
+    int *order, pos;     /* current epoch order over the training set, next index */
+    rng replay_rng;
+    int *replay_order, replay_pos;
+    float *m, *v;        /* AdamW moments, one entry per trained float */
+    float *best;         /* trained floats at the best validation loss */
+    double best_val;     /* mean validation loss per target at best_step (INFINITY: none yet) */
+    int best_step;
+    size_t n_floats;     /* total trained floats */
+} train_state;
+
+typedef struct {
+    engine *g;
+    const dataset *train, *replay, *val;  /* replay and val may be NULL */
+    const train_tensor *tensors;
+    int n_tensors;
+    const char *label;                    /* progress prefix, e.g. "lora-train" */
+} train_job;
+
+typedef struct {
+    int steps;               /* steps completed */
+    double loss;             /* mean training loss over the last eval interval */
+    double best_val;         /* best validation loss (NAN without a validation set) */
+    int best_step;
+    double seconds;          /* wall time of the loop */
+    long positions;          /* B·T positions processed */
+    int interrupted;         /* the signal that stopped the run, or 0 */
+} train_result;
+
+/* Set by a signal handler (SIGINT, SIGTERM) to stop the loop after the current step. */
+extern volatile sig_atomic_t train_stop_signal;
+
+/* Allocates state for job and options: fresh data order from o->seed, zero moments. */
+int train_state_init(train_state *s, const train_job *job, const train_opts *o, ml_error *e);
+void train_state_free(train_state *s);
+
+/* Runs from s->step to o->steps, leaving the last parameters in place (the state keeps the
+ * best validated ones; see train_use_best). A non-finite loss or gradient stops the run with
+ * an error naming the step and tensor, before that step's update. A stop signal ends the run
+ * early with r->interrupted set (still returning 0). */
+int train_run(const train_job *job, const train_opts *o, train_state *s, train_result *r,
+              ml_error *e);
+
+/* Puts the parameters of the best validation loss in place. Returns 1 if it did, 0 when
+ * there is no validation set or no validation happened yet. */
+int train_use_best(const train_job *job, const train_state *s);
+
+/* Mean validation loss per target of the current parameters. */
+double train_val_loss(const train_job *job);
+
+#endif

@@ -1,0 +1,1652 @@
+#!/usr/bin/env python3
+"""gen_data.py - the deterministic data generator of minilora (SPEC section 5).
+
+Writes the pretraining corpus and the irregular-verb fine-tune/eval splits as prompt/completion
+JSONL, plus MANIFEST.json and README.md, into --out (default: data/ beside scripts/).
+
+    python3 scripts/gen_data.py [--out DIR] [--seed N]
+
+Standard library only (python3 >= 3.9). All randomness comes from the splitmix64 generator
+below, forked per purpose from --seed, and nothing iterates over a set or a hash-ordered
+container, so the output is byte for byte the same on every run and every Python version.
+
+The task: a base model pretrained on many regular verbs (real and invented "wug" verbs, in all
+five forms) learns the English -ed rule with its spelling variants; 8 irregular verbs (and 24
+"unseen" irregulars) appear there only in non-past forms, so the base over-regularizes them
+("goed"); a LoRA adapter is then fine-tuned on their real past forms.
+
+Record format (keys in this order):
+    {"prompt": "walk: yesterday he ", "completion": "walked", "verb": "walk", "form": "past"}
+prompt = "<lemma>: <context> "; forms: past, pp, 3sg, base, ing; records of irregular verbs in
+the fine-tune/eval files also carry "distractor" (the over-regularized form, e.g. "goed").
+"""
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+GENERATOR = "scripts/gen_data.py"
+DEFAULT_SEED = 1958  # Berko's wug test
+CONTEXT = 32         # symbols, including the end token (SPEC section 2)
+VOCAB = ["\n", " "] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + \
+        [chr(c) for c in range(ord("A"), ord("Z") + 1)] + list(".,:;'!?-()")
+FORMS = ("past", "pp", "3sg", "base", "ing")
+NONPAST = ("3sg", "base", "ing")
+PASTLIKE = ("past", "pp")
+VOWELS = "aeiou"
+
+# ----------------------------------------------------------------------------------------------
+# PRNG: splitmix64 (Steele, Lea, Flood 2014), forked per purpose so that each file's draws are
+# independent of the others'.
+MASK64 = (1 << 64) - 1
+
+
+class SplitMix64:
+    def __init__(self, seed):
+        self.state = seed & MASK64
+
+    def next_u64(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        return z ^ (z >> 31)
+
+    def below(self, n):
+        """Uniform integer in [0, n), by rejection (no modulo bias)."""
+        assert n > 0
+        limit = ((1 << 64) // n) * n
+        while True:
+            r = self.next_u64()
+            if r < limit:
+                return r % n
+
+    def choice(self, seq):
+        return seq[self.below(len(seq))]
+
+    def shuffle(self, lst):
+        for i in range(len(lst) - 1, 0, -1):
+            j = self.below(i + 1)
+            lst[i], lst[j] = lst[j], lst[i]
+
+    def sample(self, seq, k):
+        """k distinct elements of seq, in random order (partial Fisher-Yates)."""
+        pool = list(seq)
+        assert 0 <= k <= len(pool), (k, len(pool))
+        for i in range(k):
+            j = i + self.below(len(pool) - i)
+            pool[i], pool[j] = pool[j], pool[i]
+        return pool[:k]
+
+
+def fork(seed, label):
+    digest = hashlib.sha256(("%d:%s" % (seed, label)).encode("ascii")).digest()
+    return SplitMix64(int.from_bytes(digest[:8], "little"))
+
+
+# ----------------------------------------------------------------------------------------------
+# The regular rule.
+
+def is_vowel_at(w, i):
+    ch = w[i]
+    return ch in VOWELS or (ch == "y" and i > 0 and w[i - 1] not in VOWELS)
+
+
+def syllables(w):
+    """Vowel-group count with a silent final e (good enough for the words used here)."""
+    groups, prev = 0, False
+    for i in range(len(w)):
+        v = is_vowel_at(w, i)
+        if v and not prev:
+            groups += 1
+        prev = v
+    if (groups > 1 and w.endswith("e") and w[-2] not in VOWELS + "y"
+            and not (w.endswith("le") and len(w) > 3 and w[-3] not in VOWELS)):
+        groups -= 1
+    return groups
+
+
+def ends_cvc(w):
+    """Ends in consonant + single vowel + consonant other than w, x, y (stop, plan, admit)."""
+    return (len(w) >= 3 and w[-1] not in VOWELS + "wxy" and w[-2] in VOWELS
+            and w[-3] not in VOWELS)
+
+
+def auto_double(lemma):
+    """The doubling rule as it applies to monosyllables: stop -> stopped, but look -> looked."""
+    return syllables(lemma) == 1 and ends_cvc(lemma)
+
+
+def regular_forms(lemma, double):
+    """(past, 3sg, ing) of a regular verb; the past participle equals the past."""
+    w = lemma
+    if w.endswith("e"):
+        past, s3 = w + "d", w + "s"
+        if w.endswith("ie"):
+            ing = w[:-2] + "ying"                       # lie -> lying
+        elif w.endswith(("ee", "ye", "oe")):
+            ing = w + "ing"                             # agree -> agreeing
+        else:
+            ing = w[:-1] + "ing"                        # make -> making
+    elif w.endswith("y") and len(w) > 1 and w[-2] not in VOWELS:
+        past, s3, ing = w[:-1] + "ied", w[:-1] + "ies", w + "ing"   # study -> studied
+    else:
+        stem = w + w[-1] if double else w
+        past, ing = stem + "ed", stem + "ing"
+        if w.endswith(("s", "sh", "ch", "x", "z")) or (w.endswith("o") and w[-2] not in VOWELS):
+            s3 = w + "es"
+        else:
+            s3 = w + "s"
+    return past, s3, ing
+
+
+def regularize(lemma):
+    """The over-regularized past a learner of the rule produces (go -> goed, run -> runned)."""
+    return regular_forms(lemma, auto_double(lemma))[0]
+
+
+def spelling_class(lemma, past):
+    if lemma.endswith("e"):
+        return "e"
+    if lemma.endswith("y"):
+        return "vy" if lemma[-2] in VOWELS else "cy"
+    if past == lemma + lemma[-1] + "ed":
+        return "double"
+    if ends_cvc(lemma) and syllables(lemma) > 1:
+        return "nodouble"
+    return "plain"
+
+
+CLASS_NOTES = {
+    "plain": "+ed (walk -> walked)",
+    "e": "silent e: +d (like -> liked, making)",
+    "cy": "consonant+y -> ied (study -> studied, studies)",
+    "vy": "vowel+y: +ed (play -> played)",
+    "double": "final consonant doubled (stop -> stopped, prefer -> preferred)",
+    "nodouble": "polysyllable not doubled (visit -> visited, travel -> traveled)",
+    "es": "3sg -es after s/sh/ch/x/z (fix -> fixes; real verbs also counted above)",
+}
+
+# ----------------------------------------------------------------------------------------------
+# Verbs.
+
+# 8 irregular fine-tune verbs: lemma past pp 3sg ing (be: past is was|were by subject).
+FINETUNE_IRREGULARS = """
+be was|were been is being
+have had had has having
+do did done does doing
+go went gone goes going
+come came come comes coming
+see saw seen sees seeing
+eat ate eaten eats eating
+write wrote written writes writing
+"""
+
+# Irregular verbs never fine-tuned on (evaluation of transfer): lemma past pp 3sg ing.
+UNSEEN_IRREGULARS = """
+take took taken takes taking
+give gave given gives giving
+make made made makes making
+know knew known knows knowing
+think thought thought thinks thinking
+find found found finds finding
+tell told told tells telling
+run ran run runs running
+sing sang sung sings singing
+drink drank drunk drinks drinking
+speak spoke spoken speaks speaking
+break broke broken breaks breaking
+buy bought bought buys buying
+bring brought brought brings bringing
+leave left left leaves leaving
+feel felt felt feels feeling
+begin began begun begins beginning
+swim swam swum swims swimming
+fly flew flown flies flying
+drive drove driven drives driving
+sleep slept slept sleeps sleeping
+teach taught taught teaches teaching
+catch caught caught catches catching
+sell sold sold sells selling
+"""
+
+# Distractors that the plain monosyllable rule does not give: begin is stressed on the final
+# syllable, so the rule (like prefer -> preferred) doubles.
+DISTRACTOR_OVERRIDES = {"begin": "beginned"}
+
+CONTROL_VERBS = ("work", "play", "walk", "talk", "listen", "watch", "study", "finish", "start",
+                 "look", "want", "like")
+
+# Real regular verbs, American spelling: lemma past 3sg ing. Stored explicitly, because doubling
+# depends on stress (prefer -> preferred, offer -> offered); check_real_table() verifies every
+# row against the rule (monosyllables: with the doubling decided by the rule itself).
+# Verbs with a common irregular or double past (learn/learnt, show/shown, prove/proven, spell,
+# dream, spill, fit, quit, ...) and verbs that share a form with an irregular (found, saw, lay,
+# fell, ...) are left out on purpose.
+REAL_REGULARS = """
+work worked works working
+walk walked walks walking
+talk talked talks talking
+look looked looks looking
+want wanted wants wanting
+start started starts starting
+watch watched watches watching
+finish finished finishes finishing
+help helped helps helping
+ask asked asks asking
+jump jumped jumps jumping
+kick kicked kicks kicking
+pick picked picks picking
+pack packed packs packing
+push pushed pushes pushing
+pull pulled pulls pulling
+fill filled fills filling
+call called calls calling
+climb climbed climbs climbing
+cook cooked cooks cooking
+clean cleaned cleans cleaning
+count counted counts counting
+crash crashed crashes crashing
+cross crossed crosses crossing
+dress dressed dresses dressing
+end ended ends ending
+fix fixed fixes fixing
+fold folded folds folding
+guess guessed guesses guessing
+hunt hunted hunts hunting
+laugh laughed laughs laughing
+lift lifted lifts lifting
+mark marked marks marking
+melt melted melts melting
+miss missed misses missing
+need needed needs needing
+paint painted paints painting
+park parked parks parking
+pass passed passes passing
+point pointed points pointing
+print printed prints printing
+rest rested rests resting
+return returned returns returning
+rush rushed rushes rushing
+shout shouted shouts shouting
+sign signed signs signing
+search searched searches searching
+touch touched touches touching
+train trained trains training
+turn turned turns turning
+thank thanked thanks thanking
+wait waited waits waiting
+wash washed washes washing
+wish wished wishes wishing
+yell yelled yells yelling
+kiss kissed kisses kissing
+knock knocked knocks knocking
+land landed lands landing
+lock locked locks locking
+mix mixed mixes mixing
+pour poured pours pouring
+pump pumped pumps pumping
+reach reached reaches reaching
+remain remained remains remaining
+repeat repeated repeats repeating
+report reported reports reporting
+pretend pretended pretends pretending
+protect protected protects protecting
+collect collected collects collecting
+connect connected connects connecting
+correct corrected corrects correcting
+expect expected expects expecting
+explain explained explains explaining
+accept accepted accepts accepting
+add added adds adding
+attack attacked attacks attacking
+attend attended attends attending
+avoid avoided avoids avoiding
+boil boiled boils boiling
+brush brushed brushes brushing
+check checked checks checking
+cheer cheered cheers cheering
+claim claimed claims claiming
+coach coached coaches coaching
+comb combed combs combing
+complain complained complains complaining
+crawl crawled crawls crawling
+earn earned earns earning
+fail failed fails failing
+float floated floats floating
+form formed forms forming
+heat heated heats heating
+hook hooked hooks hooking
+insist insisted insists insisting
+invent invented invents inventing
+join joined joins joining
+lack lacked lacks lacking
+load loaded loads loading
+mail mailed mails mailing
+mend mended mends mending
+peel peeled peels peeling
+plant planted plants planting
+punch punched punches punching
+rent rented rents renting
+roll rolled rolls rolling
+rock rocked rocks rocking
+sail sailed sails sailing
+scream screamed screams screaming
+seem seemed seems seeming
+sort sorted sorts sorting
+stack stacked stacks stacking
+stamp stamped stamps stamping
+steer steered steers steering
+stretch stretched stretches stretching
+suggest suggested suggests suggesting
+test tested tests testing
+toss tossed tosses tossing
+track tracked tracks tracking
+trust trusted trusts trusting
+twist twisted twists twisting
+vanish vanished vanishes vanishing
+warn warned warns warning
+yawn yawned yawns yawning
+borrow borrowed borrows borrowing
+follow followed follows following
+allow allowed allows allowing
+glow glowed glows glowing
+view viewed views viewing
+chew chewed chews chewing
+relax relaxed relaxes relaxing
+box boxed boxes boxing
+greet greeted greets greeting
+obtain obtained obtains obtaining
+bark barked barks barking
+bloom bloomed blooms blooming
+wink winked winks winking
+march marched marches marching
+match matched matches matching
+fetch fetched fetches fetching
+splash splashed splashes splashing
+polish polished polishes polishing
+publish published publishes publishing
+perform performed performs performing
+request requested requests requesting
+depend depended depends depending
+discuss discussed discusses discussing
+rain rained rains raining
+snow snowed snows snowing
+weigh weighed weighs weighing
+own owned owns owning
+act acted acts acting
+film filmed films filming
+bump bumped bumps bumping
+dust dusted dusts dusting
+post posted posts posting
+list listed lists listing
+fish fished fishes fishing
+stream streamed streams streaming
+shift shifted shifts shifting
+drift drifted drifts drifting
+conquer conquered conquers conquering
+like liked likes liking
+move moved moves moving
+dance danced dances dancing
+hope hoped hopes hoping
+smile smiled smiles smiling
+close closed closes closing
+live lived lives living
+love loved loves loving
+use used uses using
+change changed changes changing
+arrive arrived arrives arriving
+believe believed believes believing
+agree agreed agrees agreeing
+free freed frees freeing
+decide decided decides deciding
+share shared shares sharing
+save saved saves saving
+bake baked bakes baking
+care cared cares caring
+chase chased chases chasing
+compare compared compares comparing
+create created creates creating
+dare dared dares daring
+date dated dates dating
+describe described describes describing
+escape escaped escapes escaping
+excuse excused excuses excusing
+fade faded fades fading
+force forced forces forcing
+hate hated hates hating
+ignore ignored ignores ignoring
+imagine imagined imagines imagining
+invite invited invites inviting
+joke joked jokes joking
+judge judged judges judging
+manage managed manages managing
+measure measured measures measuring
+notice noticed notices noticing
+owe owed owes owing
+place placed places placing
+please pleased pleases pleasing
+prepare prepared prepares preparing
+produce produced produces producing
+promise promised promises promising
+race raced races racing
+raise raised raises raising
+receive received receives receiving
+refuse refused refuses refusing
+remove removed removes removing
+replace replaced replaces replacing
+rescue rescued rescues rescuing
+score scored scores scoring
+serve served serves serving
+shave shaved shaves shaving
+skate skated skates skating
+smoke smoked smokes smoking
+sneeze sneezed sneezes sneezing
+solve solved solves solving
+stare stared stares staring
+store stored stores storing
+suppose supposed supposes supposing
+surprise surprised surprises surprising
+taste tasted tastes tasting
+tease teased teases teasing
+trace traced traces tracing
+trade traded trades trading
+tie tied ties tying
+lie lied lies lying
+type typed types typing
+vote voted votes voting
+wipe wiped wipes wiping
+wave waved waves waving
+whistle whistled whistles whistling
+breathe breathed breathes breathing
+continue continued continues continuing
+argue argued argues arguing
+pause paused pauses pausing
+cause caused causes causing
+guide guided guides guiding
+juggle juggled juggles juggling
+giggle giggled giggles giggling
+tickle tickled tickles tickling
+struggle struggled struggles struggling
+puzzle puzzled puzzles puzzling
+bounce bounced bounces bouncing
+behave behaved behaves behaving
+combine combined combines combining
+complete completed completes completing
+confuse confused confuses confusing
+damage damaged damages damaging
+declare declared declares declaring
+delete deleted deletes deleting
+divide divided divides dividing
+explore explored explores exploring
+handle handled handles handling
+include included includes including
+increase increased increases increasing
+locate located locates locating
+nurse nursed nurses nursing
+observe observed observes observing
+practice practiced practices practicing
+provide provided provides providing
+recycle recycled recycles recycling
+reduce reduced reduces reducing
+release released releases releasing
+require required requires requiring
+retire retired retires retiring
+settle settled settles settling
+shape shaped shapes shaping
+squeeze squeezed squeezes squeezing
+tackle tackled tackles tackling
+trouble troubled troubles troubling
+unite united unites uniting
+value valued values valuing
+wrestle wrestled wrestles wrestling
+hike hiked hikes hiking
+glance glanced glances glancing
+rattle rattled rattles rattling
+tremble trembled trembles trembling
+pile piled piles piling
+rake raked rakes raking
+file filed files filing
+grade graded grades grading
+blame blamed blames blaming
+tape taped tapes taping
+name named names naming
+phone phoned phones phoning
+study studied studies studying
+carry carried carries carrying
+try tried tries trying
+cry cried cries crying
+worry worried worries worrying
+hurry hurried hurries hurrying
+marry married marries marrying
+copy copied copies copying
+apply applied applies applying
+reply replied replies replying
+deny denied denies denying
+dry dried dries drying
+fry fried fries frying
+spy spied spies spying
+bury buried buries burying
+envy envied envies envying
+empty emptied empties emptying
+tidy tidied tidies tidying
+supply supplied supplies supplying
+rely relied relies relying
+vary varied varies varying
+multiply multiplied multiplies multiplying
+classify classified classifies classifying
+identify identified identifies identifying
+satisfy satisfied satisfies satisfying
+justify justified justifies justifying
+qualify qualified qualifies qualifying
+occupy occupied occupies occupying
+pity pitied pities pitying
+ferry ferried ferries ferrying
+defy defied defies defying
+magnify magnified magnifies magnifying
+notify notified notifies notifying
+verify verified verifies verifying
+play played plays playing
+enjoy enjoyed enjoys enjoying
+stay stayed stays staying
+pray prayed prays praying
+obey obeyed obeys obeying
+delay delayed delays delaying
+destroy destroyed destroys destroying
+employ employed employs employing
+annoy annoyed annoys annoying
+spray sprayed sprays spraying
+display displayed displays displaying
+convey conveyed conveys conveying
+betray betrayed betrays betraying
+survey surveyed surveys surveying
+portray portrayed portrays portraying
+decay decayed decays decaying
+sway swayed sways swaying
+toy toyed toys toying
+relay relayed relays relaying
+journey journeyed journeys journeying
+stop stopped stops stopping
+plan planned plans planning
+drop dropped drops dropping
+shop shopped shops shopping
+hop hopped hops hopping
+hug hugged hugs hugging
+rob robbed robs robbing
+rub rubbed rubs rubbing
+beg begged begs begging
+nod nodded nods nodding
+chat chatted chats chatting
+grab grabbed grabs grabbing
+tap tapped taps tapping
+clap clapped claps clapping
+skip skipped skips skipping
+slip slipped slips slipping
+trip tripped trips tripping
+ship shipped ships shipping
+step stepped steps stepping
+grin grinned grins grinning
+hum hummed hums humming
+jog jogged jogs jogging
+pat patted pats patting
+pin pinned pins pinning
+plug plugged plugs plugging
+scan scanned scans scanning
+ban banned bans banning
+trim trimmed trims trimming
+wrap wrapped wraps wrapping
+zip zipped zips zipping
+chop chopped chops chopping
+drag dragged drags dragging
+drum drummed drums drumming
+dip dipped dips dipping
+mop mopped mops mopping
+nap napped naps napping
+rip ripped rips ripping
+sob sobbed sobs sobbing
+stir stirred stirs stirring
+tag tagged tags tagging
+tip tipped tips tipping
+wag wagged wags wagging
+whip whipped whips whipping
+jam jammed jams jamming
+flip flipped flips flipping
+snap snapped snaps snapping
+prefer preferred prefers preferring
+admit admitted admits admitting
+occur occurred occurs occurring
+refer referred refers referring
+commit committed commits committing
+control controlled controls controlling
+permit permitted permits permitting
+regret regretted regrets regretting
+omit omitted omits omitting
+submit submitted submits submitting
+equip equipped equips equipping
+patrol patrolled patrols patrolling
+compel compelled compels compelling
+expel expelled expels expelling
+excel excelled excels excelling
+listen listened listens listening
+visit visited visits visiting
+open opened opens opening
+offer offered offers offering
+happen happened happens happening
+enter entered enters entering
+answer answered answers answering
+order ordered orders ordering
+gather gathered gathers gathering
+cover covered covers covering
+wonder wondered wonders wondering
+deliver delivered delivers delivering
+suffer suffered suffers suffering
+differ differed differs differing
+edit edited edits editing
+limit limited limits limiting
+travel traveled travels traveling
+cancel canceled cancels canceling
+label labeled labels labeling
+signal signaled signals signaling
+model modeled models modeling
+level leveled levels leveling
+credit credited credits crediting
+exhibit exhibited exhibits exhibiting
+inherit inherited inherits inheriting
+develop developed develops developing
+gallop galloped gallops galloping
+soften softened softens softening
+fasten fastened fastens fastening
+harden hardened hardens hardening
+darken darkened darkens darkening
+sharpen sharpened sharpens sharpening
+threaten threatened threatens threatening
+whisper whispered whispers whispering
+shiver shivered shivers shivering
+consider considered considers considering
+remember remembered remembers remembering
+discover discovered discovers discovering
+recover recovered recovers recovering
+murmur murmured murmurs murmuring
+wander wandered wanders wandering
+bother bothered bothers bothering
+flatter flattered flatters flattering
+mutter muttered mutters muttering
+water watered waters watering
+color colored colors coloring
+honor honored honors honoring
+labor labored labors laboring
+favor favored favors favoring
+audit audited audits auditing
+benefit benefited benefits benefiting
+orbit orbited orbits orbiting
+"""
+
+# How many of the real (non-control) regular verbs are held out of pretraining, per class.
+HELDOUT_QUOTA = (("plain", 10), ("e", 9), ("cy", 6), ("vy", 4), ("double", 6), ("nodouble", 5))
+HELDOUT_DOUBLE_POLY = 2   # of the 6 doubling verbs held out, this many are polysyllables
+
+# ----------------------------------------------------------------------------------------------
+# Nonce ("wug") verbs, after Berko (1958): built from onset/nucleus/coda inventories, one
+# template list per spelling class, each template a weight and a sequence of parts.
+ONSET1 = "b d f g h j k l m n p r s t v w z".split()
+ONSET2 = "bl br cl cr dr fl fr gl gr pl pr sk sl sm sn sp st sw tr tw th sh ch".split()
+ONSET3 = "scr spl spr str".split()
+ONSETS = ONSET1 + ONSET2 + ONSET3
+SHORT_V = list(VOWELS)
+PRE_SYL = [c + v for c in "b d f g k l m n p r s t v z".split() for v in VOWELS]
+E_V = list("aiou")
+E_C = "b d f k l m n p t v z".split()
+LE_END = "ckle ggle mble ndle ttle ddle zzle pple ffle mple ngle nkle".split()
+CY_MID = ("b d f g k l m n p r t v z bb dd ff gg ll mm nn pp rr tt zz "
+          "nd mp nt rt rd rk lk lp nk sk st lt").split()
+VY_PRE = "be de re con dis em en im per pro".split()
+VY_END = ["ay", "ey", "oy"]
+DOUBLE_CODA = "b d g l m n p r t".split()
+CLUSTER = "nd nt mp lp lt lk ft st sk rk rm rn rt rd nk ng ld ct pt lm ck".split()
+DIGRAPH = "ee ea oa ai oo oi ou au".split()
+DIGRAPH_CODA = "b d f k l m n p r t".split()
+ES_CODA = "ss sh tch nch x zz".split()
+
+NONCE_TEMPLATES = {
+    "e": [(3, [ONSETS, E_V, E_C, ["e"]]), (1, [PRE_SYL, ONSETS, E_V, E_C, ["e"]]),
+          (1, [ONSETS, SHORT_V, LE_END])],
+    "cy": [(1, [ONSET2, ["y"]]), (4, [ONSETS, SHORT_V, CY_MID, ["y"]])],
+    "vy": [(2, [ONSETS, VY_END]), (2, [VY_PRE, ONSETS, VY_END])],
+    "double": [(1, [ONSETS, SHORT_V, DOUBLE_CODA])],
+    "plain": [(5, [ONSETS, SHORT_V, CLUSTER]), (3, [ONSETS, DIGRAPH, DIGRAPH_CODA]),
+              (2, [PRE_SYL, ONSETS, SHORT_V, CLUSTER])],
+    "es": [(4, [ONSETS, SHORT_V, ES_CODA]), (1, [PRE_SYL, ONSET1, SHORT_V, ES_CODA])],
+}
+NONCE_QUOTA = (("e", 330), ("cy", 300), ("vy", 250), ("double", 360), ("plain", 460), ("es", 300))
+
+# A nonce word is rejected when it, or one of its forms, contains one of these.
+UNSAVORY = ("fuck shit cunt cock dick piss slut whor nig fag cum jiz twat wank rape porn sex "
+            "anal anus spic kike coon dyke tit boob poop turd puss bitch homo nazi hitl kkk "
+            "fart crap damn tard gay sperm semen spunk smeg pube gook chink muff arse butt"
+            ).split()
+
+# Real English words reachable from NONCE_TEMPLATES, so never nonce (with those of the tables
+# above and the context words). Derived with `--dict-hits /usr/share/dict/words` (Debian
+# wamerican 2020.12.07): every template word whose lemma or regular form is in the dictionary.
+DICT_WORDS = """
+babe baby back bad bade baffle bag baggy bail bait bake baking bal bald bale baling balk balky
+balm ban band bandy bane bang bangle banish bank bant bar barack bard barent barest baring bark
+barn barry bart basalt basest bash bashing basing bask basking bass bast bastard basting bat
+batch bate bathing bating battle batty baud baum bay bead beak beam bean bear beat beck bed
+bedeck bedrock beef been beep beer beet beg begone behave beheld behest behind behold bel belate
+belay belize belly belong belove belt bely ben bench bend benny bent berate bereft bering berm
+bern berry bert beside bespoke bess best besting bestride bestrode bet betake bethink bethune
+betide betray betty bevy bewitch bib bid biddle biddy bide biding big biggle biggy bigote bike
+biking bil bile bilk billy bin bind bing bipe biplane bird birdy bisect bismark bit bitch bite
+biting blab black blade blair blake blame blanch bland blank blast blat blaze bleak bleat bled
+bleed bleep blench blend blent bless blest bletch blimp blind bling blink blip bliss bloat blob
+block blog blond blood bloom blot blotch blunt blur blurry blurt blush boar boat bob bobby bode
+boding body bog bogart boggle boggy bogy boil bold bole bolt bond bone bong boning bonny bony
+boob book boom boon boor boot bop borax boring bork born bosh boss bot botch botox bottle bout
+bovine bowing box boy bract brad brady brag braid brain brake bramble bran branch brand brandy
+brant brash brass brat bratty brave bray bread break bred breed brent brest bret bribe brick
+bride brig brim brindle brine bring brink briny brisk brit britch brittle broad brock broil
+broke brood brook broom brunch brunt brush brusk brut brute buck buckle bud buddy buffy buford
+bug buggy bugling bul bulk bulky bully bum bumble bump bumpy bun bunch bundle bung bungle bunk
+bunny bunt bur burk burn burt bury bush bushing busing buss bust busting but butane butch buzz
+chad chafe chain chair chalk chalky chammy champ chan chang chant chanty chap chapt char charm
+chart chary chat chatty cheap cheat check cheek cheep cheer chem chen cherry chess chest chevy
+chick chid chide chil child chile chilly chily chime chimp chin chink chip chit chive chock
+choir choke chomp chop choppy chord chubby chuck chuckle chug chum chummy chump chung chunk
+chunky churn chute clack clad claim clair clam clammy clamp clan clang clank clap clark clash
+class clay clean clear cleat cleft clem clench clerk click clime clinch cline cling clink clint
+clip clipt clit clive clix cloak clock clod clog clomp clone clop clot cloud clout clove cloy
+club cluck clump clung clunk clunky clutch conley convey convoy conway crab crabby crack crackle
+craft crag craggy cram cramp crane crank cranky cranny crap crape crappy crash crass crate crave
+cray craze crazy creak cream creat creed creek creel creep crept cress crest crib crick crime
+crimp cring crinkle cripple croak croat crock croft crone crony crook croon crop cross crotch
+croup crud cruddy crude cruft crumble crummy crumple crunch crush crust crusty crutch crux cry
+dab dad daddy daffy daft dale dally dam damask dame damp dan dandle dandy dane dangle danish
+dank danny danone danube dapple daring dark darn dart dash dashing dat date dating dative daub
+dave davy day daze dazing dazzle dead deaf deal dean dear deb debark debate debby debite debunk
+debute deck deckle decline deduct deed deem deep deer defame defect defend defile define deflate
+deflect deform defray defrost deft defy degrade deject del delay delibe delint delude dem demand
+dement deming demote den deng denny denote dent denude deny depart depend depict deplane deploy
+deport deprave deprive dept depute derang derick deride derive describe desert desist desk
+desmond despite destine destroy destruct detect detest detox detract devile devote dewey dick
+did diddle dig digest dike diking dilate dilly dilute dim dime dimple din dine ding dining dink
+dinky dint dip dipole direct direst dirk dirt dirty disarm dish dishing disk dislike dismay
+disney display disport disprove dispute diss distant distend distort distract district distrust
+ditch ditty dive divert divest divide divine diving dix dizzy dock dog doggy dogy dol dole
+doling dolly dolt dome doming don donald donate done dongle donny doom door dope doping dopy
+dork dorky dorm dory dosing dot dote doting dotty dour dove doze dozing drab draft drag drain
+drake dram drank drape dray dread dream dreg drench dress drift dril drily drink drip drive
+drizzle droid drolly drone drool droop drop dross drove drub drug drum drunk dry dub duchamp
+duck duckle duct dud dude duding duffy dug duke dul dully duly dummy dump dumple dumpy dun
+dunant dune dung dunk dupe duping dupont durant duress durex during dusk dusky dust dusting
+dusty dutch duty employ enjoy envoy fact fad fade fading fag fail fain fair fake faking fal fame
+famine famish fan fang fanny far faring farm fart fast fastest fasting fat fate fathome fating
+fatty faun fax fay faze fazing fear feat feb febrile fed fedex feed feel feet fel feline felipe
+felix felt fem female fen fend fer fern ferry fest festive fetch feting fetish fettle fewest fey
+fezz fib fickle fiddle fife fig fil file filing filly film fin finale finch find fine finess
+finest fining finish finite fink finny fir firing firm fish fishing fisk fist fit fitch five fix
+fizz fizzle fizzy flab flabby flack flag flail flair flake flaky flame flan flank flap flash
+flask flat flax flay fleck fled fleet flesh flex flick flinch fling flint flinty flip flippy
+flirt flit float flock flog flood floor flop floppy flory floss flour flout flub fluffy fluke
+fluky flume flung flunk flunky flurry flush flute flux fly foal foam fob fog foggy fogy foil
+fold folk folly foment fond fondle font food fool foot fop for ford forest fork form fort forty
+foul four fox frack frag frail frame fran frank franny frat fraud fray frazzle freak freckle
+fred freddy freed freer french fresh fret frey frilly fring frisk frisky frizz frizzle frizzy
+frock frog from frond front frost frosty froze frump frumpy fry fuck fud fuddle ful fully fum
+fumble fume fuming fun fund fundy funk funky funny fur furry fury fusing fuss fusty futile fuze
+fuzing fuzz fuzzy gab gabby gad gag gaggle gaging gail gain gait gal gale galosh gamble game
+gamest gamine gaming gamy gang gangle gap gape gaping garish garote garry gary gash gashing
+gasping gass gaswork gate gating gaul gave gay gaze gazing gear ged geed geek gel geld gelt gem
+gen genome gent geny ger gerald gerard germ gerry gerund gestate get getty gibe gibing giddy
+gide gift gig giggle gil gild gile gilt gimpy gin ginny gird girt gish gist give giving glad
+glade gland glass glaze gleam glean glen glib glide glint glitch gloam gloat glob globe gloom
+glop glory gloss glove glum glut goad goal goat gob god gog goggle gold golly gone gong gonk
+good goof gook goon goop gop goring gorky gory gosh gosling got gout govern grab grackle grad
+grade grady graft grail grain gram grammy grand granny grant grape grapple grass grate grave
+gravy gray graze great greed greek green greer greet greg grep grey grid griddle gril grim grime
+grimy grin grinch grind grip gripe grist grit gritty grizzle groan grog groggy groin groom grope
+gross group grout grove grub grubby grumble grumpy grundy grunt gul gully gulp gum gummy gun
+gunk gunny guppy gush gushing gust gusting gusty gut guzzle hack hackle had hade haft hag haggle
+hail hair hake hal hale halt ham han hand handle handy hang hank hanky happy hard hardy hark
+harm harry hart hash hast hasty hat hatch hate haul have hay haze hazy head heal heap hear heat
+heck heckle heed heel heep heft held helm help hem hemp hen hench hep her herd hess hex hey hick
+hid hide hike hilly hilt him hind hine hing hint hip hippy hiss hit hitch hive hob hobby hock
+hod hog hold hole holly holt holy home homy hon hone hong honk hony hood hoof hook hoop hoot hop
+hope hord horn host hot hour hove hub hubby huck hud huddle huffy hug hul hulk hum humble hume
+hump hun hunch hung hunk hunt hurd hurry hurt hush husk husky hut hutch jab jack jade jag jaggy
+jail jain jake jam jame jan jane jangle jape jar jay jazz jazzy jean jed jeep jeer jel jelly
+jenny jerk jerky jerry jess jest jet jetty jib jibe jiffy jig jiggle jilt jim jimmy jingle jinny
+jive joan job jock jody jog joggle join joke jolly jolt jon jone josh jot jove joy jude judy jug
+juggle jul jule july jumble jump jumpy jun june jung jungle junk junky jury just jut jute kale
+kan kane kant karate kate katy kay keat keck keel keen keep keg kelly kelp kemp ken kenny kent
+kept kern kerry ketch kettle key kibosh kick kid kiddy kil kilt kim kin kind kindle king kink
+kinky kip kipling kirk kiss kit kite kiting kitty koan kobe kong kook kopeck kory kubrick kurd
+kurile kurt lab lack lad laddy lade lading lady lag laid lain lair lake lam lamaze lame lament
+lamest laming lamont lamp land lane lang lank lanky lanny lap lapland lar lard lark larry lash
+lashing lasing lass last lasting lat latch late latent latest latex lathing latrine latrobe laud
+lavern lavish lax lay laze lazing lazy lead leaf leak lean leap lear led leed leek leer left leg
+legate legend leggy legume leland lem len lenard lend lenny lent lept less lest lestrade let
+levant levine levy lib libby lick lid life lift like likest liking lilly lilt lily lime liming
+limite limp limy lin lind lindy line lining link lint linux lip lisping list listing lit lite
+lithest little live livest living livy lix lizard lizzy load loaf loam loan lob lobby lobe lock
+lode loft log loin lol lome lon lone long look loom loon loop loot lop lope loping lord lorn
+lorry losing loss lost lot loud lout love loving lowest lowing lowish lox lube lubing luck lug
+luke lul lully lump lumpy lunch lung lupe lupine luring lurk lush lushest lust lusting lusty
+lute machine mack mad madame made maid mail maim main make making male malone malt man mandy
+mane mang mangle many map mar marine mark marry mart marty mary mash mashing mask masking mass
+mast mat match mate mating maud maul max may maze mead meal mean meat med meddle meek meet meg
+mekong mel meld melt men mend merest merite merry mesh meshing mess met methane methink meting
+mettle mewing mick microbe mid middle middy mig migrant migrate mike miking mil mild mile milk
+milky mime mimick miming min mind mindy mine ming mingle mining mink mint minty minute mip mir
+miring misprint miss mist mistake mistime misting mistrust misty mit mitch mite mitty mix moan
+moat mob mobile mock mod mode modern modest modish module mohame mojave molass mold mole molest
+molly molt mom moment mommy mon monk mont monty mony mood moon moor moot mop mope moping morale
+morass morn mort moss most mote motile motive mottle move moving movy mowing mozart muck mud
+muddle muddy muffle mug mugabe muggle muggy mul mule mulish mum mumble mummy mump munch mung
+murine murk murky mush mushing musing musk musky muss must mustang mustard musty mutant mutate
+mute mutest muting muzzle nab nadine nag nagy nail nair nake nam name naming nan nank nanny nap
+napalm nape nappy nark nary nash nasty nat nate native natty nave navy nay neal near neat neck
+ned need neg negate neglect nelly nerd nerdy nest nesting net nettle network newark newest nib
+nichole nick nickle niggle nike nil nile nimble nine ninny nip nipple nippy nit nite nitrate nix
+noblest nod noddy node nodule nome non none nook noon nope nor norm nosh noshing nosing not
+notch note nothing noting notwork noun nozzle nub nubile nude nudest nudist nuke nuking nun nut
+nutty nuzzle pack pact pad paddle paddy paging paid pail pain pair pal palate pale palest paling
+palm pam pan pane pang panick pant panty pap par parade parent paring parish park parole parry
+part party pass past pastern pastime pasting pasty pat patch pate patent patine patrick patty
+paul pave paving pawing pay peak peal pear peat peck pedale pedant peddle peed peek peel peep
+peer peg peggy peking pelt pen pend penile penny pent pep peppy per perile perish perk perky
+perm perry pert pesky pest pet petard petite petty pick pickle pict piddle piffle pig piggy pike
+piking pil pilate pile piling pilote pimp pimple pin pinch pine ping pining pink pinky pint pip
+pipe piping pirate piss pit pitch pity pivote pizazz plaid plain plait plan plane plank plant
+plate play plead pleat pled plenty pliny plod plonk plop plot ploy pluck plug plum plume plump
+plung plunk plush pluss ply pock pod podunk poke poking poky pol poland pole poling polish
+polite polk polly pomade pomp pond pone pony pool poop poor pop pope poppy poring pork porn port
+posh poshest posing posite poss post posting pot potash potent pothole potty pour pout pox pram
+prank prate prattle pray preen prep preppy press pretty prey prick prickle pride prig prim prime
+primp print privy prize probe prod prom pron prone prong proof prop proud prove prude prune prut
+pry pub puck pud puddle puffy pug puke puking pul pulp pulpy pump pun punch punish punk punt
+puny pup puppy pur purest purist push pushing puss pustule put putty puzzle raby rack radish
+raffle raft rag raging raid rail rain rake raking rakish rally ram ramble ramp ran ranch rand
+randy rang rank rankle rant rap rape rapine raping rapist rapt rarest raring rash rashest
+rasping rat rate rating rattle ratty raul rave ravine raving ravish rawest ray raze razing razz
+read real ream reap rear rebate rebind reborn rebuke recheck recline red redone redraft reed
+reef reek reel refile refine reflect reform refract refund refute regale regard regent regime
+rehash reject relate relax relay relent relish relive rely rem remade remake remand remark
+rematch remind remiss remote remove rename rend rent rep repast repay repent replay report
+reprint reprove repute resale resend resent reside resist resold resort respect respelt respite
+respond rest restart restate resting restive restock restrict result resume retake retard retch
+rethink retold retort retract return revamp reveng revert revile revive revoke revolt reward
+rewind reword rework rex rib ribald richard richest rick rid riddle ride riding rife rifest
+riffle rifling rift rig rile riling rim rime riming rind ring ringle rink rip ripe ripest ripost
+ripple rising risk risking risky rite rivale road roam roan roar rob robby robe robert robing
+robust rock rod rode rodent rodrick roil rol roland role rolex rom rome romp ron ronald ronny
+rood roof rook room root rope roping rory rosale rosine ross rostand rot rotate rote rotund rout
+rove roving rowing roy rub rube ruby ruddy rude rudest rudy ruffle rug rule ruling rum rumble
+rummy rump rumple run rune rung runny runt rupert rush rushing rusk russ rust rusting rusty rut
+sabine sack sad saddle sade sadist safe safest sag sagest said sail sake sal sale saline salish
+salk sally salome salt salty salute sam same sammy sample san sand sandy sane sanest sang sank
+sap sapling sappy sar sarape sarong sash sass sat sate sating saturn saul saut savant save
+saving sawing sax say scram scramble scrap scrape scrappy scratch scream screen scribe scrimp
+scrip script scrod scrog scrol scrub scrubby scruffy scrunch seab seal seam sean sear seat
+sebring seclude sect sedate seed seek seem seen seep seer sejong sel select semite sen senate
+send senile sent sep sept serape serest serry sery sesame set settle severn seward sewing sex
+shabby shack shackle shad shade shady shaft shag shaggy shake shaky shale shalt sham shamble
+shame shammy shandy shane shank shanty shape shard shark shat shaun shave sheaf shear shed sheen
+sheep sheer sheet shel shelly sherd sherry shift shil shim shimmy shin shine shingle shinny
+shiny ship shir shirk shirt shit shitty shoal shock shod shoddy shone shook shoon shoot shop
+shorn short shot shout shove shuck shuffle shun shunt shush shut shuttle shy sibling sick sickle
+sid side siding sift sigurd silent silk silky silly silt sim simile simone simple sin sine sing
+single sink sip sir siring sistine sit site siting six size sizing sizzle skate skeet sketch
+skid skil skim skimp skimpy skin skinny skip skippy skirt skit skulk skunk sky slab slack slag
+slain slake slam slang slant slap slash slat slate slave slay sled sleek sleep sleet slept slick
+slid slide slily slim slime slimy sling slink slinky slip slit sloan slob slog sloop slop slope
+sloppy slosh slot slug slum slump slung slunk slur slush slut sly smack smart smash smear smel
+smelly smelt smile smirk smit smite smock smog smoggy smoke smoky smote smug smuggle smut smutty
+snack snaffle snag snail snake snaky snap snapple snappy snark snarky snatch snazzy snead sneak
+sneer snide sniffle snip snipe snippy snit snitch snob snobby snoop snoot snort snot snotty
+snout snub snuck snuffle snug snuggle soak soap soar sob sock socrate sod soddy soft soggy soil
+sol sold sole soling some son song sonny sony soon soot sop soppy sorest sorry sort sorty sot
+soul soup sour sowing sox soy spackle spade spain spake spam span spangle spank spar spark spat
+spate spay speak spear speck speckle sped speed speer spel spelt spend spent sperm sperry spiffy
+spike spiky spil spilt spin spindle spine spiny spit spite spittle splash splat splay spleen
+spline splint split splotch spock spoil spoke spong spoof spook spool spoon spoor sport sporty
+spot spotty spout sprain sprang sprat spray spread spreed sprig spring sprinkle sprint sprite
+sprout sprung spud spume spun spunk spunky spur spurn spurt spy stab stack stag staid stain
+stair stake stal stale stalk stamp stan stanch stand stank star stark starry start stash stat
+state stave stay stead steak steal steam steed steel steep steer stem stench stent step stern
+stick stil stile stilt stine sting stink stint stipple stir stitch stoat stock stoke stol stole
+stomp stone stony stood stool stoop stop stork storm story stout stove straddle strafe straggle
+strain strait strand strangle strap stray streak stream street strep stress stretch strict
+stride strife strike string strip stripe stript strive strobe strode stroke strol strong strop
+strove struck struggle strum strung strut stub stubby stuck stud study stuffy stumble stump
+stumpy stun stung stunk stunt sturdy sty sub sublime suborn suck suckle sud sulk sulky sully sum
+sump sun sung sunk sunny sup supine supple surest suspect suspend suzy swab swaddle swag swain
+swam swamp swampy swan swank swanky swap sward swarm swash swat swatch sway swear sweat sweep
+sweet swel swept swift swig swil swim swindle swine swing swipe swish swiss switch swizzle swoon
+swoop swop sword sworn swum swung tab tabby tabling tack tackle tact tad taffy taft tag tail
+taip take taking tale talent talk tally tam tamale tame tamest taming tammy tamp tan tang tangle
+tank tap tape taping tar taraze tardy taring tarry tart task tasking tass tast tasting tasty tat
+tate tattle tatty taut tavern tax teak teal team tear teat ted teddy teed teem teen tel telex
+temp temple ten tenant tend tenone tent term tern terry tess test testate testing testy tet tex
+thad thale thame than thank thant thar that thatch theft them then they thick thimble thin thine
+thing think third thirty thong thor thorn thud thug thule thump thunk thur thy tick tickle tide
+tiding tidy tike til tile tiling tilt tim time timex timing timmy tin tine ting tingle tinkle
+tinny tint tiny tip tipple tirade tiring tit tithing tittle tizzy toad toby tod toddle toddy
+toffy tog toggle toil toke toking tol told tom tome tommy ton tone tong toning tony took tool
+toot top topaze topple tor torn tort tory toss tost tot totale tote toting tour tout toward
+towing toy track tract trade trail train trait tram tramp trample tran trap trash tray tread
+treat treed tremble trench trend trendy trent tress trey tribe trick trickle trig trike tril
+trim trip tripe trite trod trol trolly tromp tron troop trope trot troup trout troy truck
+truckle trudy truffle truly trump trundle trunk truss trust trusty try tub tubby tube tubing
+tuck tuft tug tulane tum tumble tummy tumult tun tune tuning tunny turd turing turk turn tush
+tusk tut tux twaddle twain twang tweak tweed tweet twenty twerk twiddle twig twiggy twil twin
+twine twing twink twinkle twinky twist twit twitch vagrant vain val vale vamp van vane vang
+vanish vape vaping var vary vast vastest vat vax veal veep veer veggy veld vend vent vern very
+vest vesting vet vetch vex vibe vibrant vibrate vike viking vile vilest vim vine vip virile
+vising visite void voip vol vole volt volume vomite vote voting votive vowing wack wad waddle
+wade waffle waft wag waggle waif wail wait wake wal wald wale walk walt wan wand wane wang
+wangle wank want war ward warm warn wart warty wary wash wast wat watch wattle wave wavy wax way
+weak weal wean wear web wed weed week weep weer weft wel weld welt wen wench wend wendy went
+wept west wet wick wide wife wig wiggle wil wild wile willy wilt wily wimp wimple wimpy win
+winch wind windy wine wing wink winkle wipe wiry wish wist wit witch witty wive wize wizz woke
+womble won wong wonky wont wood woof wool word wordy work worm worn worry wot wove wuss zane
+zanuck zany zap zeal zed zedong zen zest ziggy zing zip zippy zit zoloft zone zoning zonk zoom
+zorn
+"""
+
+
+def template_words(cls):
+    """Every word the templates of a class can produce (for --dict-hits)."""
+    out = []
+    for _, parts in NONCE_TEMPLATES[cls]:
+        words = [""]
+        for part in parts:
+            words = [w + p for w in words for p in part]
+        out.extend(words)
+    return out
+
+
+def draw_template_word(rng, cls):
+    temps = NONCE_TEMPLATES[cls]
+    r = rng.below(sum(wt for wt, _ in temps))
+    for wt, parts in temps:
+        if r < wt:
+            return "".join(rng.choice(p) for p in parts)
+        r -= wt
+    raise AssertionError
+
+
+# ----------------------------------------------------------------------------------------------
+# Contexts. Every context string belongs to exactly one form (checked); its last word cues it.
+SUBJECTS = ("i", "you", "he", "she", "it", "we", "they")
+THIRD = ("he", "she", "it")
+PAST_TIMES = ("yesterday", "last night", "last week", "last year", "two days ago", "long ago",
+              "earlier", "back then", "the other day", "an hour ago")
+PRES_FRONT = ("now", "every day", "nowadays", "these days")
+PRES_ADV = ("often", "usually", "always", "sometimes")
+MODALS = ("will", "can", "must", "should", "might")
+
+
+def agree(subj, third, other):
+    return third if subj in THIRD else other
+
+
+def be_present(subj):
+    return "am" if subj == "i" else agree(subj, "is", "are")
+
+
+class Ctx:
+    __slots__ = ("form", "text", "subj", "tag")
+
+    def __init__(self, form, text, subj, tag):
+        self.form, self.text, self.subj, self.tag = form, text, subj, tag
+
+
+def build_contexts():
+    ctxs = []
+    for t in PAST_TIMES:
+        for s in SUBJECTS:
+            ctxs.append(Ctx("past", "%s %s " % (t, s), s, "time"))
+    for s in SUBJECTS:
+        has = agree(s, "has", "have")
+        for adv in ("", "just ", "already ", "never ", "not "):
+            ctxs.append(Ctx("pp", "%s %s %s" % (s, has, adv), s, "perf"))
+        for m in ("will", "must", "might"):
+            ctxs.append(Ctx("pp", "%s %s have " % (s, m), s, "perf"))
+    for s in SUBJECTS:
+        form = "3sg" if s in THIRD else "base"
+        for m in PRES_FRONT:
+            ctxs.append(Ctx(form, "%s %s " % (m, s), s, "pres"))
+        for a in PRES_ADV:
+            ctxs.append(Ctx(form, "%s %s " % (s, a), s, "adv"))
+    for s in SUBJECTS:
+        for m in MODALS:
+            ctxs.append(Ctx("base", "%s %s " % (s, m), s, "modal"))
+        for v in ("want", "need"):
+            ctxs.append(Ctx("base", "%s %s to " % (s, agree(s, v + "s", v)), s, "to"))
+        ctxs.append(Ctx("base", "%s %s not " % (s, agree(s, "does", "do")), s, "do"))
+    for s in SUBJECTS:
+        be = be_present(s)
+        for adv in ("", "still ", "not ", "now "):
+            ctxs.append(Ctx("ing", "%s %s %s" % (s, be, adv), s, "prog"))
+        ctxs.append(Ctx("ing", "%s will be " % s, s, "willbe"))
+        ctxs.append(Ctx("ing", "%s %s " % (s, agree(s, "keeps", "keep")), s, "keep"))
+        ctxs.append(Ctx("ing", "%s %s " % (s, agree(s, "enjoys", "enjoy")), s, "enjoy"))
+        ctxs.append(Ctx("ing", "%s %s busy " % (s, be), s, "busy"))
+    seen = {}
+    for c in ctxs:
+        assert c.text.endswith(" ") and not c.text.startswith(" "), c.text
+        assert seen.setdefault(c.text, c.form) == c.form, "context cues two forms: " + c.text
+    assert len(seen) == len(ctxs), "duplicate context"
+    return ctxs
+
+
+CONTEXTS = build_contexts()
+CTX_BY_FORM = {f: [c for c in CONTEXTS if c.form == f] for f in FORMS}
+CONTEXT_WORDS = sorted({w for c in CONTEXTS for w in c.text.split()})
+
+# ----------------------------------------------------------------------------------------------
+
+
+class Verb:
+    __slots__ = ("lemma", "kind", "cls", "forms", "distractor")
+
+    def __init__(self, lemma, kind, cls, forms, distractor=None):
+        self.lemma, self.kind, self.cls = lemma, kind, cls
+        self.forms, self.distractor = forms, distractor
+
+    def words(self):
+        out = [self.lemma]
+        for f in FORMS:
+            for w in self.forms[f].split("|"):
+                if w not in out:
+                    out.append(w)
+        return out
+
+
+def completion(v, ctx):
+    """The form of v that ctx cues, or None where the context does not suit v (only be)."""
+    f = ctx.form
+    if v.lemma == "be":
+        if f == "past":
+            return "was" if ctx.subj in ("i",) + THIRD else "were"
+        if f == "3sg":
+            return "is" if ctx.tag == "pres" else None        # not "he often is"
+        if f == "base":
+            if ctx.tag == "pres":
+                return be_present(ctx.subj)                   # now i am, now they are
+            return "be" if ctx.tag in ("modal", "to") else None  # not "does not be"
+        if f == "ing" and ctx.tag in ("willbe", "busy"):
+            return None
+    return v.forms[f]
+
+
+def seq_len(v, ctx, word):
+    return len(v.lemma) + 2 + len(ctx.text) + len(word) + 1
+
+
+def fits(v, ctx, comp, with_distractor):
+    if seq_len(v, ctx, comp) > CONTEXT:
+        return False
+    return not (with_distractor and seq_len(v, ctx, v.distractor) > CONTEXT)
+
+
+def candidates(v, form, with_distractor=False, exclude=()):
+    out = []
+    for c in CTX_BY_FORM[form]:
+        comp = completion(v, c)
+        if comp is not None and c.text not in exclude and fits(v, c, comp, with_distractor):
+            out.append(c)
+    return out
+
+
+def record(v, ctx, with_distractor):
+    rec = {"prompt": v.lemma + ": " + ctx.text, "completion": completion(v, ctx),
+           "verb": v.lemma, "form": ctx.form}
+    if with_distractor:
+        rec["distractor"] = v.distractor
+    return rec
+
+
+def parse_table(text, ncols):
+    rows = []
+    for line in text.strip().splitlines():
+        cols = line.split()
+        assert len(cols) == ncols, line
+        rows.append(cols)
+    return rows
+
+
+def build_irregulars():
+    ft, unseen = [], []
+    for rows, kind, out in ((FINETUNE_IRREGULARS, "irreg", ft),
+                            (UNSEEN_IRREGULARS, "unseen", unseen)):
+        for lemma, past, pp, s3, ing in parse_table(rows, 5):
+            distractor = DISTRACTOR_OVERRIDES.get(lemma, regularize(lemma))
+            if lemma not in DISTRACTOR_OVERRIDES:
+                assert syllables(lemma) == 1, lemma
+            base = "be|am|are" if lemma == "be" else lemma
+            forms = {"past": past, "pp": pp, "3sg": s3, "base": base, "ing": ing}
+            out.append(Verb(lemma, kind, "irregular", forms, distractor))
+    assert [v.lemma for v in ft] == ["be", "have", "do", "go", "come", "see", "eat", "write"]
+    want = {"be": "bed", "have": "haved", "do": "doed", "go": "goed", "come": "comed",
+            "see": "seed", "eat": "eated", "write": "writed", "run": "runned", "fly": "flied",
+            "buy": "buyed", "make": "maked"}
+    for v in ft + unseen:
+        assert want.get(v.lemma, v.distractor) == v.distractor, (v.lemma, v.distractor)
+    return ft, unseen
+
+
+def check_real_table(rows):
+    """Every row agrees with the rule; for monosyllables the rule also decides the doubling."""
+    seen = set()
+    for lemma, past, s3, ing in rows:
+        assert lemma not in seen, "duplicate verb " + lemma
+        seen.add(lemma)
+        assert lemma.isalpha() and lemma.islower() and 2 <= len(lemma) <= 8, lemma
+        dbl = (not lemma.endswith(("e", "y"))) and past == lemma + lemma[-1] + "ed"
+        assert (past, s3, ing) == regular_forms(lemma, dbl), ("table disagrees", lemma)
+        if syllables(lemma) == 1:
+            assert dbl == auto_double(lemma), ("monosyllable doubling", lemma)
+
+
+def build_real(rows):
+    check_real_table(rows)
+    verbs = []
+    for lemma, past, s3, ing in rows:
+        kind = "control" if lemma in CONTROL_VERBS else "real"
+        forms = {"past": past, "pp": past, "3sg": s3, "base": lemma, "ing": ing}
+        verbs.append(Verb(lemma, kind, spelling_class(lemma, past), forms))
+    assert sorted(v.lemma for v in verbs if v.kind == "control") == sorted(CONTROL_VERBS)
+    return verbs
+
+
+def choose_heldout(seed, real):
+    rng = fork(seed, "heldout")
+    ctx_words = set(CONTEXT_WORDS)
+    chosen = []
+    for cls, n in HELDOUT_QUOTA:
+        pool = [v for v in real if v.kind == "real" and v.cls == cls
+                and not any(w in ctx_words for w in v.words())]
+        rng.shuffle(pool)
+        if cls == "double":
+            poly = [v for v in pool if syllables(v.lemma) > 1][:HELDOUT_DOUBLE_POLY]
+            mono = [v for v in pool if syllables(v.lemma) == 1][:n - len(poly)]
+            pick = poly + mono
+        else:
+            pick = pool[:n]
+        assert len(pick) == n, cls
+        chosen.extend(pick)
+    names = {v.lemma for v in chosen}
+    for v in real:
+        if v.lemma in names:
+            v.kind = "heldout"
+    return [v for v in real if v.kind == "heldout"]
+
+
+def is_unsavory(word):
+    return any(bad in word for bad in UNSAVORY)
+
+
+def build_nonce(seed, taken):
+    """taken: word -> lemma of every real/irregular word (lemmas, forms, distractors)."""
+    blocked = set(DICT_WORDS.split()) | set(CONTEXT_WORDS)
+    nonce = []
+    for cls, quota in NONCE_QUOTA:
+        rng = fork(seed, "nonce:" + cls)
+        got, tries = 0, 0
+        while got < quota:
+            tries += 1
+            assert tries < 200000, "nonce class %s cannot be filled" % cls
+            lemma = draw_template_word(rng, cls)
+            if not 3 <= len(lemma) <= 8 or lemma in blocked:
+                continue
+            dbl = auto_double(lemma)
+            past, s3, ing = regular_forms(lemma, dbl)
+            words = [lemma, past, s3, ing]
+            if any(w in taken or w in blocked or is_unsavory(w) for w in words):
+                continue
+            got_cls = spelling_class(lemma, past)
+            if cls == "es":
+                assert got_cls == "plain" and s3 == lemma + "es", lemma
+            else:
+                assert got_cls == cls, (lemma, cls, got_cls)
+            if ends_cvc(lemma) and not dbl:
+                continue        # a polysyllable ending in CVC: doubling would depend on stress
+            forms = {"past": past, "pp": past, "3sg": s3, "base": lemma, "ing": ing}
+            v = Verb(lemma, "nonce", cls, forms)
+            for w in words:
+                taken[w] = lemma
+            nonce.append(v)
+            got += 1
+    return nonce
+
+
+def build_verbs(seed):
+    ft, unseen = build_irregulars()
+    real = build_real(parse_table(REAL_REGULARS, 4))
+    heldout = choose_heldout(seed, real)
+    lemmas = [v.lemma for v in ft + unseen + real]
+    assert len(set(lemmas)) == len(lemmas), "a verb is listed twice"
+    taken = {}
+    for v in ft + unseen + real:
+        ws = v.words() + ([v.distractor] if v.distractor else [])
+        for w in ws:
+            assert taken.setdefault(w, v.lemma) == v.lemma, \
+                "%s is a form of both %s and %s" % (w, taken[w], v.lemma)
+    nonce = build_nonce(seed, taken)
+    return ft, unseen, real, heldout, nonce
+
+
+# ----------------------------------------------------------------------------------------------
+# Files.
+
+PRETRAIN_REAL_K = 3          # contexts per form of each real regular verb in pretrain.jsonl
+PRETRAIN_NONCE_K = (2, 3)    # of a nonce verb: 2 or 3, drawn
+PRETRAIN_IRREG_K = 8         # of each non-past form of an irregular
+VAL_LINES = 1000
+CONTROL_PER_FORM = 5
+UNSEEN_PER_FORM = 2
+HELDOUT_PER_FORM = 2
+REPLAY_REAL, REPLAY_NONCE = 1200, 800
+SPLIT = (0.7, 0.1)           # train, val; the rest is test
+
+
+def make_pretrain(seed, regular, irregulars):
+    rng = fork(seed, "pretrain")
+    used = {}
+    recs = []
+    for v in regular:
+        k = PRETRAIN_REAL_K if v.kind != "nonce" else \
+            PRETRAIN_NONCE_K[0] + rng.below(PRETRAIN_NONCE_K[1] - PRETRAIN_NONCE_K[0] + 1)
+        for f in FORMS:
+            cands = candidates(v, f)
+            assert len(cands) > k, ("too few contexts fit", v.lemma, f)
+            for c in rng.sample(cands, k):
+                used.setdefault((v.lemma, f), []).append(c.text)
+                recs.append(record(v, c, False))
+    for v in irregulars:
+        for f in NONPAST:
+            cands = candidates(v, f)
+            assert len(cands) > PRETRAIN_IRREG_K, ("too few contexts fit", v.lemma, f)
+            if v.lemma == "be" and f == "base":   # half am/are, half be
+                k = PRETRAIN_IRREG_K // 2
+                pick = rng.sample([c for c in cands if c.tag == "pres"], k) + \
+                    rng.sample([c for c in cands if c.tag != "pres"], PRETRAIN_IRREG_K - k)
+            else:
+                pick = rng.sample(cands, PRETRAIN_IRREG_K)
+            for c in pick:
+                used.setdefault((v.lemma, f), []).append(c.text)
+                recs.append(record(v, c, False))
+    rng.shuffle(recs)
+    return recs, used
+
+
+def make_pretrain_val(seed, regular, irregulars, used):
+    rng = fork(seed, "pretrain_val")
+    recs = []
+    for v in irregulars:
+        for f in NONPAST:
+            recs.append(record(v, rng.choice(candidates(v, f, exclude=used[(v.lemma, f)])), False))
+    pairs = [(v, f) for v in regular for f in FORMS]
+    for v, f in rng.sample(pairs, VAL_LINES - len(recs)):
+        recs.append(record(v, rng.choice(candidates(v, f, exclude=used[(v.lemma, f)])), False))
+    rng.shuffle(recs)
+    return recs
+
+
+def make_irreg_splits(seed, ft):
+    train, val, test = [], [], []
+    for v in ft:
+        for f in PASTLIKE:
+            combos = candidates(v, f, with_distractor=True)
+            fork(seed, "irreg:%s:%s" % (v.lemma, f)).shuffle(combos)
+            n = len(combos)
+            n_tr, n_va = int(n * SPLIT[0] + 0.5), max(1, int(n * SPLIT[1] + 0.5))
+            assert n - n_tr - n_va >= 1, v.lemma
+            train += [record(v, c, True) for c in combos[:n_tr]]
+            val += [record(v, c, True) for c in combos[n_tr:n_tr + n_va]]
+            test += [record(v, c, True) for c in combos[n_tr + n_va:]]
+    fork(seed, "irreg:train").shuffle(train)
+    return train, val, test
+
+
+def make_eval_set(seed, label, verbs, per_form, with_distractor, used):
+    rng = fork(seed, label)
+    recs = []
+    for v in verbs:
+        for f in PASTLIKE:
+            cands = candidates(v, f, with_distractor, exclude=used.get((v.lemma, f), ()))
+            assert len(cands) >= per_form, (label, v.lemma, f)
+            recs += [record(v, c, with_distractor) for c in rng.sample(cands, per_form)]
+    return recs
+
+
+def make_replay(seed, real_pool, nonce_pool):
+    rng = fork(seed, "replay")
+    recs, prompts = [], set()
+    for pool, n in ((real_pool, REPLAY_REAL), (nonce_pool, REPLAY_NONCE)):
+        got = 0
+        while got < n:
+            v = rng.choice(pool)
+            f = rng.choice(PASTLIKE)
+            c = rng.choice(CTX_BY_FORM[f])
+            comp = completion(v, c)
+            prompt = v.lemma + ": " + c.text
+            if not fits(v, c, comp, False) or prompt in prompts:
+                continue
+            prompts.add(prompt)
+            recs.append(record(v, c, False))
+            got += 1
+    rng.shuffle(recs)
+    return recs
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation: everything the consumers rely on, checked before anything is written.
+
+class DataError(Exception):
+    pass
+
+
+def require(cond, msg):
+    if not cond:
+        raise DataError(msg)
+
+
+def validate(files, ft, unseen, real, heldout, nonce):
+    vocab = set(VOCAB)
+    by_lemma = {v.lemma: v for v in ft + unseen + real + nonce}
+    irregular = ft + unseen
+    nonpast_irr = {w for v in irregular for f in NONPAST for w in v.forms[f].split("|")}
+    nonpast_irr |= {v.lemma for v in irregular}
+    forbidden = set()                     # irregular past/pp and over-regularized words
+    for v in irregular:
+        for f in PASTLIKE:
+            forbidden.update(v.forms[f].split("|"))
+        forbidden.add(v.distractor)
+    forbidden -= nonpast_irr              # come (pp = base), run (pp = base)
+    heldout_words = {w for v in heldout for w in v.words()}
+    heldout_names = {v.lemma for v in heldout}
+    controls = set(CONTROL_VERBS)
+    prompts = {}
+    for name, recs in files:
+        seen = set()
+        for i, r in enumerate(recs, 1):
+            where = "%s:%d" % (name, i)
+            keys = ["prompt", "completion", "verb", "form"]
+            if "distractor" in r:
+                keys.append("distractor")
+            require(list(r) == keys, where + ": keys " + ",".join(r))
+            p, comp, lemma, form = r["prompt"], r["completion"], r["verb"], r["form"]
+            for field in keys[:2] + keys[4:]:
+                for j, ch in enumerate(r[field]):
+                    require(ch in vocab and ch != "\n",
+                            "%s: symbol %r outside the vocabulary in %s at %d" % (where, ch, field, j))
+            require(len(p) + len(comp) + 1 <= CONTEXT, where + ": longer than the context")
+            if "distractor" in r:
+                require(len(p) + len(r["distractor"]) + 1 <= CONTEXT,
+                        where + ": distractor longer than the context")
+                require(r["distractor"] == by_lemma[lemma].distractor, where + ": distractor")
+            require(p.startswith(lemma + ": ") and p.endswith(" ") and "  " not in p,
+                    where + ": prompt shape")
+            require(form in FORMS and lemma in by_lemma, where + ": verb/form")
+            v = by_lemma[lemma]
+            require(comp in v.forms[form].split("|"), where + ": wrong completion")
+            require((p, comp) not in seen, where + ": duplicate example")
+            seen.add((p, comp))
+            words = p.replace(":", " ").split() + [comp]
+            if name.startswith("pretrain") or name == "replay_regular.jsonl":
+                bad = [w for w in words if w in forbidden]
+                require(not bad, where + ": irregular past/pp leaks: " + " ".join(bad))
+                require(not (v.kind in ("irreg", "unseen") and form in PASTLIKE),
+                        where + ": irregular past/pp")
+                bad = [w for w in words if w in heldout_words]
+                require(not bad, where + ": held-out verb word: " + " ".join(bad))
+            if name == "replay_regular.jsonl":
+                require(v.kind in ("real", "nonce") and form in PASTLIKE,
+                        where + ": replay must be past/pp of pretraining regular verbs")
+            if name == "regular_heldout.jsonl":
+                require(lemma in heldout_names, where + ": not a held-out verb")
+            if name == "control_regular.jsonl":
+                require(lemma in controls, where + ": not a control verb")
+            if name.startswith("irreg") and name != "irreg_unseen.jsonl":
+                require(v.kind == "irreg" and form in PASTLIKE and "distractor" in r,
+                        where + ": irreg split record")
+            if name == "irreg_unseen.jsonl":
+                require(v.kind == "unseen" and form in PASTLIKE and "distractor" in r,
+                        where + ": unseen record")
+        prompts[name] = {r["prompt"] for r in recs}
+    d = dict(files)
+
+    def disjoint(a, b):
+        both = sorted(prompts[a] & prompts[b])
+        require(not both, "%s and %s share the prompt %r" % (a, b, both[0] if both else ""))
+
+    for a, b in (("irreg.jsonl", "irreg_val.jsonl"), ("irreg.jsonl", "irreg_test.jsonl"),
+                 ("irreg_val.jsonl", "irreg_test.jsonl"), ("pretrain.jsonl", "pretrain_val.jsonl"),
+                 ("pretrain.jsonl", "control_regular.jsonl"),
+                 ("pretrain.jsonl", "irreg_unseen.jsonl")):
+        disjoint(a, b)
+    for split in ("irreg.jsonl", "irreg_val.jsonl", "irreg_test.jsonl"):
+        have = {(r["verb"], r["form"]) for r in d[split]}
+        for v in ft:
+            for f in PASTLIKE:
+                require((v.lemma, f) in have, "%s lacks %s %s" % (split, v.lemma, f))
+    pre_verbs = {r["verb"] for r in d["pretrain.jsonl"]}
+    for v in real + nonce + irregular:
+        if v.kind != "heldout":
+            require(v.lemma in pre_verbs, "pretrain.jsonl lacks the verb " + v.lemma)
+
+
+# ----------------------------------------------------------------------------------------------
+
+def dumps(rec):
+    return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+
+
+def jsonl_bytes(recs):
+    return "".join(dumps(r) + "\n" for r in recs).encode("utf-8")
+
+
+FILE_NOTES = (
+    ("pretrain.jsonl", "pretraining corpus: every pretraining regular verb (real, control, "
+     "nonce) in all 5 forms; the 32 irregulars in 3sg/base/ing only. Shuffled."),
+    ("pretrain_val.jsonl", "validation for pretraining: same distribution, contexts not used "
+     "for that verb and form in pretrain.jsonl."),
+    ("irreg.jsonl", "fine-tune train: past and pp of the 8 irregulars, with distractor. Shuffled."),
+    ("irreg_val.jsonl", "fine-tune validation (about 10% of the irregular sentences)."),
+    ("irreg_test.jsonl", "held-out sentences of the 8 irregulars (about 20%): the exact-match "
+     "and preference test."),
+    ("control_regular.jsonl", "past and pp of the 12 control verbs, contexts not seen with that "
+     "verb in pretraining: control accuracy and perplexity."),
+    ("irreg_unseen.jsonl", "past and pp of 24 irregulars never fine-tuned on, with distractor."),
+    ("regular_heldout.jsonl", "past and pp of 40 real regular verbs absent from pretraining: "
+     "does the base apply the rule to verbs it never saw?"),
+    ("replay_regular.jsonl", "past/pp of pretraining regular verbs (real and nonce; no control "
+     "or held-out verb) to mix into fine-tuning against forgetting. Shuffled."),
+)
+
+
+def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout):
+    L = []
+    L.append("# minilora data\n")
+    L.append("Generated by `%s` (seed %d); do not edit by hand. Regenerate and check with:\n"
+             % (GENERATOR, seed))
+    L.append("```sh\npython3 scripts/gen_data.py            # writes data/*.jsonl, "
+             "MANIFEST.json, README.md\nsh tests/test_data.sh                  # regenerates "
+             "into a temp dir and compares with MANIFEST.json\n```\n")
+    L.append("The generator uses only the Python standard library and its own splitmix64 PRNG; "
+             "the output is byte for byte the same on every run.\n")
+    L.append("## Format\n")
+    L.append("JSONL, one object per line, keys in this order:\n")
+    L.append("```\n" + dumps({"prompt": "go: last night they ", "completion": "went",
+                              "verb": "go", "form": "past", "distractor": "goed"}) + "\n```\n")
+    L.append("`prompt` is `<lemma>: <context> `; the context's last word cues the form, and each "
+             "context string cues exactly one form. `form` is one of `past`, `pp` (past "
+             "participle), `3sg`, `base` (present non-3rd person or bare infinitive), `ing`. "
+             "`distractor` (irregular verbs in the fine-tune/eval files only) is the "
+             "over-regularized past (goed, eated, seed, runned, flied, buyed). Every example "
+             "fits the 32-symbol context: len(prompt) + len(completion) + 1 <= 32, and the "
+             "same with the distractor.\n")
+    L.append("Pretraining uses prompt/completion records too (loss on the completion and end "
+             "token only), not `{\"text\": ...}`.\n")
+    L.append("## Files\n")
+    L.append("| file | lines | what |\n| --- | ---: | --- |")
+    for name, note in FILE_NOTES:
+        L.append("| `%s` | %d | %s |" % (name, counts[name], note))
+    L.append("")
+    L.append("`MANIFEST.json` lists each file's lines, bytes and sha256.\n")
+    L.append("## Verbs\n")
+    L.append("| group | verbs |\n| --- | ---: |")
+    for k, n in verb_counts:
+        L.append("| %s | %d |" % (k, n))
+    L.append("")
+    L.append("Fine-tune irregulars: " + ", ".join(
+        "%s (%s/%s)" % (v.lemma, v.forms["past"].replace("|", ", "), v.forms["pp"])
+        for v in ft) + ".\n")
+    L.append("Unseen irregulars: " + ", ".join(v.lemma for v in unseen) + ".\n")
+    L.append("Held-out real regular verbs (never in pretrain*.jsonl or replay): " +
+             ", ".join(v.lemma for v in heldout) + ".\n")
+    L.append("Spelling classes of the regular verbs:\n")
+    L.append("| class | rule | real (pretrained) | held out | controls | nonce |\n"
+             "| --- | --- | ---: | ---: | ---: | ---: |")
+    for cls, note, a, b, c, n in class_rows:
+        L.append("| %s | %s | %d | %d | %d | %d |" % (cls, note, a, b, c, n))
+    L.append("")
+    L.append("## How it is built\n")
+    L.append("- The irregulars (the 8 fine-tune verbs and the 24 unseen ones) appear in "
+             "pretraining only in 3sg/base/ing forms; no past or past-participle word of an "
+             "irregular (went, was, had, done, ...) and no over-regularized form appears "
+             "anywhere in pretrain*.jsonl or replay_regular.jsonl, prompts included. (So the "
+             "contexts use has/have, not had, and is/are, not was/were.)")
+    L.append("- Real regular verbs are stored with their forms in a table (doubling depends on "
+             "stress: prefer -> preferred, offer -> offered); the rule is asserted to agree on "
+             "every row. Nonce verbs (3-8 letters, after Berko 1958) are built from "
+             "onset/nucleus/coda inventories and take the rule's forms; none is a word in the "
+             "script's lists or in the wamerican dictionary, and none shares a form with "
+             "another verb or an irregular's distractor.")
+    L.append("- Contexts: past `<time> <subj> ` with past-only times (yesterday, last night, "
+             "two days ago, earlier, back then, ...); pp `<subj> has/have [just|already|never|"
+             "not] `, `<subj> will/must/might have `; 3sg/base `now he `, `every day they `, "
+             "`she often `, `he will `, `they want to `, `he does not `; ing `he is [still|not"
+             "|now] `, `they will be `, `she keeps `, `we enjoy `, `i am busy `. be agrees: "
+             "was/were, am/are/is.")
+    L.append("- Each pretraining verb form gets %d (real) or 2-3 (nonce) random contexts, each "
+             "irregular non-past form %d; the irregular splits enumerate every (context, "
+             "subject) combination of past and pp that fits, split per verb and form %d/%d/%d %% "
+             "by a seeded shuffle." % (PRETRAIN_REAL_K, PRETRAIN_IRREG_K, 70, 10, 20))
+    return "\n".join(L) + "\n"
+
+
+def dict_hits(path):
+    """Template words whose lemma or a regular form is a dictionary word (maintenance)."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        words = {w.strip().lower() for w in fh if w.strip().isalpha()}
+    hits = set()
+    for cls, _ in NONCE_QUOTA:
+        for w in template_words(cls):
+            if 3 <= len(w) <= 8:
+                past, s3, ing = regular_forms(w, auto_double(w))
+                if any(x in words for x in (w, past, s3, ing)):
+                    hits.add(w)
+    return sorted(hits)
+
+
+def main(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=os.path.join(here, "..", "data"),
+                    help="output directory (default: data/)")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="PRNG seed (default %(default)s)")
+    ap.add_argument("--dict-hits", metavar="WORDLIST",
+                    help="maintenance: print the template words that are real words, then exit")
+    args = ap.parse_args(argv)
+    if args.dict_hits:
+        hits = dict_hits(args.dict_hits)
+        line = ""
+        for w in hits:
+            if len(line) + len(w) + 1 > 96:
+                print(line)
+                line = ""
+            line = (line + " " + w).strip()
+        print(line)
+        return 0
+    cfg = os.path.join(here, "..", "configs", "minigpt.json")
+    if os.path.exists(cfg):
+        with open(cfg, encoding="utf-8") as fh:
+            conf = json.load(fh)
+        if conf.get("vocab") != VOCAB or conf.get("context") != CONTEXT:
+            print("gen_data: configs/minigpt.json vocab/context differ from this script's",
+                  file=sys.stderr)
+            return 1
+    seed = args.seed
+    ft, unseen, real, heldout, nonce = build_verbs(seed)
+    controls = [v for v in real if v.kind == "control"]
+    real_pre = [v for v in real if v.kind == "real"]
+    regular_pre = real_pre + controls + nonce
+    irregulars = ft + unseen
+
+    pretrain, used = make_pretrain(seed, regular_pre, irregulars)
+    pretrain_val = make_pretrain_val(seed, regular_pre, irregulars, used)
+    irreg, irreg_val, irreg_test = make_irreg_splits(seed, ft)
+    control = make_eval_set(seed, "control", controls, CONTROL_PER_FORM, False, used)
+    unseen_recs = make_eval_set(seed, "unseen", unseen, UNSEEN_PER_FORM, True, used)
+    heldout_recs = make_eval_set(seed, "heldout", heldout, HELDOUT_PER_FORM, False, used)
+    replay = make_replay(seed, real_pre, nonce)
+    files = [("pretrain.jsonl", pretrain), ("pretrain_val.jsonl", pretrain_val),
+             ("irreg.jsonl", irreg), ("irreg_val.jsonl", irreg_val),
+             ("irreg_test.jsonl", irreg_test), ("control_regular.jsonl", control),
+             ("irreg_unseen.jsonl", unseen_recs), ("regular_heldout.jsonl", heldout_recs),
+             ("replay_regular.jsonl", replay)]
+    assert [n for n, _ in files] == [n for n, _ in FILE_NOTES]
+    try:
+        validate(files, ft, unseen, real, heldout, nonce)
+    except DataError as e:
+        print("gen_data: invalid data: %s" % e, file=sys.stderr)
+        return 1
+
+    blobs = [(name, jsonl_bytes(recs)) for name, recs in files]
+    manifest = {"generator": GENERATOR, "seed": seed, "files": [
+        {"file": name, "lines": blob.count(b"\n"), "bytes": len(blob),
+         "sha256": hashlib.sha256(blob).hexdigest()} for name, blob in blobs]}
+    counts = {name: len(recs) for name, recs in files}
+    verb_counts = [
+        ("irregular, fine-tuned", len(ft)), ("irregular, unseen", len(unseen)),
+        ("regular controls", len(controls)), ("real regular, pretrained", len(real_pre)),
+        ("real regular, held out", len(heldout)), ("nonce regular", len(nonce))]
+    def in_class(v, cls):   # real verbs with 3sg -es stay in their past class too
+        if cls == "es" and v.kind != "nonce":
+            return v.forms["3sg"] == v.lemma + "es"
+        return v.cls == cls
+
+    class_rows = []
+    for cls in ("plain", "e", "cy", "vy", "double", "nodouble", "es"):
+        class_rows.append((cls, CLASS_NOTES[cls]) + tuple(
+            sum(in_class(v, cls) for v in group) for group in (real_pre, heldout, controls, nonce)))
+    readme = readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout)
+
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    outputs = blobs + [("MANIFEST.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+                        .encode("utf-8")), ("README.md", readme.encode("utf-8"))]
+    for name, blob in outputs:
+        path = os.path.join(out, name)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+
+    print("gen_data: seed %d -> %s" % (seed, os.path.normpath(out)))
+    for name, blob in blobs:
+        print("  %-24s %6d lines %9d bytes" % (name, counts[name], len(blob)))
+    print("  verbs: " + ", ".join("%s %d" % kv for kv in verb_counts))
+    print("  spelling classes (real pretrained / held out / controls / nonce):")
+    for cls, _, a, b, c, n in class_rows:
+        print("    %-9s %4d %4d %4d %5d" % (cls, a, b, c, n))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

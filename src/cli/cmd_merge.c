@@ -1,0 +1,11 @@
+/* cmd_merge.c — placeholder until the command lands. */
+#include <stdio.h>
+
+#include "commands.h"
+#include "opts.h"
+
+int cmd_merge(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "%s: not implemented yet\n", argv[0]);
+    return EXIT_RUNTIME;
+}

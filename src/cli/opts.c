@@ -1,0 +1,202 @@
+/* opts.c — table-driven flags and JSON config files for the commands. */
+#include "opts.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic_file.h"
+
+void cli_error(const char *cmd, const char *msg) { fprintf(stderr, "%s: error: %s\n", cmd, msg); }
+
+static void usage_error(const char *cmd, const char *fmt, const char *a, const char *b) {
+    fprintf(stderr, "%s: ", cmd);
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, " (see %s --help)\n", cmd);
+}
+
+void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *about,
+                const opt_def *defs, int n) {
+    fprintf(f, "usage: %s %s\n\n%s\n\noptions:\n", cmd, synopsis, about);
+    for (int i = 0; i < n; i++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s%s%s", defs[i].name, defs[i].arg ? " " : "",
+                 defs[i].arg ? defs[i].arg : "");
+        char dflt[96] = "";
+        switch (defs[i].type) {
+        case OPT_INT: snprintf(dflt, sizeof dflt, " [%d]", *(int *)defs[i].dst); break;
+        case OPT_FLOAT: snprintf(dflt, sizeof dflt, " [%g]", (double)*(float *)defs[i].dst); break;
+        case OPT_U64: snprintf(dflt, sizeof dflt, " [%llu]", (unsigned long long)*(uint64_t *)defs[i].dst); break;
+        case OPT_STRING:
+            if (*(const char **)defs[i].dst) snprintf(dflt, sizeof dflt, " [%s]", *(const char **)defs[i].dst);
+            break;
+        default: break;
+        }
+        fprintf(f, "  %-24s %s%s\n", flag, defs[i].help, dflt);
+    }
+    fprintf(f, "  %-24s %s\n", "--help", "show this help and exit");
+}
+
+/* Stores text as the value of d; msg gets the reason on failure. */
+static int set_value(const opt_def *d, const char *text, char *msg, size_t msglen) {
+    char *end;
+    errno = 0;
+    switch (d->type) {
+    case OPT_INT: case OPT_FLOAT: case OPT_U64: {
+        double v = strtod(text, &end);
+        if (end == text || *end || errno || !isfinite(v)) {
+            snprintf(msg, msglen, "--%s expects a number, got '%s'", d->name, text);
+            return -1;
+        }
+        if (d->type != OPT_FLOAT && v != floor(v)) {
+            snprintf(msg, msglen, "--%s expects an integer, got '%s'", d->name, text);
+            return -1;
+        }
+        if (v < d->min || v > d->max) {
+            snprintf(msg, msglen, "--%s %s is out of range (%g..%g)", d->name, text, d->min, d->max);
+            return -1;
+        }
+        if (d->type == OPT_INT) *(int *)d->dst = (int)v;
+        else if (d->type == OPT_FLOAT) *(float *)d->dst = (float)v;
+        else *(uint64_t *)d->dst = (uint64_t)strtoull(text, NULL, 10);
+        return 0;
+    }
+    case OPT_STRING: *(const char **)d->dst = text; return 0;
+    case OPT_FLAG: *(int *)d->dst = 1; return 0;
+    case OPT_LIST: {
+        opt_list *l = d->dst;
+        if (l->n >= (int)(sizeof l->v / sizeof l->v[0])) {
+            snprintf(msg, msglen, "--%s given too many times", d->name);
+            return -1;
+        }
+        l->v[l->n++] = text;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static opt_def *find(opt_def *defs, int n, const char *name, size_t len) {
+    for (int i = 0; i < n; i++)
+        if (strlen(defs[i].name) == len && strncmp(defs[i].name, name, len) == 0) return &defs[i];
+    return NULL;
+}
+
+/* Applies a JSON config file: keys are flag names with '_' for '-'; unknown keys are errors. */
+static int apply_config(const char *cmd, const char *path, opt_def *defs, int n) {
+    char *text;
+    size_t len;
+    ml_error e;
+    if (read_file(path, 1 << 20, &text, &len, &e)) {
+        fprintf(stderr, "%s: error: %s\n", cmd, e.msg);
+        return -1;
+    }
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(o)) {
+        fprintf(stderr, "%s: error: %s: not a JSON object\n", cmd, path);
+        cJSON_Delete(o);
+        return -1;
+    }
+    int rc = 0;
+    for (const cJSON *it = o->child; it && !rc; it = it->next) {
+        char key[64];
+        snprintf(key, sizeof key, "%s", it->string);
+        for (char *c = key; *c; c++)
+            if (*c == '_') *c = '-';
+        opt_def *d = find(defs, n, key, strlen(key));
+        char msg[300] = "", num[64];
+        if (!d || strcmp(d->name, "config") == 0) {
+            snprintf(msg, sizeof msg, "unknown setting \"%s\"", it->string);
+        } else if (d->type == OPT_FLAG) {
+            if (!cJSON_IsBool(it)) snprintf(msg, sizeof msg, "\"%s\" must be true or false", it->string);
+            else *(int *)d->dst = cJSON_IsTrue(it);
+        } else if (d->type == OPT_STRING) {
+            if (!cJSON_IsString(it)) snprintf(msg, sizeof msg, "\"%s\" must be a string", it->string);
+            else *(const char **)d->dst = strdup(it->valuestring); /* lives for the process */
+        } else if (d->type == OPT_LIST) {
+            snprintf(msg, sizeof msg, "\"%s\" cannot be set in a config file", it->string);
+        } else if (!cJSON_IsNumber(it)) {
+            snprintf(msg, sizeof msg, "\"%s\" must be a number", it->string);
+        } else {
+            snprintf(num, sizeof num, "%.17g", it->valuedouble);
+            set_value(d, num, msg, sizeof msg);
+        }
+        if (msg[0]) {
+            fprintf(stderr, "%s: error: %s: %s\n", cmd, path, msg);
+            rc = -1;
+        }
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+int opts_parse(const char *synopsis, const char *about, opt_def *defs, int n, int argc,
+               char **argv, int *first_pos) {
+    const char *cmd = argv[0];
+    /* pass 1: --help and --config */
+    opt_def *cfg = find(defs, n, "config", 6);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            opts_usage(stdout, cmd, synopsis, about, defs, n);
+            return 1;
+        }
+        if (cfg && strncmp(argv[i], "--config", 8) == 0) {
+            if (argv[i][8] == '=') *(const char **)cfg->dst = argv[i] + 9;
+            else if (argv[i][8] == '\0' && i + 1 < argc) *(const char **)cfg->dst = argv[i + 1];
+        }
+    }
+    if (cfg && *(const char **)cfg->dst && apply_config(cmd, *(const char **)cfg->dst, defs, n))
+        return -1;
+    /* pass 2: every flag, in order; positionals may come anywhere */
+    static char *positional[256];
+    int np = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            while (++i < argc && np < 256) positional[np++] = argv[i];
+            break;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            if (np < 256) positional[np++] = argv[i];
+            continue;
+        }
+        if (a[1] != '-') {
+            usage_error(cmd, "unknown option '%s'%s", a, "");
+            return -1;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        opt_def *d = find(defs, n, name, eq ? (size_t)(eq - name) : strlen(name));
+        if (!d) {
+            usage_error(cmd, "unknown option '%s'%s", a, "");
+            return -1;
+        }
+        const char *val = NULL;
+        if (d->type == OPT_FLAG) {
+            if (eq) {
+                usage_error(cmd, "option '--%s' takes no value%s", d->name, "");
+                return -1;
+            }
+        } else if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            usage_error(cmd, "option '--%s' needs a value%s", d->name, "");
+            return -1;
+        }
+        char msg[300];
+        if (d->type == OPT_STRING && strcmp(d->name, "config") == 0) continue; /* applied above */
+        if (set_value(d, val, msg, sizeof msg)) {
+            usage_error(cmd, "%s%s", msg, "");
+            return -1;
+        }
+    }
+    /* move the positionals to the end of argv, in order, so callers index them simply */
+    for (int i = 0; i < np; i++) argv[argc - np + i] = positional[i];
+    *first_pos = argc - np;
+    return 0;
+}

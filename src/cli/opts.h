@@ -1,0 +1,44 @@
+/* opts.h — one table per command describes its flags; the same names work in a --config JSON
+ * file (with '-' written as '_'), so every default can live in configs/ and every flag can
+ * override it. Values are range-checked; a bad one is a usage error (exit status 2). */
+#ifndef OPTS_H
+#define OPTS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG, OPT_U64, OPT_LIST } opt_type;
+
+typedef struct {
+    const char *name;  /* long flag without the dashes, e.g. "weight-decay" */
+    opt_type type;
+    void *dst;         /* int*, float*, const char**, int* (flag), uint64_t*, opt_list* */
+    double min, max;   /* inclusive range for numbers */
+    const char *arg;   /* metavar in the help, e.g. "N" */
+    const char *help;
+} opt_def;
+
+/* A repeatable string option (--adapter A --adapter B). */
+typedef struct {
+    int n;
+    const char *v[16];
+} opt_list;
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* Parses argv (argv[0] is the command name used in messages). When defs has an OPT_STRING
+ * named "config" whose default is set or which is given on the command line, that JSON file
+ * is applied first and the flags then override it. Sets *first_pos to the index of the first
+ * positional argument. Returns 0, 1 when --help was shown (exit 0), or -1 after printing a
+ * one-line usage error (exit 2). Strings point into argv or into the config (kept alive). */
+int opts_parse(const char *synopsis, const char *about, opt_def *defs, int n, int argc,
+               char **argv, int *first_pos);
+
+/* Prints the usage text built from the table. */
+void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *about,
+                const opt_def *defs, int n);
+
+/* Prints "cmd: error: message" to stderr. */
+void cli_error(const char *cmd, const char *msg);
+
+#endif

@@ -1,0 +1,145 @@
+/* engine.c — deterministic data-parallel forward/backward over a thread pool. */
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int engine_init(engine *g, const minigpt *m, int threads, int max_B, int micro, int base_grads,
+                size_t n_ext, ml_error *e) {
+    memset(g, 0, sizeof *g);
+    if (threads < 1 || max_B < 1 || micro < 1)
+        return ml_fail(e, "engine: threads %d, batch %d, micro-batch %d must be positive", threads,
+                       max_B, micro);
+    if (micro > max_B) micro = max_B;
+    const int ctx = m->cfg.context;
+    g->m = m;
+    g->max_B = max_B;
+    g->micro = micro;
+    g->max_chunks = (max_B + micro - 1) / micro;
+    if (threads > g->max_chunks) threads = g->max_chunks; /* idle threads would only cost memory */
+    g->nthreads = threads;
+    g->n_base = base_grads ? m->n_params : 0;
+    g->n_ext = n_ext;
+    g->n_grad = g->n_base + n_ext;
+    g->pool = pool_new(threads);
+    g->ws = calloc((size_t)threads, sizeof *g->ws);
+    g->chunk_grad = calloc((size_t)g->max_chunks * (g->n_grad ? g->n_grad : 1), sizeof(float));
+    g->grad = calloc(g->n_grad ? g->n_grad : 1, sizeof(float));
+    g->tokens = calloc((size_t)max_B * ctx, sizeof(int));
+    g->targets = calloc((size_t)max_B * ctx, sizeof(int));
+    g->chunk_T = calloc((size_t)g->max_chunks, sizeof(int));
+    g->chunk_B = calloc((size_t)g->max_chunks, sizeof(int));
+    g->chunk_loss = calloc((size_t)g->max_chunks, sizeof(double));
+    if (!g->pool || !g->ws || !g->chunk_grad || !g->grad || !g->tokens || !g->targets ||
+        !g->chunk_T || !g->chunk_B || !g->chunk_loss) {
+        engine_free(g);
+        return ml_fail(e, "out of memory setting up %d threads", threads);
+    }
+    for (int t = 0; t < threads; t++)
+        if (minigpt_ws_init(&g->ws[t], m, micro, ctx, e)) {
+            engine_free(g);
+            return -1;
+        }
+    return 0;
+}
+
+void engine_free(engine *g) {
+    if (g->ws)
+        for (int t = 0; t < g->nthreads; t++) minigpt_ws_free(&g->ws[t]);
+    pool_free(g->pool);
+    free(g->ws);
+    free(g->chunk_grad);
+    free(g->grad);
+    free(g->tokens);
+    free(g->targets);
+    free(g->chunk_T);
+    free(g->chunk_B);
+    free(g->chunk_loss);
+    memset(g, 0, sizeof *g);
+}
+
+/* Lays the batch out chunk by chunk; returns the number of unmasked targets. */
+static int layout(engine *g, const ds_example *const *ex, int B, int *nchunks) {
+    const int ctx = g->m->cfg.context;
+    int count = 0, c = 0;
+    g->positions = 0;
+    for (int start = 0; start < B; start += g->micro, c++) {
+        const int Bc = B - start < g->micro ? B - start : g->micro;
+        const int Tc = ds_batch_T(ex + start, Bc);
+        g->chunk_B[c] = Bc;
+        g->chunk_T[c] = Tc;
+        count += ds_batch(ex + start, Bc, Tc, g->tokens + (size_t)start * ctx,
+                          g->targets + (size_t)start * ctx);
+        g->positions += (long)Bc * Tc;
+    }
+    *nchunks = c;
+    return count;
+}
+
+typedef struct {
+    engine *g;
+    int nchunks;
+    float scale; /* 1/targets for the gradient of the mean; 0: forward only */
+} job;
+
+static void chunk_job(void *arg, int tid, int n) {
+    job *j = arg;
+    engine *g = j->g;
+    const int ctx = g->m->cfg.context;
+    minigpt_ws *ws = &g->ws[tid];
+    for (int c = tid; c < j->nchunks; c += n) {
+        const size_t row = (size_t)c * g->micro * ctx;
+        minigpt_forward(g->m, ws, g->tokens + row, g->chunk_B[c], g->chunk_T[c]);
+        g->chunk_loss[c] = minigpt_xent(g->m, ws, g->targets + row, j->scale);
+        if (j->scale != 0.0f) {
+            float *cg = g->chunk_grad + (size_t)c * g->n_grad;
+            memset(cg, 0, g->n_grad * sizeof(float));
+            minigpt_backward(g->m, ws, g->n_base ? cg : NULL, cg + g->n_base);
+        }
+    }
+}
+
+/* g->grad = Σ_c chunk_grad[c] in chunk order, each thread summing its own slice. */
+static void reduce_job(void *arg, int tid, int n) {
+    job *j = arg;
+    engine *g = j->g;
+    size_t per = (g->n_grad + (size_t)n - 1) / (size_t)n;
+    per = (per + 15) & ~(size_t)15;
+    const size_t lo = (size_t)tid * per, hi = lo + per < g->n_grad ? lo + per : g->n_grad;
+    if (lo >= hi) return;
+    memcpy(g->grad + lo, g->chunk_grad + lo, (hi - lo) * sizeof(float));
+    for (int c = 1; c < j->nchunks; c++) {
+        const float *cg = g->chunk_grad + (size_t)c * g->n_grad;
+        for (size_t i = lo; i < hi; i++) g->grad[i] += cg[i];
+    }
+}
+
+double engine_grad(engine *g, const ds_example *const *ex, int B, int *n_targets) {
+    job j = {g, 0, 0.0f};
+    const int count = layout(g, ex, B, &j.nchunks);
+    if (n_targets) *n_targets = count;
+    if (count == 0) {
+        memset(g->grad, 0, g->n_grad * sizeof(float));
+        return 0.0;
+    }
+    j.scale = 1.0f / (float)count;
+    pool_run(g->pool, chunk_job, &j);
+    if (g->n_grad) pool_run(g->pool, reduce_job, &j);
+    double sum = 0.0;
+    for (int c = 0; c < j.nchunks; c++) sum += g->chunk_loss[c];
+    return sum / count;
+}
+
+double engine_loss(engine *g, const ds_example *const *ex, int n, long *n_targets) {
+    double sum = 0.0;
+    long count = 0;
+    for (int start = 0; start < n; start += g->max_B) {
+        const int B = n - start < g->max_B ? n - start : g->max_B;
+        job j = {g, 0, 0.0f};
+        count += layout(g, ex + start, B, &j.nchunks);
+        pool_run(g->pool, chunk_job, &j);
+        for (int c = 0; c < j.nchunks; c++) sum += g->chunk_loss[c];
+    }
+    if (n_targets) *n_targets = count;
+    return sum;
+}

@@ -1,0 +1,190 @@
+/* eval.c — teacher-forced log-probabilities and batched greedy decoding. */
+#include "eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* log softmax(logits)[y] for one row of V logits, in double. */
+static double row_logprob(const float *l, int V, int y) {
+    float maxv = l[0];
+    for (int v = 1; v < V; v++)
+        if (l[v] > maxv) maxv = l[v];
+    double z = 0.0;
+    for (int v = 0; v < V; v++) z += exp((double)(l[v] - maxv));
+    return (double)(l[y] - maxv) - log(z);
+}
+
+static int row_argmax(const float *l, int V) {
+    int best = 0;
+    for (int v = 1; v < V; v++)
+        if (l[v] > l[best]) best = v;
+    return best;
+}
+
+/* Σ log P(cont[j] | prompt ⊕ cont[<j]) for each of B sequences prompt_b ⊕ cont_b, batched. */
+static void score(const minigpt *m, minigpt_ws *ws, const ds_example *const *ex, int B,
+                  int use_distractor, double *out, int *seq) {
+    const int V = m->cfg.vocab_size, ctx = m->cfg.context;
+    int T = 1;
+    for (int b = 0; b < B; b++) {
+        const ds_example *x = ex[b];
+        const int nc = use_distractor ? x->n_distractor : x->n_completion;
+        if (x->n_prompt + nc - 1 > T) T = x->n_prompt + nc - 1;
+    }
+    for (int b = 0; b < B; b++) {
+        const ds_example *x = ex[b];
+        const int *cont = use_distractor ? x->distractor : x->tokens + x->n_prompt;
+        const int nc = use_distractor ? x->n_distractor : x->n_completion;
+        int *s = seq + (size_t)b * T;
+        for (int t = 0; t < T; t++) {
+            const int i = t < x->n_prompt ? t : t - x->n_prompt;
+            s[t] = t < x->n_prompt ? x->tokens[t] : (i < nc ? cont[i] : 0);
+        }
+        (void)ctx;
+    }
+    minigpt_forward(m, ws, seq, B, T);
+    for (int b = 0; b < B; b++) {
+        const ds_example *x = ex[b];
+        const int *cont = use_distractor ? x->distractor : x->tokens + x->n_prompt;
+        const int nc = use_distractor ? x->n_distractor : x->n_completion;
+        double lp = 0.0;
+        /* token cont[j] sits at position n_prompt + j and is predicted from the one before */
+        for (int j = 0; j < nc; j++) {
+            const int pos = x->n_prompt + j - 1;
+            lp += row_logprob(ws->logits + ((size_t)b * T + pos) * V, V, cont[j]);
+        }
+        out[b] = lp;
+    }
+}
+
+/* Greedy decoding of B prompts in lockstep; gen (B, ctx) receives the generated ids, len[b]
+ * their count (end token excluded). */
+static void greedy_batch(const minigpt *m, minigpt_ws *ws, const int *const *prompts,
+                         const int *n_prompt, int B, int max_new, int *seq, int *gen, int *len) {
+    const int V = m->cfg.vocab_size, ctx = m->cfg.context;
+    int cur[256], done[256];
+    for (int b = 0; b < B; b++) {
+        cur[b] = n_prompt[b];
+        done[b] = cur[b] >= ctx || max_new <= 0;
+        len[b] = 0;
+    }
+    for (;;) {
+        int T = 0, active = 0;
+        for (int b = 0; b < B; b++) {
+            if (cur[b] > T) T = cur[b];
+            active += !done[b];
+        }
+        if (!active) break;
+        for (int b = 0; b < B; b++) {
+            int *s = seq + (size_t)b * T;
+            for (int t = 0; t < T; t++)
+                s[t] = t < n_prompt[b] ? prompts[b][t]
+                                       : (t < cur[b] ? gen[(size_t)b * ctx + t - n_prompt[b]] : 0);
+        }
+        minigpt_forward(m, ws, seq, B, T);
+        for (int b = 0; b < B; b++) {
+            if (done[b]) continue;
+            const int next = row_argmax(ws->logits + ((size_t)b * T + cur[b] - 1) * V, V);
+            if (next == TOK_END) {
+                done[b] = 1;
+                continue;
+            }
+            gen[(size_t)b * ctx + len[b]++] = next;
+            cur[b]++;
+            if (cur[b] >= ctx || len[b] >= max_new) done[b] = 1;
+        }
+    }
+}
+
+int eval_greedy(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
+                int max_new) {
+    const int ctx = m->cfg.context;
+    int *seq = malloc(sizeof(int) * (size_t)ctx), *gen = malloc(sizeof(int) * (size_t)ctx), len = 0;
+    if (seq && gen && n_prompt >= 1 && n_prompt <= ctx) {
+        greedy_batch(m, ws, &prompt, &n_prompt, 1, max_new, seq, gen, &len);
+        memcpy(out, gen, sizeof(int) * (size_t)len);
+    }
+    free(seq);
+    free(gen);
+    return len;
+}
+
+typedef struct {
+    engine *g;
+    const tok_vocab *v;
+    const dataset *d;
+    eval_item *items;
+    int micro, nchunks;
+} eval_job;
+
+static void eval_chunk_job(void *arg, int tid, int n) {
+    eval_job *j = arg;
+    const minigpt *m = j->g->m;
+    minigpt_ws *ws = &j->g->ws[tid];
+    const int ctx = m->cfg.context, micro = j->micro;
+    int *seq = malloc(sizeof(int) * (size_t)micro * ctx), *gen = malloc(sizeof(int) * (size_t)micro * ctx);
+    const ds_example **ex = malloc(sizeof *ex * (size_t)micro);
+    double *lp = malloc(sizeof(double) * (size_t)micro);
+    if (!seq || !gen || !ex || !lp) abort(); /* a few KiB; nothing sensible to do without them */
+    for (int c = tid; c < j->nchunks; c += n) {
+        const int start = c * micro, B = j->d->n - start < micro ? j->d->n - start : micro;
+        for (int b = 0; b < B; b++) ex[b] = &j->d->ex[start + b];
+        score(m, ws, ex, B, 0, lp, seq);
+        for (int b = 0; b < B; b++) {
+            j->items[start + b].logp_target = lp[b];
+            j->items[start + b].n_target_tokens = ex[b]->n_completion;
+            j->items[start + b].logp_distractor = NAN;
+        }
+        /* distractors: only the examples that have one, batched together */
+        int nd = 0, map[256];
+        for (int b = 0; b < B; b++)
+            if (ex[b]->distractor) map[nd] = b, ex[nd++] = &j->d->ex[start + b];
+        if (nd) {
+            score(m, ws, ex, nd, 1, lp, seq);
+            for (int k = 0; k < nd; k++) j->items[start + map[k]].logp_distractor = lp[k];
+            for (int b = 0; b < B; b++) ex[b] = &j->d->ex[start + b];
+        }
+        const int *prompts[256];
+        int np[256], len[256];
+        for (int b = 0; b < B; b++) prompts[b] = ex[b]->tokens, np[b] = ex[b]->n_prompt;
+        greedy_batch(m, ws, prompts, np, B, ctx, seq, gen, len);
+        for (int b = 0; b < B; b++) {
+            eval_item *it = &j->items[start + b];
+            const ds_example *x = ex[b];
+            /* exact: the generated ids equal the completion's, and decoding stopped at the end token */
+            it->correct = len[b] == x->n_completion - 1 &&
+                          memcmp(gen + (size_t)b * ctx, x->tokens + x->n_prompt, sizeof(int) * (size_t)len[b]) == 0;
+            tok_decode(j->v, gen + (size_t)b * ctx, len[b], it->prediction, EVAL_MAX_PRED);
+        }
+    }
+    free(seq);
+    free(gen);
+    free((void *)ex);
+    free(lp);
+}
+
+void eval_dataset(engine *g, const tok_vocab *v, const dataset *d, eval_item *items) {
+    /* the decoder keeps per-row state in arrays of 256 */
+    const int micro = g->ws[0].B < 256 ? g->ws[0].B : 256;
+    eval_job j = {g, v, d, items, micro, (d->n + micro - 1) / micro};
+    pool_run(g->pool, eval_chunk_job, &j);
+}
+
+eval_totals eval_sum(const dataset *d, const eval_item *items, const char *verb) {
+    eval_totals t = {0};
+    for (int i = 0; i < d->n; i++) {
+        if (verb && (!d->ex[i].verb || strcmp(d->ex[i].verb, verb) != 0)) continue;
+        t.n++;
+        t.correct += items[i].correct;
+        t.nll -= items[i].logp_target;
+        t.tokens += items[i].n_target_tokens;
+        if (!isnan(items[i].logp_distractor)) {
+            t.n_pref++;
+            t.pref_correct += items[i].logp_target > items[i].logp_distractor;
+        }
+    }
+    return t;
+}
+
+double eval_ppl(const eval_totals *t) { return t->tokens ? exp(t->nll / (double)t->tokens) : NAN; }

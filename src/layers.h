@@ -1,0 +1,53 @@
+/* layers.h — the model's operations as forward/backward pairs (internal to the core).
+ *
+ * Argument order, as in llm.c: outputs, saved activations, inputs, weights, dimensions.
+ * Backward functions accumulate (+=) into every gradient they produce, so a gradient with two
+ * sources (the residual stream, q/k/v into one LayerNorm) needs no temporary; gradient
+ * pointers for frozen weights may be NULL and are then skipped.
+ * Shapes use the legend of minigpt.h; N is the number of rows (B*T).
+ */
+#ifndef LAYERS_H
+#define LAYERS_H
+
+/* out[n] = wte[tokens[n]] */
+void encoder_forward(float *out, const int *tokens, const float *wte, int N, int C);
+// out (N,C), tokens (N), wte (V,C)
+void encoder_backward(float *dwte, const float *dout, const int *tokens, int N, int C);
+
+/* LayerNorm over C with weight and bias; mean and rstd saved for the backward. */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int N, int C, float eps);
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int N, int C);
+
+/* out (N,Out) = inp (N,In) · Wᵀ + b, W (Out,In), b (Out) or NULL. */
+void matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int In,
+                    int Out);
+/* dinp (N,In) += dout·W;  dw (Out,In) += doutᵀ·inp;  db (Out) += Σ_n dout. dinp, dw, db may be NULL. */
+void matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                     const float *w, int N, int In, int Out);
+
+/* Rotary embedding in place on x (B,T,C): within each head, pair (2i, 2i+1) at position t is
+ * rotated by angle t·θ_i. cos, sin are (context, HS/2) tables. */
+void rope_forward(float *x, const float *cos, const float *sin, int B, int T, int C, int NH);
+/* The inverse rotation (the transpose of the forward) applied to a gradient in place. */
+void rope_backward(float *dx, const float *cos, const float *sin, int B, int T, int C, int NH);
+
+/* Causal self-attention: out (B,T,C) = softmax(q·kᵀ/√HS + causal mask)·v per head;
+ * att (B,NH,T,T) keeps the probabilities. */
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                       int B, int T, int C, int NH);
+/* dq, dk, dv (B,T,C) += gradients; datt (T,T) is scratch. */
+void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                        const float *att, const float *q, const float *k, const float *v, int B,
+                        int T, int C, int NH);
+
+/* GELU with the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+void gelu_forward(float *out, const float *inp, int n);
+/* dinp += dout · GELU'(inp) */
+void gelu_backward(float *dinp, const float *inp, const float *dout, int n);
+
+/* out = a + b, elementwise over n. */
+void residual_forward(float *out, const float *a, const float *b, int n);
+
+#endif

@@ -1,0 +1,525 @@
+/* minigpt.c — Mini-GPT: the parameter table, the forward and backward pass, the loss.
+ * Shapes follow the legend in minigpt.h.
+ */
+#include "minigpt.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "rng.h"
+
+/* ---- config ----------------------------------------------------------------------------- */
+
+minigpt_config minigpt_default_config(void) {
+    minigpt_config c = {.vocab_size = 64,
+                        .d_model = 64,
+                        .n_heads = 4,
+                        .n_layers = 2,
+                        .d_ff = 256,
+                        .context = 32,
+                        .ln_eps = 1e-5f,
+                        .rope_base = 10000.0f};
+    return c;
+}
+
+int minigpt_config_check(const minigpt_config *c, ml_error *e) {
+    if (c->vocab_size < 2 || c->vocab_size > 256)
+        return ml_fail(e, "vocab_size %d is outside 2..256", c->vocab_size);
+    if (c->d_model < 2 || c->d_model > 4096) return ml_fail(e, "d_model %d is outside 2..4096", c->d_model);
+    if (c->n_heads < 1 || c->d_model % c->n_heads != 0)
+        return ml_fail(e, "n_heads %d does not divide d_model %d", c->n_heads, c->d_model);
+    if ((c->d_model / c->n_heads) % 2 != 0)
+        return ml_fail(e, "head size %d is odd; RoPE rotates pairs", c->d_model / c->n_heads);
+    if (c->n_layers < 1 || c->n_layers > MINIGPT_MAX_LAYERS)
+        return ml_fail(e, "n_layers %d is outside 1..%d", c->n_layers, MINIGPT_MAX_LAYERS);
+    if (c->d_ff < 1 || c->d_ff > 65536) return ml_fail(e, "d_ff %d is outside 1..65536", c->d_ff);
+    if (c->context < 1 || c->context > 4096)
+        return ml_fail(e, "context %d is outside 1..4096", c->context);
+    if (!(c->ln_eps > 0.0f && c->ln_eps < 1.0f)) return ml_fail(e, "ln_eps %g is not in (0,1)", c->ln_eps);
+    if (!(c->rope_base > 1.0f && isfinite(c->rope_base)))
+        return ml_fail(e, "rope_base %g must be a finite number above 1", c->rope_base);
+    return 0;
+}
+
+static int json_int(const cJSON *o, const char *key, int *out, const char *label, ml_error *e) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it) return ml_fail(e, "%s: config has no \"%s\"", label, key);
+    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble)
+        return ml_fail(e, "%s: config \"%s\" is not an integer", label, key);
+    *out = (int)it->valuedouble;
+    return 0;
+}
+
+static int json_float(const cJSON *o, const char *key, float *out, const char *label,
+                      ml_error *e) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it) return ml_fail(e, "%s: config has no \"%s\"", label, key);
+    if (!cJSON_IsNumber(it)) return ml_fail(e, "%s: config \"%s\" is not a number", label, key);
+    *out = (float)it->valuedouble;
+    return 0;
+}
+
+int minigpt_config_parse(minigpt_config *cfg, const char *json, const char *label, ml_error *e) {
+    cJSON *o = cJSON_Parse(json);
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return ml_fail(e, "%s: config is not a JSON object", label);
+    }
+    minigpt_config c;
+    int rc = json_int(o, "vocab_size", &c.vocab_size, label, e);
+    if (!rc) rc = json_int(o, "d_model", &c.d_model, label, e);
+    if (!rc) rc = json_int(o, "n_heads", &c.n_heads, label, e);
+    if (!rc) rc = json_int(o, "n_layers", &c.n_layers, label, e);
+    if (!rc) rc = json_int(o, "d_ff", &c.d_ff, label, e);
+    if (!rc) rc = json_int(o, "context", &c.context, label, e);
+    if (!rc) rc = json_float(o, "ln_eps", &c.ln_eps, label, e);
+    if (!rc) rc = json_float(o, "rope_base", &c.rope_base, label, e);
+    cJSON_Delete(o);
+    if (rc) return rc;
+    if (minigpt_config_check(&c, e)) return ml_wrap(e, "%s: config", label);
+    *cfg = c;
+    return 0;
+}
+
+char *minigpt_config_json(const minigpt_config *c) {
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"vocab_size\":%d,\"d_model\":%d,\"n_heads\":%d,\"n_layers\":%d,\"d_ff\":%d,"
+             "\"context\":%d,\"ln_eps\":%.9g,\"rope_base\":%.9g}",
+             c->vocab_size, c->d_model, c->n_heads, c->n_layers, c->d_ff, c->context,
+             (double)c->ln_eps, (double)c->rope_base);
+    return strdup(buf);
+}
+
+/* ---- the parameter table ---------------------------------------------------------------- */
+
+static void add_tensor(minigpt *m, const char *name, minigpt_kind kind, int d0, int d1) {
+    minigpt_tensor *t = &m->tensors[m->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->kind = kind;
+    t->ndim = d1 > 0 ? 2 : 1;
+    t->shape[0] = d0;
+    t->shape[1] = d1 > 0 ? d1 : 0;
+    t->numel = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1);
+    t->offset = m->n_params;
+    m->n_params += t->numel;
+}
+
+/* The checkpoint's tensors, in file order: the size table every view is carved from. */
+static void build_table(minigpt *m) {
+    const minigpt_config *c = &m->cfg;
+    const int C = c->d_model, F = c->d_ff;
+    char n[MINIGPT_MAX_NAME];
+    add_tensor(m, "tok_emb.weight", MG_EMBEDDING, c->vocab_size, C);
+    for (int l = 0; l < c->n_layers; l++) {
+#define T(fmt, kind, d0, d1)                          \
+    snprintf(n, sizeof n, "blocks.%d." fmt, l);       \
+    add_tensor(m, n, kind, d0, d1)
+        T("ln1.weight", MG_NORM, C, 0);
+        T("ln1.bias", MG_NORM, C, 0);
+        T("attn.q_proj.weight", MG_LINEAR_WEIGHT, C, C);
+        T("attn.k_proj.weight", MG_LINEAR_WEIGHT, C, C);
+        T("attn.v_proj.weight", MG_LINEAR_WEIGHT, C, C);
+        T("attn.o_proj.weight", MG_LINEAR_WEIGHT, C, C);
+        T("ln2.weight", MG_NORM, C, 0);
+        T("ln2.bias", MG_NORM, C, 0);
+        T("ffn.fc1.weight", MG_LINEAR_WEIGHT, F, C);
+        T("ffn.fc1.bias", MG_LINEAR_BIAS, F, 0);
+        T("ffn.fc2.weight", MG_LINEAR_WEIGHT, C, F);
+        T("ffn.fc2.bias", MG_LINEAR_BIAS, C, 0);
+#undef T
+    }
+    add_tensor(m, "ln_f.weight", MG_NORM, C, 0);
+    add_tensor(m, "ln_f.bias", MG_NORM, C, 0);
+}
+
+void minigpt_carve(const minigpt *m, float *block, minigpt_views *v) {
+    /* the table order is fixed by build_table: embedding, 12 tensors per block, ln_f */
+    const minigpt_tensor *t = m->tensors;
+    memset(v, 0, sizeof *v);
+    v->tok_emb = block + t[0].offset;
+    int i = 1;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        minigpt_block_views *b = &v->blocks[l];
+        float **slot[12] = {&b->ln1_w, &b->ln1_b, &b->wq,    &b->wk,    &b->wv,    &b->wo,
+                            &b->ln2_w, &b->ln2_b, &b->fc1_w, &b->fc1_b, &b->fc2_w, &b->fc2_b};
+        for (int j = 0; j < 12; j++, i++) *slot[j] = block + t[i].offset;
+    }
+    v->lnf_w = block + t[i].offset;
+    v->lnf_b = block + t[i + 1].offset;
+}
+
+int minigpt_find_tensor(const minigpt *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+static const char *const role_names[MINIGPT_LINEARS_PER_BLOCK] = {"q_proj", "k_proj", "v_proj",
+                                                                  "o_proj", "fc1",    "fc2"};
+
+const char *minigpt_role_name(minigpt_linear_role r) { return role_names[r]; }
+
+static void build_linears(minigpt *m) {
+    const minigpt_config *c = &m->cfg;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int r = 0; r < MINIGPT_LINEARS_PER_BLOCK; r++) {
+            minigpt_linear *L = &m->linears[l * MINIGPT_LINEARS_PER_BLOCK + r];
+            const int ffn = r >= MG_FC1;
+            snprintf(L->path, sizeof L->path, "blocks.%d.%s.%s", l, ffn ? "ffn" : "attn",
+                     role_names[r]);
+            L->layer = l;
+            L->role = (minigpt_linear_role)r;
+            L->in = r == MG_FC2 ? c->d_ff : c->d_model;
+            L->out = r == MG_FC1 ? c->d_ff : c->d_model;
+            char name[MINIGPT_MAX_NAME + 8];
+            snprintf(name, sizeof name, "%s.weight", L->path);
+            L->w_tensor = minigpt_find_tensor(m, name);
+            snprintf(name, sizeof name, "%s.bias", L->path);
+            L->b_tensor = minigpt_find_tensor(m, name);
+            L->w = m->params + m->tensors[L->w_tensor].offset;
+            L->b = L->b_tensor >= 0 ? m->params + m->tensors[L->b_tensor].offset : NULL;
+            L->ext = NULL;
+        }
+}
+
+minigpt_linear *minigpt_find_linear(minigpt *m, const char *path) {
+    for (int i = 0; i < m->n_linears; i++)
+        if (strcmp(m->linears[i].path, path) == 0) return &m->linears[i];
+    return NULL;
+}
+
+int minigpt_init(minigpt *m, const minigpt_config *cfg, ml_error *e) {
+    memset(m, 0, sizeof *m);
+    if (minigpt_config_check(cfg, e)) return -1;
+    m->cfg = *cfg;
+    const int L = cfg->n_layers, P = cfg->d_model / cfg->n_heads / 2;
+    m->tensors = calloc((size_t)(3 + 12 * L), sizeof *m->tensors);
+    m->n_linears = L * MINIGPT_LINEARS_PER_BLOCK;
+    m->linears = calloc((size_t)m->n_linears, sizeof *m->linears);
+    m->rope_cos = malloc((size_t)cfg->context * P * sizeof(float));
+    m->rope_sin = malloc((size_t)cfg->context * P * sizeof(float));
+    if (m->tensors && m->linears && m->rope_cos && m->rope_sin) {
+        build_table(m);
+        m->params = calloc(m->n_params, sizeof(float));
+    }
+    if (!m->params) {
+        minigpt_free(m);
+        return ml_fail(e, "out of memory allocating the model");
+    }
+    minigpt_carve(m, m->params, &m->p);
+    build_linears(m);
+    /* θ_i = base^(−2i/HS), i < HS/2; the angle at position t is t·θ_i */
+    for (int t = 0; t < cfg->context; t++)
+        for (int i = 0; i < P; i++) {
+            double theta = pow((double)cfg->rope_base, -2.0 * i / (2.0 * P));
+            m->rope_cos[t * P + i] = (float)cos(t * theta);
+            m->rope_sin[t * P + i] = (float)sin(t * theta);
+        }
+    return 0;
+}
+
+void minigpt_free(minigpt *m) {
+    free(m->tensors);
+    free(m->params);
+    free(m->linears);
+    free(m->rope_cos);
+    free(m->rope_sin);
+    memset(m, 0, sizeof *m);
+}
+
+void minigpt_init_random(minigpt *m, uint64_t seed) {
+    rng r;
+    rng_seed(&r, seed);
+    const float proj_scale = 1.0f / sqrtf(2.0f * (float)m->cfg.n_layers);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const minigpt_tensor *t = &m->tensors[i];
+        float *p = m->params + t->offset;
+        const int is_weight = strstr(t->name, ".weight") != NULL;
+        for (size_t j = 0; j < t->numel; j++) {
+            switch (t->kind) {
+            case MG_EMBEDDING: p[j] = 0.02f * rng_normal(&r); break;
+            case MG_NORM: p[j] = is_weight ? 1.0f : 0.0f; break;
+            case MG_LINEAR_BIAS: p[j] = 0.0f; break;
+            case MG_LINEAR_WEIGHT: {
+                /* residual-stream outputs start smaller so the stream grows slowly with depth */
+                const int out_proj = strstr(t->name, "o_proj") || strstr(t->name, "fc2");
+                p[j] = 0.02f * rng_normal(&r) * (out_proj ? proj_scale : 1.0f);
+                break;
+            }
+            }
+        }
+    }
+}
+
+int minigpt_load(minigpt *m, const st_file *f, int allow_extra, ml_error *e) {
+    const char *cj = st_meta(f, "config");
+    if (!cj) return ml_fail(e, "%s: no \"config\" in __metadata__; not a minigpt checkpoint", f->label);
+    minigpt_config cfg;
+    if (minigpt_config_parse(&cfg, cj, f->label, e)) return -1;
+    if (!m->params) {
+        if (minigpt_init(m, &cfg, e)) return -1;
+    } else if (memcmp(&cfg, &m->cfg, sizeof cfg) != 0) {
+        return ml_fail(e, "%s: config differs from the model being loaded into", f->label);
+    }
+    for (int i = 0; i < m->n_tensors; i++) {
+        const minigpt_tensor *t = &m->tensors[i];
+        int64_t shape[2] = {t->shape[0], t->shape[1]};
+        if (st_read_f32(f, t->name, ST_F32, m->params + t->offset, t->ndim, shape, e)) return -1;
+    }
+    if (!allow_extra)
+        for (int i = 0; i < f->n_tensors; i++)
+            if (minigpt_find_tensor(m, f->tensors[i].name) < 0)
+                return ml_fail(e, "%s: unexpected tensor '%s' in a minigpt checkpoint", f->label,
+                               f->tensors[i].name);
+    return 0;
+}
+
+int minigpt_add_tensors(const minigpt *m, st_writer *w, ml_error *e) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const minigpt_tensor *t = &m->tensors[i];
+        int64_t shape[2] = {t->shape[0], t->shape[1]};
+        if (st_writer_add_f32(w, t->name, ST_F32, m->params + t->offset, t->ndim, shape, e))
+            return -1;
+    }
+    return 0;
+}
+
+minigpt_counts minigpt_count(const minigpt *m) {
+    minigpt_counts c = {0};
+    for (int i = 0; i < m->n_tensors; i++) {
+        const minigpt_tensor *t = &m->tensors[i];
+        c.total += t->numel;
+        switch (t->kind) {
+        case MG_EMBEDDING: c.embedding += t->numel; break;
+        case MG_NORM: c.norms += t->numel; break;
+        case MG_LINEAR_WEIGHT: c.linear_weights += t->numel; break;
+        case MG_LINEAR_BIAS: c.linear_biases += t->numel; break;
+        }
+    }
+    return c;
+}
+
+/* ---- workspace -------------------------------------------------------------------------- */
+
+typedef struct {
+    float **ptr;
+    size_t n;
+} carve_entry;
+
+/* 16 floats = 64 bytes: every view starts on a cache line */
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+int minigpt_ws_init(minigpt_ws *ws, const minigpt *m, int B, int T, ml_error *e) {
+    memset(ws, 0, sizeof *ws);
+    const minigpt_config *c = &m->cfg;
+    if (B < 1 || T < 1 || T > c->context)
+        return ml_fail(e, "workspace of %d x %d does not fit context %d", B, T, c->context);
+    const size_t BT = (size_t)B * T, C = c->d_model, F = c->d_ff, V = c->vocab_size;
+    const size_t NH = c->n_heads;
+    carve_entry tab[64 + MINIGPT_MAX_LAYERS * 24];
+    int n = 0;
+#define ADD(p, count) tab[n++] = (carve_entry){&(p), (count)}
+    ADD(ws->x0, BT * C);
+    for (int l = 0; l < c->n_layers; l++) {
+        minigpt_block_acts *a = &ws->layers[l];
+        ADD(a->ln1, BT * C);
+        ADD(a->ln1_mean, BT);
+        ADD(a->ln1_rstd, BT);
+        ADD(a->q, BT * C);
+        ADD(a->k, BT * C);
+        ADD(a->v, BT * C);
+        ADD(a->att, (size_t)B * NH * T * T);
+        ADD(a->atty, BT * C);
+        ADD(a->res1, BT * C);
+        ADD(a->ln2, BT * C);
+        ADD(a->ln2_mean, BT);
+        ADD(a->ln2_rstd, BT);
+        ADD(a->fc1, BT * F);
+        ADD(a->res2, BT * C);
+        for (int r = 0; r < MINIGPT_LINEARS_PER_BLOCK; r++) {
+            const minigpt_linear_ext *x = m->linears[l * MINIGPT_LINEARS_PER_BLOCK + r].ext;
+            if (x && x->save_per_row > 0) ADD(a->ext_saved[r], BT * (size_t)x->save_per_row);
+        }
+    }
+    ADD(ws->lnf, BT * C);
+    ADD(ws->lnf_mean, BT);
+    ADD(ws->lnf_rstd, BT);
+    ADD(ws->logits, BT * V);
+    ADD(ws->dres, BT * C);
+    ADD(ws->dtmp, BT * C);
+    ADD(ws->dq, BT * C);
+    ADD(ws->dk, BT * C);
+    ADD(ws->dv, BT * C);
+    ADD(ws->datty, BT * C);
+    ADD(ws->gelu, BT * F);
+    ADD(ws->dfc, BT * F);
+    ADD(ws->tmp, BT * C);
+    ADD(ws->datt, (size_t)T);
+#undef ADD
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += round16(tab[i].n);
+    ws->block = aligned_alloc(64, total * sizeof(float));
+    if (!ws->block) return ml_fail(e, "out of memory: workspace of %zu floats", total);
+    memset(ws->block, 0, total * sizeof(float));
+    float *p = ws->block;
+    for (int i = 0; i < n; i++) {
+        *tab[i].ptr = p;
+        p += round16(tab[i].n);
+    }
+    ws->n_floats = total;
+    ws->B = B;
+    ws->T = T;
+    return 0;
+}
+
+void minigpt_ws_free(minigpt_ws *ws) {
+    free(ws->block);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* ---- forward ---------------------------------------------------------------------------- */
+
+static void linear_forward(const minigpt_linear *L, float *out, float *saved, const float *inp,
+                           int N) {
+    // out (N,out), inp (N,in)
+    matmul_forward(out, inp, L->w, L->b, N, L->in, L->out);
+    if (L->ext) L->ext->forward(L->ext, out, saved, inp, N);
+}
+
+void minigpt_forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B, int T) {
+    const minigpt_config *c = &m->cfg;
+    const int C = c->d_model, F = c->d_ff, V = c->vocab_size, NH = c->n_heads, N = B * T;
+    ws->tokens = tokens;
+    ws->fwd_B = B;
+    ws->fwd_T = T;
+    encoder_forward(ws->x0, tokens, m->p.tok_emb, N, C);
+    const float *x = ws->x0; // (B,T,C) the residual stream entering each block
+    for (int l = 0; l < c->n_layers; l++) {
+        minigpt_block_acts *a = &ws->layers[l];
+        const minigpt_block_views *p = &m->p.blocks[l];
+        const minigpt_linear *lin = m->linears + l * MINIGPT_LINEARS_PER_BLOCK;
+        /* attention: res1 = x + o(attn(rope(q), rope(k), v)), q,k,v of LN1(x) */
+        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1_w, p->ln1_b, N, C, c->ln_eps);
+        linear_forward(&lin[MG_Q], a->q, a->ext_saved[MG_Q], a->ln1, N);
+        linear_forward(&lin[MG_K], a->k, a->ext_saved[MG_K], a->ln1, N);
+        linear_forward(&lin[MG_V], a->v, a->ext_saved[MG_V], a->ln1, N);
+        rope_forward(a->q, m->rope_cos, m->rope_sin, B, T, C, NH);
+        rope_forward(a->k, m->rope_cos, m->rope_sin, B, T, C, NH);
+        attention_forward(a->atty, a->att, a->q, a->k, a->v, B, T, C, NH);
+        linear_forward(&lin[MG_O], ws->tmp, a->ext_saved[MG_O], a->atty, N);
+        residual_forward(a->res1, x, ws->tmp, N * C);
+        /* MLP: res2 = res1 + fc2(GELU(fc1(LN2(res1)))) */
+        layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, p->ln2_w, p->ln2_b, N, C,
+                          c->ln_eps);
+        linear_forward(&lin[MG_FC1], a->fc1, a->ext_saved[MG_FC1], a->ln2, N);
+        gelu_forward(ws->gelu, a->fc1, N * F);
+        linear_forward(&lin[MG_FC2], ws->tmp, a->ext_saved[MG_FC2], ws->gelu, N);
+        residual_forward(a->res2, a->res1, ws->tmp, N * C);
+        x = a->res2;
+    }
+    layernorm_forward(ws->lnf, ws->lnf_mean, ws->lnf_rstd, x, m->p.lnf_w, m->p.lnf_b, N, C,
+                      c->ln_eps);
+    matmul_forward(ws->logits, ws->lnf, m->p.tok_emb, NULL, N, C, V); /* tied head */
+}
+
+double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float grad_scale) {
+    const int V = m->cfg.vocab_size, N = ws->fwd_B * ws->fwd_T;
+    double sum = 0.0;
+    for (int n = 0; n < N; n++) {
+        float *l = ws->logits + (size_t)n * V; // (V)
+        const int y = targets[n];
+        if (y < 0) {
+            if (grad_scale != 0.0f) memset(l, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float maxv = l[0];
+        for (int v = 1; v < V; v++)
+            if (l[v] > maxv) maxv = l[v];
+        double z = 0.0;
+        for (int v = 0; v < V; v++) z += exp((double)(l[v] - maxv));
+        const double logz = (double)maxv + log(z);
+        sum += logz - (double)l[y];
+        if (grad_scale != 0.0f) {
+            for (int v = 0; v < V; v++) l[v] = (float)exp((double)l[v] - logz) * grad_scale;
+            l[y] -= grad_scale;
+        }
+    }
+    return sum;
+}
+
+/* ---- backward --------------------------------------------------------------------------- */
+
+static void linear_backward(const minigpt *m, const minigpt_linear *L, float *dinp, float *grad,
+                            float *ext_grad, const float *dout, const float *saved,
+                            const float *inp, int N) {
+    // dinp (N,in) +=, dout (N,out), inp (N,in)
+    float *dw = grad ? grad + m->tensors[L->w_tensor].offset : NULL;
+    float *db = grad && L->b_tensor >= 0 ? grad + m->tensors[L->b_tensor].offset : NULL;
+    matmul_backward(dinp, dw, db, dout, inp, L->w, N, L->in, L->out);
+    if (L->ext) L->ext->backward(L->ext, dinp, ext_grad, dout, saved, inp, N);
+}
+
+static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
+
+void minigpt_backward(const minigpt *m, minigpt_ws *ws, float *grad, float *ext_grad) {
+    const minigpt_config *c = &m->cfg;
+    const int B = ws->fwd_B, T = ws->fwd_T;
+    const int C = c->d_model, F = c->d_ff, V = c->vocab_size, NH = c->n_heads, N = B * T;
+    const size_t NC = (size_t)N * C, NF = (size_t)N * F;
+    minigpt_views g;
+    if (grad) minigpt_carve(m, grad, &g);
+    const int Lc = c->n_layers;
+    /* head and final LayerNorm; ws->logits holds dlogits (B,T,V) */
+    const float *xL = ws->layers[Lc - 1].res2;
+    zero(ws->dtmp, NC);
+    matmul_backward(ws->dtmp, grad ? g.tok_emb : NULL, NULL, ws->logits, ws->lnf, m->p.tok_emb, N,
+                    C, V);
+    zero(ws->dres, NC);
+    layernorm_backward(ws->dres, grad ? g.lnf_w : NULL, grad ? g.lnf_b : NULL, ws->dtmp, xL,
+                       m->p.lnf_w, ws->lnf_mean, ws->lnf_rstd, N, C);
+    for (int l = Lc - 1; l >= 0; l--) {
+        minigpt_block_acts *a = &ws->layers[l];
+        const minigpt_block_views *p = &m->p.blocks[l];
+        minigpt_block_views *gb = grad ? &g.blocks[l] : NULL;
+        const minigpt_linear *lin = m->linears + l * MINIGPT_LINEARS_PER_BLOCK;
+        const float *x = l > 0 ? ws->layers[l - 1].res2 : ws->x0; // (B,T,C) block input
+        /* MLP; ws->dres is d(res2) and becomes d(res1) by accumulation */
+        gelu_forward(ws->gelu, a->fc1, N * F); /* recomputed rather than kept per layer */
+        zero(ws->dfc, NF);
+        linear_backward(m, &lin[MG_FC2], ws->dfc, grad, ext_grad, ws->dres, a->ext_saved[MG_FC2],
+                        ws->gelu, N);
+        zero(ws->gelu, NF); /* reused for d(fc1 pre-activation) */
+        gelu_backward(ws->gelu, a->fc1, ws->dfc, N * F);
+        zero(ws->dtmp, NC);
+        linear_backward(m, &lin[MG_FC1], ws->dtmp, grad, ext_grad, ws->gelu, a->ext_saved[MG_FC1],
+                        a->ln2, N);
+        layernorm_backward(ws->dres, gb ? gb->ln2_w : NULL, gb ? gb->ln2_b : NULL, ws->dtmp,
+                           a->res1, p->ln2_w, a->ln2_mean, a->ln2_rstd, N, C);
+        /* attention; ws->dres is d(res1) and becomes d(x) */
+        zero(ws->datty, NC);
+        linear_backward(m, &lin[MG_O], ws->datty, grad, ext_grad, ws->dres, a->ext_saved[MG_O],
+                        a->atty, N);
+        zero(ws->dq, NC);
+        zero(ws->dk, NC);
+        zero(ws->dv, NC);
+        attention_backward(ws->dq, ws->dk, ws->dv, ws->datt, ws->datty, a->att, a->q, a->k, a->v,
+                           B, T, C, NH);
+        rope_backward(ws->dq, m->rope_cos, m->rope_sin, B, T, C, NH);
+        rope_backward(ws->dk, m->rope_cos, m->rope_sin, B, T, C, NH);
+        zero(ws->dtmp, NC);
+        linear_backward(m, &lin[MG_Q], ws->dtmp, grad, ext_grad, ws->dq, a->ext_saved[MG_Q],
+                        a->ln1, N);
+        linear_backward(m, &lin[MG_K], ws->dtmp, grad, ext_grad, ws->dk, a->ext_saved[MG_K],
+                        a->ln1, N);
+        linear_backward(m, &lin[MG_V], ws->dtmp, grad, ext_grad, ws->dv, a->ext_saved[MG_V],
+                        a->ln1, N);
+        layernorm_backward(ws->dres, gb ? gb->ln1_w : NULL, gb ? gb->ln1_b : NULL, ws->dtmp, x,
+                           p->ln1_w, a->ln1_mean, a->ln1_rstd, N, C);
+    }
+    if (grad) encoder_backward(g.tok_emb, ws->dres, ws->tokens, N, C);
+}

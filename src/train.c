@@ -1,0 +1,213 @@
+/* train.c — the training loop: sampling, steps, validation, keeping the best, progress. */
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "optim.h"
+
+volatile sig_atomic_t train_stop_signal = 0;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void identity(int *idx, int n) {
+    for (int i = 0; i < n; i++) idx[i] = i;
+}
+
+int train_state_init(train_state *s, const train_job *job, const train_opts *o, ml_error *e) {
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < job->n_tensors; i++) s->n_floats += job->tensors[i].n;
+    const size_t nf = s->n_floats ? s->n_floats : 1;
+    s->m = calloc(nf, sizeof(float));
+    s->v = calloc(nf, sizeof(float));
+    s->best = calloc(nf, sizeof(float));
+    s->order = malloc(sizeof(int) * (size_t)job->train->n);
+    s->replay_order = job->replay ? malloc(sizeof(int) * (size_t)job->replay->n) : NULL;
+    if (!s->m || !s->v || !s->best || !s->order || (job->replay && !s->replay_order)) {
+        train_state_free(s);
+        return ml_fail(e, "out of memory for the optimizer state");
+    }
+    /* distinct streams for the two data sets, both from the one seed */
+    rng_seed(&s->data_rng, o->seed ^ 0x64617461ull);
+    rng_seed(&s->replay_rng, o->seed ^ 0x7265706cull);
+    identity(s->order, job->train->n);
+    rng_shuffle(&s->data_rng, s->order, job->train->n);
+    if (job->replay) {
+        identity(s->replay_order, job->replay->n);
+        rng_shuffle(&s->replay_rng, s->replay_order, job->replay->n);
+    }
+    s->best_val = INFINITY;
+    s->best_step = -1;
+    return 0;
+}
+
+void train_state_free(train_state *s) {
+    free(s->m);
+    free(s->v);
+    free(s->best);
+    free(s->order);
+    free(s->replay_order);
+    memset(s, 0, sizeof *s);
+}
+
+/* Next example of an epoch-shuffled stream; reshuffles when the epoch ends. */
+static const ds_example *draw(const dataset *d, int *order, int *pos, rng *r) {
+    if (*pos >= d->n) {
+        rng_shuffle(r, order, d->n);
+        *pos = 0;
+    }
+    return &d->ex[order[(*pos)++]];
+}
+
+static void copy_params(const train_job *job, float *dst, int to_model) {
+    size_t off = 0;
+    for (int i = 0; i < job->n_tensors; i++) {
+        const train_tensor *t = &job->tensors[i];
+        if (to_model) memcpy(t->p, dst + off, t->n * sizeof(float));
+        else memcpy(dst + off, t->p, t->n * sizeof(float));
+        off += t->n;
+    }
+}
+
+int train_use_best(const train_job *job, const train_state *s) {
+    if (!job->val || s->best_step < 0) return 0;
+    copy_params(job, s->best, 1);
+    return 1;
+}
+
+double train_val_loss(const train_job *job) {
+    const dataset *v = job->val;
+    const ds_example **ex = malloc(sizeof *ex * (size_t)v->n);
+    if (!ex) return NAN;
+    for (int i = 0; i < v->n; i++) ex[i] = &v->ex[i];
+    long count = 0;
+    double sum = engine_loss(job->g, ex, v->n, &count);
+    free((void *)ex);
+    return count ? sum / (double)count : NAN;
+}
+
+static void format_duration(char *buf, size_t n, double s) {
+    if (s < 0 || !isfinite(s)) snprintf(buf, n, "?");
+    else if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+typedef struct {
+    int tty, quiet, log_every;
+    double last_draw;
+} progress;
+
+static void report(progress *p, const train_job *job, const train_opts *o, int step, double loss,
+                   double val, float lr, double tok_s, double eta, int force) {
+    if (p->quiet) return;
+    const double t = now_s();
+    if (p->tty && !force && t - p->last_draw < 0.2) return;
+    if (!p->tty && !force && (step % p->log_every) != 0) return;
+    p->last_draw = t;
+    char eta_s[32], val_s[32] = "";
+    format_duration(eta_s, sizeof eta_s, eta);
+    if (isfinite(val)) snprintf(val_s, sizeof val_s, "  val %.4f", val);
+    fprintf(stderr, "%s%s: step %d/%d  loss %.4f%s  lr %.2e  %.1fk tok/s  ETA %s%s",
+            p->tty ? "\r\033[K" : "", job->label, step, o->steps, loss, val_s, (double)lr,
+            tok_s / 1000.0, eta_s, p->tty ? "" : "\n");
+    fflush(stderr);
+}
+
+/* Name of the first tensor whose gradient holds a non-finite value, or NULL. */
+static const char *nonfinite_grad(const train_job *job) {
+    const float *g = job->g->grad;
+    for (int i = 0; i < job->n_tensors; i++) {
+        const train_tensor *t = &job->tensors[i];
+        for (size_t j = 0; j < t->n; j++)
+            if (!isfinite(g[t->grad_off + j])) return t->name;
+    }
+    return NULL;
+}
+
+int train_run(const train_job *job, const train_opts *o, train_state *s, train_result *r,
+              ml_error *e) {
+    memset(r, 0, sizeof *r);
+    r->best_val = NAN;
+    if (o->batch > job->g->max_B)
+        return ml_fail(e, "batch %d exceeds the engine's %d", o->batch, job->g->max_B);
+    const int n_replay = job->replay ? (int)lroundf(o->replay_frac * (float)o->batch) : 0;
+    if (n_replay >= o->batch && job->replay)
+        return ml_fail(e, "replay fraction %.2f leaves no room for training examples", o->replay_frac);
+    const ds_example **batch = malloc(sizeof *batch * (size_t)o->batch);
+    if (!batch) return ml_fail(e, "out of memory");
+    progress p = {isatty(2), o->quiet, o->log_every > 0 ? o->log_every : (o->steps >= 20 ? o->steps / 20 : 1), 0};
+    const double t0 = now_s();
+    double val = NAN, loss_sum = 0.0, last_loss = NAN;
+    int loss_n = 0, rc = 0;
+    const int first = s->step;
+    while (s->step < o->steps) {
+        if (train_stop_signal) {
+            r->interrupted = train_stop_signal;
+            break;
+        }
+        for (int b = 0; b < o->batch; b++)
+            batch[b] = b < n_replay ? draw(job->replay, s->replay_order, &s->replay_pos, &s->replay_rng)
+                                    : draw(job->train, s->order, &s->pos, &s->data_rng);
+        const double loss = engine_grad(job->g, batch, o->batch, NULL);
+        r->positions += job->g->positions;
+        /* global gradient norm over everything trained */
+        double sq = 0.0;
+        for (int i = 0; i < job->n_tensors; i++)
+            sq += sum_squares(job->g->grad + job->tensors[i].grad_off, job->tensors[i].n);
+        if (!isfinite(loss) || !isfinite(sq)) {
+            const char *bad = nonfinite_grad(job);
+            rc = ml_fail(e, "training diverged at step %d: %s%s%s", s->step + 1,
+                         !isfinite(loss) ? "loss is not finite" : "gradient is not finite",
+                         bad ? " in " : "", bad ? bad : "");
+            break;
+        }
+        const float scale = (o->clip > 0 && sqrt(sq) > o->clip) ? (float)(o->clip / sqrt(sq)) : 1.0f;
+        const float lr = lr_at(s->step, o->steps, o->warmup, o->lr, o->min_lr_frac);
+        size_t off = 0;
+        for (int i = 0; i < job->n_tensors; i++) {
+            const train_tensor *t = &job->tensors[i];
+            float *g = job->g->grad + t->grad_off;
+            if (scale != 1.0f)
+                for (size_t j = 0; j < t->n; j++) g[j] *= scale;
+            adamw_step(t->p, g, s->m + off, s->v + off, t->n, lr, t->decay ? o->weight_decay : 0.0f,
+                       o->beta1, o->beta2, o->eps, s->step + 1);
+            off += t->n;
+        }
+        s->step++;
+        loss_sum += loss;
+        loss_n++;
+        const int last = s->step == o->steps;
+        const int do_eval = job->val && ((o->eval_every > 0 && s->step % o->eval_every == 0) || last);
+        if (do_eval) {
+            val = train_val_loss(job);
+            if (val < s->best_val) {
+                s->best_val = val;
+                s->best_step = s->step;
+                copy_params(job, s->best, 0);
+            }
+        }
+        const double elapsed = now_s() - t0;
+        const double tok_s = (double)r->positions / (elapsed > 0 ? elapsed : 1e-9);
+        const double eta = elapsed / (s->step - first) * (o->steps - s->step);
+        last_loss = loss_sum / loss_n;
+        report(&p, job, o, s->step, last_loss, val, lr, tok_s, eta, do_eval || last);
+        if (do_eval) loss_sum = 0.0, loss_n = 0;
+    }
+    if (p.tty && !p.quiet) fputc('\n', stderr);
+    free((void *)batch);
+    r->steps = s->step;
+    r->loss = last_loss;
+    r->best_val = job->val ? s->best_val : NAN;
+    r->best_step = s->best_step;
+    r->seconds = now_s() - t0;
+    return rc;
+}
