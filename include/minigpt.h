@@ -87,13 +87,14 @@ typedef struct {
 /* A plug-in extending a Linear slot: y += ext(x). Installed by lora.c.
  * forward:  out (N,out) += ext(inp (N,in)); may keep save_per_row floats per row in saved.
  * backward: dinp (N,in) += ∂/∂inp; accumulates the plug-in's own parameter gradients into
- *           grad, the caller's gradient block for plug-ins (see minigpt_backward). */
+ *           grad, the caller's gradient block for plug-ins (see minigpt_backward); may use
+ *           its saved rows as scratch (the forward that wrote them is done with). */
 typedef struct minigpt_linear_ext minigpt_linear_ext;
 struct minigpt_linear_ext {
     void (*forward)(const minigpt_linear_ext *x, float *out, float *saved, const float *inp,
                     int N);
     void (*backward)(const minigpt_linear_ext *x, float *dinp, float *grad, const float *dout,
-                     const float *saved, const float *inp, int N);
+                     float *saved, const float *inp, int N);
     int save_per_row;
     void *ctx;
 };

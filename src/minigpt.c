@@ -455,7 +455,7 @@ double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float 
 /* ---- backward --------------------------------------------------------------------------- */
 
 static void linear_backward(const minigpt *m, const minigpt_linear *L, float *dinp, float *grad,
-                            float *ext_grad, const float *dout, const float *saved,
+                            float *ext_grad, const float *dout, float *saved,
                             const float *inp, int N) {
     // dinp (N,in) +=, dout (N,out), inp (N,in)
     float *dw = grad ? grad + m->tensors[L->w_tensor].offset : NULL;

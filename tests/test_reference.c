@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "test_util.h"
+#include "lora.h"
 #include "runtime.h"
 #include "safetensors.h"
 
@@ -116,12 +117,55 @@ static void test_every_gradient(void **state) {
     free(grad);
 }
 
+/* The LoRA case: every Linear adapted with rank 4, alpha 8, A and B random (B != 0). */
+static void test_lora_logits_loss_and_gradients(void **state) {
+    fixture *x = *state;
+    ml_error e;
+    const int r = atoi(st_meta(&x->f, "lora_r"));
+    const float alpha = (float)atof(st_meta(&x->f, "lora_alpha"));
+    lora a;
+    assert_int_equal(lora_init(&a, &x->m, r, alpha, 0, LORA_ALL_TARGETS, &e), 0);
+    for (int i = 0; i < a.n_layers; i++) {
+        char name[160];
+        int64_t sa[2] = {r, a.layers[i].slot->in}, sb[2] = {a.layers[i].slot->out, r};
+        snprintf(name, sizeof name, "lora.%s.lora_A", a.layers[i].slot->path);
+        assert_int_equal(st_read_f32(&x->f, name, ST_F32, a.layers[i].A, 2, sa, &e), 0);
+        snprintf(name, sizeof name, "lora.%s.lora_B", a.layers[i].slot->path);
+        assert_int_equal(st_read_f32(&x->f, name, ST_F32, a.layers[i].B, 2, sb, &e), 0);
+    }
+    minigpt_ws ws;
+    assert_int_equal(minigpt_ws_init(&ws, &x->m, x->B, x->T, &e), 0);
+    int count = 0;
+    for (int i = 0; i < x->B * x->T; i++) count += x->targets[i] >= 0;
+    double worst = 0;
+    minigpt_forward(&x->m, &ws, x->tokens, x->B, x->T);
+    compare(&x->f, "lora.logits", ws.logits, (size_t)x->B * x->T * x->m.cfg.vocab_size, &worst);
+    float loss = (float)(minigpt_xent(&x->m, &ws, x->targets, 1.0f / count) / count);
+    compare(&x->f, "lora.loss", &loss, 1, &worst);
+    float *grad = calloc(a.n_params, sizeof(float));
+    assert_non_null(grad);
+    minigpt_backward(&x->m, &ws, NULL, grad); /* base frozen: only A and B get gradients */
+    for (int i = 0; i < a.n_layers; i++) {
+        char name[160];
+        const lora_layer *L = &a.layers[i];
+        snprintf(name, sizeof name, "lora.grad.%s.lora_A", L->slot->path);
+        compare(&x->f, name, grad + L->a_off, (size_t)r * L->slot->in, &worst);
+        snprintf(name, sizeof name, "lora.grad.%s.lora_B", L->slot->path);
+        compare(&x->f, name, grad + L->b_off, (size_t)L->slot->out * r, &worst);
+    }
+    printf("  worst relative LoRA error over %d adapted layers: %.3e\n", a.n_layers, worst);
+    free(grad);
+    minigpt_ws_free(&ws);
+    lora_free(&a);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     runtime_init(argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logits_and_loss),
         cmocka_unit_test(test_every_gradient),
+        cmocka_unit_test(test_lora_logits_loss_and_gradients),
     };
     return cmocka_run_group_tests_name("reference", tests, setup, teardown);
 }

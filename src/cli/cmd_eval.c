@@ -9,92 +9,212 @@
 #include "common.h"
 #include "engine.h"
 #include "eval.h"
+#include "lora.h"
 #include "opts.h"
 #include "runtime.h"
 
-#define MAX_MODELS 9
+#define MAX_MODELS 17
 
 static const char *default_files[] = {"data/irreg_test.jsonl", "data/control_regular.jsonl",
                                       "data/irreg_unseen.jsonl"};
+
+/* Results of one model on one file. */
+typedef struct {
+    eval_item *items;
+    eval_totals all;
+} result;
 
 static void pct(char *buf, size_t n, int a, int b) {
     if (b == 0) snprintf(buf, n, "-");
     else snprintf(buf, n, "%.1f%%", 100.0 * a / b);
 }
 
+/* Column label: the file name without directory and extension. */
+static void label_of(char *buf, size_t n, const char *path) {
+    const char *s = strrchr(path, '/');
+    s = s ? s + 1 : path;
+    const char *dot = strrchr(s, '.');
+    snprintf(buf, n, "%.*s", dot ? (int)(dot - s) : (int)strlen(s), s);
+}
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void print_table(const char *file, const dataset *d, result *res, int nmodels,
+                        char labels[][64]) {
+    char a[32];
+    printf("%s (%d examples)\n", file, d->n);
+    printf("  %-16s", "");
+    for (int k = 0; k < nmodels; k++) printf(" %14.14s", labels[k]);
+    printf("\n  %-16s", "exact match");
+    for (int k = 0; k < nmodels; k++) {
+        pct(a, sizeof a, res[k].all.correct, res[k].all.n);
+        printf(" %14s", a);
+    }
+    if (res[0].all.n_pref) {
+        printf("\n  %-16s", "preference");
+        for (int k = 0; k < nmodels; k++) {
+            pct(a, sizeof a, res[k].all.pref_correct, res[k].all.n_pref);
+            printf(" %14s", a);
+        }
+    }
+    printf("\n  %-16s", "perplexity");
+    for (int k = 0; k < nmodels; k++) printf(" %14.4f", eval_ppl(&res[k].all));
+    printf("\n");
+    /* per verb, in order of first appearance */
+    const char *seen[1024];
+    int ns = 0;
+    for (int i = 0; i < d->n && ns < 1024; i++) {
+        const char *v = d->ex[i].verb;
+        int dup = !v;
+        for (int j = 0; j < ns && !dup; j++) dup = strcmp(seen[j], v) == 0;
+        if (!dup) seen[ns++] = v;
+    }
+    if (ns > 1) {
+        printf("  per verb (exact match; first prediction)\n");
+        for (int j = 0; j < ns; j++) {
+            printf("    %-14s", seen[j]);
+            for (int k = 0; k < nmodels; k++) {
+                eval_totals t = eval_sum(d, res[k].items, seen[j]);
+                const char *pred = "";
+                for (int i = 0; i < d->n; i++)
+                    if (d->ex[i].verb && strcmp(d->ex[i].verb, seen[j]) == 0) {
+                        pred = res[k].items[i].prediction;
+                        break;
+                    }
+                pct(a, sizeof a, t.correct, t.n);
+                char cell[64];
+                snprintf(cell, sizeof cell, "%s %.8s", a, pred);
+                printf(" %14s", cell);
+            }
+            printf("\n");
+        }
+    }
+    printf("\n");
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *base_path = "data/minigpt-base.safetensors";
-    int json = 0, threads = 0, per_verb = 1;
+    int json = 0, threads = 0;
+    opt_list adapters = {0};
     opt_def defs[] = {
+        {"adapter", OPT_LIST, &adapters, 0, 0, "FILE", "an adapter (or a full checkpoint) to score beside the base; repeatable"},
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "one JSON object per example, then a summary object"},
         {"threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: all cores)"},
     };
     int pos;
     int r = opts_parse("[options] [DATA.jsonl ...]",
-                       "Scores the base model on each DATA file (default: data/irreg_test.jsonl,\n"
-                       "data/control_regular.jsonl, data/irreg_unseen.jsonl): greedy exact match,\n"
-                       "preference for the completion over the distractor, completion perplexity.",
+                       "Scores the base model and each --adapter on each DATA file (default:\n"
+                       "data/irreg_test.jsonl data/control_regular.jsonl data/irreg_unseen.jsonl):\n"
+                       "greedy exact match, preference for the completion over the distractor\n"
+                       "(log P(completion) > log P(distractor)), completion perplexity, per verb.",
                        defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     const char **files = (const char **)argv + pos;
     int nfiles = argc - pos;
     if (nfiles == 0) files = default_files, nfiles = 3;
+    const int nmodels = 1 + adapters.n;
+    if (nmodels > MAX_MODELS) return usage_fail(cmd, "too many --adapter files");
+    threads = runtime_threads(threads);
+
     ml_error e;
-    minigpt m = {0};
-    tok_vocab vocab;
-    engine g = {0};
+    loaded_model lm = {0};
+    char labels[MAX_MODELS][64];
+    dataset *data = calloc((size_t)nfiles, sizeof *data);
+    result *res = calloc((size_t)nfiles * nmodels, sizeof *res);
     int rc = EXIT_RUNTIME;
-    if (checkpoint_load(base_path, &m, &vocab, NULL, &e)) goto fail;
-    if (engine_init(&g, &m, runtime_threads(threads), 256, 32, 0, 0, &e)) goto fail;
+    if (!data || !res) {
+        ml_fail(&e, "out of memory");
+        goto done;
+    }
+    if (loaded_model_init(&lm, base_path, NULL, &e)) goto done;
+    for (int f = 0; f < nfiles; f++)
+        if (ds_load(&data[f], files[f], &lm.vocab, lm.base.cfg.context, &e)) goto done;
+    loaded_model_free(&lm);
+    snprintf(labels[0], sizeof labels[0], "base");
+    for (int k = 0; k < nmodels; k++) {
+        if (k > 0) label_of(labels[k], sizeof labels[k], adapters.v[k - 1]);
+        if (loaded_model_init(&lm, base_path, k ? adapters.v[k - 1] : NULL, &e)) goto done;
+        engine g;
+        if (engine_init(&g, lm.m, threads, 256, 32, 0, 0, &e)) goto done;
+        for (int f = 0; f < nfiles; f++) {
+            result *rs = &res[f * nmodels + k];
+            rs->items = calloc((size_t)data[f].n, sizeof *rs->items);
+            if (!rs->items) abort();
+            eval_dataset(&g, &lm.vocab, &data[f], rs->items);
+            rs->all = eval_sum(&data[f], rs->items, NULL);
+        }
+        engine_free(&g);
+        loaded_model_free(&lm);
+    }
     for (int f = 0; f < nfiles; f++) {
-        dataset d;
-        if (ds_load(&d, files[f], &vocab, m.cfg.context, &e)) goto fail;
-        eval_item *items = calloc((size_t)d.n, sizeof *items);
-        if (!items) {
-            ds_free(&d);
-            ml_fail(&e, "out of memory");
-            goto fail;
-        }
-        eval_dataset(&g, &vocab, &d, items);
-        eval_totals t = eval_sum(&d, items, NULL);
-        char em[32], pr[32];
-        pct(em, sizeof em, t.correct, t.n);
-        pct(pr, sizeof pr, t.pref_correct, t.n_pref);
-        printf("%s (%d examples)\n  exact match %s  preference %s  perplexity %.4f\n", files[f], d.n,
-               em, pr, eval_ppl(&t));
-        if (per_verb) {
-            const char *seen[512];
-            int ns = 0;
-            for (int i = 0; i < d.n && ns < 512; i++) {
-                const char *v = d.ex[i].verb;
-                int dup = !v;
-                for (int k = 0; k < ns && !dup; k++) dup = strcmp(seen[k], v) == 0;
-                if (!dup) seen[ns++] = v;
-            }
-            for (int k = 0; k < ns; k++) {
-                eval_totals tv = eval_sum(&d, items, seen[k]);
-                pct(em, sizeof em, tv.correct, tv.n);
-                const char *example = "";
-                for (int i = 0; i < d.n; i++)
-                    if (d.ex[i].verb && strcmp(d.ex[i].verb, seen[k]) == 0) {
-                        example = items[i].prediction;
-                        break;
+        if (json) {
+            for (int k = 0; k < nmodels; k++)
+                for (int i = 0; i < data[f].n; i++) {
+                    const ds_example *x = &data[f].ex[i];
+                    const eval_item *it = &res[f * nmodels + k].items[i];
+                    printf("{\"file\":");
+                    json_string(stdout, files[f]);
+                    printf(",\"model\":");
+                    json_string(stdout, k ? adapters.v[k - 1] : base_path);
+                    printf(",\"line\":%d,\"verb\":", x->line);
+                    if (x->verb) json_string(stdout, x->verb);
+                    else printf("null");
+                    printf(",\"prompt\":");
+                    json_string(stdout, x->prompt);
+                    printf(",\"target\":");
+                    json_string(stdout, x->completion);
+                    printf(",\"prediction\":");
+                    json_string(stdout, it->prediction);
+                    printf(",\"correct\":%s,\"logprob_target\":%.6f", it->correct ? "true" : "false",
+                           it->logp_target);
+                    if (x->distractor_text) {
+                        printf(",\"distractor\":");
+                        json_string(stdout, x->distractor_text);
+                        printf(",\"logprob_distractor\":%.6f", it->logp_distractor);
                     }
-                printf("    %-10s %6s  e.g. %s\n", seen[k], em, example);
-            }
+                    printf("}\n");
+                }
+        } else {
+            print_table(files[f], &data[f], &res[f * nmodels], nmodels, labels);
         }
-        free(items);
-        ds_free(&d);
+    }
+    if (json) {
+        printf("{\"summary\":[");
+        for (int f = 0; f < nfiles; f++)
+            for (int k = 0; k < nmodels; k++) {
+                const eval_totals *t = &res[f * nmodels + k].all;
+                printf("%s{\"file\":", f || k ? "," : "");
+                json_string(stdout, files[f]);
+                printf(",\"model\":");
+                json_string(stdout, k ? adapters.v[k - 1] : base_path);
+                printf(",\"n\":%d,\"exact_match\":%.6f,\"correct\":%d", t->n,
+                       t->n ? (double)t->correct / t->n : 0.0, t->correct);
+                if (t->n_pref)
+                    printf(",\"preference\":%.6f,\"n_preference\":%d", (double)t->pref_correct / t->n_pref,
+                           t->n_pref);
+                printf(",\"perplexity\":%.6f}", eval_ppl(t));
+            }
+        printf("]}\n");
     }
     rc = EXIT_OK;
-    goto done;
-fail:
-    cli_error(cmd, e.msg);
 done:
-    engine_free(&g);
-    minigpt_free(&m);
-    (void)json;
+    if (rc != EXIT_OK) cli_error(cmd, e.msg);
+    if (res)
+        for (int i = 0; i < nfiles * nmodels; i++) free(res[i].items);
+    if (data)
+        for (int f = 0; f < nfiles; f++) ds_free(&data[f]);
+    free(res);
+    free(data);
+    loaded_model_free(&lm);
     return rc;
 }

@@ -1,11 +1,129 @@
-/* cmd_generate.c — placeholder until the command lands. */
+/* cmd_generate.c — `lora-generate`: complete prompts with the base or an adapter, greedily or
+ * by sampling; without a PROMPT, a line-by-line grammar tutor on stdin. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "common.h"
+#include "eval.h"
 #include "opts.h"
+#include "rng.h"
+
+typedef struct {
+    const minigpt *m;
+    minigpt_ws ws;
+    const tok_vocab *v;
+    float temperature;
+    int max_new, raw;
+    rng r;
+} generator;
+
+/* Samples from softmax(logits / temperature). */
+static int sample(const float *l, int V, float temperature, rng *r) {
+    float maxv = l[0];
+    for (int v = 1; v < V; v++)
+        if (l[v] > maxv) maxv = l[v];
+    double p[256], z = 0;
+    for (int v = 0; v < V; v++) z += p[v] = exp((double)(l[v] - maxv) / temperature);
+    double u = rng_uniform(r) * z;
+    for (int v = 0; v < V; v++)
+        if ((u -= p[v]) < 0) return v;
+    return V - 1;
+}
+
+/* Completes one prompt; prints the completion on stdout. Returns 0, or -1 with e filled. */
+static int complete(generator *g, const char *text, ml_error *e) {
+    const int ctx = g->m->cfg.context, V = g->m->cfg.vocab_size;
+    char prompt[1024];
+    size_t len = strlen(text);
+    /* every training prompt ends with a space before the verb form */
+    snprintf(prompt, sizeof prompt, "%s%s", text, !g->raw && len && text[len - 1] != ' ' ? " " : "");
+    int ids[64], n;
+    if (tok_encode(g->v, prompt, ids, ctx, &n, e)) return -1;
+    if (n == 0) return ml_fail(e, "empty prompt");
+    if (n >= ctx) return ml_fail(e, "prompt is %d symbols; the context holds %d", n, ctx);
+    int out[64], nout = 0;
+    if (g->temperature <= 0) {
+        nout = eval_greedy(g->m, &g->ws, ids, n, out, g->max_new);
+    } else {
+        int seq[64];
+        memcpy(seq, ids, sizeof(int) * (size_t)n);
+        int cur = n;
+        while (cur < ctx && nout < g->max_new) {
+            minigpt_forward(g->m, &g->ws, seq, 1, cur);
+            const int next = sample(g->ws.logits + (size_t)(cur - 1) * V, V, g->temperature, &g->r);
+            if (next == TOK_END) break;
+            seq[cur++] = out[nout++] = next;
+        }
+    }
+    char buf[512];
+    printf("%s\n", tok_decode(g->v, out, nout, buf, sizeof buf));
+    fflush(stdout);
+    return 0;
+}
 
 int cmd_generate(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "%s: not implemented yet\n", argv[0]);
-    return EXIT_RUNTIME;
+    const char *cmd = argv[0];
+    const char *base_path = "data/minigpt-base.safetensors", *adapter = NULL;
+    float temperature = 0.0f;
+    uint64_t seed = 1;
+    int max_new = 32, raw = 0;
+    opt_def defs[] = {
+        {"adapter", OPT_STRING, &adapter, 0, 0, "FILE", "a LoRA adapter (or full checkpoint) to use"},
+        {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
+        {"temperature", OPT_FLOAT, &temperature, 0, 100, "T", "sample at temperature T (0: greedy)"},
+        {"seed", OPT_U64, &seed, 0, 1.8e19, "N", "random seed for sampling"},
+        {"max-tokens", OPT_INT, &max_new, 1, 4096, "N", "longest completion"},
+        {"raw", OPT_FLAG, &raw, 0, 0, NULL, "use prompts exactly as given (no trailing space added)"},
+    };
+    int pos;
+    int r = opts_parse("[options] [PROMPT ...]",
+                       "Completes each PROMPT (e.g. \"go: yesterday he \") and prints the completion.\n"
+                       "Without PROMPT, reads one prompt per line from stdin: a grammar tutor.\n"
+                       "A prompt without a trailing space gets one, as every training prompt has.",
+                       defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+    if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
+    ml_error e;
+    loaded_model lm;
+    if (loaded_model_init(&lm, base_path, adapter, &e)) {
+        cli_error(cmd, e.msg);
+        return EXIT_RUNTIME;
+    }
+    generator g = {.m = lm.m, .v = &lm.vocab, .temperature = temperature, .max_new = max_new, .raw = raw};
+    rng_seed(&g.r, seed);
+    int rc = EXIT_OK;
+    if (minigpt_ws_init(&g.ws, lm.m, 1, lm.m->cfg.context, &e)) {
+        cli_error(cmd, e.msg);
+        loaded_model_free(&lm);
+        return EXIT_RUNTIME;
+    }
+    if (pos < argc) {
+        for (int i = pos; i < argc; i++)
+            if (complete(&g, argv[i], &e)) {
+                fprintf(stderr, "%s: error: prompt \"%s\": %s\n", cmd, argv[i], e.msg);
+                rc = EXIT_RUNTIME;
+            }
+    } else {
+        const int tty = isatty(0) && isatty(1);
+        if (tty) fprintf(stderr, "Type a prompt such as \"go: yesterday he\" (Ctrl-D to quit).\n");
+        char line[1024];
+        int lineno = 0;
+        for (;;) {
+            if (tty) fprintf(stderr, "> ");
+            if (!fgets(line, sizeof line, stdin)) break;
+            lineno++;
+            line[strcspn(line, "\r\n")] = '\0';
+            if (!line[0]) continue;
+            if (complete(&g, line, &e)) {
+                fprintf(stderr, "%s: error: stdin:%d: %s\n", cmd, lineno, e.msg);
+                rc = EXIT_RUNTIME;
+            }
+        }
+    }
+    minigpt_ws_free(&g.ws);
+    loaded_model_free(&lm);
+    return rc;
 }

@@ -1,11 +1,228 @@
-/* cmd_info.c — placeholder until the command lands. */
+/* cmd_info.c — `lora-info`: the lesson's tables computed from the model itself, and a
+ * description of an adapter file. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
+#include "checkpoint.h"
 #include "commands.h"
+#include "common.h"
+#include "lora.h"
 #include "opts.h"
+#include "safetensors.h"
+
+/* "98,944" */
+static const char *grouped(size_t v, char *buf) {
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%zu", v), j = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0) buf[j++] = ',';
+        buf[j++] = tmp[i];
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+static void inventory_text(const minigpt *m) {
+    char a[32], b[32];
+    printf("Mini-GPT parameter inventory (V=%d, C=%d, heads=%d, layers=%d, d_ff=%d)\n\n",
+           m->cfg.vocab_size, m->cfg.d_model, m->cfg.n_heads, m->cfg.n_layers, m->cfg.d_ff);
+    printf("  %-34s %-12s %9s  %s\n", "tensor", "shape", "params", "");
+    for (int i = 0; i < m->n_tensors; i++) {
+        const minigpt_tensor *t = &m->tensors[i];
+        char shape[32];
+        if (t->ndim == 2) snprintf(shape, sizeof shape, "(%d, %d)", t->shape[0], t->shape[1]);
+        else snprintf(shape, sizeof shape, "(%d)", t->shape[0]);
+        const char *note = t->kind == MG_LINEAR_WEIGHT ? "Linear, LoRA target"
+                           : t->kind == MG_EMBEDDING   ? "tied with the head; frozen"
+                           : t->kind == MG_NORM        ? "LayerNorm; frozen"
+                                                       : "bias; frozen";
+        printf("  %-34s %-12s %9s  %s\n", t->name, shape, grouped(t->numel, a), note);
+    }
+    minigpt_counts c = minigpt_count(m);
+    printf("\n  %-47s %9s\n", "Linear weights", grouped(c.linear_weights, a));
+    printf("  %-47s %9s\n", "Linear biases", grouped(c.linear_biases, a));
+    printf("  %-47s %9s\n", "Linear total", grouped(c.linear_weights + c.linear_biases, a));
+    printf("  %-47s %9s\n", "Embedding (tied head)", grouped(c.embedding, a));
+    printf("  %-47s %9s\n", "LayerNorms", grouped(c.norms, a));
+    printf("  %-47s %9s  (%s bytes in F32)\n\n", "Model total", grouped(c.total, a), grouped(4 * c.total, b));
+}
+
+static void ranks_text(const minigpt *m, unsigned targets, const int *ranks, int nr) {
+    minigpt_counts c = minigpt_count(m);
+    const size_t lin = c.linear_weights + c.linear_biases;
+    char a[32], b[32], tot[32], ln[32];
+    const size_t unit = lora_count(m, 1, targets);
+    printf("LoRA parameters per rank: N(r) = Σ r·(in+out) = %zu·r\n\n", unit);
+    printf("  %5s %10s %14s %16s %12s %12s\n", "rank", "params", "of model", "of Linears", "fp16 bytes",
+           "vs F32 base");
+    for (int i = 0; i < nr; i++) {
+        const size_t n = lora_count(m, ranks[i], targets);
+        printf("  %5d %10s %13.2f%% %15.2f%% %12s %11.1f%%%s\n", ranks[i], grouped(n, a),
+               100.0 * n / c.total, 100.0 * n / lin, grouped(2 * n, b), 100.0 * 2 * n / (4.0 * c.total),
+               n > c.total ? "  (more than the whole model)" : "");
+    }
+    printf("\n  fractions of %s (model) and %s (Linear weights + biases)\n\n", grouped(c.total, tot),
+           grouped(lin, ln));
+}
+
+static void rank_breakdown_text(const minigpt *m, unsigned targets, int r) {
+    char a[32];
+    printf("Rank %d per layer: r·(in+out)\n\n", r);
+    for (int i = 0; i < m->n_linears; i++) {
+        const minigpt_linear *L = &m->linears[i];
+        if (!(targets & (1u << L->role))) continue;
+        const size_t n = (size_t)r * (L->in + L->out);
+        char expr[48], sa[24], sb[24];
+        snprintf(expr, sizeof expr, "%d·(%d+%d)", r, L->in, L->out);
+        snprintf(sa, sizeof sa, "A (%d,%d)", r, L->in);
+        snprintf(sb, sizeof sb, "B (%d,%d)", L->out, r);
+        printf("  %-24s (%3d, %3d)  %-14s = %7s   %-11s %s\n", L->path, L->out, L->in, expr,
+               grouped(n, a), sa, sb);
+    }
+    printf("  %-24s %27s\n\n", "total", grouped(lora_count(m, r, targets), a));
+}
+
+static int adapter_text(const char *path, const minigpt *m, const char *base_sha, int json,
+                        ml_error *e) {
+    st_file f;
+    if (st_open(&f, path, e)) return -1;
+    const char *r = st_meta(&f, "r"), *al = st_meta(&f, "lora_alpha"), *tm = st_meta(&f, "target_modules");
+    const char *rs = st_meta(&f, "use_rslora"), *sha = st_meta(&f, "base_sha256");
+    if (!st_meta(&f, "peft_type")) {
+        st_close(&f);
+        return ml_fail(e, "%s: not a LoRA adapter (no peft_type in its metadata)", path);
+    }
+    size_t params = 0, payload = 0;
+    for (int i = 0; i < f.n_tensors; i++) {
+        params += f.tensors[i].numel;
+        payload += f.tensors[i].end - f.tensors[i].begin;
+    }
+    const int rank = r ? atoi(r) : 0;
+    const double alpha = al ? atof(al) : 0, scale = rank ? (rs && !strcmp(rs, "true") ? alpha / sqrt((double)rank) : alpha / rank) : 0;
+    const char *match = !sha ? "unknown" : (base_sha && !strcmp(sha, base_sha)) ? "yes" : "no";
+    if (json) {
+        printf("{\"adapter\":\"%s\",\"rank\":%d,\"lora_alpha\":%g,\"scale\":%g,\"use_rslora\":%s,"
+               "\"target_modules\":%s,\"params\":%zu,\"payload_bytes\":%zu,\"file_bytes\":%zu,"
+               "\"header_bytes\":%zu,\"base_sha256\":\"%s\",\"matches_base\":%s}\n",
+               path, rank, alpha, scale, rs ? rs : "false", tm ? tm : "[]", params, payload, f.size,
+               f.data_start, sha ? sha : "", !strcmp(match, "yes") ? "true" : "false");
+    } else {
+        printf("%s\n  rank %d, alpha %g, scale %g%s\n  targets %s\n", path, rank, alpha, scale,
+               rs && !strcmp(rs, "true") ? " (rsLoRA: alpha/sqrt(r))" : " (alpha/r)", tm ? tm : "?");
+        printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d)\n", params, f.n_tensors,
+               rank ? params / rank : 0, rank ? params / rank : 0, rank);
+        printf("  payload %zu bytes (2 per parameter), header %zu bytes, file %zu bytes\n", payload,
+               f.data_start, f.size);
+        printf("  trained on base %.16s…; this base: %s\n", sha ? sha : "?", match);
+        for (int i = 0; i < f.n_meta; i++) {
+            const char *k = f.meta_keys[i];
+            if (!strcmp(k, "seed") || !strcmp(k, "steps") || !strcmp(k, "best_step") || !strcmp(k, "train_config"))
+                printf("  %s: %s\n", k, f.meta_values[i]);
+        }
+    }
+    (void)m;
+    st_close(&f);
+    return 0;
+}
+
+static void info_json(const minigpt *m, unsigned targets, const int *ranks, int nr, int rank) {
+    minigpt_counts c = minigpt_count(m);
+    printf("{\"config\":{\"vocab_size\":%d,\"d_model\":%d,\"n_heads\":%d,\"n_layers\":%d,\"d_ff\":%d,"
+           "\"context\":%d},\"tensors\":[",
+           m->cfg.vocab_size, m->cfg.d_model, m->cfg.n_heads, m->cfg.n_layers, m->cfg.d_ff, m->cfg.context);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const minigpt_tensor *t = &m->tensors[i];
+        static const char *kinds[] = {"embedding", "norm", "linear_weight", "linear_bias"};
+        printf("%s{\"name\":\"%s\",\"shape\":[%d%s%.0d],\"params\":%zu,\"kind\":\"%s\"}", i ? "," : "",
+               t->name, t->shape[0], t->ndim == 2 ? "," : "", t->ndim == 2 ? t->shape[1] : 0, t->numel,
+               kinds[t->kind]);
+    }
+    printf("],\"total\":%zu,\"linear_weights\":%zu,\"linear_biases\":%zu,\"linear_total\":%zu,"
+           "\"embedding\":%zu,\"norms\":%zu,\"lora_params_per_rank\":%zu,\"ranks\":[",
+           c.total, c.linear_weights, c.linear_biases, c.linear_weights + c.linear_biases, c.embedding,
+           c.norms, lora_count(m, 1, targets));
+    const size_t lin = c.linear_weights + c.linear_biases;
+    for (int i = 0; i < nr; i++) {
+        const size_t n = lora_count(m, ranks[i], targets);
+        printf("%s{\"rank\":%d,\"params\":%zu,\"fraction_of_model\":%.6f,\"fraction_of_linears\":%.6f,"
+               "\"fp16_bytes\":%zu}", i ? "," : "", ranks[i], n, (double)n / c.total, (double)n / lin, 2 * n);
+    }
+    printf("]");
+    if (rank >= 0) {
+        printf(",\"layers\":[");
+        int first = 1;
+        for (int i = 0; i < m->n_linears; i++) {
+            const minigpt_linear *L = &m->linears[i];
+            if (!(targets & (1u << L->role))) continue;
+            printf("%s{\"path\":\"%s\",\"in\":%d,\"out\":%d,\"rank\":%d,\"params\":%zu}", first ? "" : ",",
+                   L->path, L->in, L->out, rank, (size_t)rank * (L->in + L->out));
+            first = 0;
+        }
+        printf("]");
+    }
+    printf("}\n");
+}
 
 int cmd_info(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "%s: not implemented yet\n", argv[0]);
-    return EXIT_RUNTIME;
+    const char *cmd = argv[0];
+    const char *base_path = "data/minigpt-base.safetensors", *model_cfg = "configs/minigpt.json";
+    const char *targets_s = "all";
+    int rank = -1, json = 0;
+    opt_def defs[] = {
+        {"rank", OPT_INT, &rank, 0, LORA_MAX_RANK, "R", "also show the per-layer breakdown at rank R"},
+        {"targets", OPT_STRING, &targets_s, 0, 0, "LIST", "layers adapted: q,k,v,o,fc1,fc2,attn,ffn,all"},
+        {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint (its config is used)"},
+        {"model", OPT_STRING, &model_cfg, 0, 0, "FILE", "model config, used when the base file is absent"},
+        {"json", OPT_FLAG, &json, 0, 0, NULL, "print JSON"},
+    };
+    int pos;
+    int r = opts_parse("[options] [ADAPTER.safetensors ...]",
+                       "Prints the parameter inventory and the LoRA parameter count and fp16 size per\n"
+                       "rank, computed from the model itself; describes each ADAPTER file given.",
+                       defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+    if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
+    ml_error e;
+    unsigned targets;
+    if (lora_parse_targets(targets_s, &targets, &e)) return usage_fail(cmd, e.msg);
+    minigpt m = {0};
+    tok_vocab v;
+    char sha[65] = "", *base_sha = NULL;
+    struct stat st;
+    int rc = EXIT_RUNTIME;
+    if (stat(base_path, &st) == 0) {
+        if (checkpoint_load(base_path, &m, &v, sha, &e)) goto done;
+        base_sha = sha;
+    } else {
+        minigpt_config cfg;
+        if (model_config_load(model_cfg, &cfg, &v, &e) || minigpt_init(&m, &cfg, &e)) goto done;
+    }
+    int ranks[16], nr = 0;
+    for (int k = 1; k <= LORA_MAX_RANK; k *= 2) ranks[nr++] = k;
+    if (rank >= 0) {
+        int have = 0;
+        for (int i = 0; i < nr; i++) have |= ranks[i] == rank;
+        if (!have) { /* keep the table in rank order */
+            int i = nr++;
+            while (i > 0 && ranks[i - 1] > rank) ranks[i] = ranks[i - 1], i--;
+            ranks[i] = rank;
+        }
+    }
+    if (pos < argc) {
+        for (int i = pos; i < argc; i++)
+            if (adapter_text(argv[i], &m, base_sha, json, &e)) goto done;
+    } else if (json) {
+        info_json(&m, targets, ranks, nr, rank);
+    } else {
+        inventory_text(&m);
+        ranks_text(&m, targets, ranks, nr);
+        if (rank >= 0) rank_breakdown_text(&m, targets, rank);
+    }
+    rc = EXIT_OK;
+done:
+    if (rc != EXIT_OK) cli_error(cmd, e.msg);
+    minigpt_free(&m);
+    return rc;
 }

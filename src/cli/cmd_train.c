@@ -1,11 +1,212 @@
-/* cmd_train.c — placeholder until the command lands. */
+/* cmd_train.c — `lora-train`: fine-tune a LoRA adapter (or, with --full, every Linear weight)
+ * on the base checkpoint and write it atomically. */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
+#include "checkpoint.h"
 #include "commands.h"
+#include "common.h"
+#include "finetune.h"
 #include "opts.h"
+#include "runtime.h"
+#include "sha256.h"
+
+/* data/irreg.jsonl -> data/irreg_val.jsonl when that file exists; malloc'ed or NULL. */
+static char *val_sibling(const char *data) {
+    const char *dot = strrchr(data, '.'), *slash = strrchr(data, '/');
+    if (!dot || (slash && dot < slash)) dot = data + strlen(data);
+    size_t n = (size_t)(dot - data);
+    char *p = malloc(n + strlen(dot) + 5);
+    if (!p) return NULL;
+    memcpy(p, data, n);
+    strcpy(p + n, "_val");
+    strcat(p, dot);
+    struct stat st;
+    if (stat(p, &st) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* runs/<stem>-r<rank>.safetensors (or -full for the full fine-tune). */
+static void default_out(char *buf, size_t n, const char *data, int rank, int full) {
+    const char *slash = strrchr(data, '/'), *stem = slash ? slash + 1 : data;
+    const char *dot = strrchr(stem, '.');
+    int len = dot ? (int)(dot - stem) : (int)strlen(stem);
+    if (full) snprintf(buf, n, "runs/%.*s-full.safetensors", len, stem);
+    else snprintf(buf, n, "runs/%.*s-r%d.safetensors", len, stem, rank);
+}
 
 int cmd_train(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "%s: not implemented yet\n", argv[0]);
-    return EXIT_RUNTIME;
+    const char *cmd = argv[0];
+    const char *config = "configs/lora-irreg.json", *base_path = "data/minigpt-base.safetensors";
+    const char *out = NULL, *val_path = NULL, *replay_path = "", *targets_s = "all";
+    finetune_opts fo = {.rank = 8, .alpha = 16.0f, .targets = LORA_ALL_TARGETS};
+    train_opts *o = &fo.train;
+    *o = (train_opts){.steps = 300, .batch = 32, .micro = 16, .warmup = 20, .lr = 2e-3f,
+                      .min_lr_frac = 0.1f, .weight_decay = 0.0f, .clip = 1.0f, .beta1 = 0.9f,
+                      .beta2 = 0.999f, .eps = 1e-8f, .eval_every = 25, .seed = 1};
+    float epochs = 0.0f;
+    int json = 0;
+    opt_def defs[] = {
+        {"config", OPT_STRING, &config, 0, 0, "FILE", "JSON file of defaults for these options"},
+        {"rank", OPT_INT, &fo.rank, 0, LORA_MAX_RANK, "R", "LoRA rank r"},
+        {"alpha", OPT_FLOAT, &fo.alpha, 1e-6, 1e6, "A", "LoRA alpha; the update is scaled by alpha/r"},
+        {"rslora", OPT_FLAG, &fo.rslora, 0, 0, NULL, "scale by alpha/sqrt(r) (rank-stabilized LoRA)"},
+        {"targets", OPT_STRING, &targets_s, 0, 0, "LIST", "layers to adapt: q,k,v,o,fc1,fc2,attn,ffn,all"},
+        {"full", OPT_FLAG, &fo.full, 0, 0, NULL, "train the target Linear weights themselves (baseline)"},
+        {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
+        {"out", OPT_STRING, &out, 0, 0, "FILE", "adapter to write [runs/<data>-r<rank>.safetensors]"},
+        {"val", OPT_STRING, &val_path, 0, 0, "FILE", "validation JSONL [<data>_val.jsonl if it exists]"},
+        {"replay", OPT_STRING, &replay_path, 0, 0, "FILE", "examples mixed into every batch against forgetting"},
+        {"replay-frac", OPT_FLOAT, &o->replay_frac, 0, 0.95, "X", "share of each batch drawn from --replay"},
+        {"steps", OPT_INT, &o->steps, 1, 1e8, "N", "optimizer steps"},
+        {"epochs", OPT_FLOAT, &epochs, 0, 1e6, "E", "train for E passes over DATA instead of --steps"},
+        {"batch", OPT_INT, &o->batch, 1, 4096, "N", "sequences per step"},
+        {"micro-batch", OPT_INT, &o->micro, 1, 4096, "N", "sequences per thread chunk"},
+        {"lr", OPT_FLOAT, &o->lr, 0, 10, "X", "peak learning rate"},
+        {"min-lr-frac", OPT_FLOAT, &o->min_lr_frac, 0, 1, "X", "final learning rate as a fraction of the peak"},
+        {"warmup", OPT_INT, &o->warmup, 0, 1e8, "N", "linear warmup steps"},
+        {"weight-decay", OPT_FLOAT, &o->weight_decay, 0, 10, "X", "AdamW weight decay"},
+        {"clip", OPT_FLOAT, &o->clip, 0, 1e6, "X", "gradient-norm clipping (0: off)"},
+        {"seed", OPT_U64, &o->seed, 0, 1.8e19, "N", "random seed (A's initialization, data order)"},
+        {"eval-every", OPT_INT, &o->eval_every, 0, 1e8, "N", "validation every N steps; the best is kept"},
+        {"threads", OPT_INT, &o->threads, 0, 1024, "N", "threads (0: all cores)"},
+        {"quiet", OPT_FLAG, &o->quiet, 0, 0, NULL, "no progress output"},
+        {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON summary on stdout"},
+    };
+    int pos;
+    int r = opts_parse("[options] DATA.jsonl",
+                       "Fine-tunes a LoRA adapter (W + (alpha/r)·B·A on each target Linear, W frozen)\n"
+                       "on prompt/completion JSONL and writes it as an fp16 safetensors file with\n"
+                       "PEFT names. Keeps the adapter with the best validation loss.",
+                       defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+    if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
+    if (argc - pos != 1) return usage_fail(cmd, "expects exactly one DATA.jsonl");
+    const char *data_path = argv[pos];
+    ml_error e;
+    if (lora_parse_targets(targets_s, &fo.targets, &e)) return usage_fail(cmd, e.msg);
+    if (o->micro > o->batch) o->micro = o->batch;
+    o->threads = runtime_threads(o->threads);
+    char out_buf[4096], *val_auto = NULL;
+    if (!out) {
+        default_out(out_buf, sizeof out_buf, data_path, fo.rank, fo.full);
+        out = out_buf;
+        mkdir("runs", 0777); /* the default location; an explicit --out must already have its directory */
+    }
+    if (!val_path) val_path = val_auto = val_sibling(data_path);
+
+    minigpt m = {0};
+    tok_vocab vocab;
+    dataset train = {0}, val = {0}, replay = {0};
+    finetune f = {0};
+    int rc = EXIT_RUNTIME, have_f = 0;
+    char base_sha[65], data_sha[65];
+    if (checkpoint_load(base_path, &m, &vocab, base_sha, &e) ||
+        ds_load(&train, data_path, &vocab, m.cfg.context, &e) ||
+        (val_path && val_path[0] && ds_load(&val, val_path, &vocab, m.cfg.context, &e)) ||
+        (replay_path[0] && ds_load(&replay, replay_path, &vocab, m.cfg.context, &e)) ||
+        sha256_file_hex(data_path, data_sha, &e) || check_writable(out, &e))
+        goto done;
+    if (replay_path[0] && !(o->replay_frac > 0)) {
+        rc = usage_fail(cmd, "--replay needs a --replay-frac above 0");
+        goto done;
+    }
+    if (epochs > 0) {
+        const int fresh = o->batch - (replay_path[0] ? (int)lroundf(o->replay_frac * o->batch) : 0);
+        o->steps = (int)ceil(epochs * train.n / (fresh > 0 ? fresh : 1));
+        if (o->steps < 1) o->steps = 1;
+    }
+    const size_t unit = lora_count(&m, 1, fo.targets), total = m.n_params;
+    char warn[1024];
+    if (!fo.full && lora_rank_warnings(&m, fo.rank, fo.targets, warn, sizeof warn)) {
+        for (char *line = strtok(warn, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "%s: warning: %s\n", cmd, line);
+    }
+    if (finetune_init(&f, &m, &train, replay_path[0] ? &replay : NULL, val.n ? &val : NULL, &fo, cmd, &e))
+        goto done;
+    have_f = 1;
+    if (!o->quiet) {
+        if (fo.full) {
+            size_t n = 0;
+            for (int i = 0; i < f.n_tensors; i++) n += f.tensors[i].n;
+            fprintf(stderr, "%s: full fine-tune: %zu trainable parameters (the target Linear weights)\n", cmd, n);
+        } else {
+            fprintf(stderr, "%s: trainable parameters: %zu = %zu × %d (%.2f%% of %zu)\n", cmd,
+                    f.adapter.n_params, unit, fo.rank, 100.0 * f.adapter.n_params / total, total);
+        }
+        fprintf(stderr, "%s: %d examples%s%s, %d steps x %d sequences, lr %g, %d threads, BLAS %s\n", cmd,
+                train.n, replay_path[0] ? " + replay " : "", replay_path[0] ? replay_path : "", o->steps,
+                o->batch, (double)o->lr, f.g.nthreads, runtime_blas_note());
+    }
+    install_stop_handlers();
+    int failed = finetune_run(&f, &e);
+    char diverged[sizeof e.msg];
+    if (failed) snprintf(diverged, sizeof diverged, "%s", e.msg);
+    if (failed && f.state.best_step < 0) goto done; /* nothing good to keep */
+    /* write what is in place: the best validated adapter (or the last good one) */
+    char seed_s[32], steps_s[32], best_s[32], hp[256];
+    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)o->seed);
+    snprintf(steps_s, sizeof steps_s, "%d", f.result.steps);
+    snprintf(best_s, sizeof best_s, "%d", f.state.best_step);
+    snprintf(hp, sizeof hp, "{\"lr\":%g,\"batch\":%d,\"warmup\":%d,\"weight_decay\":%g,\"replay_frac\":%g}",
+             (double)o->lr, o->batch, o->warmup, (double)o->weight_decay,
+             replay_path[0] ? (double)o->replay_frac : 0.0);
+    const char *keys[] = {"seed", "steps", "best_step", "data_sha256", "train_config"};
+    const char *vals[] = {seed_s, steps_s, best_s, data_sha, hp};
+    int saved;
+    if (fo.full) {
+        const char *fk[] = {"seed", "steps", "best_step", "data_sha256", "train_config", "base_sha256", "generator"};
+        const char *fv[] = {seed_s, steps_s, best_s, data_sha, hp, base_sha, "minilora train --full"};
+        saved = checkpoint_save(out, &m, &vocab, 7, fk, fv, &e) == 0;
+    } else {
+        saved = lora_save(&f.adapter, out, base_sha, 5, keys, vals, &e) == 0;
+    }
+    if (!saved) goto done;
+    if (failed) {
+        fprintf(stderr, "%s: error: %s; kept the adapter of step %d in %s\n", cmd, diverged,
+                f.state.best_step, out);
+        rc = EXIT_RUNTIME;
+        goto cleanup;
+    }
+    struct stat st;
+    const long bytes = stat(out, &st) == 0 ? (long)st.st_size : -1;
+    const double tok_s = f.result.seconds > 0 ? f.result.positions / f.result.seconds : 0;
+    if (f.result.interrupted) {
+        fprintf(stderr, "%s: interrupted at step %d; wrote the best adapter so far (step %d) to %s\n",
+                cmd, f.result.steps, f.state.best_step, out);
+        rc = 128 + f.result.interrupted;
+        goto cleanup;
+    }
+    if (json) {
+        printf("{\"adapter\":\"%s\",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"full\":%s,"
+               "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
+               "\"best_val_loss\":%.6g,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
+               "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
+               out, fo.full ? 0 : fo.rank, (double)fo.alpha, fo.rslora ? "true" : "false",
+               fo.full ? "true" : "false", fo.full ? 0 : f.adapter.n_params, unit, f.result.steps,
+               f.state.best_step, f.state.best_step >= 0 ? f.state.best_val : NAN, f.result.seconds,
+               tok_s, bytes, fo.full ? 0 : 2 * f.adapter.n_params, f.g.nthreads, runtime_blas_kernel());
+    } else {
+        printf("wrote %s (%ld bytes): %d steps in %.1fs, %.0f tokens/s", out, bytes, f.result.steps,
+               f.result.seconds, tok_s);
+        if (f.state.best_step >= 0) printf(", best validation loss %.4f at step %d", f.state.best_val, f.state.best_step);
+        printf("\n");
+    }
+    rc = EXIT_OK;
+done:
+    if (rc == EXIT_RUNTIME) cli_error(cmd, e.msg);
+cleanup:
+    if (have_f) finetune_free(&f);
+    ds_free(&train);
+    ds_free(&val);
+    ds_free(&replay);
+    minigpt_free(&m);
+    free(val_auto);
+    return rc;
 }

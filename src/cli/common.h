@@ -11,6 +11,27 @@ int usage_fail(const char *cmd, const char *msg);
  * is a directory: creates and removes a temporary file beside it. */
 int check_writable(const char *path, ml_error *e);
 
+#include "lora.h"
+#include "minigpt.h"
+#include "tokenizer.h"
+
+/* A model to run: the base, with an adapter installed or replaced by a full checkpoint. */
+typedef struct {
+    minigpt base;        /* the base checkpoint */
+    minigpt full;        /* a full checkpoint given as the "adapter" (merged / full fine-tune) */
+    lora adapter;        /* a LoRA adapter installed on base (rank 0 when none) */
+    tok_vocab vocab;
+    char base_sha[65];
+    minigpt *m;          /* the model to run: &base or &full */
+} loaded_model;
+
+/* Loads base_path, then adapter_path when non-NULL: a LoRA adapter (refused when trained on
+ * another base) is installed on the base; a full minigpt checkpoint replaces it (its vocabulary
+ * must equal the base's). Free with loaded_model_free. */
+int loaded_model_init(loaded_model *lm, const char *base_path, const char *adapter_path,
+                      ml_error *e);
+void loaded_model_free(loaded_model *lm);
+
 /* SIGINT and SIGTERM set train_stop_signal so a training loop can stop cleanly. */
 void install_stop_handlers(void);
 

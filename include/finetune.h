@@ -1,0 +1,46 @@
+/* finetune.h — fine-tuning a base model: a LoRA adapter, or (full = 1) every Linear weight.
+ *
+ * This is lora-train without the command line: it builds the adapter (init per SPEC §3 from
+ * the seed), the engine and the trainable-tensor list, runs the training loop and leaves the
+ * parameters with the best validation loss in place. Tests call it directly.
+ */
+#ifndef FINETUNE_H
+#define FINETUNE_H
+
+#include "dataset.h"
+#include "lora.h"
+#include "train.h"
+
+typedef struct {
+    int rank;
+    float alpha;
+    int rslora;
+    unsigned targets;
+    int full;          /* train the Linear weights themselves (the full fine-tune baseline) */
+    train_opts train;  /* steps, batch, lr, ..., seed, threads */
+} finetune_opts;
+
+typedef struct {
+    minigpt *m;        /* the base; with full = 1 its Linear weights are trained in place */
+    lora adapter;      /* the trained adapter (rank 0 and unused when full = 1); owned */
+    engine g;          /* owned */
+    train_state state; /* owned */
+    train_tensor *tensors;
+    int n_tensors;
+    train_job job;
+    train_opts opts;
+    train_result result;
+} finetune;
+
+/* Sets up everything for o on m; the datasets are borrowed (replay and val may be NULL).
+ * Free with finetune_free (which uninstalls the adapter). */
+int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *replay,
+                  const dataset *val, const finetune_opts *o, const char *label, ml_error *e);
+
+/* Trains to o->train.steps and puts the best validated parameters in place. A stop signal
+ * ends early (f->result.interrupted) with the best parameters so far in place. */
+int finetune_run(finetune *f, ml_error *e);
+
+void finetune_free(finetune *f);
+
+#endif

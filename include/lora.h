@@ -1,0 +1,92 @@
+/* lora.h — LoRA adapters on Mini-GPT's Linear layers: W_eff = W + s·B·A.
+ *
+ * For a target Linear of shape (out,in), A is (r,in), B is (out,r), s = α/r (or α/√r with
+ * rsLoRA). A ~ U(−1/√in, 1/√in) (PyTorch's kaiming_uniform with a=√5) and B = 0, so at step 0
+ * the adapted model equals the base exactly. The adapter installs itself in the model's Linear
+ * slots (minigpt_linear_ext): forward adds s·(x·Aᵀ)·Bᵀ, backward produces dA and dB and passes
+ * the input gradient through both paths. W and everything else stay frozen.
+ *
+ * Trainable parameters: Σ r·(in+out) over the targets, 2304·r for all 12 Linears of the
+ * default model. Files: safetensors with PEFT names
+ * base_model.model.<path>.lora_{A,B}.weight in F16 (see lora_save).
+ */
+#ifndef LORA_H
+#define LORA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "minigpt.h"
+#include "ml_error.h"
+
+#define LORA_MAX_RANK 64
+#define LORA_ALL_TARGETS 0x3Fu /* one bit per minigpt_linear_role */
+
+typedef struct lora lora;
+
+typedef struct {
+    lora *owner;
+    minigpt_linear *slot;   /* the Linear this adapts */
+    float *A;               // (r,in) view into owner->params
+    float *B;               // (out,r)
+    size_t a_off, b_off;    /* offsets of A and B in the parameter (and gradient) block */
+    minigpt_linear_ext ext; /* installed in slot->ext */
+} lora_layer;
+
+struct lora {
+    minigpt *m;
+    int rank;
+    float alpha;
+    int rslora;
+    float scale;            /* α/r, or α/√r with rsLoRA; 0 when r = 0 */
+    unsigned targets;       /* bit (1 << role) for each targeted role */
+    int n_layers;
+    lora_layer layers[MINIGPT_MAX_LAYERS * MINIGPT_LINEARS_PER_BLOCK];
+    size_t n_params;        /* Σ r·(in+out) */
+    float *params;          /* one block: A then B of each layer in slot order; owned */
+};
+
+/* Parses a --targets list: comma-separated q,k,v,o (or q_proj..o_proj), fc1, fc2, and the
+ * groups attn, ffn, all. Error names the unknown word. */
+int lora_parse_targets(const char *spec, unsigned *mask, ml_error *e);
+
+/* The targets as a PEFT target_modules JSON list, e.g. ["q_proj","k_proj"]; malloc'ed,
+ * caller frees. */
+char *lora_targets_json(unsigned mask);
+
+/* Σ r·(in+out) over the targeted Linears of m, without allocating anything. */
+size_t lora_count(const minigpt *m, int rank, unsigned targets);
+
+/* Builds an adapter of rank r (0..LORA_MAX_RANK) on the targets of m with A and B zero,
+ * and installs it in m's slots (r = 0 installs nothing: outputs equal the base). Build
+ * workspaces after this. Free with lora_free, which uninstalls it. */
+int lora_init(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
+              ml_error *e);
+void lora_free(lora *a);
+
+/* The initialization of SPEC §3: A ~ U(−1/√in, 1/√in) from seed, B = 0. */
+void lora_init_weights(lora *a, uint64_t seed);
+
+/* Adds s·B·A to each target's W in the model (then uninstall the adapter with lora_free, or
+ * the update would count twice). */
+void lora_merge_into(const lora *a);
+
+/* Warnings of SPEC §3 for a rank on m's targets (r ≥ min(in,out)/2: efficiency gone;
+ * r > min(in,out): more parameters than the layer), one line each into buf; returns how
+ * many lines. */
+int lora_rank_warnings(const minigpt *m, int rank, unsigned targets, char *buf, size_t n);
+
+/* Writes the adapter: F16 tensors with PEFT names, in slot order, A before B; metadata
+ * peft_type "LORA", r, lora_alpha, target_modules, use_rslora, base_sha256, and the n_meta
+ * extra pairs (provenance). A value that does not fit in fp16 is an error naming the tensor;
+ * the file is written atomically. */
+int lora_save(const lora *a, const char *path, const char *base_sha256, int n_meta,
+              const char *const *keys, const char *const *values, ml_error *e);
+
+/* Loads an adapter file onto m (zeroed *a, installed like lora_init). Refuses a file whose
+ * base_sha256 differs from base_sha256 (when that is non-NULL), whose tensors are missing,
+ * extra, of another dtype or shape, or whose metadata is inconsistent; each message names
+ * the file and what differs. */
+int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e);
+
+#endif

@@ -1,0 +1,66 @@
+/* finetune.c — LoRA or full fine-tuning of a base model through the shared training loop. */
+#include "finetune.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *replay,
+                  const dataset *val, const finetune_opts *o, const char *label, ml_error *e) {
+    memset(f, 0, sizeof *f);
+    f->m = m;
+    const int rank = o->full ? 0 : o->rank;
+    if (lora_init(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, e)) return -1;
+    lora_init_weights(&f->adapter, o->train.seed);
+    const int max_B = o->train.batch;
+    if (engine_init(&f->g, m, o->train.threads, max_B, o->train.micro, o->full,
+                    o->full ? 0 : f->adapter.n_params, e))
+        goto fail;
+    /* what is trained: A and B of each adapted layer, or each Linear weight of the base */
+    f->tensors = calloc(2 * (size_t)m->n_linears + 1, sizeof *f->tensors);
+    if (!f->tensors) {
+        ml_fail(e, "out of memory");
+        goto fail;
+    }
+    if (o->full) {
+        for (int i = 0; i < m->n_linears; i++) {
+            const minigpt_linear *L = &m->linears[i];
+            if (!(o->targets & (1u << L->role))) continue;
+            const minigpt_tensor *t = &m->tensors[L->w_tensor];
+            f->tensors[f->n_tensors++] = (train_tensor){L->w, t->numel, t->offset, 1, t->name};
+        }
+    } else if (rank > 0) {
+        for (int i = 0; i < f->adapter.n_layers; i++) {
+            const lora_layer *L = &f->adapter.layers[i];
+            const size_t na = (size_t)rank * L->slot->in, nb = (size_t)L->slot->out * rank;
+            f->tensors[f->n_tensors++] = (train_tensor){L->A, na, L->a_off, 1, L->slot->path};
+            f->tensors[f->n_tensors++] = (train_tensor){L->B, nb, L->b_off, 1, L->slot->path};
+        }
+    }
+    f->opts = o->train;
+    f->job = (train_job){&f->g, train, replay, val, f->tensors, f->n_tensors, label};
+    if (train_state_init(&f->state, &f->job, &o->train, e)) goto fail;
+    return 0;
+fail:
+    finetune_free(f);
+    return -1;
+}
+
+int finetune_run(finetune *f, ml_error *e) {
+    memset(&f->result, 0, sizeof f->result);
+    /* rank 0 has nothing to train: the adapter is empty and the model is the base */
+    if (f->n_tensors == 0) return 0;
+    if (train_run(&f->job, &f->opts, &f->state, &f->result, e)) {
+        train_use_best(&f->job, &f->state);
+        return -1;
+    }
+    train_use_best(&f->job, &f->state);
+    return 0;
+}
+
+void finetune_free(finetune *f) {
+    train_state_free(&f->state);
+    engine_free(&f->g);
+    lora_free(&f->adapter);
+    free(f->tensors);
+    memset(f, 0, sizeof *f);
+}

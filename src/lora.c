@@ -1,0 +1,311 @@
+/* lora.c — LoRA adapters: the plug-in forward/backward, init, merge, and adapter files. */
+#include "lora.h"
+
+#include <cJSON.h>
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+#include "safetensors.h"
+
+/* ---- targets ---------------------------------------------------------------------------- */
+
+int lora_parse_targets(const char *spec, unsigned *mask, ml_error *e) {
+    static const struct {
+        const char *word;
+        unsigned bits;
+    } words[] = {{"q", 1u << MG_Q},     {"q_proj", 1u << MG_Q}, {"k", 1u << MG_K},
+                 {"k_proj", 1u << MG_K}, {"v", 1u << MG_V},     {"v_proj", 1u << MG_V},
+                 {"o", 1u << MG_O},     {"o_proj", 1u << MG_O}, {"fc1", 1u << MG_FC1},
+                 {"fc2", 1u << MG_FC2}, {"attn", 0x0Fu},        {"ffn", 0x30u},
+                 {"all", LORA_ALL_TARGETS}};
+    unsigned m = 0;
+    const char *p = spec;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        unsigned bits = 0;
+        for (size_t i = 0; i < sizeof words / sizeof words[0] && !bits; i++)
+            if (strlen(words[i].word) == len && strncmp(words[i].word, p, len) == 0) bits = words[i].bits;
+        if (!bits)
+            return ml_fail(e, "unknown target '%.*s' (use q,k,v,o,fc1,fc2,attn,ffn,all)", (int)len, p);
+        m |= bits;
+        if (!end) break;
+        p = end + 1;
+    }
+    if (!m) return ml_fail(e, "no targets given");
+    *mask = m;
+    return 0;
+}
+
+char *lora_targets_json(unsigned mask) {
+    char buf[128] = "[";
+    for (int r = 0; r < MINIGPT_LINEARS_PER_BLOCK; r++)
+        if (mask & (1u << r)) {
+            if (buf[1]) strcat(buf, ",");
+            strcat(buf, "\"");
+            strcat(buf, minigpt_role_name((minigpt_linear_role)r));
+            strcat(buf, "\"");
+        }
+    strcat(buf, "]");
+    return strdup(buf);
+}
+
+size_t lora_count(const minigpt *m, int rank, unsigned targets) {
+    size_t n = 0;
+    for (int i = 0; i < m->n_linears; i++)
+        if (targets & (1u << m->linears[i].role))
+            n += (size_t)rank * (size_t)(m->linears[i].in + m->linears[i].out);
+    return n;
+}
+
+int lora_rank_warnings(const minigpt *m, int rank, unsigned targets, char *buf, size_t n) {
+    int half = 0, bigger = 0, beyond = 0, min_dim = 1 << 30;
+    for (int i = 0; i < m->n_linears; i++) {
+        const minigpt_linear *L = &m->linears[i];
+        if (!(targets & (1u << L->role))) continue;
+        const int mn = L->in < L->out ? L->in : L->out;
+        if (mn < min_dim) min_dim = mn;
+        half |= 2 * rank >= mn;
+        bigger |= (long)rank * (L->in + L->out) > (long)L->in * L->out;
+        beyond |= rank > mn;
+    }
+    int lines = 0;
+    size_t used = 0;
+    buf[0] = '\0';
+#define LINE(...)                                                                     \
+    do {                                                                              \
+        int k = snprintf(buf + used, n > used ? n - used : 0, __VA_ARGS__);         \
+        if (k > 0) used += (size_t)k;                                                 \
+        lines++;                                                                      \
+    } while (0)
+    if (rank > 0 && half)
+        LINE("rank %d is at least min(in,out)/2 = %d of a target layer: past this point LoRA is "
+             "no longer parameter-efficient\n", rank, min_dim / 2);
+    if (rank > 0 && bigger)
+        LINE("at rank %d, LoRA has more parameters than a target layer itself (r·(in+out) > in·out)\n", rank);
+    if (beyond)
+        LINE("rank %d exceeds min(in,out) = %d of a target layer: rank(BA) cannot exceed it\n", rank, min_dim);
+#undef LINE
+    return lines;
+}
+
+/* ---- the plug-in ------------------------------------------------------------------------ */
+
+/* out (N,out) += s·(inp·Aᵀ)·Bᵀ; saved (N,r) keeps xa = inp·Aᵀ for the backward. */
+static void lora_forward(const minigpt_linear_ext *x, float *out, float *saved, const float *inp,
+                         int N) {
+    const lora_layer *L = x->ctx;
+    const int r = L->owner->rank, in = L->slot->in, o = L->slot->out;
+    float *xa = saved; // (N,r)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, inp, in, L->A, in, 0.0f,
+                xa, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, L->owner->scale, xa, r, L->B, r,
+                1.0f, out, o);
+}
+
+/* dB += s·doutᵀ·xa; dxa = s·dout·B; dA += dxaᵀ·inp; dinp += dxa·A.
+ * saved holds xa (N,r) followed by room for dxa (N,r). */
+static void lora_backward(const minigpt_linear_ext *x, float *dinp, float *grad, const float *dout,
+                          float *saved, const float *inp, int N) {
+    const lora_layer *L = x->ctx;
+    const int r = L->owner->rank, in = L->slot->in, o = L->slot->out;
+    const float s = L->owner->scale;
+    const float *xa = saved;                // (N,r)
+    float *dxa = saved + (size_t)N * r;     // (N,r)
+    float *dA = grad + L->a_off, *dB = grad + L->b_off;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, dout, o, xa, r, 1.0f, dB, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, dout, o, L->B, r, 0.0f, dxa, r);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, inp, in, 1.0f, dA, in);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, L->A, in, 1.0f,
+                dinp, in);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+int lora_init(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
+              ml_error *e) {
+    memset(a, 0, sizeof *a);
+    if (rank < 0 || rank > LORA_MAX_RANK)
+        return ml_fail(e, "rank %d is out of range (0..%d)", rank, LORA_MAX_RANK);
+    if (!(alpha > 0.0f) || !isfinite(alpha)) return ml_fail(e, "alpha %g must be a positive number", alpha);
+    if (!targets || (targets & ~LORA_ALL_TARGETS)) return ml_fail(e, "no valid targets");
+    for (int i = 0; i < m->n_linears; i++)
+        if (m->linears[i].ext) return ml_fail(e, "%s already has a plug-in installed", m->linears[i].path);
+    a->m = m;
+    a->rank = rank;
+    a->alpha = alpha;
+    a->rslora = rslora;
+    a->targets = targets;
+    a->scale = rank == 0 ? 0.0f : (rslora ? alpha / sqrtf((float)rank) : alpha / (float)rank);
+    a->n_params = lora_count(m, rank, targets);
+    a->params = calloc(a->n_params ? a->n_params : 1, sizeof(float));
+    if (!a->params) return ml_fail(e, "out of memory for %zu LoRA parameters", a->n_params);
+    size_t off = 0;
+    for (int i = 0; i < m->n_linears; i++) {
+        minigpt_linear *slot = &m->linears[i];
+        if (!(targets & (1u << slot->role))) continue;
+        lora_layer *L = &a->layers[a->n_layers++];
+        L->owner = a;
+        L->slot = slot;
+        L->a_off = off;
+        off += (size_t)rank * slot->in;
+        L->b_off = off;
+        off += (size_t)slot->out * rank;
+        L->A = a->params + L->a_off;
+        L->B = a->params + L->b_off;
+        L->ext = (minigpt_linear_ext){lora_forward, lora_backward, 2 * rank, L};
+        if (rank > 0) slot->ext = &L->ext; /* rank 0: nothing to add, the base path alone */
+    }
+    return 0;
+}
+
+void lora_free(lora *a) {
+    for (int i = 0; i < a->n_layers; i++)
+        if (a->layers[i].slot && a->layers[i].slot->ext == &a->layers[i].ext) a->layers[i].slot->ext = NULL;
+    free(a->params);
+    memset(a, 0, sizeof *a);
+}
+
+void lora_init_weights(lora *a, uint64_t seed) {
+    rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < a->n_layers; i++) {
+        lora_layer *L = &a->layers[i];
+        const float bound = 1.0f / sqrtf((float)L->slot->in);
+        for (size_t j = 0; j < (size_t)a->rank * L->slot->in; j++)
+            L->A[j] = bound * (2.0f * rng_uniform(&r) - 1.0f);
+        memset(L->B, 0, sizeof(float) * (size_t)L->slot->out * a->rank);
+    }
+}
+
+void lora_merge_into(const lora *a) {
+    if (a->rank == 0) return;
+    for (int i = 0; i < a->n_layers; i++) {
+        const lora_layer *L = &a->layers[i];
+        // W (out,in) += s · B (out,r) · A (r,in)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->slot->out, L->slot->in, a->rank,
+                    a->scale, L->B, a->rank, L->A, L->slot->in, 1.0f, L->slot->w, L->slot->in);
+    }
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+static void tensor_name(char *buf, size_t n, const lora_layer *L, char which) {
+    snprintf(buf, n, "base_model.model.%s.lora_%c.weight", L->slot->path, which);
+}
+
+int lora_save(const lora *a, const char *path, const char *base_sha256, int n_meta,
+              const char *const *keys, const char *const *values, ml_error *e) {
+    st_writer *w = st_writer_new();
+    char *targets = lora_targets_json(a->targets);
+    int rc = (!w || !targets) ? ml_fail(e, "out of memory") : 0;
+    char r_s[16], alpha_s[32];
+    snprintf(r_s, sizeof r_s, "%d", a->rank);
+    snprintf(alpha_s, sizeof alpha_s, "%.9g", (double)a->alpha);
+    const char *mk[] = {"format", "peft_type", "r", "lora_alpha", "target_modules", "use_rslora", "base_sha256"};
+    const char *mv[] = {"pt", "LORA", r_s, alpha_s, targets, a->rslora ? "true" : "false", base_sha256};
+    for (int i = 0; !rc && i < 7; i++) rc = st_writer_meta(w, mk[i], mv[i], e);
+    for (int i = 0; !rc && i < n_meta; i++) rc = st_writer_meta(w, keys[i], values[i], e);
+    for (int i = 0; !rc && a->rank > 0 && i < a->n_layers; i++) {
+        const lora_layer *L = &a->layers[i];
+        char name[160];
+        int64_t sa[2] = {a->rank, L->slot->in}, sb[2] = {L->slot->out, a->rank};
+        tensor_name(name, sizeof name, L, 'A');
+        rc = st_writer_add_f32(w, name, ST_F16, L->A, 2, sa, e);
+        tensor_name(name, sizeof name, L, 'B');
+        if (!rc) rc = st_writer_add_f32(w, name, ST_F16, L->B, 2, sb, e);
+    }
+    if (!rc) rc = st_writer_save(w, path, e);
+    st_writer_free(w);
+    free(targets);
+    return rc;
+}
+
+/* Parses the PEFT metadata of an adapter file. */
+static int read_config(const st_file *f, int *rank, float *alpha, int *rslora, unsigned *targets,
+                       ml_error *e) {
+    const char *pt = st_meta(f, "peft_type"), *r = st_meta(f, "r"), *al = st_meta(f, "lora_alpha");
+    const char *tm = st_meta(f, "target_modules"), *rs = st_meta(f, "use_rslora");
+    if (!pt || strcmp(pt, "LORA") != 0)
+        return ml_fail(e, "%s: not a LoRA adapter (metadata peft_type is %s%s%s)", f->label,
+                       pt ? "\"" : "missing", pt ? pt : "", pt ? "\"" : "");
+    char *end;
+    long rv = r ? strtol(r, &end, 10) : -1;
+    if (!r || *end || rv < 0 || rv > LORA_MAX_RANK)
+        return ml_fail(e, "%s: metadata r is %s, expected an integer 0..%d", f->label, r ? r : "missing", LORA_MAX_RANK);
+    double av = al ? strtod(al, &end) : -1;
+    if (!al || *end || !(av > 0) || !isfinite(av))
+        return ml_fail(e, "%s: metadata lora_alpha is %s, expected a positive number", f->label, al ? al : "missing");
+    if (!rs || (strcmp(rs, "true") && strcmp(rs, "false")))
+        return ml_fail(e, "%s: metadata use_rslora must be \"true\" or \"false\"", f->label);
+    if (!tm) return ml_fail(e, "%s: metadata target_modules is missing", f->label);
+    cJSON *list = cJSON_Parse(tm);
+    unsigned mask = 0;
+    int bad = !cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0;
+    for (const cJSON *it = list ? list->child : NULL; it && !bad; it = it->next) {
+        unsigned bit = 0;
+        bad = !cJSON_IsString(it) || lora_parse_targets(it->valuestring, &bit, NULL) != 0 ||
+              (bit & (bit - 1)) != 0; /* one module per entry */
+        mask |= bit;
+    }
+    cJSON_Delete(list);
+    if (bad) return ml_fail(e, "%s: metadata target_modules is not a list of q_proj,k_proj,v_proj,o_proj,fc1,fc2", f->label);
+    *rank = (int)rv;
+    *alpha = (float)av;
+    *rslora = strcmp(rs, "true") == 0;
+    *targets = mask;
+    return 0;
+}
+
+int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e) {
+    memset(a, 0, sizeof *a);
+    st_file f;
+    if (st_open(&f, path, e)) return -1;
+    int rank = 0, rslora = 0, rc;
+    float alpha = 0.0f;
+    unsigned targets = 0;
+    rc = read_config(&f, &rank, &alpha, &rslora, &targets, e);
+    const char *sha = st_meta(&f, "base_sha256");
+    if (!rc && base_sha256 && (!sha || strcmp(sha, base_sha256) != 0))
+        rc = ml_fail(e, "%s was trained on another base model (base_sha256 %.12s…, this base is %.12s…)",
+                     path, sha ? sha : "missing", base_sha256);
+    if (!rc && lora_init(a, m, rank, alpha, rslora, targets, e)) rc = ml_wrap(e, "%s", path);
+    if (rc) {
+        st_close(&f);
+        memset(a, 0, sizeof *a);
+        return -1;
+    }
+    int expected = 0;
+    for (int i = 0; !rc && rank > 0 && i < a->n_layers; i++) {
+        const lora_layer *L = &a->layers[i];
+        char name[160];
+        int64_t sa[2] = {rank, L->slot->in}, sb[2] = {L->slot->out, rank};
+        tensor_name(name, sizeof name, L, 'A');
+        rc = st_read_f32(&f, name, ST_F16, L->A, 2, sa, e);
+        tensor_name(name, sizeof name, L, 'B');
+        if (!rc) rc = st_read_f32(&f, name, ST_F16, L->B, 2, sb, e);
+        expected += 2;
+    }
+    if (!rc && f.n_tensors != expected) {
+        /* name one tensor that is not ours */
+        for (int i = 0; i < f.n_tensors && !rc; i++) {
+            int ours = 0;
+            for (int j = 0; j < a->n_layers && !ours && rank > 0; j++) {
+                char na[160], nb[160];
+                tensor_name(na, sizeof na, &a->layers[j], 'A');
+                tensor_name(nb, sizeof nb, &a->layers[j], 'B');
+                ours = !strcmp(f.tensors[i].name, na) || !strcmp(f.tensors[i].name, nb);
+            }
+            if (!ours)
+                rc = ml_fail(e, "%s: unexpected tensor '%s' (not among the targets %s of rank %d)", path,
+                             f.tensors[i].name, st_meta(&f, "target_modules"), rank);
+        }
+    }
+    st_close(&f);
+    if (rc) lora_free(a);
+    return rc;
+}
