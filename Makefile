@@ -63,4 +63,7 @@ test: $(DEPS_STAMP)
 clean:
 	rm -rf $(BUILD) bin
 
+# extra targets (fuzzing, sanitizers, ...) live in their own fragments
+include $(wildcard mk/*.mk)
+
 -include $(OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
