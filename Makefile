@@ -30,7 +30,7 @@ TEST_SH  := $(wildcard tests/test_*.sh)
 DEPS_STAMP := $(BUILD)/.deps-ok
 COMMANDS := train eval merge info generate pretrain bench analyze
 
-.PHONY: all deps test clean
+.PHONY: all deps test clean base data
 all: bin/lora
 
 deps:
@@ -59,6 +59,17 @@ $(BUILD)/tests/%: tests/%.c $(LIB) | $(DEPS_STAMP)
 test: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora $(TEST_BIN)
 	@sh tests/run.sh $(TEST_BIN) $(TEST_SH)
+
+# Regenerate the data files from scripts/gen_data.py (byte-identical to the committed ones).
+data:
+	python3 scripts/gen_data.py
+
+# Pretrain the base model from configs/pretrain.json on the committed data. Same seed, same
+# BLAS kernel: the same bytes, whatever the thread count. The learning curve goes to results/.
+base: $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory bin/lora
+	@mkdir -p results
+	bin/lora-pretrain --curve results/pretrain-curve.csv --out data/minigpt-base.safetensors
 
 clean:
 	rm -rf $(BUILD) bin

@@ -49,6 +49,7 @@ typedef struct {
     int *replay_order, replay_pos;
     float *m, *v;        /* AdamW moments, one entry per trained float */
     float *best;         /* trained floats at the best validation loss */
+    float *prev;         /* trained floats before the current update, to undo a bad one */
     double best_val;     /* mean validation loss per target at best_step (INFINITY: none yet) */
     int best_step;
     size_t n_floats;     /* total trained floats */
@@ -60,6 +61,9 @@ typedef struct {
     const train_tensor *tensors;
     int n_tensors;
     const char *label;                    /* progress prefix, e.g. "lora-train" */
+    /* called after each validation (may be NULL): learning curves, extra metrics */
+    void (*on_eval)(void *ctx, int step, double train_loss, double val_loss);
+    void *on_eval_ctx;
 } train_job;
 
 typedef struct {

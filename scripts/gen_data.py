@@ -17,8 +17,10 @@ five forms) learns the English -ed rule with its spelling variants; 8 irregular 
 
 Record format (keys in this order):
     {"prompt": "walk: yesterday he ", "completion": "walked", "verb": "walk", "form": "past"}
-prompt = "<lemma>: <context> "; forms: past, pp, 3sg, base, ing; records of irregular verbs in
-the fine-tune/eval files also carry "distractor" (the over-regularized form, e.g. "goed").
+prompt = "<lemma>: <context> "; forms: past, pp, 3sg, base, ing; past/pp records of irregular
+verbs in the fine-tune/eval files also carry "distractor" (the over-regularized form, e.g.
+"goed"). replay.jsonl (mixed into fine-tuning) also holds the irregulars' non-past forms, and
+irreg_nonpast.jsonl measures whether those survive fine-tuning.
 """
 import argparse
 import hashlib
@@ -1045,6 +1047,7 @@ def build_contexts():
 CONTEXTS = build_contexts()
 CTX_BY_FORM = {f: [c for c in CONTEXTS if c.form == f] for f in FORMS}
 CONTEXT_WORDS = sorted({w for c in CONTEXTS for w in c.text.split()})
+CTX_BY_TEXT = {c.text: c for c in CONTEXTS}
 
 # ----------------------------------------------------------------------------------------------
 
@@ -1249,7 +1252,10 @@ VAL_LINES = 1000
 CONTROL_PER_FORM = 5
 UNSEEN_PER_FORM = 2
 HELDOUT_PER_FORM = 2
-REPLAY_REAL, REPLAY_NONCE = 1200, 800
+REPLAY_REAL, REPLAY_NONCE = 1200, 800   # regular past/pp records in replay.jsonl
+REPLAY_FT_PER_VERB = 30      # non-past records of each fine-tune irregular in replay.jsonl
+REPLAY_UNSEEN_PER_FORM = 2   # of each non-past form of an unseen irregular in replay.jsonl
+NONPAST_EVAL_PER_FORM = 4    # irreg_nonpast.jsonl: per fine-tune irregular and non-past form
 SPLIT = (0.7, 0.1)           # train, val; the rest is test
 
 
@@ -1323,7 +1329,9 @@ def make_eval_set(seed, label, verbs, per_form, with_distractor, used):
     return recs
 
 
-def make_replay(seed, real_pool, nonce_pool):
+def make_replay_regular(seed, real_pool, nonce_pool):
+    """The regular past/pp part of replay.jsonl (the whole file before the non-past records
+    of the irregulars were added; same PRNG stream, so the same records)."""
     rng = fork(seed, "replay")
     recs, prompts = [], set()
     for pool, n in ((real_pool, REPLAY_REAL), (nonce_pool, REPLAY_NONCE)):
@@ -1340,6 +1348,88 @@ def make_replay(seed, real_pool, nonce_pool):
             recs.append(record(v, c, False))
             got += 1
     rng.shuffle(recs)
+    return recs
+
+
+def spread_sample(rng, cands, k):
+    """k distinct contexts of cands spread evenly over the subjects: round robin over the
+    subjects in a random order, a random remaining context of the subject each time."""
+    assert 0 <= k <= len(cands), (k, len(cands))
+    groups = [[c for c in cands if c.subj == s] for s in SUBJECTS]
+    groups = [g for g in groups if g]
+    for g in groups:
+        rng.shuffle(g)
+    rng.shuffle(groups)
+    out, i = [], 0
+    while len(out) < k:
+        g = groups[i % len(groups)]
+        if g:
+            out.append(g.pop())
+        i += 1
+    return out
+
+
+def nonpast_groups(v, f, cands, k):
+    """[(contexts, how many)]: be's base form is drawn half am/are, half be (as in pretraining)."""
+    if v.lemma == "be" and f == "base":
+        return [([c for c in cands if c.tag == "pres"], k // 2),
+                ([c for c in cands if c.tag != "pres"], k - k // 2)]
+    return [(cands, k)]
+
+
+def make_irreg_nonpast(seed, ft, used, pretrain_val):
+    """irreg_nonpast.jsonl: non-past forms of the fine-tune irregulars, contexts not used for
+    that verb and form in pretrain.jsonl; contexts of pretrain_val.jsonl only where the others
+    do not suffice. Grouped by verb. replay.jsonl is then drawn around these prompts."""
+    rng = fork(seed, "irreg_nonpast")
+    val_prompts = {r["prompt"] for r in pretrain_val}
+    recs = []
+    for v in ft:
+        for f in NONPAST:
+            cands = candidates(v, f, exclude=used[(v.lemma, f)])
+            for group, n in nonpast_groups(v, f, cands, NONPAST_EVAL_PER_FORM):
+                fresh = [c for c in group if v.lemma + ": " + c.text not in val_prompts]
+                in_val = [c for c in group if v.lemma + ": " + c.text in val_prompts]
+                m = min(n, len(fresh))
+                assert n - m <= len(in_val), ("irreg_nonpast: too few contexts", v.lemma, f)
+                pick = spread_sample(rng, fresh, m) + spread_sample(rng, in_val, n - m)
+                recs += [record(v, c, False) for c in pick]
+    return recs
+
+
+def make_replay_nonpast(seed, ft, unseen, exclude_prompts):
+    """The non-past records (3sg, base, ing) of the irregulars in replay.jsonl: about
+    REPLAY_FT_PER_VERB per fine-tune irregular, REPLAY_UNSEEN_PER_FORM per form of an unseen
+    one; never a prompt of exclude_prompts (irreg_nonpast.jsonl, pretrain_val.jsonl)."""
+    rng = fork(seed, "replay:nonpast")
+    recs = []
+    for v in ft + unseen:
+        avail = {f: [c for c in candidates(v, f) if v.lemma + ": " + c.text not in exclude_prompts]
+                 for f in NONPAST}
+        if v.kind == "irreg":           # REPLAY_FT_PER_VERB over the forms, as even as they allow
+            per = REPLAY_FT_PER_VERB // len(NONPAST)
+            quota = {f: min(per, len(avail[f])) for f in NONPAST}
+            short = REPLAY_FT_PER_VERB - sum(quota.values())
+            while short > 0:
+                spare = [f for f in NONPAST if quota[f] < len(avail[f])]
+                assert spare, ("replay: too few contexts", v.lemma)
+                for f in spare[:short]:
+                    quota[f] += 1
+                    short -= 1
+        else:
+            quota = {f: REPLAY_UNSEEN_PER_FORM for f in NONPAST}
+        for f in NONPAST:
+            for group, n in nonpast_groups(v, f, avail[f], quota[f]):
+                assert n <= len(group), ("replay: too few contexts", v.lemma, f)
+                recs += [record(v, c, False) for c in spread_sample(rng, group, n)]
+    return recs
+
+
+def make_replay(seed, real_pool, nonce_pool, ft, unseen, exclude_prompts):
+    """replay.jsonl: regular past/pp plus irregular non-past records, shuffled together."""
+    recs = make_replay_regular(seed, real_pool, nonce_pool) + \
+        make_replay_nonpast(seed, ft, unseen, exclude_prompts)
+    fork(seed, "replay:mix").shuffle(recs)
     return recs
 
 
@@ -1394,24 +1484,32 @@ def validate(files, ft, unseen, real, heldout, nonce):
             require(form in FORMS and lemma in by_lemma, where + ": verb/form")
             v = by_lemma[lemma]
             require(comp in v.forms[form].split("|"), where + ": wrong completion")
+            ctx = CTX_BY_TEXT.get(p[len(lemma) + 2:])
+            require(ctx is not None and ctx.form == form and completion(v, ctx) == comp,
+                    where + ": context does not cue this completion (be: agreement)")
             require((p, comp) not in seen, where + ": duplicate example")
             seen.add((p, comp))
             words = p.replace(":", " ").split() + [comp]
-            if name.startswith("pretrain") or name == "replay_regular.jsonl":
+            if name.startswith("pretrain") or name in ("replay.jsonl", "irreg_nonpast.jsonl"):
                 bad = [w for w in words if w in forbidden]
                 require(not bad, where + ": irregular past/pp leaks: " + " ".join(bad))
                 require(not (v.kind in ("irreg", "unseen") and form in PASTLIKE),
                         where + ": irregular past/pp")
                 bad = [w for w in words if w in heldout_words]
                 require(not bad, where + ": held-out verb word: " + " ".join(bad))
-            if name == "replay_regular.jsonl":
-                require(v.kind in ("real", "nonce") and form in PASTLIKE,
-                        where + ": replay must be past/pp of pretraining regular verbs")
+            if name == "replay.jsonl":
+                require((v.kind in ("real", "nonce") and form in PASTLIKE) or
+                        (v.kind in ("irreg", "unseen") and form in NONPAST),
+                        where + ": replay must be past/pp of pretraining regular verbs or "
+                        "non-past forms of irregulars")
+            if name == "irreg_nonpast.jsonl":
+                require(v.kind == "irreg" and form in NONPAST and "distractor" not in r,
+                        where + ": irreg_nonpast record")
             if name == "regular_heldout.jsonl":
                 require(lemma in heldout_names, where + ": not a held-out verb")
             if name == "control_regular.jsonl":
                 require(lemma in controls, where + ": not a control verb")
-            if name.startswith("irreg") and name != "irreg_unseen.jsonl":
+            if name in ("irreg.jsonl", "irreg_val.jsonl", "irreg_test.jsonl"):
                 require(v.kind == "irreg" and form in PASTLIKE and "distractor" in r,
                         where + ": irreg split record")
             if name == "irreg_unseen.jsonl":
@@ -1427,13 +1525,27 @@ def validate(files, ft, unseen, real, heldout, nonce):
     for a, b in (("irreg.jsonl", "irreg_val.jsonl"), ("irreg.jsonl", "irreg_test.jsonl"),
                  ("irreg_val.jsonl", "irreg_test.jsonl"), ("pretrain.jsonl", "pretrain_val.jsonl"),
                  ("pretrain.jsonl", "control_regular.jsonl"),
-                 ("pretrain.jsonl", "irreg_unseen.jsonl")):
+                 ("pretrain.jsonl", "irreg_unseen.jsonl"),
+                 ("irreg_nonpast.jsonl", "replay.jsonl"), ("irreg_nonpast.jsonl", "irreg.jsonl"),
+                 ("irreg_nonpast.jsonl", "irreg_val.jsonl"),
+                 ("irreg_nonpast.jsonl", "irreg_test.jsonl"),
+                 ("irreg_nonpast.jsonl", "pretrain.jsonl")):
         disjoint(a, b)
+    irr_replay = {r["prompt"] for r in d["replay.jsonl"] if r["form"] in NONPAST}
+    both = sorted(irr_replay & prompts["pretrain_val.jsonl"])
+    require(not both, "replay.jsonl and pretrain_val.jsonl share the prompt %r"
+            % (both[0] if both else ""))
     for split in ("irreg.jsonl", "irreg_val.jsonl", "irreg_test.jsonl"):
         have = {(r["verb"], r["form"]) for r in d[split]}
         for v in ft:
             for f in PASTLIKE:
                 require((v.lemma, f) in have, "%s lacks %s %s" % (split, v.lemma, f))
+    for name, verbs, forms in (("irreg_nonpast.jsonl", ft, NONPAST), ("replay.jsonl", ft, NONPAST),
+                               ("replay.jsonl", unseen, NONPAST)):
+        have = {(r["verb"], r["form"]) for r in d[name]}
+        for v in verbs:
+            for f in forms:
+                require((v.lemma, f) in have, "%s lacks %s %s" % (name, v.lemma, f))
     pre_verbs = {r["verb"] for r in d["pretrain.jsonl"]}
     for v in real + nonce + irregular:
         if v.kind != "heldout":
@@ -1462,14 +1574,19 @@ FILE_NOTES = (
     ("control_regular.jsonl", "past and pp of the 12 control verbs, contexts not seen with that "
      "verb in pretraining: control accuracy and perplexity."),
     ("irreg_unseen.jsonl", "past and pp of 24 irregulars never fine-tuned on, with distractor."),
+    ("irreg_nonpast.jsonl", "3sg, base and ing of the 8 irregulars (4 per form), prompts in "
+     "neither replay.jsonl, irreg*.jsonl nor pretrain.jsonl: do the non-past forms survive "
+     "fine-tuning? No distractor."),
     ("regular_heldout.jsonl", "past and pp of 40 real regular verbs absent from pretraining: "
      "does the base apply the rule to verbs it never saw?"),
-    ("replay_regular.jsonl", "past/pp of pretraining regular verbs (real and nonce; no control "
-     "or held-out verb) to mix into fine-tuning against forgetting. Shuffled."),
+    ("replay.jsonl", "mixed into fine-tuning against forgetting: past/pp of pretraining regular "
+     "verbs (real and nonce; no control or held-out verb) and 3sg/base/ing of the 32 "
+     "irregulars (about 30 per fine-tune irregular, 6 per unseen one); never an irregular's "
+     "past or pp. Shuffled."),
 )
 
 
-def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout):
+def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout, nonpast_in_val):
     L = []
     L.append("# minilora data\n")
     L.append("Generated by `%s` (seed %d); do not edit by hand. Regenerate and check with:\n"
@@ -1486,7 +1603,8 @@ def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout):
     L.append("`prompt` is `<lemma>: <context> `; the context's last word cues the form, and each "
              "context string cues exactly one form. `form` is one of `past`, `pp` (past "
              "participle), `3sg`, `base` (present non-3rd person or bare infinitive), `ing`. "
-             "`distractor` (irregular verbs in the fine-tune/eval files only) is the "
+             "`distractor` (past/pp records of irregular verbs in the fine-tune/eval files only) "
+             "is the "
              "over-regularized past (goed, eated, seed, runned, flied, buyed). Every example "
              "fits the 32-symbol context: len(prompt) + len(completion) + 1 <= 32, and the "
              "same with the distractor.\n")
@@ -1519,8 +1637,8 @@ def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout):
     L.append("- The irregulars (the 8 fine-tune verbs and the 24 unseen ones) appear in "
              "pretraining only in 3sg/base/ing forms; no past or past-participle word of an "
              "irregular (went, was, had, done, ...) and no over-regularized form appears "
-             "anywhere in pretrain*.jsonl or replay_regular.jsonl, prompts included. (So the "
-             "contexts use has/have, not had, and is/are, not was/were.)")
+             "anywhere in pretrain*.jsonl, replay.jsonl or irreg_nonpast.jsonl, prompts "
+             "included. (So the contexts use has/have, not had, and is/are, not was/were.)")
     L.append("- Real regular verbs are stored with their forms in a table (doubling depends on "
              "stress: prefer -> preferred, offer -> offered); the rule is asserted to agree on "
              "every row. Nonce verbs (3-8 letters, after Berko 1958) are built from "
@@ -1537,6 +1655,22 @@ def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout):
              "irregular non-past form %d; the irregular splits enumerate every (context, "
              "subject) combination of past and pp that fits, split per verb and form %d/%d/%d %% "
              "by a seeded shuffle." % (PRETRAIN_REAL_K, PRETRAIN_IRREG_K, 70, 10, 20))
+    L.append("- `replay.jsonl` holds %d regular past/pp records (%d real, %d nonce; distinct "
+             "prompts) and the non-past forms of the irregulars, so that fine-tuning on the past "
+             "forms does not overwrite them (go: now he -> goes, not went): %d per fine-tune "
+             "irregular (%d per form where the contexts allow; be has only 12 3sg contexts) and "
+             "%d per form of each unseen irregular, spread over the subjects; be agrees "
+             "(am/is/are, half of its base records be). The irregular records avoid the prompts "
+             "of pretrain_val.jsonl and irreg_nonpast.jsonl."
+             % (REPLAY_REAL + REPLAY_NONCE, REPLAY_REAL, REPLAY_NONCE, REPLAY_FT_PER_VERB,
+                REPLAY_FT_PER_VERB // len(NONPAST), REPLAY_UNSEEN_PER_FORM))
+    L.append("- `irreg_nonpast.jsonl` takes %d contexts per fine-tune irregular and non-past form "
+             "(be base: half am/are, half be), spread over the subjects, none used for that verb "
+             "and form in pretrain.jsonl, and those of pretrain_val.jsonl only where too few "
+             "others fit (%d of its records: be 3sg has 12 contexts, 8 in pretraining). It is "
+             "drawn first; replay.jsonl then avoids its prompts. All new draws use their own "
+             "PRNG streams, so the other files did not change when these two were added."
+             % (NONPAST_EVAL_PER_FORM, nonpast_in_val))
     return "\n".join(L) + "\n"
 
 
@@ -1594,12 +1728,16 @@ def main(argv):
     control = make_eval_set(seed, "control", controls, CONTROL_PER_FORM, False, used)
     unseen_recs = make_eval_set(seed, "unseen", unseen, UNSEEN_PER_FORM, True, used)
     heldout_recs = make_eval_set(seed, "heldout", heldout, HELDOUT_PER_FORM, False, used)
-    replay = make_replay(seed, real_pre, nonce)
+    nonpast = make_irreg_nonpast(seed, ft, used, pretrain_val)
+    val_prompts = {r["prompt"] for r in pretrain_val}
+    nonpast_in_val = sum(r["prompt"] in val_prompts for r in nonpast)
+    replay = make_replay(seed, real_pre, nonce, ft, unseen,
+                         val_prompts | {r["prompt"] for r in nonpast})
     files = [("pretrain.jsonl", pretrain), ("pretrain_val.jsonl", pretrain_val),
              ("irreg.jsonl", irreg), ("irreg_val.jsonl", irreg_val),
              ("irreg_test.jsonl", irreg_test), ("control_regular.jsonl", control),
-             ("irreg_unseen.jsonl", unseen_recs), ("regular_heldout.jsonl", heldout_recs),
-             ("replay_regular.jsonl", replay)]
+             ("irreg_unseen.jsonl", unseen_recs), ("irreg_nonpast.jsonl", nonpast),
+             ("regular_heldout.jsonl", heldout_recs), ("replay.jsonl", replay)]
     assert [n for n, _ in files] == [n for n, _ in FILE_NOTES]
     try:
         validate(files, ft, unseen, real, heldout, nonce)
@@ -1625,7 +1763,8 @@ def main(argv):
     for cls in ("plain", "e", "cy", "vy", "double", "nodouble", "es"):
         class_rows.append((cls, CLASS_NOTES[cls]) + tuple(
             sum(in_class(v, cls) for v in group) for group in (real_pre, heldout, controls, nonce)))
-    readme = readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout)
+    readme = readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout,
+                         nonpast_in_val)
 
     out = args.out
     os.makedirs(out, exist_ok=True)
@@ -1641,6 +1780,8 @@ def main(argv):
     print("gen_data: seed %d -> %s" % (seed, os.path.normpath(out)))
     for name, blob in blobs:
         print("  %-24s %6d lines %9d bytes" % (name, counts[name], len(blob)))
+    print("  irreg_nonpast.jsonl: no prompt in replay.jsonl, irreg*.jsonl or pretrain.jsonl; "
+          "%d in pretrain_val.jsonl" % nonpast_in_val)
     print("  verbs: " + ", ".join("%s %d" % kv for kv in verb_counts))
     print("  spelling classes (real pretrained / held out / controls / nonce):")
     for cls, _, a, b, c, n in class_rows:

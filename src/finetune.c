@@ -37,7 +37,8 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
         }
     }
     f->opts = o->train;
-    f->job = (train_job){&f->g, train, replay, val, f->tensors, f->n_tensors, label};
+    f->job = (train_job){.g = &f->g, .train = train, .replay = replay, .val = val,
+                         .tensors = f->tensors, .n_tensors = f->n_tensors, .label = label};
     if (train_state_init(&f->state, &f->job, &o->train, e)) goto fail;
     return 0;
 fail:

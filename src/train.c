@@ -29,9 +29,10 @@ int train_state_init(train_state *s, const train_job *job, const train_opts *o, 
     s->m = calloc(nf, sizeof(float));
     s->v = calloc(nf, sizeof(float));
     s->best = calloc(nf, sizeof(float));
+    s->prev = calloc(nf, sizeof(float));
     s->order = malloc(sizeof(int) * (size_t)job->train->n);
     s->replay_order = job->replay ? malloc(sizeof(int) * (size_t)job->replay->n) : NULL;
-    if (!s->m || !s->v || !s->best || !s->order || (job->replay && !s->replay_order)) {
+    if (!s->m || !s->v || !s->best || !s->prev || !s->order || (job->replay && !s->replay_order)) {
         train_state_free(s);
         return ml_fail(e, "out of memory for the optimizer state");
     }
@@ -53,6 +54,7 @@ void train_state_free(train_state *s) {
     free(s->m);
     free(s->v);
     free(s->best);
+    free(s->prev);
     free(s->order);
     free(s->replay_order);
     memset(s, 0, sizeof *s);
@@ -172,6 +174,7 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
         }
         const float scale = (o->clip > 0 && sqrt(sq) > o->clip) ? (float)(o->clip / sqrt(sq)) : 1.0f;
         const float lr = lr_at(s->step, o->steps, o->warmup, o->lr, o->min_lr_frac);
+        copy_params(job, s->prev, 0);
         size_t off = 0;
         for (int i = 0; i < job->n_tensors; i++) {
             const train_tensor *t = &job->tensors[i];
@@ -181,6 +184,17 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
             adamw_step(t->p, g, s->m + off, s->v + off, t->n, lr, t->decay ? o->weight_decay : 0.0f,
                        o->beta1, o->beta2, o->eps, s->step + 1);
             off += t->n;
+        }
+        /* an update that leaves a non-finite parameter is undone: the last good values stay */
+        const char *bad = NULL;
+        for (int i = 0; i < job->n_tensors && !bad; i++)
+            for (size_t j = 0; j < job->tensors[i].n && !bad; j++)
+                if (!isfinite(job->tensors[i].p[j])) bad = job->tensors[i].name;
+        if (bad) {
+            copy_params(job, s->prev, 1);
+            rc = ml_fail(e, "training diverged at step %d: the update made %s non-finite "
+                            "(learning rate %g too high?)", s->step + 1, bad, (double)lr);
+            break;
         }
         s->step++;
         loss_sum += loss;
@@ -200,6 +214,7 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
         const double eta = elapsed / (s->step - first) * (o->steps - s->step);
         last_loss = loss_sum / loss_n;
         report(&p, job, o, s->step, last_loss, val, lr, tok_s, eta, do_eval || last);
+        if (do_eval && job->on_eval) job->on_eval(job->on_eval_ctx, s->step, last_loss, val);
         if (do_eval) loss_sum = 0.0, loss_n = 0;
     }
     if (p.tty && !p.quiet) fputc('\n', stderr);

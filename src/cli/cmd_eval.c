@@ -16,7 +16,7 @@
 #define MAX_MODELS 17
 
 static const char *default_files[] = {"data/irreg_test.jsonl", "data/control_regular.jsonl",
-                                      "data/irreg_unseen.jsonl"};
+                                      "data/irreg_unseen.jsonl", "data/irreg_nonpast.jsonl"};
 
 /* Results of one model on one file. */
 typedef struct {
@@ -114,14 +114,15 @@ int cmd_eval(int argc, char **argv) {
     int pos;
     int r = opts_parse("[options] [DATA.jsonl ...]",
                        "Scores the base model and each --adapter on each DATA file (default:\n"
-                       "data/irreg_test.jsonl data/control_regular.jsonl data/irreg_unseen.jsonl):\n"
+                       "data/irreg_test.jsonl data/control_regular.jsonl data/irreg_unseen.jsonl\n"
+                       "data/irreg_nonpast.jsonl):\n"
                        "greedy exact match, preference for the completion over the distractor\n"
                        "(log P(completion) > log P(distractor)), completion perplexity, per verb.",
                        defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     const char **files = (const char **)argv + pos;
     int nfiles = argc - pos;
-    if (nfiles == 0) files = default_files, nfiles = 3;
+    if (nfiles == 0) files = default_files, nfiles = 4;
     const int nmodels = 1 + adapters.n;
     if (nmodels > MAX_MODELS) return usage_fail(cmd, "too many --adapter files");
     threads = runtime_threads(threads);

@@ -56,9 +56,9 @@ int cmd_merge(int argc, char **argv) {
                        defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (!adapter || !out) return usage_fail(cmd, "--adapter and --out are required");
-    static const char *defaults[] = {"data/irreg_test.jsonl", "data/control_regular.jsonl", "data/irreg_unseen.jsonl"};
+    static const char *defaults[] = {"data/irreg_test.jsonl", "data/control_regular.jsonl", "data/irreg_unseen.jsonl", "data/irreg_nonpast.jsonl"};
     const char **files = pos < argc ? (const char **)argv + pos : defaults;
-    const int nfiles = pos < argc ? argc - pos : 3;
+    const int nfiles = pos < argc ? argc - pos : 4;
     ml_error e;
     loaded_model lm = {0};
     dataset data[16] = {{0}};

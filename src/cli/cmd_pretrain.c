@@ -1,4 +1,5 @@
 /* cmd_pretrain.c — `lora pretrain`: train all 103,680 parameters of the base model. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +9,44 @@
 #include "commands.h"
 #include "common.h"
 #include "engine.h"
+#include "eval.h"
 #include "opts.h"
 #include "runtime.h"
 #include "sha256.h"
 #include "train.h"
+
+/* The learning curve: one CSV row per validation with the exact-match (and preference, where
+ * there are distractors) of the model so far on each curve file. */
+typedef struct {
+    FILE *csv;
+    engine *g;
+    const tok_vocab *v;
+    dataset sets[8];
+    int nsets;
+} curve;
+
+static void curve_row(void *ctx, int step, double train_loss, double val_loss) {
+    curve *c = ctx;
+    fprintf(c->csv, "%d,%.6f,%.6f", step, train_loss, val_loss);
+    for (int i = 0; i < c->nsets; i++) {
+        eval_item *items = calloc((size_t)c->sets[i].n, sizeof *items);
+        if (!items) continue;
+        eval_dataset(c->g, c->v, &c->sets[i], items);
+        eval_totals t = eval_sum(&c->sets[i], items, NULL);
+        fprintf(c->csv, ",%.4f", (double)t.correct / t.n);
+        if (t.n_pref) fprintf(c->csv, ",%.4f", (double)t.pref_correct / t.n_pref);
+        free(items);
+    }
+    fprintf(c->csv, "\n");
+    fflush(c->csv);
+}
+
+static void stem(char *buf, size_t n, const char *path) {
+    const char *s = strrchr(path, '/');
+    s = s ? s + 1 : path;
+    const char *dot = strrchr(s, '.');
+    snprintf(buf, n, "%.*s", dot ? (int)(dot - s) : (int)strlen(s), s);
+}
 
 int cmd_pretrain(int argc, char **argv) {
     const char *cmd = argv[0];
@@ -21,6 +56,7 @@ int cmd_pretrain(int argc, char **argv) {
                     .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f, .beta1 = 0.9f,
                     .beta2 = 0.95f, .eps = 1e-8f, .eval_every = 1000, .seed = 1};
     int json = 0;
+    const char *curve_path = "", *curve_files = "data/control_regular.jsonl,data/regular_heldout.jsonl,data/irreg_test.jsonl";
     opt_def defs[] = {
         {"config", OPT_STRING, &config, 0, 0, "FILE", "JSON file of defaults for these options"},
         {"model", OPT_STRING, &model_cfg, 0, 0, "FILE", "model config and vocabulary"},
@@ -42,6 +78,8 @@ int cmd_pretrain(int argc, char **argv) {
         {"threads", OPT_INT, &o.threads, 0, 1024, "N", "threads (0: all cores)"},
         {"quiet", OPT_FLAG, &o.quiet, 0, 0, NULL, "no progress output"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print a JSON summary on stdout"},
+        {"curve", OPT_STRING, &curve_path, 0, 0, "FILE", "write the learning curve as CSV at every validation"},
+        {"curve-data", OPT_STRING, &curve_files, 0, 0, "LIST", "comma-separated JSONL files scored on the curve"},
     };
     int pos;
     int r = opts_parse("[options] [DATA.jsonl]",
@@ -61,6 +99,7 @@ int cmd_pretrain(int argc, char **argv) {
     engine g = {0};
     train_state s = {0};
     train_tensor *tensors = NULL;
+    curve cv = {0};
     int rc = EXIT_RUNTIME;
     char data_sha[65];
     if (model_config_load(model_cfg, &cfg, &vocab, &e) || minigpt_init(&m, &cfg, &e) ||
@@ -80,7 +119,31 @@ int cmd_pretrain(int argc, char **argv) {
                                     t->kind == MG_EMBEDDING || t->kind == MG_LINEAR_WEIGHT, t->name};
     }
     if (engine_init(&g, &m, o.threads, o.batch, o.micro, 1, 0, &e)) goto done;
-    train_job job = {&g, &train, NULL, val_path[0] ? &val : NULL, tensors, m.n_tensors, cmd};
+    train_job job = {.g = &g, .train = &train, .val = val_path[0] ? &val : NULL,
+                     .tensors = tensors, .n_tensors = m.n_tensors, .label = cmd};
+    if (curve_path[0]) {
+        char header[1024] = "step,train_loss,val_loss", name[128], list[2048];
+        snprintf(list, sizeof list, "%s", curve_files);
+        for (char *f = strtok(list, ","); f && cv.nsets < 8; f = strtok(NULL, ",")) {
+            if (ds_load(&cv.sets[cv.nsets], f, &vocab, cfg.context, &e)) goto done;
+            stem(name, sizeof name, f);
+            const size_t used = strlen(header);
+            if (cv.sets[cv.nsets].ex[0].distractor)
+                snprintf(header + used, sizeof header - used, ",%s_exact,%s_pref", name, name);
+            else
+                snprintf(header + used, sizeof header - used, ",%s_exact", name);
+            cv.nsets++;
+        }
+        if (!(cv.csv = fopen(curve_path, "w"))) {
+            ml_fail(&e, "%s: cannot write: %s", curve_path, strerror(errno));
+            goto done;
+        }
+        fprintf(cv.csv, "%s\n", header);
+        cv.g = &g;
+        cv.v = &vocab;
+        job.on_eval = curve_row;
+        job.on_eval_ctx = &cv;
+    }
     if (train_state_init(&s, &job, &o, &e)) goto done;
     if (!o.quiet)
         fprintf(stderr, "%s: %zu parameters, %d examples, %d steps x %d sequences, %d threads, BLAS %s\n",
@@ -101,9 +164,9 @@ int cmd_pretrain(int argc, char **argv) {
     snprintf(val_s, sizeof val_s, "%.6f", res.best_val);
     snprintf(hp, sizeof hp,
              "{\"steps\":%d,\"batch\":%d,\"micro_batch\":%d,\"lr\":%g,\"min_lr_frac\":%g,"
-             "\"warmup\":%d,\"weight_decay\":%g,\"clip\":%g,\"beta1\":%g,\"beta2\":%g,\"threads\":%d}",
+             "\"warmup\":%d,\"weight_decay\":%g,\"clip\":%g,\"beta1\":%g,\"beta2\":%g}",
              o.steps, o.batch, g.micro, (double)o.lr, (double)o.min_lr_frac, o.warmup,
-             (double)o.weight_decay, (double)o.clip, (double)o.beta1, (double)o.beta2, g.nthreads);
+             (double)o.weight_decay, (double)o.clip, (double)o.beta1, (double)o.beta2);
     const char *keys[] = {"seed", "steps", "data", "data_sha256", "best_step", "val_loss", "train_config", "generator"};
     const char *vals[] = {seed_s, steps_s, data_path, data_sha, best_s, val_s, hp, "minilora pretrain"};
     if (checkpoint_save(out, &m, &vocab, 8, keys, vals, &e)) goto done;
@@ -119,6 +182,8 @@ int cmd_pretrain(int argc, char **argv) {
     rc = EXIT_OK;
 done:
     if (rc == EXIT_RUNTIME) cli_error(cmd, e.msg);
+    if (cv.csv) fclose(cv.csv);
+    for (int i = 0; i < cv.nsets; i++) ds_free(&cv.sets[i]);
     train_state_free(&s);
     engine_free(&g);
     free(tensors);

@@ -1,0 +1,214 @@
+/* analyze.c — singular values and subspace overlaps of learned updates (Hu et al. §7). */
+#include "analyze.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "lora.h"
+#include "safetensors.h"
+#include "tokenizer.h"
+
+/* ---- linear algebra -------------------------------------------------------------------- */
+
+int analyze_svd(const float *a, int rows, int cols, double *sigma, double *u, double *vt,
+                ml_error *e) {
+    if (rows <= 0 || cols <= 0) return ml_fail(e, "SVD of a %dx%d matrix", rows, cols);
+    const int k = rows < cols ? rows : cols;
+    const size_t n = (size_t)rows * cols;
+    // dgesdd overwrites its input, and double keeps the small σ accurate
+    double *work = malloc(sizeof(double) * (n + (size_t)rows * k + (size_t)k * cols));
+    if (!work) return ml_fail(e, "out of memory for the SVD of a %dx%d matrix", rows, cols);
+    double *ad = work, *ut = work + n, *vtd = ut + (size_t)rows * k;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) {
+            free(work);
+            return ml_fail(e, "element %zu of the %dx%d matrix is not finite", i, rows, cols);
+        }
+        ad[i] = a[i];
+    }
+    /* always 'S': the vectors cost nothing at these sizes and one code path is simpler */
+    lapack_int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', rows, cols, ad, cols, sigma, ut, k, vtd,
+                                     cols);
+    if (info != 0) {
+        free(work);
+        return ml_fail(e, "LAPACKE_dgesdd failed on a %dx%d matrix (info %d)", rows, cols, (int)info);
+    }
+    if (u) // ut is (rows,k): its column t is the t-th left singular vector
+        for (int t = 0; t < k; t++)
+            for (int i = 0; i < rows; i++) u[(size_t)t * rows + i] = ut[(size_t)i * k + t];
+    if (vt) memcpy(vt, vtd, sizeof(double) * (size_t)k * cols);
+    free(work);
+    return 0;
+}
+
+int analyze_spectrum(const float *dw, int out, int in, double *sigma, ml_error *e) {
+    return analyze_svd(dw, out, in, sigma, NULL, NULL, e);
+}
+
+int analyze_effective_rank(const double *sigma, int n, double threshold) {
+    if (n <= 0 || !(sigma[0] > 0.0)) return 0;
+    const double cut = threshold * sigma[0];
+    int r = 0;
+    for (int i = 0; i < n; i++) r += sigma[i] > cut;
+    return r;
+}
+
+double analyze_energy_share(const double *sigma, int n, int k) {
+    double top = 0.0, all = 0.0;
+    for (int i = 0; i < n; i++) {
+        const double s2 = sigma[i] * sigma[i];
+        all += s2;
+        if (i < k) top += s2;
+    }
+    return all > 0.0 ? top / all : 0.0;
+}
+
+double analyze_frobenius(const float *a, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * a[i];
+    return sqrt(s);
+}
+
+double analyze_subspace_similarity(const double *u1, int i, const double *u2, int j, int dim) {
+    if (i <= 0 || j <= 0) return NAN;
+    double s = 0.0;
+    for (int a = 0; a < i; a++)
+        for (int b = 0; b < j; b++) {
+            const double c = cblas_ddot(dim, u1 + (size_t)a * dim, 1, u2 + (size_t)b * dim, 1);
+            s += c * c;
+        }
+    return s / (i < j ? i : j);
+}
+
+int analyze_numerical_rank(const double *sigma, int n) {
+    /* 1e-9: far above double rounding of an SVD of float data, far below any real direction */
+    return analyze_effective_rank(sigma, n, 1e-9);
+}
+
+/* ---- updates read from files ----------------------------------------------------------- */
+
+/* Allocates a layer's ΔW (zeroed) and, when r > 0, its A; both owned by the layer. */
+static int layer_alloc(analyze_layer *l, const minigpt_linear *slot, int r, ml_error *e) {
+    snprintf(l->path, sizeof l->path, "%s", slot->path);
+    l->out = slot->out;
+    l->in = slot->in;
+    l->w = slot->w;
+    l->dw = calloc((size_t)slot->out * slot->in, sizeof(float));
+    l->a = r > 0 ? malloc(sizeof(float) * (size_t)r * slot->in) : NULL;
+    if (!l->dw || (r > 0 && !l->a)) return ml_fail(e, "out of memory for %s", slot->path);
+    return 0;
+}
+
+static int load_adapter(analyze_update *u, minigpt *base, const char *base_sha256, const char *path,
+                        ml_error *e) {
+    lora a;
+    if (lora_load(&a, base, path, base_sha256, e)) return -1;
+    u->is_adapter = 1;
+    u->rank = a.rank;
+    u->alpha = a.alpha;
+    u->scale = a.scale;
+    u->rslora = a.rslora;
+    int rc = 0;
+    for (int i = 0; !rc && i < a.n_layers; i++) {
+        const lora_layer *L = &a.layers[i];
+        analyze_layer *l = &u->layers[u->n_layers++];
+        rc = layer_alloc(l, L->slot, a.rank, e);
+        if (rc || a.rank == 0) continue; /* rank 0: ΔW stays zero */
+        memcpy(l->a, L->A, sizeof(float) * (size_t)a.rank * l->in);
+        // ΔW (out,in) = s · B (out,r) · A (r,in), exactly what lora_merge_into adds to W
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->out, l->in, a.rank, a.scale, L->B,
+                    a.rank, L->A, l->in, 0.0f, l->dw, l->in);
+    }
+    lora_free(&a); /* uninstalls it: base is as before */
+    return rc;
+}
+
+static int load_full(analyze_update *u, const minigpt *base, const char *path, ml_error *e) {
+    minigpt full;
+    tok_vocab v;
+    if (checkpoint_load(path, &full, &v, NULL, e)) return -1;
+    int rc = 0;
+    if (full.n_linears != base->n_linears)
+        rc = ml_fail(e, "%s: has %d Linear layers, the base has %d", path, full.n_linears, base->n_linears);
+    for (int i = 0; !rc && i < full.n_linears; i++) {
+        const minigpt_linear *F = &full.linears[i], *W = &base->linears[i];
+        if (strcmp(F->path, W->path) || F->out != W->out || F->in != W->in) {
+            rc = ml_fail(e, "%s: %s is (%d,%d), the base's %s is (%d,%d)", path, F->path, F->out, F->in,
+                         W->path, W->out, W->in);
+            break;
+        }
+        analyze_layer *l = &u->layers[u->n_layers++];
+        rc = layer_alloc(l, W, 0, e);
+        const size_t n = (size_t)l->out * l->in;
+        for (size_t k = 0; !rc && k < n; k++) l->dw[k] = F->w[k] - W->w[k];
+    }
+    minigpt_free(&full);
+    return rc;
+}
+
+int analyze_update_load(analyze_update *u, minigpt *base, const char *base_sha256,
+                        const char *path, ml_error *e) {
+    memset(u, 0, sizeof *u);
+    st_file probe;
+    if (st_open(&probe, path, e)) return -1;
+    const int is_adapter = st_meta(&probe, "peft_type") != NULL;
+    st_close(&probe);
+    const int rc = is_adapter ? load_adapter(u, base, base_sha256, path, e) : load_full(u, base, path, e);
+    if (rc) analyze_update_free(u);
+    return rc;
+}
+
+void analyze_update_free(analyze_update *u) {
+    for (int i = 0; i < u->n_layers; i++) {
+        free(u->layers[i].dw);
+        free(u->layers[i].a);
+    }
+    memset(u, 0, sizeof *u);
+}
+
+const analyze_layer *analyze_update_find(const analyze_update *u, const char *path) {
+    for (int i = 0; i < u->n_layers; i++)
+        if (!strcmp(u->layers[i].path, path)) return &u->layers[i];
+    return NULL;
+}
+
+/* ---- per-layer report ------------------------------------------------------------------ */
+
+int analyze_layer_report(const analyze_layer *l, int r, double threshold, analyze_report *rep,
+                         ml_error *e) {
+    memset(rep, 0, sizeof *rep);
+    const int n = l->out < l->in ? l->out : l->in;
+    rep->n = n;
+    rep->sigma = malloc(sizeof(double) * n);
+    rep->u = malloc(sizeof(double) * (size_t)n * l->out);
+    if (!rep->sigma || !rep->u) return ml_fail(e, "%s: out of memory", l->path);
+    if (analyze_svd(l->dw, l->out, l->in, rep->sigma, rep->u, NULL, e))
+        return ml_wrap(e, "%s: ΔW", l->path);
+    rep->eff_rank = analyze_effective_rank(rep->sigma, n, threshold);
+    rep->top1 = analyze_energy_share(rep->sigma, n, 1);
+    rep->top4 = analyze_energy_share(rep->sigma, n, 4);
+    rep->fro = analyze_frobenius(l->dw, (size_t)l->out * l->in);
+    const double wn = analyze_frobenius(l->w, (size_t)l->out * l->in);
+    rep->rel = wn > 0.0 ? rep->fro / wn : NAN;
+    if (!l->a || r <= 0) return 0;
+    const int an = r < l->in ? r : l->in;
+    rep->a_sigma = malloc(sizeof(double) * an);
+    rep->a_v = malloc(sizeof(double) * (size_t)an * l->in);
+    if (!rep->a_sigma || !rep->a_v) return ml_fail(e, "%s: out of memory", l->path);
+    if (analyze_svd(l->a, r, l->in, rep->a_sigma, NULL, rep->a_v, e)) return ml_wrap(e, "%s: A", l->path);
+    rep->a_n = analyze_numerical_rank(rep->a_sigma, an);
+    return 0;
+}
+
+void analyze_report_free(analyze_report *rep) {
+    free(rep->sigma);
+    free(rep->u);
+    free(rep->a_sigma);
+    free(rep->a_v);
+    memset(rep, 0, sizeof *rep);
+}

@@ -1,0 +1,256 @@
+/* test_finetune.c — fine-tuning the shipped base on the shipped data: what changes, what must
+ * not, determinism, fp16 round trip, divergence, and the full fine-tune baseline.
+ * Runs are short (a few dozen steps); they test the machinery, not the recipe. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+#include "checkpoint.h"
+#include "eval.h"
+#include "finetune.h"
+#include "runtime.h"
+#include "safetensors.h"
+#include "test_util.h"
+
+#define BASE "data/minigpt-base.safetensors"
+
+static minigpt model;
+static tok_vocab vocab;
+static char base_sha[65];
+static dataset train_set, replay_set, val_set, test_set;
+static char tmpdir[] = "/tmp/minilora-ft-XXXXXX";
+
+static int setup(void **state) {
+    ml_error e;
+    if (checkpoint_load(BASE, &model, &vocab, base_sha, &e) ||
+        ds_load(&train_set, "data/irreg.jsonl", &vocab, model.cfg.context, &e) ||
+        ds_load(&replay_set, "data/replay.jsonl", &vocab, model.cfg.context, &e) ||
+        ds_load(&val_set, "data/irreg_val.jsonl", &vocab, model.cfg.context, &e) ||
+        ds_load(&test_set, "data/irreg_test.jsonl", &vocab, model.cfg.context, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return -1;
+    }
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    ds_free(&train_set);
+    ds_free(&replay_set);
+    ds_free(&val_set);
+    ds_free(&test_set);
+    minigpt_free(&model);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static finetune_opts opts(int rank, int steps, int threads, uint64_t seed) {
+    finetune_opts o = {.rank = rank, .alpha = 16.0f, .targets = LORA_ALL_TARGETS};
+    o.train = (train_opts){.steps = steps, .batch = 16, .micro = 4, .warmup = 2, .lr = 2e-3f,
+                           .min_lr_frac = 0.1f, .clip = 1.0f, .beta1 = 0.9f, .beta2 = 0.999f,
+                           .eps = 1e-8f, .eval_every = 5, .seed = seed, .threads = threads,
+                           .replay_frac = 0.5f, .quiet = 1};
+    return o;
+}
+
+/* Trains, saves the adapter to name in tmpdir, returns the path (static buffer). */
+static const char *train_and_save(const finetune_opts *o, const char *name) {
+    static char path[256];
+    ml_error e;
+    finetune f;
+    assert_int_equal(finetune_init(&f, &model, &train_set, &replay_set, &val_set, o, "test", &e), 0);
+    if (finetune_run(&f, &e)) fail_msg("%s", e.msg);
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    if (lora_save(&f.adapter, path, base_sha, 0, NULL, NULL, &e)) fail_msg("%s", e.msg);
+    finetune_free(&f);
+    return path;
+}
+
+static char *slurp(const char *path, size_t *n) {
+    char *buf;
+    ml_error e;
+    if (read_file(path, 1 << 24, &buf, n, &e)) fail_msg("%s", e.msg);
+    return buf;
+}
+
+static void test_only_adapter_changes(void **state) {
+    float *before = malloc(model.n_params * sizeof(float));
+    memcpy(before, model.params, model.n_params * sizeof(float));
+    finetune_opts o = opts(4, 20, 2, 1);
+    ml_error e;
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(finetune_run(&f, &e), 0);
+    assert_int_equal(f.result.steps, 20);
+    double bnorm = 0;
+    for (int i = 0; i < f.adapter.n_layers; i++)
+        for (int j = 0; j < f.adapter.layers[i].slot->out * 4; j++) bnorm += fabsf(f.adapter.layers[i].B[j]);
+    assert_true(bnorm > 0); /* B left zero would mean nothing was learned */
+    finetune_free(&f);
+    /* every base tensor is bit-identical after training */
+    for (int i = 0; i < model.n_tensors; i++)
+        if (memcmp(before + model.tensors[i].offset, model.params + model.tensors[i].offset,
+                   model.tensors[i].numel * sizeof(float)))
+            fail_msg("base tensor %s changed during LoRA training", model.tensors[i].name);
+    free(before);
+}
+
+static void test_same_seed_same_bytes_any_threads(void **state) {
+    finetune_opts o1 = opts(8, 15, 1, 7), o2 = opts(8, 15, 2, 7), o3 = opts(8, 15, 2, 8);
+    size_t n1, n2, n3;
+    char *a = slurp(train_and_save(&o1, "s7t1.safetensors"), &n1);
+    char *b = slurp(train_and_save(&o2, "s7t2.safetensors"), &n2);
+    char *c = slurp(train_and_save(&o3, "s8t2.safetensors"), &n3);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, n1); /* same seed: identical on 1 and 2 threads */
+    assert_true(n1 != n3 || memcmp(a, c, n1) != 0); /* another seed: another adapter */
+    free(a);
+    free(b);
+    free(c);
+}
+
+/* The fp16 file changes each parameter by at most half an fp16 ulp (2^-11 relative). The
+ * logits then move by at most δ, measured here; greedy decoding can only change where the
+ * top-two logit margin is below 2δ. So the exact-match counts of the F32 and F16 adapters may
+ * differ by at most the number of examples with such a narrow margin — the rounding predicts
+ * no more. */
+static void test_fp16_round_trip_matches_rounding(void **state) {
+    finetune_opts o = opts(8, 40, 2, 3);
+    ml_error e;
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(finetune_run(&f, &e), 0);
+    char path[256];
+    snprintf(path, sizeof path, "%s/fp16.safetensors", tmpdir);
+    assert_int_equal(lora_save(&f.adapter, path, base_sha, 0, NULL, NULL, &e), 0);
+    const int ctx = model.cfg.context, V = model.cfg.vocab_size, n = test_set.n;
+    float *l32 = malloc(sizeof(float) * (size_t)n * ctx * V), *l16 = malloc(sizeof(float) * (size_t)n * ctx * V);
+    int *tok = malloc(sizeof(int) * (size_t)n * ctx), *tgt = malloc(sizeof(int) * (size_t)n * ctx);
+    const ds_example **ex = malloc(sizeof *ex * (size_t)n);
+    for (int i = 0; i < n; i++) ex[i] = &test_set.ex[i];
+    ds_batch(ex, n, ctx, tok, tgt);
+    minigpt_ws ws;
+    assert_int_equal(minigpt_ws_init(&ws, &model, n, ctx, &e), 0);
+    minigpt_forward(&model, &ws, tok, n, ctx);
+    memcpy(l32, ws.logits, sizeof(float) * (size_t)n * ctx * V);
+    eval_item *it32 = calloc((size_t)n, sizeof *it32), *it16 = calloc((size_t)n, sizeof *it16);
+    eval_dataset(&f.g, &vocab, &test_set, it32);
+    finetune_free(&f);
+    minigpt_ws_free(&ws);
+    lora a;
+    assert_int_equal(lora_load(&a, &model, path, base_sha, &e), 0);
+    assert_int_equal(minigpt_ws_init(&ws, &model, n, ctx, &e), 0);
+    minigpt_forward(&model, &ws, tok, n, ctx);
+    memcpy(l16, ws.logits, sizeof(float) * (size_t)n * ctx * V);
+    engine g;
+    assert_int_equal(engine_init(&g, &model, 2, 64, 16, 0, 0, &e), 0);
+    eval_dataset(&g, &vocab, &test_set, it16);
+    /* δ: the largest logit change on loss-bearing positions */
+    double delta = 0, *margin = malloc(sizeof(double) * (size_t)n);
+    int narrow = 0;
+    for (int i = 0; i < n; i++) {
+        double min_margin = INFINITY;
+        for (int t = 0; t < ctx; t++) {
+            if (tgt[i * ctx + t] < 0) continue;
+            const float *a32 = l32 + ((size_t)i * ctx + t) * V, *a16 = l16 + ((size_t)i * ctx + t) * V;
+            float top = -INFINITY, second = -INFINITY;
+            for (int v = 0; v < V; v++) {
+                delta = fmax(delta, fabs((double)a32[v] - a16[v]));
+                if (a32[v] > top) second = top, top = a32[v];
+                else if (a32[v] > second) second = a32[v];
+            }
+            min_margin = fmin(min_margin, top - second);
+        }
+        margin[i] = min_margin; /* along the target path: any flip needs a margin below 2δ */
+    }
+    for (int i = 0; i < n; i++) narrow += margin[i] < 2 * delta;
+    int c32 = 0, c16 = 0, flips = 0;
+    for (int i = 0; i < n; i++) {
+        c32 += it32[i].correct;
+        c16 += it16[i].correct;
+        flips += it32[i].correct != it16[i].correct;
+    }
+    printf("  fp16 round trip: max |Δlogit| %.3g; exact match %d -> %d of %d; %d examples within "
+           "the 2δ margin\n", delta, c32, c16, n, narrow);
+    assert_true(delta < 0.05);
+    assert_true(flips <= narrow);
+    lora_free(&a);
+    engine_free(&g);
+    minigpt_ws_free(&ws);
+    free(l32);
+    free(l16);
+    free(tok);
+    free(tgt);
+    free((void *)ex);
+    free(it32);
+    free(it16);
+    free(margin);
+}
+
+static void test_divergence_is_caught(void **state) {
+    finetune_opts o = opts(8, 50, 2, 1);
+    o.train.lr = INFINITY; /* absurd on purpose: the first update overflows */
+    ml_error e;
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    const int rc = finetune_run(&f, &e);
+    if (rc != -1 || !strstr(e.msg, "diverged at step 1")) {
+        finetune_free(&f);
+        fail_msg("expected divergence at step 1, got rc %d: %s", rc, e.msg);
+    }
+    /* the parameters in place are the last finite ones */
+    for (size_t i = 0; i < f.adapter.n_params; i++) assert_true(isfinite(f.adapter.params[i]));
+    finetune_free(&f);
+}
+
+static void test_rank0_trains_nothing(void **state) {
+    finetune_opts o = opts(0, 10, 2, 1);
+    ml_error e;
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(finetune_run(&f, &e), 0);
+    assert_int_equal(f.result.steps, 0);
+    assert_int_equal(f.adapter.n_params, 0);
+    finetune_free(&f);
+}
+
+static void test_full_finetune_changes_only_linear_weights(void **state) {
+    float *before = malloc(model.n_params * sizeof(float));
+    memcpy(before, model.params, model.n_params * sizeof(float));
+    finetune_opts o = opts(0, 10, 2, 1);
+    o.full = 1;
+    o.train.lr = 1e-3f;
+    ml_error e;
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(finetune_run(&f, &e), 0);
+    finetune_free(&f);
+    for (int i = 0; i < model.n_tensors; i++) {
+        const minigpt_tensor *t = &model.tensors[i];
+        const int changed = memcmp(before + t->offset, model.params + t->offset, t->numel * sizeof(float)) != 0;
+        if (changed != (t->kind == MG_LINEAR_WEIGHT))
+            fail_msg("%s %s during full fine-tuning", t->name, changed ? "changed" : "did not change");
+    }
+    memcpy(model.params, before, model.n_params * sizeof(float)); /* restore the base */
+    free(before);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    runtime_init(argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_only_adapter_changes),
+        cmocka_unit_test(test_same_seed_same_bytes_any_threads),
+        cmocka_unit_test(test_fp16_round_trip_matches_rounding),
+        cmocka_unit_test(test_divergence_is_caught),
+        cmocka_unit_test(test_rank0_trains_nothing),
+        cmocka_unit_test(test_full_finetune_changes_only_linear_weights),
+    };
+    return cmocka_run_group_tests_name("finetune", tests, setup, teardown);
+}
