@@ -30,7 +30,7 @@ TEST_SH  := $(wildcard tests/test_*.sh)
 DEPS_STAMP := $(BUILD)/.deps-ok
 COMMANDS := train eval merge info generate pretrain bench analyze
 
-.PHONY: all deps test clean base data
+.PHONY: all deps test clean base data bench
 all: bin/lora
 
 deps:
@@ -70,6 +70,11 @@ base: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora
 	@mkdir -p results
 	bin/lora-pretrain --curve results/pretrain-curve.csv --out data/minigpt-base.safetensors
+
+# Throughput and memory against the machine's sgemm peak, as ratios measured in one run.
+bench: $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory bin/lora
+	bin/lora bench
 
 clean:
 	rm -rf $(BUILD) bin

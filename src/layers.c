@@ -26,23 +26,45 @@ void encoder_backward(float *dwte, const float *dout, const int *tokens, int N, 
     }
 }
 
+/* Σ x[0..n) with 16 independent partial sums in a fixed order: the compiler turns the inner
+ * loop into vector adds (a plain serial sum cannot be reassociated under ISO C), and the
+ * result is the same on every run. */
+static inline float sum16(const float *x, int n) {
+    float acc[16] = {0};
+    int c = 0;
+    for (; c + 16 <= n; c += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[c + j];
+    float s = 0.0f;
+    for (; c < n; c++) s += x[c];
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+/* Σ a[i]·b[i], the same way. */
+static inline float dot16(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    int c = 0;
+    for (; c + 16 <= n; c += 16)
+        for (int j = 0; j < 16; j++) acc[j] += a[c + j] * b[c + j];
+    float s = 0.0f;
+    for (; c < n; c++) s += a[c] * b[c];
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int N, int C, float eps) {
     // out (N,C), mean (N), rstd (N), inp (N,C), w (C), b (C)
+    float d[4096];
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
-        float m = 0.0f;
-        for (int c = 0; c < C; c++) m += x[c];
-        m /= (float)C;
-        float var = 0.0f; /* two passes: the biased variance, as torch computes it */
-        for (int c = 0; c < C; c++) {
-            float d = x[c] - m;
-            var += d * d;
-        }
-        var /= (float)C;
-        float s = 1.0f / sqrtf(var + eps);
+        const float m = sum16(x, C) / (float)C;
+        for (int c = 0; c < C; c++) d[c] = x[c] - m;
+        /* two passes: the biased variance, as torch computes it */
+        const float var = dot16(d, d, C) / (float)C;
+        const float s = 1.0f / sqrtf(var + eps);
         float *o = out + (size_t)n * C;
-        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
+        for (int c = 0; c < C; c++) o[c] = d[c] * s * w[c] + b[c];
         mean[n] = m;
         rstd[n] = s;
     }
@@ -51,27 +73,24 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int N, int C) {
     // dinp (N,C), dw (C), db (C), dout (N,C), inp (N,C), w (C), mean (N), rstd (N)
+    float xhat[4096], dxhat[4096];
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         const float *d = dout + (size_t)n * C;
         const float m = mean[n], s = rstd[n];
         /* dxhat = dout·w; dx = s·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)) */
-        float dsum = 0.0f, dxsum = 0.0f;
         for (int c = 0; c < C; c++) {
-            float xhat = (x[c] - m) * s;
-            float dxhat = d[c] * w[c];
-            dsum += dxhat;
-            dxsum += dxhat * xhat;
+            xhat[c] = (x[c] - m) * s;
+            dxhat[c] = d[c] * w[c];
         }
-        dsum /= (float)C;
-        dxsum /= (float)C;
+        const float dsum = sum16(dxhat, C) / (float)C;
+        const float dxsum = dot16(dxhat, xhat, C) / (float)C;
         float *di = dinp + (size_t)n * C;
-        for (int c = 0; c < C; c++) {
-            float xhat = (x[c] - m) * s;
-            if (dw) dw[c] += d[c] * xhat;
-            if (db) db[c] += d[c];
-            di[c] += s * (d[c] * w[c] - dsum - xhat * dxsum);
-        }
+        if (dw)
+            for (int c = 0; c < C; c++) dw[c] += d[c] * xhat[c];
+        if (db)
+            for (int c = 0; c < C; c++) db[c] += d[c];
+        for (int c = 0; c < C; c++) di[c] += s * (dxhat[c] - dsum - xhat[c] * dxsum);
     }
 }
 
@@ -132,40 +151,58 @@ void rope_backward(float *dx, const float *cos, const float *sin, int B, int T, 
     rope_apply(dx, cos, sin, B, T, C, NH, -1.0f);
 }
 
+/* Attention works on one (sequence, head) at a time. K and V are first copied transposed,
+ * (HS,T), so that the scores of one query against all keys, and the gradients of all
+ * probabilities, are computed position-parallel (vector lanes over t2) instead of as
+ * horizontal dot products over the 16 channels of a head. */
+#define ATT_SCRATCH 16384 /* floats: HS·T up to this uses the transposed path */
+
+static void transpose_head(float *dst, const float *src, int T, int C, int HS) {
+    // dst (HS,T) from src rows (T, stride C) of one head
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < HS; i++) dst[(size_t)i * T + t] = src[(size_t)t * C + i];
+}
+
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int C, int NH) {
     // out (B,T,C), att (B,NH,T,T), q/k/v (B,T,C)
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
+    float kt[ATT_SCRATCH];
+    float *ktp = (size_t)HS * T <= ATT_SCRATCH ? kt : NULL;
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
+        for (int h = 0; h < NH; h++) {
+            const size_t head = (size_t)b * T * C + (size_t)h * HS;
+            if (ktp) transpose_head(ktp, k + head, T, C, HS);
             for (int t = 0; t < T; t++) {
-                const float *qt = q + ((size_t)b * T + t) * C + (size_t)h * HS;
+                const float *qt = q + head + (size_t)t * C;
                 float *a = att + (((size_t)b * NH + h) * T + t) * T;
-                float maxv = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *kt = k + ((size_t)b * T + t2) * C + (size_t)h * HS;
-                    float s = 0.0f;
-                    for (int i = 0; i < HS; i++) s += qt[i] * kt[i];
-                    s *= scale;
-                    a[t2] = s;
-                    if (s > maxv) maxv = s;
+                const int n = t + 1; /* causal: keys 0..t */
+                for (int t2 = 0; t2 < n; t2++) a[t2] = 0.0f;
+                if (ktp) {
+                    for (int i = 0; i < HS; i++) {
+                        const float qi = qt[i] * scale;
+                        const float *kr = ktp + (size_t)i * T;
+                        for (int t2 = 0; t2 < n; t2++) a[t2] += qi * kr[t2];
+                    }
+                } else {
+                    for (int t2 = 0; t2 < n; t2++) a[t2] = scale * dot16(qt, k + head + (size_t)t2 * C, HS);
                 }
-                float sum = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    a[t2] = fast_expf(a[t2] - maxv);
-                    sum += a[t2];
-                }
-                const float inv = 1.0f / sum;
-                for (int t2 = 0; t2 <= t; t2++) a[t2] *= inv;
-                for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
-                float *o = out + ((size_t)b * T + t) * C + (size_t)h * HS;
+                float maxv = a[0];
+                for (int t2 = 1; t2 < n; t2++) maxv = a[t2] > maxv ? a[t2] : maxv;
+                for (int t2 = 0; t2 < n; t2++) a[t2] = fast_expf(a[t2] - maxv);
+                const float inv = 1.0f / sum16(a, n);
+                for (int t2 = 0; t2 < n; t2++) a[t2] *= inv;
+                for (int t2 = n; t2 < T; t2++) a[t2] = 0.0f;
+                float *o = out + head + (size_t)t * C;
                 for (int i = 0; i < HS; i++) o[i] = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *vt = v + ((size_t)b * T + t2) * C + (size_t)h * HS;
-                    for (int i = 0; i < HS; i++) o[i] += a[t2] * vt[i];
+                for (int t2 = 0; t2 < n; t2++) {
+                    const float *vt = v + head + (size_t)t2 * C;
+                    const float p = a[t2];
+                    for (int i = 0; i < HS; i++) o[i] += p * vt[i];
                 }
             }
+        }
 }
 
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
@@ -174,34 +211,48 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
     // dq/dk/dv (B,T,C), datt (T) scratch, dout (B,T,C), att (B,NH,T,T), q/k/v (B,T,C)
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
+    float vt[ATT_SCRATCH];
+    float *vtp = (size_t)HS * T <= ATT_SCRATCH ? vt : NULL;
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
+        for (int h = 0; h < NH; h++) {
+            const size_t head = (size_t)b * T * C + (size_t)h * HS;
+            if (vtp) transpose_head(vtp, v + head, T, C, HS);
             for (int t = 0; t < T; t++) {
-                const size_t row = ((size_t)b * T + t) * C + (size_t)h * HS;
                 const float *a = att + (((size_t)b * NH + h) * T + t) * T;
-                const float *dy = dout + row;
-                /* through out = Σ a·v: gradients of the probabilities and of v */
-                float dot = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const size_t r2 = ((size_t)b * T + t2) * C + (size_t)h * HS;
-                    float s = 0.0f;
+                const float *dy = dout + head + (size_t)t * C;
+                const int n = t + 1;
+                /* through out = Σ a·v: the probabilities' gradient datt, and dv */
+                for (int t2 = 0; t2 < n; t2++) datt[t2] = 0.0f;
+                if (vtp) {
                     for (int i = 0; i < HS; i++) {
-                        s += dy[i] * v[r2 + i];
-                        dv[r2 + i] += a[t2] * dy[i];
+                        const float di = dy[i];
+                        const float *vr = vtp + (size_t)i * T;
+                        for (int t2 = 0; t2 < n; t2++) datt[t2] += di * vr[t2];
                     }
-                    datt[t2] = s;
-                    dot += a[t2] * s;
+                } else {
+                    for (int t2 = 0; t2 < n; t2++) datt[t2] = dot16(dy, v + head + (size_t)t2 * C, HS);
                 }
-                /* through the softmax, then the scaled dot products q·k */
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const size_t r2 = ((size_t)b * T + t2) * C + (size_t)h * HS;
-                    const float dpre = a[t2] * (datt[t2] - dot) * scale;
+                for (int t2 = 0; t2 < n; t2++) {
+                    float *dvt = dv + head + (size_t)t2 * C;
+                    const float p = a[t2];
+                    for (int i = 0; i < HS; i++) dvt[i] += p * dy[i];
+                }
+                /* through the softmax, then the scaled products q·k */
+                const float dot = dot16(a, datt, n);
+                for (int t2 = 0; t2 < n; t2++) datt[t2] = a[t2] * (datt[t2] - dot) * scale;
+                float *dqt = dq + head + (size_t)t * C;
+                const float *qt = q + head + (size_t)t * C;
+                for (int t2 = 0; t2 < n; t2++) {
+                    const float g = datt[t2];
+                    const float *kt2 = k + head + (size_t)t2 * C;
+                    float *dkt = dk + head + (size_t)t2 * C;
                     for (int i = 0; i < HS; i++) {
-                        dq[row + i] += dpre * k[r2 + i];
-                        dk[r2 + i] += dpre * q[row + i];
+                        dqt[i] += g * kt2[i];
+                        dkt[i] += g * qt[i];
                     }
                 }
             }
+        }
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
