@@ -38,8 +38,17 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
                   const dataset *val, const finetune_opts *o, const char *label, ml_error *e);
 
 /* Trains to o->train.steps and puts the best validated parameters in place. A stop signal
- * ends early (f->result.interrupted) with the best parameters so far in place. */
+ * ends early (f->result.interrupted) with the CURRENT parameters in place, so the caller can
+ * save the training state first; finetune_use_best then puts the best so far in place. */
 int finetune_run(finetune *f, ml_error *e);
+
+/* Puts the best validated parameters in place (no-op without validation). */
+void finetune_use_best(finetune *f);
+
+/* The settings a resumed run must share, as compact JSON; malloc'ed, caller frees. The thread
+ * count is not among them: results do not depend on it. */
+char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const char *data_sha,
+                           const char *val_sha, const char *replay_sha);
 
 void finetune_free(finetune *f);
 

@@ -94,6 +94,18 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
  * there is no validation set or no validation happened yet. */
 int train_use_best(const train_job *job, const train_state *s);
 
+/* Writes the state and the current values of the trained tensors atomically to path (a
+ * safetensors file). fingerprint: JSON of every setting a resumed run must share (options,
+ * data and base digests); it is stored and checked by train_state_load. */
+int train_state_save(const char *path, const train_job *job, const train_state *s,
+                     const char *fingerprint, ml_error *e);
+
+/* Restores a state written by train_state_save into s (initialized for the same job) and the
+ * trained tensors. Refuses a file whose fingerprint differs, naming the first setting that
+ * differs, or whose sizes do not fit the job. */
+int train_state_load(const char *path, const train_job *job, train_state *s,
+                     const char *fingerprint, ml_error *e);
+
 /* Mean validation loss per target of the current parameters. */
 double train_val_loss(const train_job *job);
 

@@ -1,6 +1,7 @@
 /* finetune.c — LoRA or full fine-tuning of a base model through the shared training loop. */
 #include "finetune.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,8 +55,28 @@ int finetune_run(finetune *f, ml_error *e) {
         train_use_best(&f->job, &f->state);
         return -1;
     }
-    train_use_best(&f->job, &f->state);
+    if (!f->result.interrupted) train_use_best(&f->job, &f->state);
     return 0;
+}
+
+void finetune_use_best(finetune *f) { train_use_best(&f->job, &f->state); }
+
+char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const char *data_sha,
+                           const char *val_sha, const char *replay_sha) {
+    const train_opts *t = &o->train;
+    char buf[1536];
+    snprintf(buf, sizeof buf,
+             "{\"rank\":%d,\"alpha\":%.9g,\"rslora\":%d,\"targets\":%u,\"full\":%d,\"steps\":%d,"
+             "\"batch\":%d,\"micro_batch\":%d,\"warmup\":%d,\"lr\":%.9g,\"min_lr_frac\":%.9g,"
+             "\"weight_decay\":%.9g,\"clip\":%.9g,\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,"
+             "\"eval_every\":%d,\"seed\":%llu,\"replay_frac\":%.9g,\"base_sha256\":\"%s\","
+             "\"data_sha256\":\"%s\",\"val_sha256\":\"%s\",\"replay_sha256\":\"%s\"}",
+             o->full ? 0 : o->rank, (double)o->alpha, o->rslora, o->targets, o->full, t->steps, t->batch,
+             t->micro, t->warmup, (double)t->lr, (double)t->min_lr_frac, (double)t->weight_decay,
+             (double)t->clip, (double)t->beta1, (double)t->beta2, (double)t->eps, t->eval_every,
+             (unsigned long long)t->seed, replay_sha ? (double)t->replay_frac : 0.0, base_sha,
+             data_sha, val_sha ? val_sha : "", replay_sha ? replay_sha : "");
+    return strdup(buf);
 }
 
 void finetune_free(finetune *f) {

@@ -241,6 +241,53 @@ static void test_full_finetune_changes_only_linear_weights(void **state) {
     free(before);
 }
 
+/* Stops the loop at the validation of step 10, as SIGINT would. */
+static void stop_at_10(void *ctx, int step, double train_loss, double val_loss) {
+    if (step == 10) train_stop_signal = 2;
+}
+
+static void test_interrupt_and_resume_is_bit_identical(void **state) {
+    finetune_opts o = opts(8, 30, 2, 11);
+    size_t n_straight, n_resumed;
+    char *straight = slurp(train_and_save(&o, "straight.safetensors"), &n_straight);
+    ml_error e;
+    char state_path[256], *fp = finetune_fingerprint(&o, base_sha, "d", "v", "r");
+    snprintf(state_path, sizeof state_path, "%s/run.state", tmpdir);
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    f.job.on_eval = stop_at_10;
+    assert_int_equal(finetune_run(&f, &e), 0);
+    train_stop_signal = 0;
+    assert_int_equal(f.result.interrupted, 2);
+    assert_int_equal(f.state.step, 10);
+    assert_int_equal(train_state_save(state_path, &f.job, &f.state, fp, &e), 0);
+    finetune_free(&f);
+    /* a fresh process would start here */
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (train_state_load(state_path, &f.job, &f.state, fp, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(f.state.step, 10);
+    assert_int_equal(finetune_run(&f, &e), 0);
+    char path[256];
+    snprintf(path, sizeof path, "%s/resumed.safetensors", tmpdir);
+    assert_int_equal(lora_save(&f.adapter, path, base_sha, 0, NULL, NULL, &e), 0);
+    finetune_free(&f);
+    char *resumed = slurp(path, &n_resumed);
+    assert_int_equal(n_straight, n_resumed);
+    assert_memory_equal(straight, resumed, n_straight);
+    /* other settings are refused, naming the one that differs */
+    finetune_opts o2 = opts(8, 30, 2, 11);
+    o2.train.lr = 1e-3f;
+    char *fp2 = finetune_fingerprint(&o2, base_sha, "d", "v", "r");
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o2, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(train_state_load(state_path, &f.job, &f.state, fp2, &e), -1);
+    assert_non_null(strstr(e.msg, "lr = 0.002"));
+    finetune_free(&f);
+    free(fp);
+    free(fp2);
+    free(straight);
+    free(resumed);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     runtime_init(argv);
@@ -251,6 +298,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_divergence_is_caught),
         cmocka_unit_test(test_rank0_trains_nothing),
         cmocka_unit_test(test_full_finetune_changes_only_linear_weights),
+        cmocka_unit_test(test_interrupt_and_resume_is_bit_identical),
     };
     return cmocka_run_group_tests_name("finetune", tests, setup, teardown);
 }

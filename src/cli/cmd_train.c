@@ -53,6 +53,7 @@ int cmd_train(int argc, char **argv) {
                       .beta2 = 0.999f, .eps = 1e-8f, .eval_every = 25, .seed = 1};
     float epochs = 0.0f;
     int json = 0;
+    const char *resume = NULL, *state_path = NULL;
     opt_def defs[] = {
         {"config", OPT_STRING, &config, 0, 0, "FILE", "JSON file of defaults for these options"},
         {"rank", OPT_INT, &fo.rank, 0, LORA_MAX_RANK, "R", "LoRA rank r"},
@@ -79,6 +80,8 @@ int cmd_train(int argc, char **argv) {
         {"threads", OPT_INT, &o->threads, 0, 1024, "N", "threads (0: all cores)"},
         {"quiet", OPT_FLAG, &o->quiet, 0, 0, NULL, "no progress output"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON summary on stdout"},
+        {"resume", OPT_STRING, &resume, 0, 0, "FILE", "continue an interrupted run from its training state"},
+        {"state", OPT_STRING, &state_path, 0, 0, "FILE", "where an interrupted run saves its state [OUT.state]"},
     };
     int pos;
     int r = opts_parse("[options] DATA.jsonl",
@@ -106,12 +109,19 @@ int cmd_train(int argc, char **argv) {
     dataset train = {0}, val = {0}, replay = {0};
     finetune f = {0};
     int rc = EXIT_RUNTIME, have_f = 0;
-    char base_sha[65], data_sha[65];
+    char base_sha[65], data_sha[65], val_sha[65] = "", replay_sha[65] = "", state_buf[4200];
+    char *fingerprint = NULL;
+    if (!state_path) {
+        snprintf(state_buf, sizeof state_buf, "%s.state", out);
+        state_path = state_buf;
+    }
     if (checkpoint_load(base_path, &m, &vocab, base_sha, &e) ||
         ds_load(&train, data_path, &vocab, m.cfg.context, &e) ||
         (val_path && val_path[0] && ds_load(&val, val_path, &vocab, m.cfg.context, &e)) ||
         (replay_path[0] && ds_load(&replay, replay_path, &vocab, m.cfg.context, &e)) ||
-        sha256_file_hex(data_path, data_sha, &e) || check_writable(out, &e))
+        sha256_file_hex(data_path, data_sha, &e) || check_writable(out, &e) ||
+        (val.n && sha256_file_hex(val_path, val_sha, &e)) ||
+        (replay.n && sha256_file_hex(replay_path, replay_sha, &e)))
         goto done;
     if (replay_path[0] && !(o->replay_frac > 0)) {
         rc = usage_fail(cmd, "--replay needs a --replay-frac above 0");
@@ -131,6 +141,15 @@ int cmd_train(int argc, char **argv) {
     if (finetune_init(&f, &m, &train, replay_path[0] ? &replay : NULL, val.n ? &val : NULL, &fo, cmd, &e))
         goto done;
     have_f = 1;
+    fingerprint = finetune_fingerprint(&fo, base_sha, data_sha, val.n ? val_sha : NULL, replay.n ? replay_sha : NULL);
+    if (!fingerprint) {
+        ml_fail(&e, "out of memory");
+        goto done;
+    }
+    if (resume) {
+        if (train_state_load(resume, &f.job, &f.state, fingerprint, &e)) goto done;
+        if (!o->quiet) fprintf(stderr, "%s: resuming %s at step %d of %d\n", cmd, resume, f.state.step, o->steps);
+    }
     if (!o->quiet) {
         if (fo.full) {
             size_t n = 0;
@@ -149,6 +168,11 @@ int cmd_train(int argc, char **argv) {
     char diverged[sizeof e.msg];
     if (failed) snprintf(diverged, sizeof diverged, "%s", e.msg);
     if (failed && f.state.best_step < 0) goto done; /* nothing good to keep */
+    if (f.result.interrupted) {
+        /* the state holds the current parameters; the adapter written below the best ones */
+        if (train_state_save(state_path, &f.job, &f.state, fingerprint, &e)) goto done;
+        finetune_use_best(&f);
+    }
     /* write what is in place: the best validated adapter (or the last good one) */
     char seed_s[32], steps_s[32], best_s[32], hp[256];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)o->seed);
@@ -178,8 +202,9 @@ int cmd_train(int argc, char **argv) {
     const long bytes = stat(out, &st) == 0 ? (long)st.st_size : -1;
     const double tok_s = f.result.seconds > 0 ? f.result.positions / f.result.seconds : 0;
     if (f.result.interrupted) {
-        fprintf(stderr, "%s: interrupted at step %d; wrote the best adapter so far (step %d) to %s\n",
-                cmd, f.result.steps, f.state.best_step, out);
+        fprintf(stderr, "%s: interrupted at step %d; wrote the best adapter so far (step %d) to %s and "
+                        "the training state to %s (continue with --resume %s)\n",
+                cmd, f.result.steps, f.state.best_step, out, state_path, state_path);
         rc = 128 + f.result.interrupted;
         goto cleanup;
     }
@@ -208,5 +233,6 @@ cleanup:
     ds_free(&replay);
     minigpt_free(&m);
     free(val_auto);
+    free(fingerprint);
     return rc;
 }
