@@ -86,7 +86,7 @@ typedef struct {
 
 /* A plug-in extending a Linear slot: y += ext(x). Installed by lora.c.
  * forward:  out (N,out) += ext(inp (N,in)); may keep save_per_row floats per row in saved.
- * backward: dinp (N,in) += ∂/∂inp; accumulates the plug-in's own parameter gradients into
+ * backward: dinp (N,in) += ∂/∂inp (dinp NULL: not needed); accumulates the plug-in's own parameter gradients into
  *           grad, the caller's gradient block for plug-ins (see minigpt_backward); may use
  *           its saved rows as scratch (the forward that wrote them is done with). */
 typedef struct minigpt_linear_ext minigpt_linear_ext;

@@ -152,55 +152,89 @@ void rope_backward(float *dx, const float *cos, const float *sin, int B, int T, 
 }
 
 /* Attention works on one (sequence, head) at a time. K and V are first copied transposed,
- * (HS,T), so that the scores of one query against all keys, and the gradients of all
- * probabilities, are computed position-parallel (vector lanes over t2) instead of as
- * horizontal dot products over the 16 channels of a head. */
-#define ATT_SCRATCH 16384 /* floats: HS·T up to this uses the transposed path */
+ * (HS, Tp) with Tp = T rounded up to whole blocks of KB keys and zero padding, so the scores of
+ * one query against a block of keys, and the gradients of a block of probabilities, are
+ * computed key-parallel in loops of constant width KB (vector lanes over keys) instead of as
+ * horizontal dot products over the channels of a head. Channels go in chunks of CB when the
+ * head size allows. Constant trip counts let the compiler emit exactly two AVX-512 operations
+ * per row instead of a vector loop plus a scalar remainder. */
+#define KB 32     /* keys per block */
+#define CB 16     /* channels per chunk */
+#define ATT_SCRATCH 16384 /* floats of transposed K or V: HS·Tp up to this */
 
-static void transpose_head(float *dst, const float *src, int T, int C, int HS) {
-    // dst (HS,T) from src rows (T, stride C) of one head
-    for (int t = 0; t < T; t++)
-        for (int i = 0; i < HS; i++) dst[(size_t)i * T + t] = src[(size_t)t * C + i];
+static void transpose_head(float *dst, const float *src, int T, int Tp, int C, int HS) {
+    // dst (HS,Tp) from src rows (T, stride C) of one head; columns T..Tp-1 are zero
+    for (int i = 0; i < HS; i++) {
+        float *d = dst + (size_t)i * Tp;
+        for (int t = 0; t < T; t++) d[t] = src[(size_t)t * C + i];
+        for (int t = T; t < Tp; t++) d[t] = 0.0f;
+    }
+}
+
+/* y[0..HS) (+)= Σ_{j<n} w[j·ws] · x[j·xs .. j·xs+HS): a weighted sum of n rows of one head.
+ * Each CB-channel chunk accumulates in registers across all n rows, then is stored once. */
+static inline void weighted_rows(float *y, int accumulate, const float *w, size_t ws,
+                                 const float *x, size_t xs, int n, int HS) {
+    if (HS % CB != 0) {
+        for (int i = 0; i < HS; i++) {
+            float acc = accumulate ? y[i] : 0.0f;
+            for (int j = 0; j < n; j++) acc += w[j * ws] * x[j * xs + i];
+            y[i] = acc;
+        }
+        return;
+    }
+    for (int c = 0; c < HS; c += CB) {
+        float acc[CB];
+        for (int i = 0; i < CB; i++) acc[i] = accumulate ? y[c + i] : 0.0f;
+        for (int j = 0; j < n; j++) {
+            const float wj = w[j * ws];
+            const float *xr = x + j * xs + c;
+            for (int i = 0; i < CB; i++) acc[i] += wj * xr[i];
+        }
+        for (int i = 0; i < CB; i++) y[c + i] = acc[i];
+    }
+}
+
+/* s[0..nb·KB) = wscale · Σ_i w[i]·M[i][0..nb·KB), M rows of stride Tp: one row of scores (or
+ * of probability gradients) against whole blocks of keys, each block accumulated in registers. */
+static inline void row_times_blocks(float *s, const float *w, float wscale, const float *M, int HS,
+                                    int Tp, int nb) {
+    for (int b = 0; b < nb; b++) {
+        float acc[KB] = {0};
+        for (int i = 0; i < HS; i++) {
+            const float wi = w[i];
+            const float *m = M + (size_t)i * Tp + b * KB;
+            for (int j = 0; j < KB; j++) acc[j] += wi * m[j];
+        }
+        for (int j = 0; j < KB; j++) s[b * KB + j] = acc[j] * wscale;
+    }
 }
 
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int C, int NH) {
     // out (B,T,C), att (B,NH,T,T), q/k/v (B,T,C)
-    const int HS = C / NH;
+    const int HS = C / NH, Tp = (T + KB - 1) / KB * KB;
     const float scale = 1.0f / sqrtf((float)HS);
-    float kt[ATT_SCRATCH];
-    float *ktp = (size_t)HS * T <= ATT_SCRATCH ? kt : NULL;
+    float kt[ATT_SCRATCH], s[4096 + KB];
+    const int fast = (size_t)HS * Tp <= ATT_SCRATCH && Tp <= 4096;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const size_t head = (size_t)b * T * C + (size_t)h * HS;
-            if (ktp) transpose_head(ktp, k + head, T, C, HS);
+            if (fast) transpose_head(kt, k + head, T, Tp, C, HS);
             for (int t = 0; t < T; t++) {
                 const float *qt = q + head + (size_t)t * C;
                 float *a = att + (((size_t)b * NH + h) * T + t) * T;
-                const int n = t + 1; /* causal: keys 0..t */
-                for (int t2 = 0; t2 < n; t2++) a[t2] = 0.0f;
-                if (ktp) {
-                    for (int i = 0; i < HS; i++) {
-                        const float qi = qt[i] * scale;
-                        const float *kr = ktp + (size_t)i * T;
-                        for (int t2 = 0; t2 < n; t2++) a[t2] += qi * kr[t2];
-                    }
-                } else {
-                    for (int t2 = 0; t2 < n; t2++) a[t2] = scale * dot16(qt, k + head + (size_t)t2 * C, HS);
-                }
-                float maxv = a[0];
-                for (int t2 = 1; t2 < n; t2++) maxv = a[t2] > maxv ? a[t2] : maxv;
-                for (int t2 = 0; t2 < n; t2++) a[t2] = fast_expf(a[t2] - maxv);
-                const float inv = 1.0f / sum16(a, n);
-                for (int t2 = 0; t2 < n; t2++) a[t2] *= inv;
-                for (int t2 = n; t2 < T; t2++) a[t2] = 0.0f;
-                float *o = out + head + (size_t)t * C;
-                for (int i = 0; i < HS; i++) o[i] = 0.0f;
-                for (int t2 = 0; t2 < n; t2++) {
-                    const float *vt = v + head + (size_t)t2 * C;
-                    const float p = a[t2];
-                    for (int i = 0; i < HS; i++) o[i] += p * vt[i];
-                }
+                const int n = t + 1, nb = t / KB + 1; /* causal: keys 0..t, in nb blocks */
+                if (fast) row_times_blocks(s, qt, scale, kt, HS, Tp, nb);
+                else
+                    for (int t2 = 0; t2 < n; t2++) s[t2] = scale * dot16(qt, k + head + (size_t)t2 * C, HS);
+                float maxv = s[0];
+                for (int t2 = 1; t2 < n; t2++) maxv = s[t2] > maxv ? s[t2] : maxv;
+                for (int t2 = 0; t2 < n; t2++) s[t2] = fast_expf(s[t2] - maxv);
+                const float inv = 1.0f / sum16(s, n);
+                for (int t2 = 0; t2 < n; t2++) a[t2] = s[t2] * inv;
+                for (int t2 = n; t2 < T; t2++) a[t2] = 0.0f; /* masked keys: exactly zero */
+                weighted_rows(out + head + (size_t)t * C, 0, a, 1, v + head, (size_t)C, n, HS);
             }
         }
 }
@@ -208,49 +242,34 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
                         const float *att, const float *q, const float *k, const float *v, int B,
                         int T, int C, int NH) {
-    // dq/dk/dv (B,T,C), datt (T) scratch, dout (B,T,C), att (B,NH,T,T), q/k/v (B,T,C)
-    const int HS = C / NH;
+    // dq/dk/dv (B,T,C), datt (T,T) scratch, dout (B,T,C), att (B,NH,T,T), q/k/v (B,T,C)
+    const int HS = C / NH, Tp = (T + KB - 1) / KB * KB;
     const float scale = 1.0f / sqrtf((float)HS);
-    float vt[ATT_SCRATCH];
-    float *vtp = (size_t)HS * T <= ATT_SCRATCH ? vt : NULL;
+    float vt[ATT_SCRATCH], g[4096 + KB];
+    const int fast = (size_t)HS * Tp <= ATT_SCRATCH && Tp <= 4096;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const size_t head = (size_t)b * T * C + (size_t)h * HS;
-            if (vtp) transpose_head(vtp, v + head, T, C, HS);
+            const float *A = att + ((size_t)b * NH + h) * T * T; // (T,T) this head's probabilities
+            if (fast) transpose_head(vt, v + head, T, Tp, C, HS);
+            /* pass 1, row by row: dP = softmax'(dA) into datt, and dq */
             for (int t = 0; t < T; t++) {
-                const float *a = att + (((size_t)b * NH + h) * T + t) * T;
+                const float *a = A + (size_t)t * T;
                 const float *dy = dout + head + (size_t)t * C;
-                const int n = t + 1;
-                /* through out = Σ a·v: the probabilities' gradient datt, and dv */
-                for (int t2 = 0; t2 < n; t2++) datt[t2] = 0.0f;
-                if (vtp) {
-                    for (int i = 0; i < HS; i++) {
-                        const float di = dy[i];
-                        const float *vr = vtp + (size_t)i * T;
-                        for (int t2 = 0; t2 < n; t2++) datt[t2] += di * vr[t2];
-                    }
-                } else {
-                    for (int t2 = 0; t2 < n; t2++) datt[t2] = dot16(dy, v + head + (size_t)t2 * C, HS);
-                }
-                for (int t2 = 0; t2 < n; t2++) {
-                    float *dvt = dv + head + (size_t)t2 * C;
-                    const float p = a[t2];
-                    for (int i = 0; i < HS; i++) dvt[i] += p * dy[i];
-                }
-                /* through the softmax, then the scaled products q·k */
-                const float dot = dot16(a, datt, n);
-                for (int t2 = 0; t2 < n; t2++) datt[t2] = a[t2] * (datt[t2] - dot) * scale;
-                float *dqt = dq + head + (size_t)t * C;
-                const float *qt = q + head + (size_t)t * C;
-                for (int t2 = 0; t2 < n; t2++) {
-                    const float g = datt[t2];
-                    const float *kt2 = k + head + (size_t)t2 * C;
-                    float *dkt = dk + head + (size_t)t2 * C;
-                    for (int i = 0; i < HS; i++) {
-                        dqt[i] += g * kt2[i];
-                        dkt[i] += g * qt[i];
-                    }
-                }
+                const int n = t + 1, nb = t / KB + 1;
+                if (fast) row_times_blocks(g, dy, 1.0f, vt, HS, Tp, nb); /* dA[t][t2] = dy·v[t2] */
+                else
+                    for (int t2 = 0; t2 < n; t2++) g[t2] = dot16(dy, v + head + (size_t)t2 * C, HS);
+                const float dot = dot16(a, g, n);
+                float *dp = datt + (size_t)t * T;
+                for (int t2 = 0; t2 < n; t2++) dp[t2] = a[t2] * (g[t2] - dot) * scale;
+                weighted_rows(dq + head + (size_t)t * C, 1, dp, 1, k + head, (size_t)C, n, HS);
+            }
+            /* pass 2, column by column: dk[t2] = Σ_t dP[t][t2]·q[t], dv[t2] = Σ_t A[t][t2]·dy[t] */
+            for (int t2 = 0; t2 < T; t2++) {
+                const size_t from = (size_t)t2 * T + t2, row = (size_t)t2 * C; /* rows t >= t2 */
+                weighted_rows(dk + head + row, 1, datt + from, (size_t)T, q + head + row, (size_t)C, T - t2, HS);
+                weighted_rows(dv + head + row, 1, A + from, (size_t)T, dout + head + row, (size_t)C, T - t2, HS);
             }
         }
 }

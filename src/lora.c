@@ -120,8 +120,9 @@ static void lora_backward(const minigpt_linear_ext *x, float *dinp, float *grad,
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, dout, o, xa, r, 1.0f, dB, r);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, dout, o, L->B, r, 0.0f, dxa, r);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, inp, in, 1.0f, dA, in);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, L->A, in, 1.0f,
-                dinp, in);
+    if (dinp) /* NULL when nothing below needs the input gradient */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, L->A, in, 1.0f,
+                    dinp, in);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */

@@ -359,7 +359,7 @@ int minigpt_ws_init(minigpt_ws *ws, const minigpt *m, int B, int T, ml_error *e)
     ADD(ws->gelu, BT * F);
     ADD(ws->dfc, BT * F);
     ADD(ws->tmp, BT * C);
-    ADD(ws->datt, (size_t)T);
+    ADD(ws->datt, (size_t)T * T);
 #undef ADD
     size_t total = 0;
     for (int i = 0; i < n; i++) total += round16(tab[i].n);
@@ -511,15 +511,17 @@ void minigpt_backward(const minigpt *m, minigpt_ws *ws, float *grad, float *ext_
                            B, T, C, NH);
         rope_backward(ws->dq, m->rope_cos, m->rope_sin, B, T, C, NH);
         rope_backward(ws->dk, m->rope_cos, m->rope_sin, B, T, C, NH);
-        zero(ws->dtmp, NC);
-        linear_backward(m, &lin[MG_Q], ws->dtmp, grad, ext_grad, ws->dq, a->ext_saved[MG_Q],
-                        a->ln1, N);
-        linear_backward(m, &lin[MG_K], ws->dtmp, grad, ext_grad, ws->dk, a->ext_saved[MG_K],
-                        a->ln1, N);
-        linear_backward(m, &lin[MG_V], ws->dtmp, grad, ext_grad, ws->dv, a->ext_saved[MG_V],
-                        a->ln1, N);
-        layernorm_backward(ws->dres, gb ? gb->ln1_w : NULL, gb ? gb->ln1_b : NULL, ws->dtmp, x,
-                           p->ln1_w, a->ln1_mean, a->ln1_rstd, N, C);
+        /* below block 0's q,k,v lies only the embedding: with a frozen base nothing needs
+         * their input gradient, so only the plug-ins' own gradients are computed there */
+        const int need_dinp = grad || l > 0;
+        float *dln1 = need_dinp ? ws->dtmp : NULL;
+        if (need_dinp) zero(ws->dtmp, NC);
+        linear_backward(m, &lin[MG_Q], dln1, grad, ext_grad, ws->dq, a->ext_saved[MG_Q], a->ln1, N);
+        linear_backward(m, &lin[MG_K], dln1, grad, ext_grad, ws->dk, a->ext_saved[MG_K], a->ln1, N);
+        linear_backward(m, &lin[MG_V], dln1, grad, ext_grad, ws->dv, a->ext_saved[MG_V], a->ln1, N);
+        if (need_dinp)
+            layernorm_backward(ws->dres, gb ? gb->ln1_w : NULL, gb ? gb->ln1_b : NULL, ws->dtmp, x,
+                               p->ln1_w, a->ln1_mean, a->ln1_rstd, N, C);
     }
     if (grad) encoder_backward(g.tok_emb, ws->dres, ws->tokens, N, C);
 }

@@ -10,8 +10,8 @@
  *   LoRA rank r     x·Aᵀ then (xA)·Bᵀ: 2·r·(in+out) per target, 2·2304·r in all
  *   backward        base trained (pretraining): 2× the forward of Linears, head and attention
  *                   (input and weight gradients); base frozen (LoRA): 1× for Linears and head
- *                   (input gradients only), 2× for attention (it has no weights), and 2× the
- *                   LoRA forward (dA, dB, d(xA), dx)
+ *                   (input gradients only) except block 0's q,k,v, whose input gradient nothing
+ *                   needs, 2× for attention (it has no weights), and 2× the LoRA forward
  * Each configuration runs in a child process so its peak resident memory is its own.
  */
 #include <math.h>
@@ -62,7 +62,8 @@ static double train_flops(const minigpt *m, int T, int rank, int base_trained) {
     const double lin = 2 * W, head = 2 * C * V, attn = 2 * C * (T + 1) * L;
     const double lora_fl = 2.0 * (double)lora_count(m, rank, LORA_ALL_TARGETS);
     const double fwd = lin + head + attn + lora_fl;
-    const double bwd = base_trained ? 2 * (lin + head + attn) : lin + head + 2 * attn + 2 * lora_fl;
+    const double qkv0 = 3.0 * 2 * C * C; /* block 0's q,k,v: no input gradient when frozen */
+    const double bwd = base_trained ? 2 * (lin + head + attn) : lin - qkv0 + head + 2 * attn + 2 * lora_fl;
     return fwd + bwd;
 }
 
