@@ -13,7 +13,9 @@ container, so the output is byte for byte the same on every run and every Python
 The task: a base model pretrained on many regular verbs (real and invented "wug" verbs, in all
 five forms) learns the English -ed rule with its spelling variants; 8 irregular verbs (and 24
 "unseen" irregulars) appear there only in non-past forms, so the base over-regularizes them
-("goed"); a LoRA adapter is then fine-tuned on their real past forms.
+("goed"); a LoRA adapter is then fine-tuned on their real past forms. A larger fine-tune set
+(irreg_large*.jsonl: those 8 and 40 more irregulars, also pretrained in non-past forms only) is
+for experiments where 8 verbs are too few to load the adapter's capacity.
 
 Record format (keys in this order):
     {"prompt": "walk: yesterday he ", "completion": "walked", "verb": "walk", "form": "past"}
@@ -213,9 +215,58 @@ catch caught caught catches catching
 sell sold sold sells selling
 """
 
-# Distractors that the plain monosyllable rule does not give: begin is stressed on the final
-# syllable, so the rule (like prefer -> preferred) doubles.
-DISTRACTOR_OVERRIDES = {"begin": "beginned"}
+# 40 more irregular verbs for the larger fine-tune set (irreg_large*.jsonl, together with the 8
+# above): lemma past pp 3sg ing, American forms. Like the others they appear in pretraining only in
+# non-past forms. Left out on purpose: verbs whose over-regularized form is itself standard or a
+# word (shine/shined, hang/hanged, wake/waked, lead/leaded, pay/payed, put/putted, tear/teared),
+# keep (keeps is a context word), read (homograph past), and verbs of the tables above.
+LARGE_IRREGULARS = """
+bite bit bitten bites biting
+blow blew blown blows blowing
+choose chose chosen chooses choosing
+dig dug dug digs digging
+draw drew drawn draws drawing
+fall fell fallen falls falling
+fight fought fought fights fighting
+forget forgot forgotten forgets forgetting
+forgive forgave forgiven forgives forgiving
+freeze froze frozen freezes freezing
+grow grew grown grows growing
+hide hid hidden hides hiding
+hit hit hit hits hitting
+hold held held holds holding
+hurt hurt hurt hurts hurting
+lend lent lent lends lending
+let let let lets letting
+lose lost lost loses losing
+meet met met meets meeting
+ride rode ridden rides riding
+rise rose risen rises rising
+say said said says saying
+send sent sent sends sending
+shake shook shaken shakes shaking
+shoot shot shot shoots shooting
+shut shut shut shuts shutting
+sink sank sunk sinks sinking
+sit sat sat sits sitting
+slide slid slid slides sliding
+spend spent spent spends spending
+stand stood stood stands standing
+steal stole stolen steals stealing
+stick stuck stuck sticks sticking
+sting stung stung stings stinging
+strike struck struck strikes striking
+swing swung swung swings swinging
+throw threw thrown throws throwing
+wear wore worn wears wearing
+weep wept wept weeps weeping
+win won won wins winning
+"""
+
+# Distractors that the plain monosyllable rule does not give: begin and forget are stressed on the
+# final syllable, so the rule (like prefer -> preferred) doubles; forgive (not monosyllabic) takes
+# the silent-e rule.
+DISTRACTOR_OVERRIDES = {"begin": "beginned", "forget": "forgetted", "forgive": "forgived"}
 
 CONTROL_VERBS = ("work", "play", "walk", "talk", "listen", "watch", "study", "finish", "start",
                  "look", "want", "like")
@@ -1122,9 +1173,10 @@ def parse_table(text, ncols):
 
 
 def build_irregulars():
-    ft, unseen = [], []
+    ft, unseen, large = [], [], []
     for rows, kind, out in ((FINETUNE_IRREGULARS, "irreg", ft),
-                            (UNSEEN_IRREGULARS, "unseen", unseen)):
+                            (UNSEEN_IRREGULARS, "unseen", unseen),
+                            (LARGE_IRREGULARS, "large", large)):
         for lemma, past, pp, s3, ing in parse_table(rows, 5):
             distractor = DISTRACTOR_OVERRIDES.get(lemma, regularize(lemma))
             if lemma not in DISTRACTOR_OVERRIDES:
@@ -1135,10 +1187,16 @@ def build_irregulars():
     assert [v.lemma for v in ft] == ["be", "have", "do", "go", "come", "see", "eat", "write"]
     want = {"be": "bed", "have": "haved", "do": "doed", "go": "goed", "come": "comed",
             "see": "seed", "eat": "eated", "write": "writed", "run": "runned", "fly": "flied",
-            "buy": "buyed", "make": "maked"}
-    for v in ft + unseen:
+            "buy": "buyed", "make": "maked", "dig": "digged", "win": "winned", "say": "sayed",
+            "bite": "bited", "forget": "forgetted", "forgive": "forgived", "throw": "throwed"}
+    for v in ft + unseen + large:
         assert want.get(v.lemma, v.distractor) == v.distractor, (v.lemma, v.distractor)
-    return ft, unseen
+    assert len(large) == 40
+    for v in large:     # the non-past forms follow the rule (only the past and pp are irregular)
+        if v.lemma not in DISTRACTOR_OVERRIDES:
+            assert (v.forms["3sg"], v.forms["ing"]) == \
+                regular_forms(v.lemma, auto_double(v.lemma))[1:], v.lemma
+    return ft, unseen, large
 
 
 def check_real_table(rows):
@@ -1227,19 +1285,22 @@ def build_nonce(seed, taken):
 
 
 def build_verbs(seed):
-    ft, unseen = build_irregulars()
+    ft, unseen, large = build_irregulars()
     real = build_real(parse_table(REAL_REGULARS, 4))
     heldout = choose_heldout(seed, real)
-    lemmas = [v.lemma for v in ft + unseen + real]
+    lemmas = [v.lemma for v in ft + unseen + large + real]
     assert len(set(lemmas)) == len(lemmas), "a verb is listed twice"
     taken = {}
-    for v in ft + unseen + real:
+    ctx_words = set(CONTEXT_WORDS)
+    for v in large:     # no form of a new irregular is a context word (keep/keeps is one)
+        assert not any(w in ctx_words for w in v.words() + [v.distractor]), v.lemma
+    for v in ft + unseen + large + real:
         ws = v.words() + ([v.distractor] if v.distractor else [])
         for w in ws:
             assert taken.setdefault(w, v.lemma) == v.lemma, \
                 "%s is a form of both %s and %s" % (w, taken[w], v.lemma)
-    nonce = build_nonce(seed, taken)
-    return ft, unseen, real, heldout, nonce
+    nonce = build_nonce(seed, taken)   # taken holds the large-set words too: never nonce forms
+    return ft, unseen, large, real, heldout, nonce
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1257,6 +1318,27 @@ REPLAY_FT_PER_VERB = 30      # non-past records of each fine-tune irregular in r
 REPLAY_UNSEEN_PER_FORM = 2   # of each non-past form of an unseen irregular in replay.jsonl
 NONPAST_EVAL_PER_FORM = 4    # irreg_nonpast.jsonl: per fine-tune irregular and non-past form
 SPLIT = (0.7, 0.1)           # train, val; the rest is test
+LARGE_PER_FORM = (7, 1, 2)   # irreg_large*.jsonl: train, val, test sentences per verb and past/pp
+REPLAY_LARGE_PER_FORM = 2    # replay.jsonl: per non-past form of each large-set irregular
+LARGE_NONPAST_PER_FORM = 1   # irreg_large_nonpast.jsonl: per large-set verb and non-past form
+
+
+def merge_in(rng, old, new):
+    """old with the records of new inserted at random places; old keeps its order (so the
+    lines of a file from before the large set are still there, in the same order)."""
+    new = list(new)
+    rng.shuffle(new)
+    n = len(old) + len(new)
+    slots = sorted(rng.sample(range(n), len(new)))
+    out, oi, ni = [], 0, 0
+    for i in range(n):
+        if ni < len(slots) and slots[ni] == i:
+            out.append(new[ni])
+            ni += 1
+        else:
+            out.append(old[oi])
+            oi += 1
+    return out
 
 
 def make_pretrain(seed, regular, irregulars):
@@ -1289,6 +1371,29 @@ def make_pretrain(seed, regular, irregulars):
     return recs, used
 
 
+def make_pretrain_large(seed, large, recs, used):
+    """The non-past records of the 40 large-set irregulars, from their own PRNG stream, merged
+    into pretrain.jsonl (the other records stay as they were). Updates used."""
+    rng = fork(seed, "pretrain:large")
+    new = []
+    for v in large:
+        for f in NONPAST:
+            cands = candidates(v, f)
+            assert len(cands) > PRETRAIN_IRREG_K, ("too few contexts fit", v.lemma, f)
+            for c in rng.sample(cands, PRETRAIN_IRREG_K):
+                used.setdefault((v.lemma, f), []).append(c.text)
+                new.append(record(v, c, False))
+    return merge_in(fork(seed, "pretrain:large:merge"), recs, new)
+
+
+def make_pretrain_val_large(seed, large, recs, used):
+    """One record per non-past form of each large-set irregular, merged into pretrain_val.jsonl."""
+    rng = fork(seed, "pretrain_val:large")
+    new = [record(v, rng.choice(candidates(v, f, exclude=used[(v.lemma, f)])), False)
+           for v in large for f in NONPAST]
+    return merge_in(fork(seed, "pretrain_val:large:merge"), recs, new)
+
+
 def make_pretrain_val(seed, regular, irregulars, used):
     rng = fork(seed, "pretrain_val")
     recs = []
@@ -1315,6 +1420,29 @@ def make_irreg_splits(seed, ft):
             val += [record(v, c, True) for c in combos[n_tr:n_tr + n_va]]
             test += [record(v, c, True) for c in combos[n_tr + n_va:]]
     fork(seed, "irreg:train").shuffle(train)
+    return train, val, test
+
+
+def make_irreg_large_splits(seed, verbs):
+    """irreg_large*.jsonl: past and pp of the 8 fine-tune irregulars and the 40 large-set ones.
+    Each verb and form is split 70/10/20 exactly as make_irreg_splits() does (same seeded
+    shuffle), and the first LARGE_PER_FORM sentences of each part are kept: so the 8 verbs'
+    sentences are subsets of irreg.jsonl, irreg_val.jsonl and irreg_test.jsonl, and no prompt is
+    in a train file of one set and an eval file of the other."""
+    k_tr, k_va, k_te = LARGE_PER_FORM
+    train, val, test = [], [], []
+    for v in verbs:
+        for f in PASTLIKE:
+            combos = candidates(v, f, with_distractor=True)
+            fork(seed, "irreg:%s:%s" % (v.lemma, f)).shuffle(combos)
+            n = len(combos)
+            n_tr, n_va = int(n * SPLIT[0] + 0.5), max(1, int(n * SPLIT[1] + 0.5))
+            parts = (combos[:n_tr], combos[n_tr:n_tr + n_va], combos[n_tr + n_va:])
+            assert all(len(p) >= k for p, k in zip(parts, LARGE_PER_FORM)), (v.lemma, f)
+            train += [record(v, c, True) for c in parts[0][:k_tr]]
+            val += [record(v, c, True) for c in parts[1][:k_va]]
+            test += [record(v, c, True) for c in parts[2][:k_te]]
+    fork(seed, "irreg_large:train").shuffle(train)
     return train, val, test
 
 
@@ -1397,6 +1525,53 @@ def make_irreg_nonpast(seed, ft, used, pretrain_val):
     return recs
 
 
+def make_irreg_large_nonpast(seed, verbs, used, pretrain_val, replay, irreg_nonpast):
+    """irreg_large_nonpast.jsonl: LARGE_NONPAST_PER_FORM records per non-past form of the 48
+    large-set verbs, never a context used for that verb and form in pretrain.jsonl nor a prompt
+    of replay.jsonl (drawn before the large-set replay records, which then avoid these prompts).
+    Preferred, in this order: prompts in neither pretrain_val.jsonl nor irreg_nonpast.jsonl;
+    in pretrain_val.jsonl only; in irreg_nonpast.jsonl (be 3sg: its 12 contexts are all in
+    pretrain.jsonl or irreg_nonpast.jsonl). Returns the records and the (verb, form) pairs for
+    which a prompt of irreg_nonpast.jsonl had to be taken."""
+    rng = fork(seed, "irreg_large_nonpast")
+    val_prompts = {r["prompt"] for r in pretrain_val}
+    replay_prompts = {r["prompt"] for r in replay}
+    np_prompts = {r["prompt"] for r in irreg_nonpast}
+    recs, forced = [], []
+    for v in verbs:
+        for f in NONPAST:
+            cands = [c for c in candidates(v, f, exclude=used[(v.lemma, f)])
+                     if v.lemma + ": " + c.text not in replay_prompts]
+            for group, n in nonpast_groups(v, f, cands, LARGE_NONPAST_PER_FORM):
+                def tier(c):
+                    p = v.lemma + ": " + c.text
+                    return (p in np_prompts) * 2 + (p in val_prompts)
+                pick = []
+                for t in range(4):
+                    level = [c for c in group if tier(c) == t]
+                    pick += spread_sample(rng, level, min(n - len(pick), len(level)))
+                assert len(pick) == n, ("irreg_large_nonpast: too few contexts", v.lemma, f)
+                if any(tier(c) >= 2 for c in pick):
+                    forced.append((v.lemma, f))
+                recs += [record(v, c, False) for c in pick]
+    return recs, forced
+
+
+def make_replay_large(seed, large, replay, exclude_prompts):
+    """REPLAY_LARGE_PER_FORM non-past records per form of each large-set irregular, spread over
+    the subjects, never a prompt of exclude_prompts (pretrain_val.jsonl, irreg_nonpast.jsonl,
+    irreg_large_nonpast.jsonl); from their own PRNG stream, merged into replay (whose other
+    records stay as they were)."""
+    rng = fork(seed, "replay:large")
+    new = []
+    for v in large:
+        for f in NONPAST:
+            avail = [c for c in candidates(v, f) if v.lemma + ": " + c.text not in exclude_prompts]
+            assert len(avail) >= REPLAY_LARGE_PER_FORM, ("replay: too few contexts", v.lemma, f)
+            new += [record(v, c, False) for c in spread_sample(rng, avail, REPLAY_LARGE_PER_FORM)]
+    return merge_in(fork(seed, "replay:large:merge"), replay, new)
+
+
 def make_replay_nonpast(seed, ft, unseen, exclude_prompts):
     """The non-past records (3sg, base, ing) of the irregulars in replay.jsonl: about
     REPLAY_FT_PER_VERB per fine-tune irregular, REPLAY_UNSEEN_PER_FORM per form of an unseen
@@ -1445,10 +1620,17 @@ def require(cond, msg):
         raise DataError(msg)
 
 
-def validate(files, ft, unseen, real, heldout, nonce):
+IRREG_KINDS = ("irreg", "unseen", "large")
+TRAIN_SPLITS = ("irreg.jsonl", "irreg_large.jsonl")
+VAL_SPLITS = ("irreg_val.jsonl", "irreg_large_val.jsonl")
+TEST_SPLITS = ("irreg_test.jsonl", "irreg_large_test.jsonl")
+NO_PASTLIKE = ("replay.jsonl", "irreg_nonpast.jsonl", "irreg_large_nonpast.jsonl")
+
+
+def validate(files, ft, unseen, large, real, heldout, nonce):
     vocab = set(VOCAB)
-    by_lemma = {v.lemma: v for v in ft + unseen + real + nonce}
-    irregular = ft + unseen
+    by_lemma = {v.lemma: v for v in ft + unseen + large + real + nonce}
+    irregular = ft + unseen + large
     nonpast_irr = {w for v in irregular for f in NONPAST for w in v.forms[f].split("|")}
     nonpast_irr |= {v.lemma for v in irregular}
     forbidden = set()                     # irregular past/pp and over-regularized words
@@ -1490,16 +1672,16 @@ def validate(files, ft, unseen, real, heldout, nonce):
             require((p, comp) not in seen, where + ": duplicate example")
             seen.add((p, comp))
             words = p.replace(":", " ").split() + [comp]
-            if name.startswith("pretrain") or name in ("replay.jsonl", "irreg_nonpast.jsonl"):
+            if name.startswith("pretrain") or name in NO_PASTLIKE:
                 bad = [w for w in words if w in forbidden]
                 require(not bad, where + ": irregular past/pp leaks: " + " ".join(bad))
-                require(not (v.kind in ("irreg", "unseen") and form in PASTLIKE),
+                require(not (v.kind in IRREG_KINDS and form in PASTLIKE),
                         where + ": irregular past/pp")
                 bad = [w for w in words if w in heldout_words]
                 require(not bad, where + ": held-out verb word: " + " ".join(bad))
             if name == "replay.jsonl":
                 require((v.kind in ("real", "nonce") and form in PASTLIKE) or
-                        (v.kind in ("irreg", "unseen") and form in NONPAST),
+                        (v.kind in IRREG_KINDS and form in NONPAST),
                         where + ": replay must be past/pp of pretraining regular verbs or "
                         "non-past forms of irregulars")
             if name == "irreg_nonpast.jsonl":
@@ -1509,9 +1691,15 @@ def validate(files, ft, unseen, real, heldout, nonce):
                 require(lemma in heldout_names, where + ": not a held-out verb")
             if name == "control_regular.jsonl":
                 require(lemma in controls, where + ": not a control verb")
+            if name == "irreg_large_nonpast.jsonl":
+                require(v.kind in ("irreg", "large") and form in NONPAST and "distractor" not in r,
+                        where + ": irreg_large_nonpast record")
             if name in ("irreg.jsonl", "irreg_val.jsonl", "irreg_test.jsonl"):
                 require(v.kind == "irreg" and form in PASTLIKE and "distractor" in r,
                         where + ": irreg split record")
+            if name.startswith("irreg_large") and name != "irreg_large_nonpast.jsonl":
+                require(v.kind in ("irreg", "large") and form in PASTLIKE and "distractor" in r,
+                        where + ": irreg_large split record (never an unseen irregular)")
             if name == "irreg_unseen.jsonl":
                 require(v.kind == "unseen" and form in PASTLIKE and "distractor" in r,
                         where + ": unseen record")
@@ -1531,17 +1719,49 @@ def validate(files, ft, unseen, real, heldout, nonce):
                  ("irreg_nonpast.jsonl", "irreg_test.jsonl"),
                  ("irreg_nonpast.jsonl", "pretrain.jsonl")):
         disjoint(a, b)
+    # The fine-tune splits of both sets: no prompt in a train file and an eval file, or in a val
+    # file and a test file (the 8 verbs' irreg_large sentences are subsets of irreg*.jsonl).
+    for a in TRAIN_SPLITS:
+        for b in VAL_SPLITS + TEST_SPLITS:
+            disjoint(a, b)
+    for a in VAL_SPLITS:
+        for b in TEST_SPLITS:
+            disjoint(a, b)
+    for name, sub, sup in (("irreg_large.jsonl", "irreg", "irreg.jsonl"),
+                           ("irreg_large_val.jsonl", "irreg", "irreg_val.jsonl"),
+                           ("irreg_large_test.jsonl", "irreg", "irreg_test.jsonl")):
+        extra = sorted(r["prompt"] for r in d[name] if by_lemma[r["verb"]].kind == sub
+                       and r["prompt"] not in prompts[sup])
+        require(not extra, "%s: %r not in %s" % (name, extra[0] if extra else "", sup))
+    lnp = "irreg_large_nonpast.jsonl"
+    for b in ("replay.jsonl", "pretrain.jsonl", "irreg.jsonl", "irreg_val.jsonl",
+              "irreg_test.jsonl", "irreg_unseen.jsonl", "irreg_large.jsonl",
+              "irreg_large_val.jsonl", "irreg_large_test.jsonl"):
+        disjoint(lnp, b)
+    # irreg_large_nonpast.jsonl shares a prompt with irreg_nonpast.jsonl only where every other
+    # context of that verb and form is in pretrain.jsonl or replay.jsonl.
+    trained = prompts["pretrain.jsonl"] | prompts["replay.jsonl"] | prompts["irreg_nonpast.jsonl"]
+    for r in d[lnp]:
+        if r["prompt"] in prompts["irreg_nonpast.jsonl"]:
+            v = by_lemma[r["verb"]]
+            free = [c.text for c in candidates(v, r["form"])
+                    if v.lemma + ": " + c.text not in trained]
+            require(not free, "%s: %r is in irreg_nonpast.jsonl, but %r is free"
+                    % (lnp, r["prompt"], v.lemma + ": " + free[0] if free else ""))
     irr_replay = {r["prompt"] for r in d["replay.jsonl"] if r["form"] in NONPAST}
     both = sorted(irr_replay & prompts["pretrain_val.jsonl"])
     require(not both, "replay.jsonl and pretrain_val.jsonl share the prompt %r"
             % (both[0] if both else ""))
-    for split in ("irreg.jsonl", "irreg_val.jsonl", "irreg_test.jsonl"):
+    for split, verbs in (("irreg.jsonl", ft), ("irreg_val.jsonl", ft), ("irreg_test.jsonl", ft),
+                         ("irreg_large.jsonl", ft + large), ("irreg_large_val.jsonl", ft + large),
+                         ("irreg_large_test.jsonl", ft + large)):
         have = {(r["verb"], r["form"]) for r in d[split]}
-        for v in ft:
+        for v in verbs:
             for f in PASTLIKE:
                 require((v.lemma, f) in have, "%s lacks %s %s" % (split, v.lemma, f))
     for name, verbs, forms in (("irreg_nonpast.jsonl", ft, NONPAST), ("replay.jsonl", ft, NONPAST),
-                               ("replay.jsonl", unseen, NONPAST)):
+                               ("replay.jsonl", unseen, NONPAST), ("replay.jsonl", large, NONPAST),
+                               ("irreg_large_nonpast.jsonl", ft + large, NONPAST)):
         have = {(r["verb"], r["form"]) for r in d[name]}
         for v in verbs:
             for f in forms:
@@ -1550,6 +1770,23 @@ def validate(files, ft, unseen, real, heldout, nonce):
     for v in real + nonce + irregular:
         if v.kind != "heldout":
             require(v.lemma in pre_verbs, "pretrain.jsonl lacks the verb " + v.lemma)
+    pre_count = {}
+    for r in d["pretrain.jsonl"]:
+        key = (r["verb"], r["form"])
+        pre_count[key] = pre_count.get(key, 0) + 1
+    for v in irregular:
+        for f in NONPAST:
+            require(pre_count.get((v.lemma, f)) == PRETRAIN_IRREG_K,
+                    "pretrain.jsonl: %s %s not %d times" % (v.lemma, f, PRETRAIN_IRREG_K))
+    for name, k in zip(("irreg_large.jsonl", "irreg_large_val.jsonl", "irreg_large_test.jsonl"),
+                       LARGE_PER_FORM):
+        count = {}
+        for r in d[name]:
+            count[(r["verb"], r["form"])] = count.get((r["verb"], r["form"]), 0) + 1
+        for v in ft + large:
+            for f in PASTLIKE:
+                require(count.get((v.lemma, f)) == k,
+                        "%s: %s %s not %d times" % (name, v.lemma, f, k))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1564,9 +1801,10 @@ def jsonl_bytes(recs):
 
 FILE_NOTES = (
     ("pretrain.jsonl", "pretraining corpus: every pretraining regular verb (real, control, "
-     "nonce) in all 5 forms; the 32 irregulars in 3sg/base/ing only. Shuffled."),
+     "nonce) in all 5 forms; the 72 irregulars in 3sg/base/ing only. Shuffled."),
     ("pretrain_val.jsonl", "validation for pretraining: same distribution, contexts not used "
-     "for that verb and form in pretrain.jsonl."),
+     "for that verb and form in pretrain.jsonl (1000 lines, plus one per non-past form of the "
+     "40 large-set irregulars)."),
     ("irreg.jsonl", "fine-tune train: past and pp of the 8 irregulars, with distractor. Shuffled."),
     ("irreg_val.jsonl", "fine-tune validation (about 10% of the irregular sentences)."),
     ("irreg_test.jsonl", "held-out sentences of the 8 irregulars (about 20%): the exact-match "
@@ -1580,13 +1818,22 @@ FILE_NOTES = (
     ("regular_heldout.jsonl", "past and pp of 40 real regular verbs absent from pretraining: "
      "does the base apply the rule to verbs it never saw?"),
     ("replay.jsonl", "mixed into fine-tuning against forgetting: past/pp of pretraining regular "
-     "verbs (real and nonce; no control or held-out verb) and 3sg/base/ing of the 32 "
-     "irregulars (about 30 per fine-tune irregular, 6 per unseen one); never an irregular's "
-     "past or pp. Shuffled."),
+     "verbs (real and nonce; no control or held-out verb) and 3sg/base/ing of the 72 "
+     "irregulars (about 30 per fine-tune irregular, 6 per unseen or large-set one); never an "
+     "irregular's past or pp. Shuffled."),
+    ("irreg_large.jsonl", "larger fine-tune train set: past and pp of 48 irregulars (the 8 "
+     "fine-tune ones and the 40 large-set ones; no unseen one), 7 per verb and form, with "
+     "distractor. Shuffled."),
+    ("irreg_large_val.jsonl", "its validation: 1 per verb and form."),
+    ("irreg_large_test.jsonl", "its held-out test: 2 per verb and form."),
+    ("irreg_large_nonpast.jsonl", "3sg, base and ing of the 48 irregulars (1 per form), prompts "
+     "in neither replay.jsonl, pretrain.jsonl nor the other irreg*.jsonl (but see below for "
+     "be 3sg): do the non-past forms survive fine-tuning on irreg_large.jsonl? No distractor."),
 )
 
 
-def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout, nonpast_in_val):
+def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, large, heldout,
+                nonpast_in_val, large_np_in_val, large_np_forced):
     L = []
     L.append("# minilora data\n")
     L.append("Generated by `%s` (seed %d); do not edit by hand. Regenerate and check with:\n"
@@ -1624,7 +1871,10 @@ def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout, nonp
     L.append("Fine-tune irregulars: " + ", ".join(
         "%s (%s/%s)" % (v.lemma, v.forms["past"].replace("|", ", "), v.forms["pp"])
         for v in ft) + ".\n")
-    L.append("Unseen irregulars: " + ", ".join(v.lemma for v in unseen) + ".\n")
+    L.append("Large-set irregulars (fine-tuned only in irreg_large*.jsonl): " + ", ".join(
+        "%s (%s/%s)" % (v.lemma, v.forms["past"], v.forms["pp"]) for v in large) + ".\n")
+    L.append("Unseen irregulars (in no fine-tune file): " + ", ".join(v.lemma for v in unseen)
+             + ".\n")
     L.append("Held-out real regular verbs (never in pretrain*.jsonl or replay): " +
              ", ".join(v.lemma for v in heldout) + ".\n")
     L.append("Spelling classes of the regular verbs:\n")
@@ -1634,11 +1884,13 @@ def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout, nonp
         L.append("| %s | %s | %d | %d | %d | %d |" % (cls, note, a, b, c, n))
     L.append("")
     L.append("## How it is built\n")
-    L.append("- The irregulars (the 8 fine-tune verbs and the 24 unseen ones) appear in "
-             "pretraining only in 3sg/base/ing forms; no past or past-participle word of an "
-             "irregular (went, was, had, done, ...) and no over-regularized form appears "
-             "anywhere in pretrain*.jsonl, replay.jsonl or irreg_nonpast.jsonl, prompts "
-             "included. (So the contexts use has/have, not had, and is/are, not was/were.)")
+    L.append("- The irregulars (the 8 fine-tune verbs, the 40 large-set ones and the 24 unseen "
+             "ones) appear in pretraining only in 3sg/base/ing forms; no past or past-participle "
+             "word of an irregular (went, was, had, done, fell, ...) and no over-regularized form "
+             "appears anywhere in pretrain*.jsonl, replay.jsonl, irreg_nonpast.jsonl or "
+             "irreg_large_nonpast.jsonl, prompts included. (So the contexts use has/have, not "
+             "had, and is/are, not was/were.) The zero-change verbs hit, hurt, let and shut spell "
+             "their past like their base, so those words do occur there, as base forms.")
     L.append("- Real regular verbs are stored with their forms in a table (doubling depends on "
              "stress: prefer -> preferred, offer -> offered); the rule is asserted to agree on "
              "every row. Nonce verbs (3-8 letters, after Berko 1958) are built from "
@@ -1671,6 +1923,34 @@ def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout, nonp
              "drawn first; replay.jsonl then avoids its prompts. All new draws use their own "
              "PRNG streams, so the other files did not change when these two were added."
              % (NONPAST_EVAL_PER_FORM, nonpast_in_val))
+    k_tr, k_va, k_te = LARGE_PER_FORM
+    L.append("- The large set (`irreg_large*.jsonl`, %d verbs): each verb and form is split "
+             "70/10/20 %% exactly as for irreg*.jsonl (same seeded shuffle over every fitting "
+             "combination), and the first %d/%d/%d of the train/val/test parts are kept (%d "
+             "train lines per verb). So the 8 fine-tune verbs' sentences are subsets of "
+             "irreg.jsonl, irreg_val.jsonl and irreg_test.jsonl, and no prompt is in a train "
+             "file of either set and a val or test file of either set, nor in a val and a test "
+             "file. The 24 unseen irregulars stay out of every fine-tune file."
+             % (len(ft) + len(large), k_tr, k_va, k_te, 2 * k_tr))
+    L.append("- The 40 large-set irregulars were added later from their own PRNG streams and "
+             "merged in at random places, so every line of pretrain.jsonl, pretrain_val.jsonl "
+             "and replay.jsonl from before is still there in the same order, and the other files "
+             "did not change: pretrain.jsonl has %d contexts per non-past form of each, "
+             "pretrain_val.jsonl 1 (a context not in pretrain.jsonl), replay.jsonl %d per form "
+             "(avoiding the prompts of pretrain_val.jsonl, irreg_nonpast.jsonl and "
+             "irreg_large_nonpast.jsonl)."
+             % (PRETRAIN_IRREG_K, REPLAY_LARGE_PER_FORM))
+    L.append("- `irreg_large_nonpast.jsonl` takes %d context per verb and non-past form (be "
+             "base: be), none used for that verb and form in pretrain.jsonl and no prompt of "
+             "replay.jsonl (the large-set replay records are drawn after it and avoid its "
+             "prompts), nor of irreg.jsonl, irreg_val.jsonl, irreg_test.jsonl, "
+             "irreg_unseen.jsonl or irreg_large*.jsonl. It avoids pretrain_val.jsonl and "
+             "irreg_nonpast.jsonl where other contexts fit: %d of its records are in "
+             "pretrain_val.jsonl and %d in irreg_nonpast.jsonl (%s: all of be's 12 3sg contexts "
+             "are in pretrain.jsonl or irreg_nonpast.jsonl; that prompt is still in no "
+             "training file)."
+             % (LARGE_NONPAST_PER_FORM, large_np_in_val, len(large_np_forced),
+                ", ".join("%s %s" % vf for vf in large_np_forced) or "none"))
     return "\n".join(L) + "\n"
 
 
@@ -1716,7 +1996,7 @@ def main(argv):
                   file=sys.stderr)
             return 1
     seed = args.seed
-    ft, unseen, real, heldout, nonce = build_verbs(seed)
+    ft, unseen, large, real, heldout, nonce = build_verbs(seed)
     controls = [v for v in real if v.kind == "control"]
     real_pre = [v for v in real if v.kind == "real"]
     regular_pre = real_pre + controls + nonce
@@ -1724,6 +2004,9 @@ def main(argv):
 
     pretrain, used = make_pretrain(seed, regular_pre, irregulars)
     pretrain_val = make_pretrain_val(seed, regular_pre, irregulars, used)
+    # The 40 large-set irregulars: own PRNG streams, merged in (the other records stay).
+    pretrain = make_pretrain_large(seed, large, pretrain, used)
+    pretrain_val = make_pretrain_val_large(seed, large, pretrain_val, used)
     irreg, irreg_val, irreg_test = make_irreg_splits(seed, ft)
     control = make_eval_set(seed, "control", controls, CONTROL_PER_FORM, False, used)
     unseen_recs = make_eval_set(seed, "unseen", unseen, UNSEEN_PER_FORM, True, used)
@@ -1733,14 +2016,23 @@ def main(argv):
     nonpast_in_val = sum(r["prompt"] in val_prompts for r in nonpast)
     replay = make_replay(seed, real_pre, nonce, ft, unseen,
                          val_prompts | {r["prompt"] for r in nonpast})
+    large_verbs = ft + large
+    large_train, large_val, large_test = make_irreg_large_splits(seed, large_verbs)
+    large_np, large_np_forced = make_irreg_large_nonpast(seed, large_verbs, used, pretrain_val,
+                                                         replay, nonpast)
+    replay = make_replay_large(seed, large, replay, val_prompts | {r["prompt"] for r in nonpast}
+                               | {r["prompt"] for r in large_np})
+    large_np_in_val = sum(r["prompt"] in val_prompts for r in large_np)
     files = [("pretrain.jsonl", pretrain), ("pretrain_val.jsonl", pretrain_val),
              ("irreg.jsonl", irreg), ("irreg_val.jsonl", irreg_val),
              ("irreg_test.jsonl", irreg_test), ("control_regular.jsonl", control),
              ("irreg_unseen.jsonl", unseen_recs), ("irreg_nonpast.jsonl", nonpast),
-             ("regular_heldout.jsonl", heldout_recs), ("replay.jsonl", replay)]
+             ("regular_heldout.jsonl", heldout_recs), ("replay.jsonl", replay),
+             ("irreg_large.jsonl", large_train), ("irreg_large_val.jsonl", large_val),
+             ("irreg_large_test.jsonl", large_test), ("irreg_large_nonpast.jsonl", large_np)]
     assert [n for n, _ in files] == [n for n, _ in FILE_NOTES]
     try:
-        validate(files, ft, unseen, real, heldout, nonce)
+        validate(files, ft, unseen, large, real, heldout, nonce)
     except DataError as e:
         print("gen_data: invalid data: %s" % e, file=sys.stderr)
         return 1
@@ -1751,7 +2043,9 @@ def main(argv):
          "sha256": hashlib.sha256(blob).hexdigest()} for name, blob in blobs]}
     counts = {name: len(recs) for name, recs in files}
     verb_counts = [
-        ("irregular, fine-tuned", len(ft)), ("irregular, unseen", len(unseen)),
+        ("irregular, fine-tuned (irreg*.jsonl and irreg_large*.jsonl)", len(ft)),
+        ("irregular, fine-tuned in irreg_large*.jsonl only", len(large)),
+        ("irregular, unseen", len(unseen)),
         ("regular controls", len(controls)), ("real regular, pretrained", len(real_pre)),
         ("real regular, held out", len(heldout)), ("nonce regular", len(nonce))]
     def in_class(v, cls):   # real verbs with 3sg -es stay in their past class too
@@ -1763,8 +2057,8 @@ def main(argv):
     for cls in ("plain", "e", "cy", "vy", "double", "nodouble", "es"):
         class_rows.append((cls, CLASS_NOTES[cls]) + tuple(
             sum(in_class(v, cls) for v in group) for group in (real_pre, heldout, controls, nonce)))
-    readme = readme_text(seed, counts, verb_counts, class_rows, ft, unseen, heldout,
-                         nonpast_in_val)
+    readme = readme_text(seed, counts, verb_counts, class_rows, ft, unseen, large, heldout,
+                         nonpast_in_val, large_np_in_val, large_np_forced)
 
     out = args.out
     os.makedirs(out, exist_ok=True)
@@ -1782,6 +2076,10 @@ def main(argv):
         print("  %-24s %6d lines %9d bytes" % (name, counts[name], len(blob)))
     print("  irreg_nonpast.jsonl: no prompt in replay.jsonl, irreg*.jsonl or pretrain.jsonl; "
           "%d in pretrain_val.jsonl" % nonpast_in_val)
+    print("  irreg_large_nonpast.jsonl: no prompt in replay.jsonl or pretrain.jsonl; %d in "
+          "pretrain_val.jsonl; %d in irreg_nonpast.jsonl (%s), none in the other irreg*.jsonl"
+          % (large_np_in_val, len(large_np_forced),
+             ", ".join("%s %s" % vf for vf in large_np_forced) or "-"))
     print("  verbs: " + ", ".join("%s %d" % kv for kv in verb_counts))
     print("  spelling classes (real pretrained / held out / controls / nonce):")
     for cls, _, a, b, c, n in class_rows:
