@@ -8,6 +8,8 @@
 #ifndef DATASET_H
 #define DATASET_H
 
+#include <stddef.h>
+
 #include "ml_error.h"
 #include "tokenizer.h"
 
@@ -38,6 +40,12 @@ typedef struct {
  * character 5", "...:12: sequence is 40 tokens with the end token, longer than the context
  * of 32", "data/x.jsonl: no examples". Free with ds_free. */
 int ds_load(dataset *d, const char *path, const tok_vocab *v, int context, ml_error *e);
+
+/* The same from text[0..n) already in memory (need not be NUL-terminated; NUL bytes are
+ * refused per line); label takes the place of the path in d->path and in messages. ds_load
+ * reads the file and calls this. Free with ds_free. */
+int ds_parse(dataset *d, const char *label, const char *text, size_t n, const tok_vocab *v,
+             int context, ml_error *e);
 void ds_free(dataset *d);
 
 /* Number of loss-bearing target positions of an example (completion + end token, or the

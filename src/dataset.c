@@ -34,11 +34,16 @@ static const char *keep(char **pool, const char *s) {
 static int encode(const tok_vocab *v, const char *s, const char *what, int *ids, int max, int *n,
                   const char *where, ml_error *e) {
     if (tok_encode(v, s, ids, max, n, e)) return ml_wrap(e, "%s: %s", where, what);
+    /* the end-of-text marker may only end a sequence, never sit inside one */
+    for (int i = 0; i < *n; i++)
+        if (ids[i] == TOK_END)
+            return ml_fail(e, "%s: %s: a line break (the end-of-text marker) at character %d", where,
+                           what, i + 1);
     return 0;
 }
 
 /* Parses one line into x, appending tokens to *tok and strings to *str. */
-static int parse_line(dataset *d, ds_example *x, char *line, size_t len, int lineno,
+static int parse_line(dataset *d, ds_example *x, const char *line, size_t len, int lineno,
                       const tok_vocab *v, int context, int **tok, char **str, ml_error *e) {
     char where[600];
     snprintf(where, sizeof where, "%s:%d", d->path, lineno);
@@ -102,36 +107,34 @@ static int parse_line(dataset *d, ds_example *x, char *line, size_t len, int lin
     return rc;
 }
 
-int ds_load(dataset *d, const char *path, const tok_vocab *v, int context, ml_error *e) {
+int ds_parse(dataset *d, const char *label, const char *text, size_t n, const tok_vocab *v,
+             int context, ml_error *e) {
     memset(d, 0, sizeof *d);
-    char *buf;
-    size_t size;
-    if (read_file(path, DS_MAX_FILE, &buf, &size, e)) return -1;
+    const char *path = label ? label : "(memory)";
+    const char *buf = n ? text : "", *end = buf + n;
     d->path = strdup(path);
     int lines = 0;
-    for (size_t i = 0; i < size; i++) lines += buf[i] == '\n';
+    for (size_t i = 0; i < n; i++) lines += buf[i] == '\n';
     lines++;
     /* every example needs at most 2·(context+1) tokens and its strings fit in the line */
     d->ex = calloc((size_t)lines, sizeof *d->ex);
     d->token_pool = malloc((size_t)lines * 2 * (size_t)(context + 2) * sizeof(int));
-    d->string_pool = malloc(size + (size_t)lines * 6 + 1);
+    d->string_pool = malloc(n + (size_t)lines * 6 + 1);
     if (!d->path || !d->ex || !d->token_pool || !d->string_pool) {
-        free(buf);
         ds_free(d);
         return ml_fail(e, "%s: out of memory", path);
     }
     int *tok = d->token_pool;
     char *str = d->string_pool;
-    char *line = buf;
+    const char *line = buf;
     int lineno = 0;
-    while (line <= buf + size) {
-        char *nl = memchr(line, '\n', (size_t)(buf + size - line));
-        size_t len = nl ? (size_t)(nl - line) : (size_t)(buf + size - line);
+    while (line <= end) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t len = nl ? (size_t)(nl - line) : (size_t)(end - line);
         lineno++;
         if (len > 0 && line[len - 1] == '\r') len--;
         if (len > 0 &&
             parse_line(d, &d->ex[d->n], line, len, lineno, v, context, &tok, &str, e)) {
-            free(buf);
             ds_free(d);
             return -1;
         }
@@ -139,13 +142,22 @@ int ds_load(dataset *d, const char *path, const tok_vocab *v, int context, ml_er
         if (!nl) break;
         line = nl + 1;
     }
-    free(buf);
     if (d->n == 0) {
         ml_fail(e, "%s: no examples", path);
         ds_free(d);
         return -1;
     }
     return 0;
+}
+
+int ds_load(dataset *d, const char *path, const tok_vocab *v, int context, ml_error *e) {
+    memset(d, 0, sizeof *d);
+    char *buf;
+    size_t size;
+    if (read_file(path, DS_MAX_FILE, &buf, &size, e)) return -1;
+    int rc = ds_parse(d, path, buf, size, v, context, e);
+    free(buf);
+    return rc;
 }
 
 void ds_free(dataset *d) {

@@ -44,6 +44,8 @@ static int complete(generator *g, const char *text, ml_error *e) {
     int ids[64], n;
     if (tok_encode(g->v, prompt, ids, ctx, &n, e)) return -1;
     if (n == 0) return ml_fail(e, "empty prompt");
+    for (int i = 0; i < n; i++) /* "\n" is token 0, the end-of-text marker: not prompt text */
+        if (ids[i] == TOK_END) return ml_fail(e, "line break (the end-of-text marker) at token %d", i + 1);
     if (n >= ctx) return ml_fail(e, "prompt is %d symbols; the context holds %d", n, ctx);
     int out[64], nout = 0;
     if (g->temperature <= 0) {
@@ -103,7 +105,9 @@ int cmd_generate(int argc, char **argv) {
     if (pos < argc) {
         for (int i = pos; i < argc; i++)
             if (complete(&g, argv[i], &e)) {
-                fprintf(stderr, "%s: error: prompt \"%s\": %s\n", cmd, argv[i], e.msg);
+                char shown[200];
+                fprintf(stderr, "%s: error: prompt \"%s\": %s\n", cmd, one_line(shown, sizeof shown, argv[i]),
+                        e.msg);
                 rc = EXIT_RUNTIME;
             }
     } else {
@@ -115,6 +119,14 @@ int cmd_generate(int argc, char **argv) {
             if (tty) fprintf(stderr, "> ");
             if (!fgets(line, sizeof line, stdin)) break;
             lineno++;
+            if (!strchr(line, '\n') && strlen(line) == sizeof line - 1) { /* one error per line */
+                int c;
+                while ((c = getchar()) != EOF && c != '\n') {}
+                fprintf(stderr, "%s: error: stdin:%d: line is longer than %d bytes\n", cmd, lineno,
+                        (int)sizeof line - 2);
+                rc = EXIT_RUNTIME;
+                continue;
+            }
             line[strcspn(line, "\r\n")] = '\0';
             if (!line[0]) continue;
             if (complete(&g, line, &e)) {

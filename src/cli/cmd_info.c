@@ -85,16 +85,23 @@ static void rank_breakdown_text(const minigpt *m, unsigned targets, int r) {
     printf("  %-24s %27s\n\n", "total", grouped(lora_count(m, r, targets), a));
 }
 
-static int adapter_text(const char *path, const minigpt *m, const char *base_sha, int json,
+static int adapter_text(const char *path, minigpt *m, const char *base_sha, int json,
                         ml_error *e) {
+    /* describe only what loads: metadata, tensor names, shapes and values checked as lora_load
+     * does (on any base: "this base: no" is reported, not refused) */
+    lora check;
+    if (lora_load(&check, m, path, NULL, e)) return -1;
+    const unsigned loaded_targets = check.targets;
+    lora_free(&check);
+    char *tm_json = lora_targets_json(loaded_targets);
+    if (!tm_json) return ml_fail(e, "out of memory");
     st_file f;
-    if (st_open(&f, path, e)) return -1;
-    const char *r = st_meta(&f, "r"), *al = st_meta(&f, "lora_alpha"), *tm = st_meta(&f, "target_modules");
-    const char *rs = st_meta(&f, "use_rslora"), *sha = st_meta(&f, "base_sha256");
-    if (!st_meta(&f, "peft_type")) {
-        st_close(&f);
-        return ml_fail(e, "%s: not a LoRA adapter (no peft_type in its metadata)", path);
+    if (st_open(&f, path, e)) {
+        free(tm_json);
+        return -1;
     }
+    const char *r = st_meta(&f, "r"), *al = st_meta(&f, "lora_alpha");
+    const char *rs = st_meta(&f, "use_rslora"), *sha = st_meta(&f, "base_sha256");
     size_t params = 0, payload = 0;
     for (int i = 0; i < f.n_tensors; i++) {
         params += f.tensors[i].numel;
@@ -104,14 +111,18 @@ static int adapter_text(const char *path, const minigpt *m, const char *base_sha
     const double alpha = al ? atof(al) : 0, scale = rank ? (rs && !strcmp(rs, "true") ? alpha / sqrt((double)rank) : alpha / rank) : 0;
     const char *match = !sha ? "unknown" : (base_sha && !strcmp(sha, base_sha)) ? "yes" : "no";
     if (json) {
-        printf("{\"adapter\":\"%s\",\"rank\":%d,\"lora_alpha\":%g,\"scale\":%g,\"use_rslora\":%s,"
+        printf("{\"adapter\":");
+        json_print_string(stdout, path);
+        printf(",\"rank\":%d,\"lora_alpha\":%g,\"scale\":%g,\"use_rslora\":%s,"
                "\"target_modules\":%s,\"params\":%zu,\"payload_bytes\":%zu,\"file_bytes\":%zu,"
-               "\"header_bytes\":%zu,\"base_sha256\":\"%s\",\"matches_base\":%s}\n",
-               path, rank, alpha, scale, rs ? rs : "false", tm ? tm : "[]", params, payload, f.size,
-               f.data_start, sha ? sha : "", !strcmp(match, "yes") ? "true" : "false");
+               "\"header_bytes\":%zu,\"base_sha256\":",
+               rank, alpha, scale, rs && !strcmp(rs, "true") ? "true" : "false", tm_json, params, payload,
+               f.size, f.data_start);
+        json_print_string(stdout, sha ? sha : "");
+        printf(",\"matches_base\":%s}\n", !strcmp(match, "yes") ? "true" : "false");
     } else {
         printf("%s\n  rank %d, alpha %g, scale %g%s\n  targets %s\n", path, rank, alpha, scale,
-               rs && !strcmp(rs, "true") ? " (rsLoRA: alpha/sqrt(r))" : " (alpha/r)", tm ? tm : "?");
+               rs && !strcmp(rs, "true") ? " (rsLoRA: alpha/sqrt(r))" : " (alpha/r)", tm_json);
         printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d)\n", params, f.n_tensors,
                rank ? params / rank : 0, rank ? params / rank : 0, rank);
         printf("  payload %zu bytes (2 per parameter), header %zu bytes, file %zu bytes\n", payload,
@@ -123,8 +134,8 @@ static int adapter_text(const char *path, const minigpt *m, const char *base_sha
                 printf("  %s: %s\n", k, f.meta_values[i]);
         }
     }
-    (void)m;
     st_close(&f);
+    free(tm_json);
     return 0;
 }
 

@@ -75,7 +75,9 @@ int cmd_merge(int argc, char **argv) {
         if (ds_load(&data[f], files[f], &lm.vocab, lm.base.cfg.context, &e)) goto done;
         sets[f] = &data[f];
     }
-    if (check_writable(out, &e)) goto done;
+    const char *inputs[18] = {base_path, adapter};
+    for (int f = 0; f < nfiles; f++) inputs[2 + f] = files[f];
+    if (check_not_input(out, inputs, 2 + nfiles, &e) || check_writable(out, &e)) goto done;
     size_t n_before, n_after;
     if (!(before = all_logits(&lm.base, sets, nfiles, &n_before, &e))) goto done;
     lora_merge_into(&lm.adapter);

@@ -105,7 +105,8 @@ int cmd_pretrain(int argc, char **argv) {
     if (model_config_load(model_cfg, &cfg, &vocab, &e) || minigpt_init(&m, &cfg, &e) ||
         ds_load(&train, data_path, &vocab, cfg.context, &e) ||
         (val_path[0] && ds_load(&val, val_path, &vocab, cfg.context, &e)) ||
-        sha256_file_hex(data_path, data_sha, &e) || check_writable(out, &e))
+        sha256_file_hex(data_path, data_sha, &e) || check_writable(out, &e) ||
+        check_not_input(out, (const char *const[]){model_cfg, data_path, val_path}, 3, &e))
         goto done;
     minigpt_init_random(&m, o.seed);
     tensors = calloc((size_t)m.n_tensors, sizeof *tensors);
@@ -171,12 +172,16 @@ int cmd_pretrain(int argc, char **argv) {
     const char *vals[] = {seed_s, steps_s, data_path, data_sha, best_s, val_s, hp, "minilora pretrain"};
     if (checkpoint_save(out, &m, &vocab, 8, keys, vals, &e)) goto done;
     const double tok_s = res.positions / res.seconds;
-    if (json)
-        printf("{\"out\":\"%s\",\"steps\":%d,\"best_step\":%d,\"val_loss\":%.6f,\"seconds\":%.2f,"
+    if (json) {
+        char best_val[32] = "null"; /* JSON has no NaN: no validation set */
+        if (isfinite(res.best_val)) snprintf(best_val, sizeof best_val, "%.6f", res.best_val);
+        printf("{\"out\":");
+        json_print_string(stdout, out);
+        printf(",\"steps\":%d,\"best_step\":%d,\"val_loss\":%s,\"seconds\":%.2f,"
                "\"tokens_per_s\":%.0f,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
-               out, res.steps, res.best_step, res.best_val, res.seconds, tok_s, g.nthreads,
+               res.steps, res.best_step, best_val, res.seconds, tok_s, g.nthreads,
                runtime_blas_kernel());
-    else
+    } else
         printf("wrote %s: %d steps in %.1fs (%.0f tokens/s), best validation loss %.4f at step %d\n",
                out, res.steps, res.seconds, tok_s, res.best_val, res.best_step);
     rc = EXIT_OK;

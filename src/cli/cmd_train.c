@@ -115,11 +115,14 @@ int cmd_train(int argc, char **argv) {
         snprintf(state_buf, sizeof state_buf, "%s.state", out);
         state_path = state_buf;
     }
-    if (checkpoint_load(base_path, &m, &vocab, base_sha, &e) ||
+    const char *inputs[] = {base_path, data_path, val_path, replay_path};
+    if (check_not_input(out, inputs, 4, &e) || check_not_input(state_path, inputs, 4, &e) ||
+        checkpoint_load(base_path, &m, &vocab, base_sha, &e) ||
         ds_load(&train, data_path, &vocab, m.cfg.context, &e) ||
         (val_path && val_path[0] && ds_load(&val, val_path, &vocab, m.cfg.context, &e)) ||
         (replay_path[0] && ds_load(&replay, replay_path, &vocab, m.cfg.context, &e)) ||
         sha256_file_hex(data_path, data_sha, &e) || check_writable(out, &e) ||
+        check_writable(state_path, &e) || /* an interrupt must find it writable, not fail then */
         (val.n && sha256_file_hex(val_path, val_sha, &e)) ||
         (replay.n && sha256_file_hex(replay_path, replay_sha, &e)))
         goto done;
@@ -133,11 +136,6 @@ int cmd_train(int argc, char **argv) {
         if (o->steps < 1) o->steps = 1;
     }
     const size_t unit = lora_count(&m, 1, fo.targets), total = m.n_params;
-    char warn[1024];
-    if (!fo.full && lora_rank_warnings(&m, fo.rank, fo.targets, warn, sizeof warn)) {
-        for (char *line = strtok(warn, "\n"); line; line = strtok(NULL, "\n"))
-            fprintf(stderr, "%s: warning: %s\n", cmd, line);
-    }
     if (finetune_init(&f, &m, &train, replay_path[0] ? &replay : NULL, val.n ? &val : NULL, &fo, cmd, &e))
         goto done;
     have_f = 1;
@@ -149,6 +147,12 @@ int cmd_train(int argc, char **argv) {
     if (resume) {
         if (train_state_load(resume, &f.job, &f.state, fingerprint, &e)) goto done;
         if (!o->quiet) fprintf(stderr, "%s: resuming %s at step %d of %d\n", cmd, resume, f.state.step, o->steps);
+    }
+    /* warnings once nothing can fail before training: an error stays the only line on stderr */
+    char warn[1024];
+    if (!fo.full && lora_rank_warnings(&m, fo.rank, fo.targets, warn, sizeof warn)) {
+        for (char *line = strtok(warn, "\n"); line; line = strtok(NULL, "\n"))
+            fprintf(stderr, "%s: warning: %s\n", cmd, line);
     }
     if (!o->quiet) {
         if (fo.full) {
@@ -202,20 +206,29 @@ int cmd_train(int argc, char **argv) {
     const long bytes = stat(out, &st) == 0 ? (long)st.st_size : -1;
     const double tok_s = f.result.seconds > 0 ? f.result.positions / f.result.seconds : 0;
     if (f.result.interrupted) {
-        fprintf(stderr, "%s: interrupted at step %d; wrote the best adapter so far (step %d) to %s and "
+        char kept[64];
+        if (f.state.best_step >= 0) snprintf(kept, sizeof kept, "the best adapter so far (step %d)", f.state.best_step);
+        else snprintf(kept, sizeof kept, "the adapter of step %d (not validated yet)", f.result.steps);
+        fprintf(stderr, "%s: interrupted at step %d; wrote %s to %s and "
                         "the training state to %s (continue with --resume %s)\n",
-                cmd, f.result.steps, f.state.best_step, out, state_path, state_path);
+                cmd, f.result.steps, kept, out, state_path, state_path);
         rc = 128 + f.result.interrupted;
         goto cleanup;
     }
     if (json) {
-        printf("{\"adapter\":\"%s\",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"full\":%s,"
+        /* JSON has no NaN: no validation (no val file, rank 0) gives null */
+        char best_val[32] = "null";
+        if (f.state.best_step >= 0 && isfinite(f.state.best_val))
+            snprintf(best_val, sizeof best_val, "%.6g", f.state.best_val);
+        printf("{\"adapter\":");
+        json_print_string(stdout, out);
+        printf(",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"full\":%s,"
                "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
-               "\"best_val_loss\":%.6g,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
+               "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
                "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
-               out, fo.full ? 0 : fo.rank, (double)fo.alpha, fo.rslora ? "true" : "false",
+               fo.full ? 0 : fo.rank, (double)fo.alpha, fo.rslora ? "true" : "false",
                fo.full ? "true" : "false", fo.full ? 0 : f.adapter.n_params, unit, f.result.steps,
-               f.state.best_step, f.state.best_step >= 0 ? f.state.best_val : NAN, f.result.seconds,
+               f.state.best_step, best_val, f.result.seconds,
                tok_s, bytes, fo.full ? 0 : 2 * f.adapter.n_params, f.g.nthreads, runtime_blas_kernel());
     } else {
         printf("wrote %s (%ld bytes): %d steps in %.1fs, %.0f tokens/s", out, bytes, f.result.steps,

@@ -21,6 +21,7 @@ int usage_fail(const char *cmd, const char *msg) {
 
 int check_writable(const char *path, ml_error *e) {
     struct stat st;
+    if (!path[0]) return ml_fail(e, "the output path is empty"); /* would fail only when saving */
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return ml_fail(e, "%s: is a directory", path);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.probe.XXXXXX", path);
@@ -29,6 +30,33 @@ int check_writable(const char *path, ml_error *e) {
     close(fd);
     unlink(tmp);
     return 0;
+}
+
+int check_not_input(const char *path, const char *const *inputs, int n, ml_error *e) {
+    struct stat out, in;
+    if (stat(path, &out) != 0) return 0; /* a new file is no input */
+    for (int i = 0; i < n; i++)
+        if (inputs[i] && inputs[i][0] && stat(inputs[i], &in) == 0 && in.st_dev == out.st_dev &&
+            in.st_ino == out.st_ino)
+            return ml_fail(e, "%s: is also an input (%s); refusing to overwrite it", path, inputs[i]);
+    return 0;
+}
+
+void json_print_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+const char *one_line(char *buf, size_t n, const char *s) {
+    snprintf(buf, n, "%s", s);
+    for (char *c = buf; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    return buf;
 }
 
 static void on_signal(int sig) { train_stop_signal = sig; }

@@ -2,6 +2,9 @@
 #ifndef COMMON_H
 #define COMMON_H
 
+#include <stddef.h>
+#include <stdio.h>
+
 #include "ml_error.h"
 
 /* Prints "cmd: msg (see cmd --help)" and returns the usage exit status (2). */
@@ -10,6 +13,10 @@ int usage_fail(const char *cmd, const char *msg);
 /* Fails early, before hours of work, if path's directory is missing or not writable or path
  * is a directory: creates and removes a temporary file beside it. */
 int check_writable(const char *path, ml_error *e);
+
+/* Fails when path is one of the n input files (the same file, by device and inode; NULL and
+ * "" entries are skipped): an output must never overwrite what the command reads. */
+int check_not_input(const char *path, const char *const *inputs, int n, ml_error *e);
 
 #include "lora.h"
 #include "minigpt.h"
@@ -31,6 +38,13 @@ typedef struct {
 int loaded_model_init(loaded_model *lm, const char *base_path, const char *adapter_path,
                       ml_error *e);
 void loaded_model_free(loaded_model *lm);
+
+/* Prints s as a JSON string literal (quotes, backslashes and control bytes escaped). */
+void json_print_string(FILE *f, const char *s);
+
+/* Copies s into buf (size n) with control bytes shown as '?', so a message echoing user text
+ * (a prompt, a path) stays one line. Returns buf. */
+const char *one_line(char *buf, size_t n, const char *s);
 
 /* SIGINT and SIGTERM set train_stop_signal so a training loop can stop cleanly. */
 void install_stop_handlers(void);

@@ -46,15 +46,15 @@ int main(int argc, char **argv) {
     if (strncmp(base, "lora-", 5) == 0) {
         const command *c = lookup(base + 5);
         if (!c) {
-            fprintf(stderr, "%s: unknown command name\n", base);
+            fprintf(stderr, "%s: error: unknown command name (see lora --help)\n", base);
             return EXIT_USAGE;
         }
         snprintf(display, sizeof display, "lora-%s", c->name);
         argv[0] = display;
         return c->run(argc, argv);
     }
-    if (argc < 2) {
-        usage(stderr);
+    if (argc < 2) { /* a usage error is one line; --help shows the commands */
+        fprintf(stderr, "lora: missing COMMAND (see lora --help)\n");
         return EXIT_USAGE;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
@@ -63,8 +63,7 @@ int main(int argc, char **argv) {
     }
     const command *c = lookup(argv[1]);
     if (!c) {
-        fprintf(stderr, "lora: unknown command '%s'\n", argv[1]);
-        usage(stderr);
+        fprintf(stderr, "lora: unknown command '%s' (see lora --help)\n", argv[1]);
         return EXIT_USAGE;
     }
     snprintf(display, sizeof display, "lora-%s", c->name);

@@ -60,7 +60,13 @@ static int set_value(const opt_def *d, const char *text, char *msg, size_t msgle
         }
         if (d->type == OPT_INT) *(int *)d->dst = (int)v;
         else if (d->type == OPT_FLOAT) *(float *)d->dst = (float)v;
-        else *(uint64_t *)d->dst = (uint64_t)strtoull(text, NULL, 10);
+        else { /* digits exactly; otherwise the checked value ("1e+17" is how a config file's
+                * 1e17 arrives here, and strtoull alone would read it as 1) */
+            char *uend;
+            errno = 0;
+            unsigned long long u = strtoull(text, &uend, 10);
+            *(uint64_t *)d->dst = *uend == '\0' && errno == 0 ? (uint64_t)u : (uint64_t)v;
+        }
         return 0;
     }
     case OPT_STRING: *(const char **)d->dst = text; return 0;
@@ -84,6 +90,25 @@ static opt_def *find(opt_def *defs, int n, const char *name, size_t len) {
     return NULL;
 }
 
+/* Strings from config files live for the process; this list keeps them reachable, so that
+ * leak checkers (the ASan build) do not report them once the command's locals are gone. */
+typedef struct kept_string {
+    struct kept_string *next;
+    char s[];
+} kept_string;
+static kept_string *kept_strings;
+
+/* A copy of s that lives for the process, or NULL when out of memory. */
+static const char *keep_string(const char *s) {
+    size_t n = strlen(s) + 1;
+    kept_string *k = malloc(sizeof *k + n);
+    if (!k) return NULL;
+    memcpy(k->s, s, n);
+    k->next = kept_strings;
+    kept_strings = k;
+    return k->s;
+}
+
 /* Applies a JSON config file: keys are flag names with '_' for '-'; unknown keys are errors. */
 static int apply_config(const char *cmd, const char *path, opt_def *defs, int n) {
     char *text;
@@ -102,20 +127,24 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n)
     }
     int rc = 0;
     for (const cJSON *it = o->child; it && !rc; it = it->next) {
-        char key[64];
+        char key[64], shown[256];
         snprintf(key, sizeof key, "%s", it->string);
         for (char *c = key; *c; c++)
             if (*c == '_') *c = '-';
+        /* the key as messages show it: one line (cJSON lets raw control bytes into strings) */
+        snprintf(shown, sizeof shown, "%s", it->string);
+        for (char *c = shown; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         opt_def *d = find(defs, n, key, strlen(key));
         char msg[300] = "", num[64];
         if (!d || strcmp(d->name, "config") == 0) {
-            snprintf(msg, sizeof msg, "unknown setting \"%s\"", it->string);
+            snprintf(msg, sizeof msg, "unknown setting \"%s\"", shown);
         } else if (d->type == OPT_FLAG) {
             if (!cJSON_IsBool(it)) snprintf(msg, sizeof msg, "\"%s\" must be true or false", it->string);
             else *(int *)d->dst = cJSON_IsTrue(it);
         } else if (d->type == OPT_STRING) {
             if (!cJSON_IsString(it)) snprintf(msg, sizeof msg, "\"%s\" must be a string", it->string);
-            else *(const char **)d->dst = strdup(it->valuestring); /* lives for the process */
+            else *(const char **)d->dst = keep_string(it->valuestring); /* lives for the process */
         } else if (d->type == OPT_LIST) {
             snprintf(msg, sizeof msg, "\"%s\" cannot be set in a config file", it->string);
         } else if (!cJSON_IsNumber(it)) {

@@ -1,0 +1,738 @@
+#!/bin/sh
+# tests/test_cli.sh — the command-line contract of every lora-* command, hostile input first.
+#
+# Run from the repository root (`make test` does): sh tests/test_cli.sh
+# The commands are taken from ${LORA_BIN:-bin}: a directory holding lora and its lora-* links,
+# or the lora binary itself (mk/asan.mk sets LORA_BIN=.../build/asan/bin/lora).
+#
+# Every hostile case asserts the project's standard: the exit status (0 success, 1 runtime
+# error, 2 usage error, 128+N only when signal N was sent), exactly one line on stderr that says
+# "error" or points to --help and names the culprit (file, file:line, tensor, flag, setting),
+# nothing on stdout, and no output file created or changed: the scratch output directory holds
+# only a good adapter, whose sha256 is checked after every case. Happy paths check the numbers
+# the lesson promises (2304·r parameters, 2 bytes each, the rank-8 file under 40 KiB), that
+# every --json output parses, and that an interrupted run resumes bit-identically.
+#
+# Prints one TAP-like line per case and a summary; exits 1 if any case failed.
+set -u
+
+cd "$(dirname "$0")/.." || exit 1
+
+bindir=${LORA_BIN:-bin}
+if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
+LORA=$bindir/lora
+for c in "" -train -eval -merge -info -generate -pretrain -bench -analyze; do
+    if [ ! -x "$LORA$c" ]; then
+        echo "test_cli: FAIL: $LORA$c is missing (run make)"
+        exit 1
+    fi
+done
+command -v python3 >/dev/null 2>&1 || { echo "test_cli: FAIL: python3 is needed"; exit 1; }
+
+BASE=data/minigpt-base.safetensors
+DATA=data/irreg.jsonl
+VAL=data/irreg_val.jsonl
+TEST=data/irreg_test.jsonl
+
+T=$(mktemp -d) || { echo "test_cli: FAIL: mktemp -d"; exit 1; }
+mounted=""
+bg=""
+cleanup() {
+    [ -n "$bg" ] && kill -KILL "$bg" 2>/dev/null
+    [ -n "$mounted" ] && umount "$mounted" 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# A hung command fails its case instead of hanging the suite (status 137: "crashed").
+TO=""
+if command -v timeout >/dev/null 2>&1; then TO="timeout -s KILL 120"; fi
+
+n=0
+failed=0
+todo=0 # known bugs outside src/cli/, reported: "not ok ... # TODO", not counted as failures
+started=$(date +%s)
+
+# ---- helpers -----------------------------------------------------------------------------
+
+# run CMD...: stdin from $STDIN (/dev/null), stdout to $T/out, stderr to $T/err, status in $rc.
+STDIN=/dev/null
+run() {
+    $TO "$@" <"$STDIN" >"$T/out" 2>"$T/err"
+    rc=$?
+}
+
+# verdict DESC WHY: one line per case; WHY empty means it passed.
+verdict() {
+    n=$((n + 1))
+    if [ -z "$2" ]; then
+        printf 'ok %s - %s\n' "$n" "$1"
+    else
+        failed=$((failed + 1))
+        printf 'not ok %s - %s\n' "$n" "$1"
+        printf '#   %s\n' "${2#; }"
+        if [ -s "$T/err" ]; then sed -n '1,4s/^/#   stderr: /p' "$T/err" | cut -c1-300; fi
+    fi
+}
+
+# skip DESC REASON
+skip() {
+    n=$((n + 1))
+    printf 'ok %s - %s # SKIP %s\n' "$n" "$1" "$2"
+}
+
+# The scratch output directory $T/o holds exactly good.st, unchanged.
+outdir_why() {
+    listing=$(ls -A "$T/o")
+    [ "$listing" = "good.st" ] || { echo "; output directory now holds: $(echo $listing)"; return; }
+    [ "$(sha256sum <"$T/o/good.st")" = "$good_sha" ] || echo "; the existing good adapter was changed"
+}
+
+# Restores $T/o to just the good adapter, so that one failure does not cascade.
+outdir_reset() {
+    for f in "$T/o"/* "$T/o"/.[!.]*; do
+        [ -e "$f" ] && [ "$f" != "$T/o/good.st" ] && rm -rf "$f"
+    done
+    [ "$(sha256sum <"$T/o/good.st")" = "$good_sha" ] || cp "$T/a8.st" "$T/o/good.st"
+}
+
+# all_named WORDS FILE: WORDS separated by '|' must all occur in FILE; prints what is missing.
+all_named() {
+    rest=$1
+    while [ -n "$rest" ]; do
+        w=${rest%%|*}
+        if [ "$w" = "$rest" ]; then rest=""; else rest=${rest#*|}; fi
+        grep -F -q -- "$w" "$2" || printf '; stderr does not name %s' "'$w'"
+    done
+}
+
+# expect_fail EXIT WORDS DESC CMD...: the hostile-input contract (see the top of the file).
+expect_fail() {
+    want=$1 words=$2 desc=$3
+    shift 3
+    run "$@"
+    why=""
+    [ "$rc" -eq "$want" ] || why="$why; exit $rc, expected $want"
+    [ "$rc" -lt 128 ] || why="$why; crashed or was killed (exit $rc)"
+    lines=$(wc -l <"$T/err" | tr -d ' ')
+    records=$(awk 'END { print NR }' "$T/err")
+    { [ "$lines" -eq 1 ] && [ "$records" -eq 1 ]; } || why="$why; $records lines on stderr, expected 1"
+    grep -q -e 'error' -e '--help' "$T/err" || why="$why; stderr has neither 'error' nor the --help hint"
+    why="$why$(all_named "$words" "$T/err")"
+    [ -s "$T/out" ] && why="$why; wrote to stdout: $(head -c 80 "$T/out")"
+    why="$why$(outdir_why)"
+    outdir_reset
+    named=$(printf '%s' "$words" | sed 's/|/, /g')
+    verdict "$desc -> exit $want, one line, names $named" "$why"
+}
+
+# json_why FILE PYTHON-EXPRESSION: FILE holds JSON lines (strict: no NaN or Infinity), `lines`
+# the parsed objects and `d` the only one; prints why not when they do not parse or the
+# expression is false, nothing otherwise.
+json_why() {
+    python3 - "$1" "$2" <<'EOF' 2>&1 | tail -n 1
+import json, sys
+def strict(word):
+    raise ValueError("%s is not JSON" % word)
+try:
+    text = open(sys.argv[1], encoding="utf-8").read()
+    lines = [json.loads(l, parse_constant=strict) for l in text.splitlines() if l.strip()]
+    d = lines[0] if len(lines) == 1 else None
+except ValueError as err:
+    print("; output is not valid JSON: %s" % err)
+    sys.exit(0)
+try:
+    good = eval(sys.argv[2])
+except Exception:
+    good = False
+if not good:
+    print("; JSON check failed: %s" % sys.argv[2])
+EOF
+}
+
+# wait_for FILE TEXT: polls (up to about 60 s) until TEXT appears in FILE; 1 on time-out.
+wait_for() {
+    i=0
+    while ! grep -q -- "$2" "$1" 2>/dev/null; do
+        i=$((i + 1))
+        [ "$i" -gt 3000 ] && return 1
+        sleep 0.02 2>/dev/null || sleep 1
+    done
+    return 0
+}
+
+sha() { sha256sum <"$1"; }
+
+# ---- fixtures ----------------------------------------------------------------------------
+
+mkdir "$T/o" "$T/bad" "$T/j" "$T/dir" "$T/full" "$T/sig"
+# Small, fast training: 5 steps of 8 sequences, no replay, validation at the end.
+echo '{"steps": 5, "batch": 8, "eval_every": 5, "replay": "", "replay_frac": 0}' >"$T/small.json"
+SMALL="--config $T/small.json --quiet"
+# Pretraining: the built-in defaults with 300 steps (the cases fail before training or are
+# interrupted).
+echo '{"steps": 300}' >"$T/pretrain.json"
+
+# ---- help, dispatch ----------------------------------------------------------------------
+
+run "$LORA" --help
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+for c in train eval merge info generate pretrain bench analyze; do
+    grep -q "^  $c " "$T/out" || why="$why; does not list $c"
+done
+verdict "lora --help: exit 0, lists the 8 commands" "$why"
+
+for c in train eval merge info generate pretrain bench analyze; do
+    run "$LORA-$c" --help
+    why=""
+    [ "$rc" -eq 0 ] || why="exit $rc"
+    grep -q "^usage: lora-$c " "$T/out" || why="$why; no 'usage: lora-$c' on stdout"
+    [ -s "$T/err" ] && why="$why; wrote to stderr"
+    verdict "lora-$c --help: exit 0, usage on stdout, nothing on stderr" "$why"
+done
+
+why=""
+for c in train eval merge info generate pretrain bench analyze; do
+    "$LORA" "$c" --help >"$T/h1" 2>&1
+    "$LORA-$c" --help >"$T/h2" 2>&1
+    cmp -s "$T/h1" "$T/h2" || why="$why; lora $c --help differs from lora-$c --help"
+done
+verdict "multi-call dispatch: lora CMD --help prints the same text as lora-CMD --help (8 commands)" "$why"
+
+# ---- happy paths that produce the fixtures -------------------------------------------------
+
+run "$LORA-train" $SMALL --steps 20 --eval-every 10 --json --out "$T/a8.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'd["trainable_params"] == 18432 and d["payload_bytes"] == 36864 and d["rank"] == 8 and d["params_per_rank"] == 2304 and d["steps"] == 20')"
+size=$(wc -c <"$T/a8.st" 2>/dev/null || echo 999999)
+[ "$size" -lt 40960 ] || why="$why; rank-8 adapter is $size bytes, not under 40960"
+why="$why$(json_why "$T/out" "d['bytes'] == $size")"
+verdict "lora-train --json --steps 20 --rank 8: JSON with trainable_params 18432, payload_bytes 36864; file $size < 40960 bytes" "$why"
+
+run "$LORA-train" $SMALL --rank 1 --json --out "$T/a1.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'd["trainable_params"] == 2304 and d["payload_bytes"] == 4608 and d["rank"] == 1')"
+verdict "lora-train --json --rank 1: trainable_params 2304, payload_bytes 4608" "$why"
+
+# without a validation set there is no best loss: JSON null, not a bare nan
+head -n 40 "$DATA" >"$T/j/noval.jsonl"
+run "$LORA-train" $SMALL --json --out "$T/noval.st" "$T/j/noval.jsonl"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'd["best_val_loss"] is None and d["trainable_params"] == 18432')"
+verdict "lora-train --json without validation data: parses, best_val_loss null" "$why"
+
+cp "$T/a8.st" "$T/o/good.st"
+good_sha=$(sha "$T/o/good.st")
+
+# JSON output escapes the paths it names
+cp "$T/a8.st" "$T/we\"ird\\name.st"
+run "$LORA-info" --json "$T/we\"ird\\name.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'd["adapter"].endswith("we\"ird\\name.st") and d["params"] == 18432')"
+verdict "lora-info --json: an adapter path with a quote and a backslash still gives valid JSON" "$why"
+
+run "$LORA-pretrain" --config "$T/pretrain.json" --steps 2 --batch 8 --val "" --quiet --json --out "$T/pre.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'd["steps"] == 2 and d["val_loss"] is None')"
+verdict "lora-pretrain --json --steps 2 without validation: parses, val_loss null" "$why"
+
+# Crafted files: corrupt checkpoints and adapters from the real base and the adapter above, and
+# hostile JSONL.
+cat >"$T/craft.py" <<'EOF'
+import json, os, struct, sys
+base_p, ad_p, out, jout = sys.argv[1:5]
+def load(p):
+    b = open(p, 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    return b, n, json.loads(b[8:8 + n].decode('utf-8'))
+def build(h, payload):
+    hb = json.dumps(h, separators=(',', ':')).encode('utf-8')
+    hb += b' ' * (-len(hb) % 8)
+    return struct.pack('<Q', len(hb)) + hb + payload
+def put(name, data, d=out):
+    open(os.path.join(d, name), 'wb').write(data)
+def copy(h):
+    return json.loads(json.dumps(h))
+b, n, h = load(base_p)
+pay = b[8 + n:]
+put('empty.st', b'')
+put('trunc4.st', b[:4])
+put('trunc8.st', b[:8])
+put('trunc_header.st', b[:8 + n // 2])
+put('trunc_payload.st', b[:8 + n + len(pay) // 2])
+put('hlen_2p63.st', struct.pack('<Q', 1 << 63) + b[8:])
+put('hlen_eof.st', struct.pack('<Q', len(b) - 7) + b[8:])
+h2 = copy(h); h2['tok_emb.weight']['data_offsets'][0] = -4
+put('neg_offset.st', build(h2, pay))
+order = sorted((k for k in h if k != '__metadata__'), key=lambda k: h[k]['data_offsets'][0])
+h2 = copy(h); o = h2[order[1]]['data_offsets']; size = o[1] - o[0]
+h2[order[1]]['data_offsets'] = [o[0] - 8, o[0] - 8 + size]
+put('overlap.st', build(h2, pay))
+h2 = copy(h); h2['tok_emb.weight']['shape'] = [4294967296, 4294967296, 4]
+put('shape_overflow.st', build(h2, pay))
+hb = b[8:8 + n]; i = hb.index(b'minigpt')
+put('nonutf8.st', b[:8] + hb[:i] + b'\xff' + hb[i + 1:] + pay)
+def poke(fmt, value, name, element, blob=b, hlen=n, hdr=h):
+    off = 8 + hlen + hdr[name]['data_offsets'][0] + struct.calcsize(fmt) * element
+    return blob[:off] + struct.pack(fmt, value) + blob[off + struct.calcsize(fmt):]
+put('nan.st', poke('<f', float('nan'), 'blocks.0.attn.q_proj.weight', 17))
+put('inf.st', poke('<f', float('inf'), 'blocks.1.ffn.fc1.bias', 5))
+# another base: one weight of the real base moved by 0.001 (still a valid checkpoint)
+off = 8 + n + h['blocks.1.ffn.fc2.weight']['data_offsets'][0]
+w = struct.unpack('<f', b[off:off + 4])[0]
+put('other_base.st', poke('<f', w + 0.001, 'blocks.1.ffn.fc2.weight', 0))
+a, an, ah = load(ad_p)
+apay = a[8 + an:]
+h2 = copy(ah); h2['__metadata__']['r'] = str(int(ah['__metadata__']['r']) // 2)
+put('adapter_rank4_meta.st', build(h2, apay))
+bname = 'base_model.model.blocks.0.attn.q_proj.lora_B.weight'
+put('adapter_nan.st', poke('<H', 0x7e00, bname, 3, a, an, ah))
+put('adapter_trunc.st', a[:8 + an + len(apay) // 2])
+# JSONL
+good = '{"prompt": "go: yesterday he ", "completion": "went"}'
+def jl(name, text):
+    put(name, text if isinstance(text, bytes) else text.encode('utf-8'), jout)
+jl('badjson.jsonl', good + '\n' + good[:-1] + '\n')
+jl('nocompletion.jsonl', good + '\n' + good + '\n{"prompt": "go: yesterday he "}\n')
+jl('promptnum.jsonl', '{"prompt": 5, "completion": "went"}\n')
+jl('array.jsonl', good + '\n[1, 2, 3]\n')
+jl('complist.jsonl', '{"prompt": "go: yesterday he ", "completion": ["went"]}\n')
+jl('verbnum.jsonl', '{"prompt": "go: yesterday he ", "completion": "went", "verb": 3}\n')
+jl('symbol.jsonl', good + '\n' + good + '\n{"prompt": "go: yesterday he ", "completion": "w#nt"}\n')
+jl('long.jsonl', '{"prompt": "go: yesterday he went to the big ", "completion": "city"}\n')
+jl('mb.jsonl', json.dumps({"prompt": "a" * (1 << 20), "completion": "b"}) + '\n')
+jl('empty.jsonl', '')
+jl('blank.jsonl', '\n\n\r\n')
+jl('nonutf8.jsonl', b'{"prompt": "go: yesterday he ", "completion": "w\xffnt"}\n')
+jl('nul.jsonl', (good + '\n' + '{"prompt": "go\0", "completion": "went"}\n').encode())
+jl('trailing.jsonl', good + ' x\n')
+jl('crlf.jsonl', good + '\r\n{"prompt": "see: yesterday she ", "completion": "saw"}\r\n')
+jl('bom.jsonl', b'\xef\xbb\xbf' + good.encode() + b'\n')
+jl('newline.jsonl', '{"prompt": "go: yesterday he ", "completion": "we\\nnt"}\n')
+EOF
+if ! python3 "$T/craft.py" "$BASE" "$T/a8.st" "$T/bad" "$T/j" 2>"$T/err"; then
+    echo "test_cli: FAIL: crafting the hostile files failed: $(tail -n 1 "$T/err")"
+    exit 1
+fi
+B=$T/bad
+J=$T/j
+
+# ---- lora-info, lora-eval, lora-generate, lora-merge, lora-analyze: happy paths --------------
+
+run "$LORA-info"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+grep -q '= 2304·r' "$T/out" || why="$why; no '= 2304·r'"
+awk '$1 == "1" && $2 == "2,304" { f = 1 } END { exit !f }' "$T/out" || why="$why; rank 1 row lacks 2,304"
+awk '$1 == "8" && $2 == "18,432" { f = 1 } END { exit !f }' "$T/out" || why="$why; rank 8 row lacks 18,432"
+grep -q 'Model total  *103,680' "$T/out" || why="$why; no model total 103,680"
+verdict "lora-info: 2304·r, rank 1 -> 2,304, rank 8 -> 18,432, total 103,680" "$why"
+
+run "$LORA-info" --json --rank 8
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'd["total"] == 103680 and d["lora_params_per_rank"] == 2304 and [r["params"] for r in d["ranks"] if r["rank"] == 8] == [18432] and sum(l["params"] for l in d["layers"]) == 18432')"
+verdict "lora-info --json --rank 8: parses; 103680 total, 2304 per rank, 18432 at rank 8" "$why"
+
+run "$LORA-info" "$T/a1.st" "$T/a8.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+grep -q '^  2304 parameters in 24 tensors' "$T/out" || why="$why; rank-1 adapter not described as 2304 parameters"
+grep -q '^  18432 parameters in 24 tensors' "$T/out" || why="$why; rank-8 adapter not described as 18432 parameters"
+grep -q 'this base: yes' "$T/out" || why="$why; no 'this base: yes'"
+verdict "lora-info ADAPTERS: rank 1 has 2304 parameters, rank 8 has 18432, both on this base" "$why"
+
+run "$LORA-info" --json "$T/a8.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'd["rank"] == 8 and d["params"] == 18432 and d["payload_bytes"] == 36864 and d["matches_base"] is True')"
+verdict "lora-info --json ADAPTER: parses; rank 8, 18432 params, 36864 payload bytes, matches_base" "$why"
+
+run "$LORA-eval" --json --adapter "$T/a8.st" "$TEST"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+ntest=$(grep -c . "$TEST")
+why="$why$(json_why "$T/out" "len(lines) == 2 * $ntest + 1 and 'summary' in lines[-1] and all({'prompt', 'target', 'prediction', 'correct', 'logprob_target', 'logprob_distractor'} <= set(o) for o in lines[:-1])")"
+verdict "lora-eval --json (base + adapter, $ntest examples): every line parses, fields prompt..logprob_distractor, a summary" "$why"
+
+run "$LORA-generate" "go: yesterday he"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ "$(cat "$T/out")" = "goed" ] || why="$why; printed '$(head -c 60 "$T/out")', expected 'goed'"
+verdict "lora-generate 'go: yesterday he' with the shipped base prints goed" "$why"
+
+run "$LORA-generate" --adapter "$T/a8.st" "go: yesterday he"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ -s "$T/out" ] || why="$why; printed nothing"
+verdict "lora-generate --adapter (the adapter used by the hostile cases loads)" "$why"
+
+run "$LORA-merge" --adapter "$T/a8.st" --out "$T/merged.st" "$TEST"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ -f "$T/merged.st" ] || why="$why; no merged file"
+awk '/^max \|logit/ { f = 1; small = $6 + 0 < 1e-3 } END { exit !(f && small) }' "$T/out" ||
+    why="$why; no logit difference line, or not below 1e-3: $(grep '^max' "$T/out")"
+verdict "lora-merge: writes the merged checkpoint; merged and base+adapter logits agree within 1e-3" "$why"
+
+run "$LORA-analyze" --json "$T/a8.st" "$T/a1.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'len(d["files"]) == 2 and d["files"][0]["rank"] == 8 and len(d["similarity"]) == 12')"
+verdict "lora-analyze --json with two adapters: parses, 12 layers compared" "$why"
+
+# ---- safetensors given as --base / --adapter ------------------------------------------------
+
+expect_fail 1 "empty.st|0 bytes" "lora-eval: --base empty file" \
+    "$LORA-eval" --base "$B/empty.st" "$TEST"
+expect_fail 1 "trunc4.st|too small" "lora-generate: --base truncated to 4 bytes" \
+    "$LORA-generate" --base "$B/trunc4.st" "go: yesterday he"
+expect_fail 1 "trunc8.st|header length" "lora-info: --base truncated at 8 bytes" \
+    "$LORA-info" --base "$B/trunc8.st"
+expect_fail 1 "trunc_header.st|exceeds file size" "lora-train: --base truncated mid-header" \
+    "$LORA-train" $SMALL --base "$B/trunc_header.st" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "trunc_payload.st|beyond the data section" "lora-merge: --base truncated mid-payload" \
+    "$LORA-merge" --base "$B/trunc_payload.st" --adapter "$T/a8.st" --out "$T/o/new.st" "$TEST"
+expect_fail 1 "hlen_2p63.st|9223372036854775808" "lora-eval: --base header length 2^63" \
+    "$LORA-eval" --base "$B/hlen_2p63.st" "$TEST"
+expect_fail 1 "hlen_eof.st|exceeds file size" "lora-analyze: --base header length past EOF" \
+    "$LORA-analyze" --base "$B/hlen_eof.st" "$T/a8.st"
+expect_fail 1 "neg_offset.st|tok_emb.weight|negative" "lora-generate: --base negative data offset" \
+    "$LORA-generate" --base "$B/neg_offset.st" "go: yesterday he"
+expect_fail 1 "overlap.st|overlap" "lora-eval: --base overlapping data offsets" \
+    "$LORA-eval" --base "$B/overlap.st" "$TEST"
+expect_fail 1 "shape_overflow.st|tok_emb.weight|overflows" "lora-train: --base shape product overflows" \
+    "$LORA-train" $SMALL --base "$B/shape_overflow.st" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "nan.st|blocks.0.attn.q_proj.weight|element 17|NaN" "lora-generate: --base with a NaN weight" \
+    "$LORA-generate" --base "$B/nan.st" "go: yesterday he"
+expect_fail 1 "inf.st|blocks.1.ffn.fc1.bias|element 5|inf" "lora-train: --base with an inf bias" \
+    "$LORA-train" $SMALL --base "$B/inf.st" --out "$T/o/good.st" "$DATA"
+expect_fail 1 "nonutf8.st|UTF-8" "lora-merge: --base with a non-UTF-8 header byte" \
+    "$LORA-merge" --base "$B/nonutf8.st" --adapter "$T/a8.st" --out "$T/o/new.st" "$TEST"
+expect_fail 1 "dir|not a regular file" "lora-eval: --base is a directory" \
+    "$LORA-eval" --base "$T/dir" "$TEST"
+expect_fail 1 "missing.st|cannot open" "lora-pretrain: missing --model file" \
+    "$LORA-pretrain" --model "$T/missing.st" --steps 1 --out "$T/o/new.st"
+expect_fail 1 "a8.st|not a minigpt checkpoint" "lora-train: a LoRA adapter given as --base" \
+    "$LORA-train" $SMALL --base "$T/a8.st" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "adapter_nan.st|lora_B.weight|NaN" "lora-eval: --adapter with a NaN in B" \
+    "$LORA-eval" --adapter "$B/adapter_nan.st" "$TEST"
+expect_fail 1 "adapter_trunc.st|beyond the data section" "lora-generate: --adapter truncated mid-payload" \
+    "$LORA-generate" --adapter "$B/adapter_trunc.st" "go: yesterday he"
+expect_fail 1 "adapter_rank4_meta.st|q_proj.lora_A.weight|[8, 64]|[4, 64]" "lora-generate: --adapter whose rank differs from its shapes" \
+    "$LORA-generate" --adapter "$B/adapter_rank4_meta.st" "go: yesterday he"
+expect_fail 1 "adapter_rank4_meta.st|[4, 64]" "lora-info: describing an adapter whose rank differs from its shapes" \
+    "$LORA-info" "$B/adapter_rank4_meta.st"
+expect_fail 1 "a8.st|another base" "lora-eval: an adapter trained on another base (one weight changed)" \
+    "$LORA-eval" --base "$B/other_base.st" --adapter "$T/a8.st" "$TEST"
+expect_fail 1 "a8.st|another base" "lora-merge: an adapter trained on another base" \
+    "$LORA-merge" --base "$B/other_base.st" --adapter "$T/a8.st" --out "$T/o/new.st" "$TEST"
+expect_fail 1 "a8.st|another base" "lora-analyze: an adapter trained on another base" \
+    "$LORA-analyze" --base "$B/other_base.st" "$T/a8.st"
+expect_fail 1 "minigpt-base.safetensors|not a LoRA adapter" "lora-merge: the base given as --adapter" \
+    "$LORA-merge" --adapter "$BASE" --out "$T/o/new.st" "$TEST"
+expect_fail 1 "minigpt-base.safetensors|not a LoRA adapter" "lora-info: the base described as an adapter" \
+    "$LORA-info" "$BASE"
+expect_fail 1 "empty.st|0 bytes" "lora-analyze: an empty adapter file" \
+    "$LORA-analyze" "$B/empty.st"
+expect_fail 1 "trunc8.st|header length" "lora-bench: --base truncated at 8 bytes" \
+    "$LORA-bench" --base "$B/trunc8.st" --seconds 0.1
+
+# model config files (--model): the vocabulary and the shapes are checked too
+python3 - "$T" <<'EOF2'
+import json, sys
+c = json.load(open("configs/minigpt.json"))
+c["vocab"][5] = "ab"
+json.dump(c, open(sys.argv[1] + "/badvocab.json", "w"))
+c = json.load(open("configs/minigpt.json"))
+c["n_heads"] = 3
+json.dump(c, open(sys.argv[1] + "/badheads.json", "w"))
+EOF2
+expect_fail 1 "badvocab.json|vocab entry 5" "lora-pretrain: --model with a two-character vocab entry" \
+    "$LORA-pretrain" --config "$T/pretrain.json" --model "$T/badvocab.json" --out "$T/o/new.st"
+expect_fail 1 "badheads.json|n_heads 3" "lora-info: --model whose n_heads does not divide d_model" \
+    "$LORA-info" --base "$T/nobase.st" --model "$T/badheads.json"
+
+# ---- JSONL given to lora-train / lora-eval / lora-pretrain ----------------------------------
+
+expect_fail 1 "badjson.jsonl:2|not valid JSON" "lora-train: a bad JSON line" \
+    "$LORA-train" $SMALL --out "$T/o/new.st" "$J/badjson.jsonl"
+expect_fail 1 "nocompletion.jsonl:3|completion" "lora-eval: a line without \"completion\"" \
+    "$LORA-eval" "$J/nocompletion.jsonl"
+expect_fail 1 "promptnum.jsonl:1|\"prompt\" is not a string" "lora-train: \"prompt\" is a number" \
+    "$LORA-train" $SMALL --out "$T/o/new.st" "$J/promptnum.jsonl"
+expect_fail 1 "array.jsonl:2|not a JSON object" "lora-eval: a line that is a JSON array" \
+    "$LORA-eval" "$J/array.jsonl"
+expect_fail 1 "complist.jsonl:1|completion" "lora-train: \"completion\" is a list (--val)" \
+    "$LORA-train" $SMALL --val "$J/complist.jsonl" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "verbnum.jsonl:1|verb" "lora-eval: \"verb\" is a number" \
+    "$LORA-eval" "$J/verbnum.jsonl"
+expect_fail 1 "symbol.jsonl:3|'#'|character 2" "lora-eval: a symbol outside the vocabulary" \
+    "$LORA-eval" "$TEST" "$J/symbol.jsonl"
+expect_fail 1 "symbol.jsonl:3|'#'" "lora-train: a symbol outside the vocabulary in --replay" \
+    "$LORA-train" $SMALL --replay "$J/symbol.jsonl" --replay-frac 0.5 --out "$T/o/new.st" "$DATA"
+expect_fail 1 "long.jsonl:1|context of 32" "lora-train: a sequence longer than the context" \
+    "$LORA-train" $SMALL --out "$T/o/new.st" "$J/long.jsonl"
+expect_fail 1 "mb.jsonl:1|context of 32" "lora-eval: a 1 MB line" \
+    "$LORA-eval" "$J/mb.jsonl"
+size=$(wc -c <"$T/err")
+verdict "lora-eval: the 1 MB line's message is short ($size bytes)" "$([ "$size" -lt 1024 ] || echo "stderr is $size bytes")"
+expect_fail 1 "empty.jsonl|no examples" "lora-train: an empty data file" \
+    "$LORA-train" $SMALL --out "$T/o/new.st" "$J/empty.jsonl"
+expect_fail 1 "blank.jsonl|no examples" "lora-eval: a file of blank lines" \
+    "$LORA-eval" "$J/blank.jsonl"
+expect_fail 1 "nonutf8.jsonl:1|0xff" "lora-eval: a non-UTF-8 byte" \
+    "$LORA-eval" "$J/nonutf8.jsonl"
+expect_fail 1 "nul.jsonl:2|NUL" "lora-train: a NUL byte" \
+    "$LORA-train" $SMALL --out "$T/o/new.st" "$J/nul.jsonl"
+expect_fail 1 "trailing.jsonl:1|text after" "lora-eval: text after the JSON object" \
+    "$LORA-eval" "$J/trailing.jsonl"
+expect_fail 1 "badjson.jsonl:2" "lora-pretrain: a bad JSON line in the pretraining data" \
+    "$LORA-pretrain" --steps 1 --val "" --out "$T/o/new.st" "$J/badjson.jsonl"
+expect_fail 1 "nul.jsonl:2|NUL" "lora-merge: a NUL byte in DATA" \
+    "$LORA-merge" --adapter "$T/a8.st" --out "$T/o/new.st" "$J/nul.jsonl"
+
+run "$LORA-eval" --json "$J/crlf.jsonl"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" '[o["target"] for o in lines[:-1]] == ["went", "saw"] and lines[1]["prompt"] == "see: yesterday she "')"
+verdict "lora-eval: CRLF line endings accepted, no CR in prompt or target" "$why"
+
+run "$LORA-train" $SMALL --val "$J/crlf.jsonl" --out "$T/crlf.st" "$J/crlf.jsonl"
+verdict "lora-train: CRLF line endings accepted" "$([ "$rc" -eq 0 ] || echo "exit $rc")"
+
+# A UTF-8 byte-order mark before the first object: accepted (cJSON skips it), and it must not
+# leak into the prompt.
+run "$LORA-eval" --json "$J/bom.jsonl"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'lines[0]["prompt"] == "go: yesterday he " and lines[0]["line"] == 1')"
+verdict "lora-eval: a UTF-8 BOM is accepted and stays out of the prompt" "$why"
+
+# A "\n" inside a string is the end-of-text token (id 0) in the middle of a sequence.
+# Known bug in src/dataset.c (reported, not fixed here): it is accepted silently.
+run "$LORA-eval" "$J/newline.jsonl"
+n=$((n + 1))
+desc='lora-eval: a line break (the end-of-text marker) inside a completion is refused'
+
+if [ "$rc" -eq 1 ] && grep -q 'newline.jsonl:1' "$T/err"; then
+    printf 'ok %s - %s\n' "$n" "$desc"
+else
+    printf 'not ok %s - %s # TODO bug in src/dataset.c: accepted (exit %s)\n' "$n" "$desc" "$rc"
+    todo=$((todo + 1))
+fi
+
+# ---- flags and config files -----------------------------------------------------------------
+
+expect_fail 2 "--bogus|--help" "lora-train: unknown flag" \
+    "$LORA-train" --bogus "$DATA"
+expect_fail 2 "--rank|needs a value" "lora-train: --rank without its value" \
+    "$LORA-train" "$DATA" --rank
+expect_fail 2 "--rank|65" "lora-train: --rank 65" \
+    "$LORA-train" --rank 65 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--rank|-1" "lora-train: --rank -1" \
+    "$LORA-train" --rank -1 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--lr|abc" "lora-train: --lr abc" \
+    "$LORA-train" --lr abc --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--steps|1.5" "lora-train: --steps 1.5" \
+    "$LORA-train" --steps 1.5 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--steps" "lora-train: --steps 0" \
+    "$LORA-train" --steps 0 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "bogus" "lora-train: --targets bogus" \
+    "$LORA-train" $SMALL --targets bogus --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--replay-frac|2" "lora-train: --replay-frac 2" \
+    "$LORA-train" --replay-frac 2 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--replay-frac" "lora-train: --replay without --replay-frac" \
+    "$LORA-train" $SMALL --replay data/replay.jsonl --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--quiet" "lora-train: a value given to a flag that takes none" \
+    "$LORA-train" --quiet=1 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "DATA" "lora-train: no DATA file" \
+    "$LORA-train" $SMALL --out "$T/o/new.st"
+expect_fail 2 "nothere.json" "lora-train: --config pointing to a missing file" \
+    "$LORA-train" --config "$T/nothere.json" --out "$T/o/new.st" "$DATA"
+echo '{"rank": 8, "bogus_key": 1}' >"$T/unknown.json"
+expect_fail 2 "unknown.json|bogus_key" "lora-train: a config with an unknown key" \
+    "$LORA-train" --config "$T/unknown.json" --out "$T/o/new.st" "$DATA"
+echo 'rank = 8' >"$T/notjson.json"
+expect_fail 2 "notjson.json|not a JSON object" "lora-train: a config that is not JSON" \
+    "$LORA-train" --config "$T/notjson.json" --out "$T/o/new.st" "$DATA"
+echo '{"rank": "8"}' >"$T/wrongtype.json"
+expect_fail 2 "wrongtype.json|rank|number" "lora-train: a config value of the wrong type" \
+    "$LORA-train" --config "$T/wrongtype.json" --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--beta1" "lora-pretrain: --beta1 1" \
+    "$LORA-pretrain" --config "$T/pretrain.json" --beta1 1 --out "$T/o/new.st"
+expect_fail 2 "--adapter" "lora-merge: no --adapter" \
+    "$LORA-merge" --out "$T/o/new.st"
+expect_fail 2 "one or two" "lora-analyze: three files" \
+    "$LORA-analyze" "$T/a8.st" "$T/a1.st" "$T/a8.st"
+expect_fail 2 "--threads|x" "lora-eval: --threads x" \
+    "$LORA-eval" --threads x "$TEST"
+expect_fail 2 "--temperature" "lora-generate: --temperature -1" \
+    "$LORA-generate" --temperature -1 "go: yesterday he"
+expect_fail 2 "--rank|65" "lora-info: --rank 65" \
+    "$LORA-info" --rank 65
+expect_fail 2 "--seconds|abc" "lora-bench: --seconds abc" \
+    "$LORA-bench" --seconds abc
+expect_fail 2 "--threshold" "lora-analyze: --threshold 2" \
+    "$LORA-analyze" --threshold 2 "$T/a8.st"
+expect_fail 2 "bogus" "lora: unknown subcommand" \
+    "$LORA" bogus --help
+expect_fail 2 "COMMAND" "lora: no subcommand" \
+    "$LORA"
+ln -s "$(cd "$bindir" && pwd)/lora" "$T/lora-bogus"
+expect_fail 2 "lora-bogus" "lora-bogus: a link with an unknown command name" \
+    "$T/lora-bogus" --help
+expect_fail 1 "prompt|'#'" "lora-generate: a prompt with a symbol outside the vocabulary" \
+    "$LORA-generate" "go: yesterday he w#"
+expect_fail 1 "prompt|line break" "lora-generate: a prompt with a line break (the end marker)" \
+    "$LORA-generate" "go: yesterday
+he"
+python3 -c 'print("a" * 3000)' >"$T/longline.txt"
+STDIN=$T/longline.txt
+expect_fail 1 "stdin:1|longer than" "lora-generate: a 3000-byte line on stdin is one error on line 1" \
+    "$LORA-generate"
+STDIN=/dev/null
+
+# ---- output locations -----------------------------------------------------------------------
+
+expect_fail 1 "nodir/a.st" "lora-train: --out in a missing directory" \
+    "$LORA-train" $SMALL --out "$T/o/nodir/a.st" "$DATA"
+expect_fail 1 "/dir|is a directory" "lora-train: --out is a directory" \
+    "$LORA-train" $SMALL --out "$T/dir" "$DATA"
+expect_fail 1 "/proc/minilora-test.st|cannot write" "lora-train: --out under /proc" \
+    "$LORA-train" $SMALL --out /proc/minilora-test.st "$DATA"
+expect_fail 1 "nodir/s.state|cannot write" "lora-train: --state in a missing directory fails before training" \
+    "$LORA-train" $SMALL --state "$T/o/nodir/s.state" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "nodir/m.st" "lora-merge: --out in a missing directory" \
+    "$LORA-merge" --adapter "$T/a8.st" --out "$T/o/nodir/m.st" "$TEST"
+expect_fail 1 "/dir|is a directory" "lora-merge: --out is a directory" \
+    "$LORA-merge" --adapter "$T/a8.st" --out "$T/dir" "$TEST"
+expect_fail 1 "nodir/p.st" "lora-pretrain: --out in a missing directory" \
+    "$LORA-pretrain" --config "$T/pretrain.json" --out "$T/o/nodir/p.st"
+expect_fail 1 "nodir/c.csv" "lora-pretrain: --curve in a missing directory" \
+    "$LORA-pretrain" --config "$T/pretrain.json" --curve "$T/o/nodir/c.csv" --out "$T/o/new.st"
+expect_fail 1 "symbol.jsonl:3" "lora-train: --out an existing good adapter, bad data: the adapter is untouched" \
+    "$LORA-train" $SMALL --out "$T/o/good.st" "$J/symbol.jsonl"
+expect_fail 1 "empty.st" "lora-train: --out an existing good adapter, bad --base: the adapter is untouched" \
+    "$LORA-train" $SMALL --base "$B/empty.st" --out "$T/o/good.st" "$DATA"
+expect_fail 1 "output path|empty" "lora-train: --out '' fails before training" \
+    "$LORA-train" $SMALL --out "" "$DATA"
+cp "$BASE" "$T/basecopy.st"
+expect_fail 1 "basecopy.st|also an input" "lora-train: --out is the --base file" \
+    "$LORA-train" $SMALL --base "$T/basecopy.st" --out "$T/basecopy.st" "$DATA"
+verdict "lora-train: the base given as --out is untouched" \
+    "$(cmp -s "$T/basecopy.st" "$BASE" || echo "the base was overwritten")"
+expect_fail 1 "good.st|also an input" "lora-merge: --out is the --adapter file" \
+    "$LORA-merge" --adapter "$T/o/good.st" --out "$T/o/good.st" "$TEST"
+
+if mount -t tmpfs -o size=16k tmpfs "$T/full" 2>/dev/null; then
+    mounted=$T/full
+    expect_fail 1 "full/a.st|No space left" "lora-train: --out on a full 16 KiB tmpfs" \
+        "$LORA-train" $SMALL --out "$T/full/a.st" "$DATA"
+    verdict "lora-train: nothing left behind on the full tmpfs" \
+        "$([ -z "$(ls -A "$T/full")" ] || echo "left: $(ls -A "$T/full")")"
+    expect_fail 1 "full/m.st|No space left" "lora-merge: --out on a full 16 KiB tmpfs" \
+        "$LORA-merge" --adapter "$T/a8.st" --out "$T/full/m.st" "$TEST"
+    verdict "lora-merge: nothing left behind on the full tmpfs" \
+        "$([ -z "$(ls -A "$T/full")" ] || echo "left: $(ls -A "$T/full")")"
+else
+    skip "lora-train: --out on a full 16 KiB tmpfs" "mount -t tmpfs not permitted here"
+    skip "lora-merge: --out on a full 16 KiB tmpfs" "mount -t tmpfs not permitted here"
+fi
+
+# ---- interruption and resume -----------------------------------------------------------------
+
+# 300 steps of 8 sequences on one thread (about 1.5 s): the reference, uninterrupted.
+SIG="--steps 300 --batch 8 --eval-every 50 --replay= --replay-frac 0 --threads 1 --seed 3 --val $VAL"
+run "$LORA-train" $SIG --out "$T/sig/ref.st" "$DATA"
+verdict "lora-train: the uninterrupted 300-step reference run" "$([ "$rc" -eq 0 ] || echo "exit $rc")"
+
+# start_interrupted NAME SIGNAL: starts the run, sends SIGNAL after its first progress line.
+start_interrupted() {
+    "$LORA-train" $SIG --out "$T/sig/$1.st" "$DATA" </dev/null >"$T/sig/$1.out" 2>"$T/sig/$1.err" &
+    bg=$!
+    if wait_for "$T/sig/$1.err" ' step '; then
+        kill -"$2" "$bg"
+    else
+        kill -KILL "$bg"
+    fi
+    wait "$bg"
+    rc=$?
+    bg=""
+    cp "$T/sig/$1.err" "$T/err"
+}
+
+start_interrupted term TERM
+why=""
+[ "$rc" -eq 143 ] || why="exit $rc, expected 143"
+tail -n 1 "$T/sig/term.err" | grep -q "interrupted at step.*term.st.state" || why="$why; no 'interrupted ... state' message last"
+grep -q "step -1" "$T/sig/term.err" && why="$why; the message names a step -1"
+[ -s "$T/sig/term.st" ] || why="$why; no adapter written"
+[ -s "$T/sig/term.st.state" ] || why="$why; no training state written"
+verdict "lora-train: SIGTERM -> exit 143, a message, the adapter and the state written" "$why"
+
+run "$LORA-info" "$T/sig/term.st"
+verdict "lora-info: the adapter written at SIGTERM is a valid adapter" "$([ "$rc" -eq 0 ] || echo "exit $rc")"
+
+cp "$T/sig/term.st" "$T/sig/term.keep"
+expect_fail 1 "term.st.state|lr = " "lora-train: --resume with another --lr is refused naming the setting" \
+    "$LORA-train" $SIG --lr 0.001 --resume "$T/sig/term.st.state" --out "$T/sig/term.st" "$DATA"
+verdict "lora-train: the refused resume left the adapter untouched" \
+    "$(cmp -s "$T/sig/term.st" "$T/sig/term.keep" || echo "adapter changed")"
+expect_fail 1 "term.st.state|steps = " "lora-train: --resume with another --steps is refused naming the setting" \
+    "$LORA-train" $SIG --steps 200 --resume "$T/sig/term.st.state" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "a8.st|not a minilora training state" "lora-train: --resume given an adapter" \
+    "$LORA-train" $SIG --resume "$T/a8.st" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "nostate|cannot open" "lora-train: --resume given a missing file" \
+    "$LORA-train" $SIG --resume "$T/nostate" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "nostate|cannot open" "lora-train: --rank 64 (which warns) with a missing --resume file: the error alone" \
+    "$LORA-train" $SIG --rank 64 --resume "$T/nostate" --out "$T/o/new.st" "$DATA"
+head -c 100000 "$T/sig/term.st.state" >"$T/sig/trunc.state"
+expect_fail 1 "trunc.state|adam_m|beyond the data section" "lora-train: --resume given a truncated state file" \
+    "$LORA-train" $SIG --resume "$T/sig/trunc.state" --out "$T/o/new.st" "$DATA"
+
+start_interrupted int INT
+why=""
+[ "$rc" -eq 130 ] || why="exit $rc, expected 130"
+grep -q "interrupted at step" "$T/sig/int.err" || why="$why; no 'interrupted' message"
+[ -s "$T/sig/int.st.state" ] || why="$why; no training state written"
+verdict "lora-train: SIGINT after the first progress line -> exit 130 and the state" "$why"
+
+run "$LORA-train" $SIG --resume "$T/sig/int.st.state" --out "$T/sig/int.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+cmp -s "$T/sig/int.st" "$T/sig/ref.st" || why="$why; the resumed adapter differs from the uninterrupted run's"
+verdict "lora-train: --resume of the SIGINT run ends byte-identical to the uninterrupted run" "$why"
+
+# pretraining interrupted: exit 143 and the existing checkpoint at --out left unchanged
+"$LORA-pretrain" --config "$T/pretrain.json" --steps 3000 --batch 8 --threads 1 --eval-every 0 \
+    --log-every 5 --val "" --out "$T/o/good.st" </dev/null >"$T/sig/pre.out" 2>"$T/sig/pre.err" &
+bg=$!
+if wait_for "$T/sig/pre.err" ' step '; then kill -TERM "$bg"; else kill -KILL "$bg"; fi
+wait "$bg"
+rc=$?
+bg=""
+cp "$T/sig/pre.err" "$T/err"
+why=""
+[ "$rc" -eq 143 ] || why="exit $rc, expected 143"
+tail -n 1 "$T/sig/pre.err" | grep -q "interrupted at step.*left unchanged" || why="$why; no 'left unchanged' message"
+why="$why$(outdir_why)"
+verdict "lora-pretrain: SIGTERM -> exit 143, the existing --out checkpoint unchanged" "$why"
+
+# ---- summary -----------------------------------------------------------------------------
+
+elapsed=$(($(date +%s) - started))
+if [ "$failed" -eq 0 ]; then
+    echo "test_cli: ok: $((n - todo)) of $n cases passed, $todo known bug(s) marked TODO, in ${elapsed}s ($LORA)"
+    exit 0
+fi
+echo "test_cli: FAIL: $failed of $n cases failed ($todo known bug(s) marked TODO) in ${elapsed}s ($LORA)"
+exit 1
