@@ -30,7 +30,7 @@ TEST_SH  := $(wildcard tests/test_*.sh)
 DEPS_STAMP := $(BUILD)/.deps-ok
 COMMANDS := train eval merge info generate pretrain bench analyze
 
-.PHONY: all deps test clean base data bench demo
+.PHONY: all deps test clean base data bench demo install uninstall
 all: bin/lora
 
 deps:
@@ -81,6 +81,27 @@ demo: $(DEPS_STAMP)
 bench: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora
 	bin/lora bench
+
+# make install PREFIX=/opt/minilora: the binary and its lora-* links, the man page (one page,
+# lora-*.1 point to it), and the shipped base, data and configs under share/minilora, where
+# the installed commands find their defaults.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SHARE   = $(DESTDIR)$(PREFIX)/share/minilora
+MAN1    = $(DESTDIR)$(PREFIX)/share/man/man1
+install: bin/lora
+	install -d $(DESTDIR)$(PREFIX)/bin $(MAN1) $(SHARE)/data $(SHARE)/configs
+	install -m 755 bin/lora $(DESTDIR)$(PREFIX)/bin/lora
+	for c in $(COMMANDS); do ln -sf lora $(DESTDIR)$(PREFIX)/bin/lora-$$c; done
+	install -m 644 man/lora.1 $(MAN1)/lora.1
+	for c in $(COMMANDS); do echo ".so man1/lora.1" > $(MAN1)/lora-$$c.1; done
+	install -m 644 data/*.jsonl data/MANIFEST.json data/minigpt-base.safetensors $(SHARE)/data/
+	install -m 644 configs/*.json $(SHARE)/configs/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/lora $(MAN1)/lora.1
+	for c in $(COMMANDS); do rm -f $(DESTDIR)$(PREFIX)/bin/lora-$$c $(MAN1)/lora-$$c.1; done
+	rm -rf $(SHARE)
 
 clean:
 	rm -rf $(BUILD) bin

@@ -229,7 +229,7 @@ static int analyze_json(const char *base_path, const char *sha, double threshold
 
 int cmd_analyze(int argc, char **argv) {
     const char *cmd = argv[0];
-    const char *base_path = "data/minigpt-base.safetensors";
+    const char *base_path = default_path("data/minigpt-base.safetensors");
     int json = 0;
     float threshold = 0.01f;
     opt_def defs[] = {

@@ -242,7 +242,7 @@ static int run_child(kind k, int rank, const char *base, int threads, int B, int
 
 int cmd_bench(int argc, char **argv) {
     const char *cmd = argv[0];
-    const char *base = "data/minigpt-base.safetensors";
+    const char *base = default_path("data/minigpt-base.safetensors");
     int threads = 0, json = 0, B = 64, T = 32;
     float seconds = 3.0f;
     opt_def defs[] = {

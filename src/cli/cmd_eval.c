@@ -102,7 +102,7 @@ static void print_table(const char *file, const dataset *d, result *res, int nmo
 
 int cmd_eval(int argc, char **argv) {
     const char *cmd = argv[0];
-    const char *base_path = "data/minigpt-base.safetensors";
+    const char *base_path = default_path("data/minigpt-base.safetensors");
     int json = 0, threads = 0;
     opt_list adapters = {0};
     opt_def defs[] = {
@@ -122,7 +122,10 @@ int cmd_eval(int argc, char **argv) {
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     const char **files = (const char **)argv + pos;
     int nfiles = argc - pos;
-    if (nfiles == 0) files = default_files, nfiles = 4;
+    if (nfiles == 0) {
+        for (int i = 0; i < 4; i++) default_files[i] = default_path(default_files[i]);
+        files = default_files, nfiles = 4;
+    }
     const int nmodels = 1 + adapters.n;
     if (nmodels > MAX_MODELS) return usage_fail(cmd, "too many --adapter files");
     threads = runtime_threads(threads);

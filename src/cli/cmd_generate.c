@@ -69,7 +69,7 @@ static int complete(generator *g, const char *text, ml_error *e) {
 
 int cmd_generate(int argc, char **argv) {
     const char *cmd = argv[0];
-    const char *base_path = "data/minigpt-base.safetensors", *adapter = NULL;
+    const char *base_path = default_path("data/minigpt-base.safetensors"), *adapter = NULL;
     float temperature = 0.0f;
     uint64_t seed = 1;
     int max_new = 32, raw = 0;

@@ -179,7 +179,7 @@ static void info_json(const minigpt *m, unsigned targets, const int *ranks, int 
 
 int cmd_info(int argc, char **argv) {
     const char *cmd = argv[0];
-    const char *base_path = "data/minigpt-base.safetensors", *model_cfg = "configs/minigpt.json";
+    const char *base_path = default_path("data/minigpt-base.safetensors"), *model_cfg = default_path("configs/minigpt.json");
     const char *targets_s = "all";
     int rank = -1, json = 0;
     opt_def defs[] = {

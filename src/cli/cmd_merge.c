@@ -42,7 +42,7 @@ static float *all_logits(const minigpt *m, const dataset *const *sets, int nsets
 
 int cmd_merge(int argc, char **argv) {
     const char *cmd = argv[0];
-    const char *base_path = "data/minigpt-base.safetensors", *adapter = NULL, *out = NULL;
+    const char *base_path = default_path("data/minigpt-base.safetensors"), *adapter = NULL, *out = NULL;
     opt_def defs[] = {
         {"adapter", OPT_STRING, &adapter, 0, 0, "FILE", "the LoRA adapter to merge (required)"},
         {"out", OPT_STRING, &out, 0, 0, "FILE", "merged checkpoint to write (required)"},
@@ -57,6 +57,7 @@ int cmd_merge(int argc, char **argv) {
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (!adapter || !out) return usage_fail(cmd, "--adapter and --out are required");
     static const char *defaults[] = {"data/irreg_test.jsonl", "data/control_regular.jsonl", "data/irreg_unseen.jsonl", "data/irreg_nonpast.jsonl"};
+    for (int i = 0; i < 4; i++) defaults[i] = default_path(defaults[i]);
     const char **files = pos < argc ? (const char **)argv + pos : defaults;
     const int nfiles = pos < argc ? argc - pos : 4;
     ml_error e;

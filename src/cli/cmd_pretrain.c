@@ -50,8 +50,8 @@ static void stem(char *buf, size_t n, const char *path) {
 
 int cmd_pretrain(int argc, char **argv) {
     const char *cmd = argv[0];
-    const char *config = "configs/pretrain.json", *model_cfg = "configs/minigpt.json";
-    const char *val_path = "data/pretrain_val.jsonl", *out = "data/minigpt-base.safetensors";
+    const char *config = default_path("configs/pretrain.json"), *model_cfg = default_path("configs/minigpt.json");
+    const char *val_path = default_path("data/pretrain_val.jsonl"), *out = "data/minigpt-base.safetensors";
     train_opts o = {.steps = 20000, .batch = 64, .micro = 16, .warmup = 500, .lr = 3e-3f,
                     .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f, .beta1 = 0.9f,
                     .beta2 = 0.95f, .eps = 1e-8f, .eval_every = 1000, .seed = 1};
@@ -88,7 +88,7 @@ int cmd_pretrain(int argc, char **argv) {
                        defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (argc - pos > 1) return usage_fail(cmd, "expects at most one DATA file");
-    const char *data_path = pos < argc ? argv[pos] : "data/pretrain.jsonl";
+    const char *data_path = pos < argc ? argv[pos] : default_path("data/pretrain.jsonl");
     o.threads = runtime_threads(o.threads);
 
     ml_error e;

@@ -44,7 +44,7 @@ static void default_out(char *buf, size_t n, const char *data, int rank, int ful
 
 int cmd_train(int argc, char **argv) {
     const char *cmd = argv[0];
-    const char *config = "configs/lora-irreg.json", *base_path = "data/minigpt-base.safetensors";
+    const char *config = default_path("configs/lora-irreg.json"), *base_path = default_path("data/minigpt-base.safetensors");
     const char *out = NULL, *val_path = NULL, *replay_path = "", *targets_s = "all";
     finetune_opts fo = {.rank = 8, .alpha = 16.0f, .targets = LORA_ALL_TARGETS};
     train_opts *o = &fo.train;
@@ -217,6 +217,8 @@ int cmd_train(int argc, char **argv) {
     }
     if (json) {
         /* JSON has no NaN: no validation (no val file, rank 0) gives null */
+        size_t trained = 0; /* what the optimizer updated: A and B, or the Linear weights */
+        for (int i = 0; i < f.n_tensors; i++) trained += f.tensors[i].n;
         char best_val[32] = "null";
         if (f.state.best_step >= 0 && isfinite(f.state.best_val))
             snprintf(best_val, sizeof best_val, "%.6g", f.state.best_val);
@@ -227,7 +229,7 @@ int cmd_train(int argc, char **argv) {
                "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
                "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
                fo.full ? 0 : fo.rank, (double)fo.alpha, fo.rslora ? "true" : "false",
-               fo.full ? "true" : "false", fo.full ? 0 : f.adapter.n_params, unit, f.result.steps,
+               fo.full ? "true" : "false", trained, unit, f.result.steps,
                f.state.best_step, best_val, f.result.seconds,
                tok_s, bytes, fo.full ? 0 : 2 * f.adapter.n_params, f.g.nthreads, runtime_blas_kernel());
     } else {

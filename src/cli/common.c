@@ -14,6 +14,27 @@
 #include "safetensors.h"
 #include "train.h"
 
+const char *default_path(const char *rel) {
+    static char found[32][4096];
+    static int used = 0;
+    struct stat st;
+    if (!rel || !rel[0] || rel[0] == '/' || stat(rel, &st) == 0) return rel;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0 || used >= 32) return rel;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return rel;
+    *slash = '\0'; /* the directory holding the binary */
+    const char *const layouts[] = {"%s/../share/minilora/%s", "%s/../%s"};
+    for (int i = 0; i < 2; i++) {
+        char candidate[8400];
+        snprintf(candidate, sizeof candidate, layouts[i], exe, rel);
+        if (stat(candidate, &st) == 0 && realpath(candidate, found[used])) return found[used++];
+    }
+    return rel;
+}
+
 int usage_fail(const char *cmd, const char *msg) {
     fprintf(stderr, "%s: %s (see %s --help)\n", cmd, msg, cmd);
     return EXIT_USAGE;

@@ -7,6 +7,12 @@
 
 #include "ml_error.h"
 
+/* Where a DEFAULT input file is (never applied to paths the user typed): rel itself when it
+ * exists relative to the working directory; else next to the program, in
+ * <bin>/../share/minilora/rel (after make install) or <bin>/../rel (the source tree); else rel.
+ * The returned string is rel or lives in static storage until exit. */
+const char *default_path(const char *rel);
+
 /* Prints "cmd: msg (see cmd --help)" and returns the usage exit status (2). */
 int usage_fail(const char *cmd, const char *msg);
 

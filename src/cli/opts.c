@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "common.h"
 
 void cli_error(const char *cmd, const char *msg) { fprintf(stderr, "%s: error: %s\n", cmd, msg); }
 
@@ -110,18 +111,18 @@ static const char *keep_string(const char *s) {
 }
 
 /* Applies a JSON config file: keys are flag names with '_' for '-'; unknown keys are errors. */
-static int apply_config(const char *cmd, const char *path, opt_def *defs, int n) {
+static int apply_config(const char *cmd, const char *path, opt_def *defs, int n, int report) {
     char *text;
     size_t len;
     ml_error e;
     if (read_file(path, 1 << 20, &text, &len, &e)) {
-        fprintf(stderr, "%s: error: %s\n", cmd, e.msg);
+        if (report) fprintf(stderr, "%s: error: %s\n", cmd, e.msg);
         return -1;
     }
     cJSON *o = cJSON_Parse(text);
     free(text);
     if (!cJSON_IsObject(o)) {
-        fprintf(stderr, "%s: error: %s: not a JSON object\n", cmd, path);
+        if (report) fprintf(stderr, "%s: error: %s: not a JSON object\n", cmd, path);
         cJSON_Delete(o);
         return -1;
     }
@@ -144,7 +145,12 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n)
             else *(int *)d->dst = cJSON_IsTrue(it);
         } else if (d->type == OPT_STRING) {
             if (!cJSON_IsString(it)) snprintf(msg, sizeof msg, "\"%s\" must be a string", it->string);
-            else *(const char **)d->dst = keep_string(it->valuestring); /* lives for the process */
+            else {
+                /* relative paths in a config resolve like the defaults they replace */
+                const char *kept = keep_string(it->valuestring);
+                if (!kept) snprintf(msg, sizeof msg, "out of memory");
+                else *(const char **)d->dst = default_path(kept);
+            }
         } else if (d->type == OPT_LIST) {
             snprintf(msg, sizeof msg, "\"%s\" cannot be set in a config file", it->string);
         } else if (!cJSON_IsNumber(it)) {
@@ -154,7 +160,7 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n)
             set_value(d, num, msg, sizeof msg);
         }
         if (msg[0]) {
-            fprintf(stderr, "%s: error: %s: %s\n", cmd, path, msg);
+            if (report) fprintf(stderr, "%s: error: %s: %s\n", cmd, path, msg);
             rc = -1;
         }
     }
@@ -167,18 +173,23 @@ int opts_parse(const char *synopsis, const char *about, opt_def *defs, int n, in
     const char *cmd = argv[0];
     /* pass 1: --help and --config */
     opt_def *cfg = find(defs, n, "config", 6);
+    int help = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) break;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            opts_usage(stdout, cmd, synopsis, about, defs, n);
-            return 1;
-        }
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) help = 1;
         if (cfg && strncmp(argv[i], "--config", 8) == 0) {
             if (argv[i][8] == '=') *(const char **)cfg->dst = argv[i] + 9;
             else if (argv[i][8] == '\0' && i + 1 < argc) *(const char **)cfg->dst = argv[i + 1];
         }
     }
-    if (cfg && *(const char **)cfg->dst && apply_config(cmd, *(const char **)cfg->dst, defs, n))
+    /* the help shows the defaults in effect, i.e. after the config file; a config that
+     * cannot be read does not stand in the way of the help */
+    if (help) {
+        if (cfg && *(const char **)cfg->dst) apply_config(cmd, *(const char **)cfg->dst, defs, n, 0);
+        opts_usage(stdout, cmd, synopsis, about, defs, n);
+        return 1;
+    }
+    if (cfg && *(const char **)cfg->dst && apply_config(cmd, *(const char **)cfg->dst, defs, n, 1))
         return -1;
     /* pass 2: every flag, in order; positionals may come anywhere */
     static char *positional[256];
