@@ -105,6 +105,7 @@ static void format_duration(char *buf, size_t n, double s) {
 
 typedef struct {
     int tty, quiet, log_every;
+    int plain;         /* NO_COLOR or TERM=dumb: no escape sequences, just \r and padding */
     double last_draw;
 } progress;
 
@@ -119,8 +120,8 @@ static void report(progress *p, const train_job *job, const train_opts *o, int s
     format_duration(eta_s, sizeof eta_s, eta);
     if (isfinite(val)) snprintf(val_s, sizeof val_s, "  val %.4f", val);
     fprintf(stderr, "%s%s: step %d/%d  loss %.4f%s  lr %.2e  %.1fk tok/s  ETA %s%s",
-            p->tty ? "\r\033[K" : "", job->label, step, o->steps, loss, val_s, (double)lr,
-            tok_s / 1000.0, eta_s, p->tty ? "" : "\n");
+            p->tty ? (p->plain ? "\r" : "\r\033[K") : "", job->label, step, o->steps, loss, val_s,
+            (double)lr, tok_s / 1000.0, eta_s, p->tty ? (p->plain ? "    " : "") : "\n");
     fflush(stderr);
 }
 
@@ -146,7 +147,9 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
         return ml_fail(e, "replay fraction %.2f leaves no room for training examples", o->replay_frac);
     const ds_example **batch = malloc(sizeof *batch * (size_t)o->batch);
     if (!batch) return ml_fail(e, "out of memory");
-    progress p = {isatty(2), o->quiet, o->log_every > 0 ? o->log_every : (o->steps >= 20 ? o->steps / 20 : 1), 0};
+    const char *term = getenv("TERM");
+    progress p = {isatty(2), o->quiet, o->log_every > 0 ? o->log_every : (o->steps >= 20 ? o->steps / 20 : 1),
+                  getenv("NO_COLOR") != NULL || (term && strcmp(term, "dumb") == 0), 0};
     const double t0 = now_s();
     double val = NAN, loss_sum = 0.0, last_loss = NAN;
     int loss_n = 0, rc = 0;
