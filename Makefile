@@ -30,7 +30,7 @@ TEST_SH  := $(wildcard tests/test_*.sh)
 DEPS_STAMP := $(BUILD)/.deps-ok
 COMMANDS := train eval merge info generate pretrain bench analyze
 
-.PHONY: all deps test clean base data bench demo install uninstall
+.PHONY: all deps test check-all clean base data bench demo install uninstall
 all: bin/lora
 
 deps:
@@ -59,6 +59,12 @@ $(BUILD)/tests/%: tests/%.c $(LIB) | $(DEPS_STAMP)
 test: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora $(TEST_BIN)
 	@sh tests/run.sh $(TEST_BIN) $(TEST_SH)
+
+# The heavier checks: the suite, the suite again under ASan+UBSan, and every fuzz target for
+# FUZZ_SECONDS (60 by default) each.
+check-all: test
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory fuzz
 
 # Regenerate the data files from scripts/gen_data.py (byte-identical to the committed ones).
 data:

@@ -7,6 +7,8 @@
 #ifndef ML_ERROR_H
 #define ML_ERROR_H
 
+#include <stddef.h>
+
 typedef struct {
     char msg[512];
 } ml_error;
@@ -17,5 +19,9 @@ int ml_fail(ml_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 /* Prefixes an existing message: "<prefix>: <old message>". Returns -1. */
 int ml_wrap(ml_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Copies s into buf (n bytes, always terminated, truncated if needed) with every control
+ * character shown as '?', so text from a file can go into a one-line message. Returns buf. */
+const char *ml_one_line(char *buf, size_t n, const char *s);
 
 #endif

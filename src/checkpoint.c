@@ -48,7 +48,7 @@ int model_config_load(const char *path, minigpt_config *cfg, tok_vocab *v, ml_er
     size_t n;
     if (read_file(path, 1 << 20, &text, &n, e)) return -1;
     int rc = minigpt_config_parse(cfg, text, path, e);
-    cJSON *o = rc ? NULL : cJSON_Parse(text);
+    cJSON *o = rc ? NULL : cJSON_ParseWithOpts(text, NULL, 1);
     const cJSON *arr = o ? cJSON_GetObjectItemCaseSensitive(o, "vocab") : NULL;
     if (!rc && !arr) rc = ml_fail(e, "%s: no \"vocab\" array", path);
     char *vj = rc ? NULL : cJSON_PrintUnformatted(arr);

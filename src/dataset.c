@@ -67,6 +67,7 @@ static int parse_line(dataset *d, ds_example *x, const char *line, size_t len, i
         rc = ml_fail(e, "%s: has both \"text\" and \"prompt\"", where);
     if (!rc && !text && completion[0] == '\0') rc = ml_fail(e, "%s: \"completion\" is empty", where);
     if (!rc && text && text[0] == '\0') rc = ml_fail(e, "%s: \"text\" is empty", where);
+    if (!rc && dis && dis[0] == '\0') rc = ml_fail(e, "%s: \"distractor\" is empty", where);
     /* a sequence may hold up to `context` tokens; encode with one spare to detect overflow */
     int np = 0, nc = 0, nd = 0;
     int *ids = *tok;

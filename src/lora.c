@@ -231,16 +231,19 @@ static int read_config(const st_file *f, int *rank, float *alpha, int *rslora, u
                        ml_error *e) {
     const char *pt = st_meta(f, "peft_type"), *r = st_meta(f, "r"), *al = st_meta(f, "lora_alpha");
     const char *tm = st_meta(f, "target_modules"), *rs = st_meta(f, "use_rslora");
+    char shown[64]; /* metadata values quoted in messages: one line, bounded */
     if (!pt || strcmp(pt, "LORA") != 0)
         return ml_fail(e, "%s: not a LoRA adapter (metadata peft_type is %s%s%s)", f->label,
-                       pt ? "\"" : "missing", pt ? pt : "", pt ? "\"" : "");
+                       pt ? "\"" : "missing", pt ? ml_one_line(shown, sizeof shown, pt) : "", pt ? "\"" : "");
     char *end;
     long rv = r ? strtol(r, &end, 10) : -1;
     if (!r || *end || rv < 0 || rv > LORA_MAX_RANK)
-        return ml_fail(e, "%s: metadata r is %s, expected an integer 0..%d", f->label, r ? r : "missing", LORA_MAX_RANK);
+        return ml_fail(e, "%s: metadata r is %s, expected an integer 0..%d", f->label,
+                       r ? ml_one_line(shown, sizeof shown, r) : "missing", LORA_MAX_RANK);
     double av = al ? strtod(al, &end) : -1;
     if (!al || *end || !(av > 0) || !isfinite(av))
-        return ml_fail(e, "%s: metadata lora_alpha is %s, expected a positive number", f->label, al ? al : "missing");
+        return ml_fail(e, "%s: metadata lora_alpha is %s, expected a positive number", f->label,
+                       al ? ml_one_line(shown, sizeof shown, al) : "missing");
     if (!rs || (strcmp(rs, "true") && strcmp(rs, "false")))
         return ml_fail(e, "%s: metadata use_rslora must be \"true\" or \"false\"", f->label);
     if (!tm) return ml_fail(e, "%s: metadata target_modules is missing", f->label);
@@ -271,9 +274,10 @@ int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml
     unsigned targets = 0;
     rc = read_config(&f, &rank, &alpha, &rslora, &targets, e);
     const char *sha = st_meta(&f, "base_sha256");
+    char shown_sha[16];
     if (!rc && base_sha256 && (!sha || strcmp(sha, base_sha256) != 0))
         rc = ml_fail(e, "%s was trained on another base model (base_sha256 %.12s…, this base is %.12s…)",
-                     path, sha ? sha : "missing", base_sha256);
+                     path, sha ? ml_one_line(shown_sha, sizeof shown_sha, sha) : "missing", base_sha256);
     if (!rc && lora_init(a, m, rank, alpha, rslora, targets, e)) rc = ml_wrap(e, "%s", path);
     if (rc) {
         st_close(&f);

@@ -48,9 +48,11 @@ int minigpt_config_check(const minigpt_config *c, ml_error *e) {
 static int json_int(const cJSON *o, const char *key, int *out, const char *label, ml_error *e) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!it) return ml_fail(e, "%s: config has no \"%s\"", label, key);
-    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble)
-        return ml_fail(e, "%s: config \"%s\" is not an integer", label, key);
-    *out = (int)it->valuedouble;
+    /* range first: converting 1e999 or NaN to int would be undefined */
+    const double d = cJSON_IsNumber(it) ? it->valuedouble : NAN;
+    if (!(d >= -1e9 && d <= 1e9) || d != floor(d))
+        return ml_fail(e, "%s: config \"%s\" is not an integer of a sensible size", label, key);
+    *out = (int)d;
     return 0;
 }
 
@@ -64,7 +66,7 @@ static int json_float(const cJSON *o, const char *key, float *out, const char *l
 }
 
 int minigpt_config_parse(minigpt_config *cfg, const char *json, const char *label, ml_error *e) {
-    cJSON *o = cJSON_Parse(json);
+    cJSON *o = cJSON_ParseWithOpts(json, NULL, 1); /* 1: nothing may follow the object */
     if (!o || !cJSON_IsObject(o)) {
         cJSON_Delete(o);
         return ml_fail(e, "%s: config is not a JSON object", label);

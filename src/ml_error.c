@@ -33,3 +33,11 @@ int ml_wrap(ml_error *e, const char *fmt, ...) {
     e->msg[n + 2 + m] = '\0';
     return -1;
 }
+
+const char *ml_one_line(char *buf, size_t n, const char *s) {
+    if (n == 0) return buf;
+    snprintf(buf, n, "%s", s ? s : "");
+    for (char *c = buf; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    return buf;
+}

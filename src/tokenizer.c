@@ -36,7 +36,7 @@ static uint32_t utf8_codepoint(const unsigned char *s, int n) {
 int tok_from_json(tok_vocab *v, const char *json_array, const char *label, ml_error *e) {
     memset(v, 0, sizeof *v);
     for (int i = 0; i < 128; i++) v->ascii[i] = -1;
-    cJSON *a = cJSON_Parse(json_array);
+    cJSON *a = cJSON_ParseWithOpts(json_array, NULL, 1); /* nothing may follow the array */
     if (!a || !cJSON_IsArray(a)) {
         cJSON_Delete(a);
         return ml_fail(e, "%s: vocab is not a JSON array", label);

@@ -106,7 +106,7 @@ int cmd_generate(int argc, char **argv) {
         for (int i = pos; i < argc; i++)
             if (complete(&g, argv[i], &e)) {
                 char shown[200];
-                fprintf(stderr, "%s: error: prompt \"%s\": %s\n", cmd, one_line(shown, sizeof shown, argv[i]),
+                fprintf(stderr, "%s: error: prompt \"%s\": %s\n", cmd, ml_one_line(shown, sizeof shown, argv[i]),
                         e.msg);
                 rc = EXIT_RUNTIME;
             }

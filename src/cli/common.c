@@ -73,13 +73,6 @@ void json_print_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-const char *one_line(char *buf, size_t n, const char *s) {
-    snprintf(buf, n, "%s", s);
-    for (char *c = buf; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
-    return buf;
-}
-
 static void on_signal(int sig) { train_stop_signal = sig; }
 
 void install_stop_handlers(void) {

@@ -48,9 +48,6 @@ void loaded_model_free(loaded_model *lm);
 /* Prints s as a JSON string literal (quotes, backslashes and control bytes escaped). */
 void json_print_string(FILE *f, const char *s);
 
-/* Copies s into buf (size n) with control bytes shown as '?', so a message echoing user text
- * (a prompt, a path) stays one line. Returns buf. */
-const char *one_line(char *buf, size_t n, const char *s);
 
 /* SIGINT and SIGTERM set train_stop_signal so a training loop can stop cleanly. */
 void install_stop_handlers(void);

@@ -119,7 +119,7 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
         if (report) fprintf(stderr, "%s: error: %s\n", cmd, e.msg);
         return -1;
     }
-    cJSON *o = cJSON_Parse(text);
+    cJSON *o = cJSON_ParseWithOpts(text, NULL, 1); /* nothing may follow the object */
     free(text);
     if (!cJSON_IsObject(o)) {
         if (report) fprintf(stderr, "%s: error: %s: not a JSON object\n", cmd, path);
