@@ -169,6 +169,7 @@ typedef struct {
     float *ln2;                  // (B,T,C)
     float *ln2_mean, *ln2_rstd;  // (B,T)
     float *fc1;                  // (B,T,F) pre-activation
+    float *gelu;                 // (B,T,F) GELU(fc1), the input of fc2
     float *res2;                 // (B,T,C) block output
     float *ext_saved[MINIGPT_LINEARS_PER_BLOCK]; // (B,T,save_per_row) per slot, or NULL
 } minigpt_block_acts;
@@ -191,8 +192,7 @@ typedef struct {
     float *dtmp;                 // (B,T,C)
     float *dq, *dk, *dv;         // (B,T,C)
     float *datty;                // (B,T,C)
-    float *gelu;                 // (B,T,F) GELU output (recomputed in backward)
-    float *dfc;                  // (B,T,F)
+    float *dfc;                  // (B,T,F) gradient of the GELU output, then of fc1's
     float *tmp;                  // (B,T,F) forward scratch for Linear outputs
     float *datt;                 // (T,T) one head's attention gradient
 } minigpt_ws;

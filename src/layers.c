@@ -71,7 +71,8 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 }
 
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                        const float *w, const float *mean, const float *rstd, int N, int C) {
+                        const float *w, const float *mean, const float *rstd, int N, int C,
+                        int overwrite) {
     // dinp (N,C), dw (C), db (C), dout (N,C), inp (N,C), w (C), mean (N), rstd (N)
     float xhat[4096], dxhat[4096];
     for (int n = 0; n < N; n++) {
@@ -90,7 +91,10 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
             for (int c = 0; c < C; c++) dw[c] += d[c] * xhat[c];
         if (db)
             for (int c = 0; c < C; c++) db[c] += d[c];
-        for (int c = 0; c < C; c++) di[c] += s * (dxhat[c] - dsum - xhat[c] * dxsum);
+        if (overwrite)
+            for (int c = 0; c < C; c++) di[c] = s * (dxhat[c] - dsum - xhat[c] * dxsum);
+        else
+            for (int c = 0; c < C; c++) di[c] += s * (dxhat[c] - dsum - xhat[c] * dxsum);
     }
 }
 
@@ -107,11 +111,11 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
 }
 
 void matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                     const float *w, int N, int In, int Out) {
+                     const float *w, int N, int In, int Out, int overwrite) {
     // dinp (N,In), dw (Out,In), db (Out), dout (N,Out), inp (N,In), w (Out,In)
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, Out, 1.0f, dout, Out, w, In,
-                    1.0f, dinp, In);
+                    overwrite ? 0.0f : 1.0f, dinp, In);
     if (dw)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Out, In, N, 1.0f, dout, Out, inp, In,
                     1.0f, dw, In);
@@ -263,13 +267,13 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
                 const float dot = dot16(a, g, n);
                 float *dp = datt + (size_t)t * T;
                 for (int t2 = 0; t2 < n; t2++) dp[t2] = a[t2] * (g[t2] - dot) * scale;
-                weighted_rows(dq + head + (size_t)t * C, 1, dp, 1, k + head, (size_t)C, n, HS);
+                weighted_rows(dq + head + (size_t)t * C, 0, dp, 1, k + head, (size_t)C, n, HS);
             }
             /* pass 2, column by column: dk[t2] = Σ_t dP[t][t2]·q[t], dv[t2] = Σ_t A[t][t2]·dy[t] */
             for (int t2 = 0; t2 < T; t2++) {
                 const size_t from = (size_t)t2 * T + t2, row = (size_t)t2 * C; /* rows t >= t2 */
-                weighted_rows(dk + head + row, 1, datt + from, (size_t)T, q + head + row, (size_t)C, T - t2, HS);
-                weighted_rows(dv + head + row, 1, A + from, (size_t)T, dout + head + row, (size_t)C, T - t2, HS);
+                weighted_rows(dk + head + row, 0, datt + from, (size_t)T, q + head + row, (size_t)C, T - t2, HS);
+                weighted_rows(dv + head + row, 0, A + from, (size_t)T, dout + head + row, (size_t)C, T - t2, HS);
             }
         }
 }
@@ -294,7 +298,7 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, int n) {
         const float s = 1.0f / (1.0f + fast_expf(-2.0f * u));
         /* d/dx x·s(2u) = s + x·2s(1−s)·u' */
         const float d = s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-        dinp[i] += d * dout[i];
+        dinp[i] = d * dout[i];
     }
 }
 

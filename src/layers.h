@@ -1,9 +1,10 @@
 /* layers.h — the model's operations as forward/backward pairs (internal to the core).
  *
  * Argument order, as in llm.c: outputs, saved activations, inputs, weights, dimensions.
- * Backward functions accumulate (+=) into every gradient they produce, so a gradient with two
- * sources (the residual stream, q/k/v into one LayerNorm) needs no temporary; gradient
- * pointers for frozen weights may be NULL and are then skipped.
+ * Backward functions accumulate (+=) into parameter gradients. Input gradients are accumulated
+ * where a buffer has two sources (the residual stream, q/k/v into one LayerNorm) and written
+ * (=) where the caller asks or the function is the buffer's only writer — that saves clearing
+ * buffers before every use. Gradient pointers for frozen weights may be NULL and are skipped.
  * Shapes use the legend of minigpt.h; N is the number of rows (B*T).
  */
 #ifndef LAYERS_H
@@ -17,15 +18,18 @@ void encoder_backward(float *dwte, const float *dout, const int *tokens, int N, 
 /* LayerNorm over C with weight and bias; mean and rstd saved for the backward. */
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int N, int C, float eps);
+/* dinp += (or, with overwrite, =) the input gradient; dw, db +=. */
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                        const float *w, const float *mean, const float *rstd, int N, int C);
+                        const float *w, const float *mean, const float *rstd, int N, int C,
+                        int overwrite);
 
 /* out (N,Out) = inp (N,In) · Wᵀ + b, W (Out,In), b (Out) or NULL. */
 void matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int In,
                     int Out);
-/* dinp (N,In) += dout·W;  dw (Out,In) += doutᵀ·inp;  db (Out) += Σ_n dout. dinp, dw, db may be NULL. */
+/* dinp (N,In) += dout·W (= with overwrite);  dw (Out,In) += doutᵀ·inp;  db (Out) += Σ_n dout.
+ * dinp, dw, db may be NULL. */
 void matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                     const float *w, int N, int In, int Out);
+                     const float *w, int N, int In, int Out, int overwrite);
 
 /* Rotary embedding in place on x (B,T,C): within each head, pair (2i, 2i+1) at position t is
  * rotated by angle t·θ_i. cos, sin are (context, HS/2) tables. */
@@ -37,14 +41,14 @@ void rope_backward(float *dx, const float *cos, const float *sin, int B, int T, 
  * att (B,NH,T,T) keeps the probabilities. */
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int C, int NH);
-/* dq, dk, dv (B,T,C) += gradients; datt (T,T) is scratch. */
+/* dq, dk, dv (B,T,C) = the gradients (written, not accumulated); datt (T,T) is scratch. */
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
                         const float *att, const float *q, const float *k, const float *v, int B,
                         int T, int C, int NH);
 
 /* GELU with the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 void gelu_forward(float *out, const float *inp, int n);
-/* dinp += dout · GELU'(inp) */
+/* dinp = dout · GELU'(inp) (written; dinp may be dout itself) */
 void gelu_backward(float *dinp, const float *inp, const float *dout, int n);
 
 /* out = a + b, elementwise over n. */

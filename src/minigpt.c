@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "layers.h"
 #include "rng.h"
 
@@ -342,6 +343,7 @@ int minigpt_ws_init(minigpt_ws *ws, const minigpt *m, int B, int T, ml_error *e)
         ADD(a->ln2_mean, BT);
         ADD(a->ln2_rstd, BT);
         ADD(a->fc1, BT * F);
+        ADD(a->gelu, BT * F);
         ADD(a->res2, BT * C);
         for (int r = 0; r < MINIGPT_LINEARS_PER_BLOCK; r++) {
             const minigpt_linear_ext *x = m->linears[l * MINIGPT_LINEARS_PER_BLOCK + r].ext;
@@ -358,7 +360,6 @@ int minigpt_ws_init(minigpt_ws *ws, const minigpt *m, int B, int T, ml_error *e)
     ADD(ws->dk, BT * C);
     ADD(ws->dv, BT * C);
     ADD(ws->datty, BT * C);
-    ADD(ws->gelu, BT * F);
     ADD(ws->dfc, BT * F);
     ADD(ws->tmp, BT * C);
     ADD(ws->datt, (size_t)T * T);
@@ -419,8 +420,8 @@ void minigpt_forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B,
         layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, p->ln2_w, p->ln2_b, N, C,
                           c->ln_eps);
         linear_forward(&lin[MG_FC1], a->fc1, a->ext_saved[MG_FC1], a->ln2, N);
-        gelu_forward(ws->gelu, a->fc1, N * F);
-        linear_forward(&lin[MG_FC2], ws->tmp, a->ext_saved[MG_FC2], ws->gelu, N);
+        gelu_forward(a->gelu, a->fc1, N * F);
+        linear_forward(&lin[MG_FC2], ws->tmp, a->ext_saved[MG_FC2], a->gelu, N);
         residual_forward(a->res2, a->res1, ws->tmp, N * C);
         x = a->res2;
     }
@@ -442,12 +443,14 @@ double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float 
         float maxv = l[0];
         for (int v = 1; v < V; v++)
             if (l[v] > maxv) maxv = l[v];
+        float ex[256]; /* V <= 256 (minigpt_config_check) */
         double z = 0.0;
-        for (int v = 0; v < V; v++) z += exp((double)(l[v] - maxv));
-        const double logz = (double)maxv + log(z);
-        sum += logz - (double)l[y];
+        for (int v = 0; v < V; v++) ex[v] = fast_expf(l[v] - maxv);
+        for (int v = 0; v < V; v++) z += ex[v];
+        sum += log(z) - (double)(l[y] - maxv);
         if (grad_scale != 0.0f) {
-            for (int v = 0; v < V; v++) l[v] = (float)exp((double)l[v] - logz) * grad_scale;
+            const float inv = (float)(grad_scale / z);
+            for (int v = 0; v < V; v++) l[v] = ex[v] * inv;
             l[y] -= grad_scale;
         }
     }
@@ -456,34 +459,31 @@ double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float 
 
 /* ---- backward --------------------------------------------------------------------------- */
 
-static void linear_backward(const minigpt *m, const minigpt_linear *L, float *dinp, float *grad,
-                            float *ext_grad, const float *dout, float *saved,
+/* overwrite: dinp = (not +=) the base path's input gradient; the plug-in then adds to it */
+static void linear_backward(const minigpt *m, const minigpt_linear *L, float *dinp, int overwrite,
+                            float *grad, float *ext_grad, const float *dout, float *saved,
                             const float *inp, int N) {
-    // dinp (N,in) +=, dout (N,out), inp (N,in)
+    // dinp (N,in), dout (N,out), inp (N,in)
     float *dw = grad ? grad + m->tensors[L->w_tensor].offset : NULL;
     float *db = grad && L->b_tensor >= 0 ? grad + m->tensors[L->b_tensor].offset : NULL;
-    matmul_backward(dinp, dw, db, dout, inp, L->w, N, L->in, L->out);
+    matmul_backward(dinp, dw, db, dout, inp, L->w, N, L->in, L->out, overwrite);
     if (L->ext) L->ext->backward(L->ext, dinp, ext_grad, dout, saved, inp, N);
 }
-
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
 void minigpt_backward(const minigpt *m, minigpt_ws *ws, float *grad, float *ext_grad) {
     const minigpt_config *c = &m->cfg;
     const int B = ws->fwd_B, T = ws->fwd_T;
     const int C = c->d_model, F = c->d_ff, V = c->vocab_size, NH = c->n_heads, N = B * T;
-    const size_t NC = (size_t)N * C, NF = (size_t)N * F;
     minigpt_views g;
     if (grad) minigpt_carve(m, grad, &g);
     const int Lc = c->n_layers;
-    /* head and final LayerNorm; ws->logits holds dlogits (B,T,V) */
+    /* head and final LayerNorm; ws->logits holds dlogits (B,T,V). Each gradient buffer's
+     * first writer overwrites it, so nothing needs clearing. */
     const float *xL = ws->layers[Lc - 1].res2;
-    zero(ws->dtmp, NC);
     matmul_backward(ws->dtmp, grad ? g.tok_emb : NULL, NULL, ws->logits, ws->lnf, m->p.tok_emb, N,
-                    C, V);
-    zero(ws->dres, NC);
+                    C, V, 1);
     layernorm_backward(ws->dres, grad ? g.lnf_w : NULL, grad ? g.lnf_b : NULL, ws->dtmp, xL,
-                       m->p.lnf_w, ws->lnf_mean, ws->lnf_rstd, N, C);
+                       m->p.lnf_w, ws->lnf_mean, ws->lnf_rstd, N, C, 1);
     for (int l = Lc - 1; l >= 0; l--) {
         minigpt_block_acts *a = &ws->layers[l];
         const minigpt_block_views *p = &m->p.blocks[l];
@@ -491,24 +491,16 @@ void minigpt_backward(const minigpt *m, minigpt_ws *ws, float *grad, float *ext_
         const minigpt_linear *lin = m->linears + l * MINIGPT_LINEARS_PER_BLOCK;
         const float *x = l > 0 ? ws->layers[l - 1].res2 : ws->x0; // (B,T,C) block input
         /* MLP; ws->dres is d(res2) and becomes d(res1) by accumulation */
-        gelu_forward(ws->gelu, a->fc1, N * F); /* recomputed rather than kept per layer */
-        zero(ws->dfc, NF);
-        linear_backward(m, &lin[MG_FC2], ws->dfc, grad, ext_grad, ws->dres, a->ext_saved[MG_FC2],
-                        ws->gelu, N);
-        zero(ws->gelu, NF); /* reused for d(fc1 pre-activation) */
-        gelu_backward(ws->gelu, a->fc1, ws->dfc, N * F);
-        zero(ws->dtmp, NC);
-        linear_backward(m, &lin[MG_FC1], ws->dtmp, grad, ext_grad, ws->gelu, a->ext_saved[MG_FC1],
+        linear_backward(m, &lin[MG_FC2], ws->dfc, 1, grad, ext_grad, ws->dres, a->ext_saved[MG_FC2],
+                        a->gelu, N);
+        gelu_backward(ws->dfc, a->fc1, ws->dfc, N * F); /* in place: now d(fc1 pre-activation) */
+        linear_backward(m, &lin[MG_FC1], ws->dtmp, 1, grad, ext_grad, ws->dfc, a->ext_saved[MG_FC1],
                         a->ln2, N);
         layernorm_backward(ws->dres, gb ? gb->ln2_w : NULL, gb ? gb->ln2_b : NULL, ws->dtmp,
-                           a->res1, p->ln2_w, a->ln2_mean, a->ln2_rstd, N, C);
+                           a->res1, p->ln2_w, a->ln2_mean, a->ln2_rstd, N, C, 0);
         /* attention; ws->dres is d(res1) and becomes d(x) */
-        zero(ws->datty, NC);
-        linear_backward(m, &lin[MG_O], ws->datty, grad, ext_grad, ws->dres, a->ext_saved[MG_O],
+        linear_backward(m, &lin[MG_O], ws->datty, 1, grad, ext_grad, ws->dres, a->ext_saved[MG_O],
                         a->atty, N);
-        zero(ws->dq, NC);
-        zero(ws->dk, NC);
-        zero(ws->dv, NC);
         attention_backward(ws->dq, ws->dk, ws->dv, ws->datt, ws->datty, a->att, a->q, a->k, a->v,
                            B, T, C, NH);
         rope_backward(ws->dq, m->rope_cos, m->rope_sin, B, T, C, NH);
@@ -517,13 +509,12 @@ void minigpt_backward(const minigpt *m, minigpt_ws *ws, float *grad, float *ext_
          * their input gradient, so only the plug-ins' own gradients are computed there */
         const int need_dinp = grad || l > 0;
         float *dln1 = need_dinp ? ws->dtmp : NULL;
-        if (need_dinp) zero(ws->dtmp, NC);
-        linear_backward(m, &lin[MG_Q], dln1, grad, ext_grad, ws->dq, a->ext_saved[MG_Q], a->ln1, N);
-        linear_backward(m, &lin[MG_K], dln1, grad, ext_grad, ws->dk, a->ext_saved[MG_K], a->ln1, N);
-        linear_backward(m, &lin[MG_V], dln1, grad, ext_grad, ws->dv, a->ext_saved[MG_V], a->ln1, N);
+        linear_backward(m, &lin[MG_Q], dln1, 1, grad, ext_grad, ws->dq, a->ext_saved[MG_Q], a->ln1, N);
+        linear_backward(m, &lin[MG_K], dln1, 0, grad, ext_grad, ws->dk, a->ext_saved[MG_K], a->ln1, N);
+        linear_backward(m, &lin[MG_V], dln1, 0, grad, ext_grad, ws->dv, a->ext_saved[MG_V], a->ln1, N);
         if (need_dinp)
             layernorm_backward(ws->dres, gb ? gb->ln1_w : NULL, gb ? gb->ln1_b : NULL, ws->dtmp, x,
-                               p->ln1_w, a->ln1_mean, a->ln1_rstd, N, C);
+                               p->ln1_w, a->ln1_mean, a->ln1_rstd, N, C, 0);
     }
     if (grad) encoder_backward(g.tok_emb, ws->dres, ws->tokens, N, C);
 }

@@ -39,6 +39,8 @@
 char *openblas_get_config(void);
 void openblas_set_num_threads(int);
 
+#define BENCH_WINDOWS 4
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -51,6 +53,7 @@ typedef struct {
     const char *unit;
     double flops_tok;  /* model FLOPs per token (0: not a FLOP measurement) */
     double gflops;     /* achieved */
+    double peak;       /* sgemm GFLOP/s measured right before and after this row (their mean) */
     long rss_kib;      /* peak resident memory of the child */
 } bench_row;
 
@@ -107,15 +110,25 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
     for (int i = 0; i < B; i++) batch[i] = &ex[i];
     float *params = rank < 0 ? m.params : a.params;
     int steps = 0;
-    double t0 = 0;
-    for (;;) {
+    for (; steps < 3; steps++) { /* warm-up: the first steps touch fresh memory */
         engine_grad(&g, batch, B, NULL);
         adamw_step(params, g.grad, mo, vo, np, 1e-4f, 0.0f, 0.9f, 0.999f, 1e-8f, steps + 1);
-        if (++steps == 3) t0 = now_s(); /* warm-up: first steps touch fresh memory */
-        if (steps > 3 && now_s() - t0 > seconds) break;
     }
-    const double dt = now_s() - t0, tokens = (double)(steps - 3) * B * T;
-    row->value = tokens / dt;
+    /* the best of several windows: on a shared machine, time stolen by others only lowers a
+     * window's rate, so the best one is the closest to what the code itself achieves */
+    double best = 0;
+    for (int w = 0; w < BENCH_WINDOWS; w++) {
+        int done = 0;
+        const double t0 = now_s();
+        do {
+            engine_grad(&g, batch, B, NULL);
+            adamw_step(params, g.grad, mo, vo, np, 1e-4f, 0.0f, 0.9f, 0.999f, 1e-8f, ++steps);
+            done++;
+        } while (now_s() - t0 < seconds / BENCH_WINDOWS);
+        const double rate = (double)done * B * T / (now_s() - t0);
+        if (rate > best) best = rate;
+    }
+    row->value = best;
     row->unit = "tokens/s";
     row->flops_tok = train_flops(&m, T, rank < 0 ? 0 : rank, rank < 0);
     row->gflops = row->value * row->flops_tok / 1e9;
@@ -140,14 +153,19 @@ static int bench_eval(const char *base, int threads, int T, double seconds, benc
     if (!ex || !ids_pool || !set) return ml_fail(e, "out of memory");
     random_examples(ex, ids_pool, n, T, m.cfg.vocab_size, 2);
     for (int i = 0; i < n; i++) set[i] = &ex[i];
-    int rounds = 0;
-    const double t0 = now_s();
-    do {
-        engine_loss(&g, set, n, NULL);
-        rounds++;
-    } while (now_s() - t0 < seconds);
-    const double dt = now_s() - t0;
-    row->value = (double)rounds * n / dt;
+    engine_loss(&g, set, n, NULL); /* warm-up */
+    double best = 0;
+    for (int w = 0; w < BENCH_WINDOWS; w++) {
+        int rounds = 0;
+        const double t0 = now_s();
+        do {
+            engine_loss(&g, set, n, NULL);
+            rounds++;
+        } while (now_s() - t0 < seconds / BENCH_WINDOWS);
+        const double rate = (double)rounds * n / (now_s() - t0);
+        if (rate > best) best = rate;
+    }
+    row->value = best;
     row->unit = "sequences/s";
     row->flops_tok = forward_flops(&m, T);
     row->gflops = row->value * T * row->flops_tok / 1e9;
@@ -166,13 +184,18 @@ static int bench_generate(const char *base, double seconds, bench_row *row, ml_e
     if (minigpt_ws_init(&ws, &m, 1, m.cfg.context, e)) return -1;
     int ids[64], n, out[64], produced = 0, runs = 0;
     if (tok_encode(&v, "walk: yesterday they ", ids, 64, &n, e)) return -1;
-    const double t0 = now_s();
-    do {
-        produced += eval_greedy(&m, &ws, ids, n, out, 32) + 1; /* + the end token */
-        runs++;
-    } while (now_s() - t0 < seconds);
-    const double dt = now_s() - t0;
-    row->value = 1e3 * dt / runs;
+    double best = INFINITY;
+    for (int w = 0; w < BENCH_WINDOWS; w++) {
+        int k = 0;
+        const double t0 = now_s();
+        do {
+            produced += eval_greedy(&m, &ws, ids, n, out, 32) + 1; /* + the end token */
+            runs++, k++;
+        } while (now_s() - t0 < seconds / BENCH_WINDOWS);
+        const double ms = 1e3 * (now_s() - t0) / k;
+        if (ms < best) best = ms;
+    }
+    row->value = best;
     row->unit = "ms/completion";
     row->flops_tok = 0;
     row->gflops = 0;
@@ -191,16 +214,20 @@ static double sgemm_peak(int threads, double seconds) {
     for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 1e-3f * (float)(i % 97);
     openblas_set_num_threads(threads);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-    int reps = 0;
-    const double t0 = now_s();
-    do {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        reps++;
-    } while (now_s() - t0 < seconds);
-    const double dt = now_s() - t0;
+    double best = 0;
+    for (int w = 0; w < BENCH_WINDOWS; w++) {
+        int reps = 0;
+        const double t0 = now_s();
+        do {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+            reps++;
+        } while (now_s() - t0 < seconds / BENCH_WINDOWS);
+        const double gf = 2.0 * n * n * (double)n * reps / (now_s() - t0) / 1e9;
+        if (gf > best) best = gf;
+    }
     openblas_set_num_threads(1);
     free(a), free(b), free(c);
-    return 2.0 * n * n * (double)n * reps / dt / 1e9;
+    return best;
 }
 
 typedef enum { K_TRAIN_FULL, K_TRAIN_LORA, K_EVAL, K_GENERATE } kind;
@@ -244,6 +271,7 @@ int cmd_bench(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *base = default_path("data/minigpt-base.safetensors");
     int threads = 0, json = 0, B = 64, T = 32;
+    const char *only = NULL;
     float seconds = 3.0f;
     opt_def defs[] = {
         {"base", OPT_STRING, &base, 0, 0, "FILE", "base checkpoint"},
@@ -251,11 +279,13 @@ int cmd_bench(int argc, char **argv) {
         {"batch", OPT_INT, &B, 1, 4096, "N", "sequences per training step"},
         {"seconds", OPT_FLOAT, &seconds, 0.1, 600, "S", "time per measurement"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print JSON"},
+        {"only", OPT_STRING, &only, 0, 0, "TEXT", "run only the measurements whose name contains TEXT"},
     };
     int pos;
     int r = opts_parse("[options]",
                        "Measures training steps (full model and LoRA at ranks 0, 1, 8, 32), scoring\n"
-                       "and greedy generation, against a 2048^3 sgemm measured in the same run.",
+                       "and greedy generation, against a 2048^3 sgemm measured in the same run.\n"
+                       "Each figure is the best of 4 windows of S/4 seconds.",
                        defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (pos < argc) return usage_fail(cmd, "takes no arguments");
@@ -269,7 +299,8 @@ int cmd_bench(int argc, char **argv) {
     }
     const double fwd = forward_flops(&m, T);
     minigpt_free(&m);
-    const double peak = sgemm_peak(threads, seconds), peak1 = threads > 1 ? sgemm_peak(1, seconds) : peak;
+    const double peak1 = sgemm_peak(1, seconds);
+    double before = sgemm_peak(threads, seconds), peak = before;
     bench_row rows[8];
     int n = 0;
     struct {
@@ -281,12 +312,18 @@ int cmd_bench(int argc, char **argv) {
                 {K_TRAIN_LORA, 32, "train LoRA r=32"},   {K_EVAL, 0, "score sequences"},
                 {K_GENERATE, 0, "greedy generation"}};
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+        if (only && !strstr(plan[i].name, only)) continue;
         memset(&rows[n], 0, sizeof rows[n]);
         snprintf(rows[n].name, sizeof rows[n].name, "%s", plan[i].name);
         if (run_child(plan[i].k, plan[i].rank, base, threads, B, T, seconds, &rows[n], &e)) {
             cli_error(cmd, e.msg);
             return EXIT_RUNTIME;
         }
+        /* the peak next to each row: the machine's speed drifts when it is shared */
+        const double after = sgemm_peak(threads, seconds / 2);
+        rows[n].peak = 0.5 * (before + after);
+        if (after > peak) peak = after;
+        before = after;
         n++;
     }
     if (json) {
@@ -295,26 +332,27 @@ int cmd_bench(int argc, char **argv) {
                openblas_get_config(), runtime_blas_kernel(), threads, B, T, peak, peak1, fwd);
         for (int i = 0; i < n; i++)
             printf("%s{\"name\":\"%s\",\"value\":%.3f,\"unit\":\"%s\",\"flops_per_token\":%.0f,"
-                   "\"gflops\":%.3f,\"fraction_of_peak\":%.4f,\"peak_rss_kib\":%ld}",
+                   "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,\"peak_rss_kib\":%ld}",
                    i ? "," : "", rows[i].name, rows[i].value, rows[i].unit, rows[i].flops_tok, rows[i].gflops,
-                   rows[i].gflops / peak, rows[i].rss_kib);
+                   rows[i].peak, rows[i].gflops / rows[i].peak, rows[i].rss_kib);
         printf("]}\n");
         return EXIT_OK;
     }
     printf("BLAS: %s\nkernel: %s\nthreads: %d   batch %d x %d tokens\n", openblas_get_config(),
            runtime_blas_note(), threads, B, T);
-    printf("peak: sgemm 2048^3 = %.1f GFLOP/s on %d threads (%.1f on 1)\n", peak, threads, peak1);
+    printf("peak: sgemm 2048^3 up to %.1f GFLOP/s on %d threads (%.1f on 1); each row's fraction uses\n"
+           "      the mean of the sgemm measured just before and just after it\n", peak, threads, peak1);
     printf("model forward: %.0f FLOPs per token (T = %d)\n\n", fwd, T);
-    printf("  %-34s %14s %-14s %12s %10s %8s %9s\n", "", "", "", "FLOPs/token", "GFLOP/s", "of peak", "peak RSS");
+    printf("  %-34s %14s %-14s %12s %10s %8s %8s %9s\n", "", "", "", "FLOPs/token", "GFLOP/s", "peak", "of peak", "peak RSS");
     for (int i = 0; i < n; i++) {
         char flops[32] = "", gf[32] = "", frac[32] = "";
         if (rows[i].flops_tok > 0) {
             snprintf(flops, sizeof flops, "%.0f", rows[i].flops_tok);
             snprintf(gf, sizeof gf, "%.1f", rows[i].gflops);
-            snprintf(frac, sizeof frac, "%.1f%%", 100 * rows[i].gflops / peak);
+            snprintf(frac, sizeof frac, "%.1f%%", 100 * rows[i].gflops / rows[i].peak);
         }
-        printf("  %-34s %14.1f %-14s %12s %10s %8s %6.1f MiB\n", rows[i].name, rows[i].value, rows[i].unit,
-               flops, gf, frac, rows[i].rss_kib / 1024.0);
+        printf("  %-34s %14.1f %-14s %12s %10s %8.1f %8s %6.1f MiB\n", rows[i].name, rows[i].value, rows[i].unit,
+               flops, gf, rows[i].peak, frac, rows[i].rss_kib / 1024.0);
     }
     return EXIT_OK;
 }
