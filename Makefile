@@ -76,6 +76,7 @@ base: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora
 	@mkdir -p results
 	bin/lora-pretrain --curve results/pretrain-curve.csv --out data/minigpt-base.safetensors
+	@sh scripts/plot-curve.sh || true
 
 # The main job: build, then with the shipped base train the rank-8 alpha-16 adapter on the
 # irregular verbs and evaluate it against the base on the held-out verbs.

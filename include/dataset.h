@@ -48,6 +48,10 @@ int ds_parse(dataset *d, const char *label, const char *text, size_t n, const to
              int context, ml_error *e);
 void ds_free(dataset *d);
 
+/* One dataset holding the examples of parts[0..n) in order (copied: the parts may be freed
+ * afterwards); its path is the parts' paths joined by '+'. Free with ds_free. */
+int ds_concat(dataset *out, const dataset *parts, int n, ml_error *e);
+
 /* Number of loss-bearing target positions of an example (completion + end token, or the
  * whole text but its first token). */
 int ds_targets(const ds_example *x);

@@ -142,7 +142,7 @@ def plot(cells, outdir):
                      f"title '{s}: full fine-tune'")
     plots.append(f"'{dat}' index 0 using 1:($4/1000) axes x1y2 with linespoints dt 2 lc rgb '#888888' "
                  f"pt 4 title 'trainable parameters, thousands (2304·r)'")
-    script = f"""set terminal pngcairo size 900,560 font ',11'
+    script = f"""set terminal pngcairo size 900,560 font ',11' noenhanced
 set output '{os.path.join(outdir, "sweep.png")}'
 set title 'LoRA rank vs held-out irregular-verb accuracy (Mini-GPT, 103,680 parameters)'
 set xlabel 'LoRA rank r (trainable parameters 2304·r)'

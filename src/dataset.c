@@ -198,3 +198,54 @@ int ds_batch(const ds_example *const *ex, int B, int T, int *tokens, int *target
     }
     return count;
 }
+
+int ds_concat(dataset *out, const dataset *parts, int n, ml_error *e) {
+    memset(out, 0, sizeof *out);
+    size_t n_ex = 0, n_tok = 0, n_str = 0, n_path = 1;
+    for (int i = 0; i < n; i++) {
+        n_ex += (size_t)parts[i].n;
+        n_path += strlen(parts[i].path) + 1;
+        for (int j = 0; j < parts[i].n; j++) {
+            const ds_example *x = &parts[i].ex[j];
+            n_tok += (size_t)(x->n_prompt + x->n_completion + x->n_distractor);
+            const char *strs[5] = {x->prompt, x->completion, x->verb, x->form, x->distractor_text};
+            for (int k = 0; k < 5; k++) n_str += strs[k] ? strlen(strs[k]) + 1 : 0;
+        }
+    }
+    out->path = malloc(n_path);
+    out->ex = calloc(n_ex ? n_ex : 1, sizeof *out->ex);
+    out->token_pool = malloc(sizeof(int) * (n_tok ? n_tok : 1));
+    out->string_pool = malloc(n_str ? n_str : 1);
+    if (!out->path || !out->ex || !out->token_pool || !out->string_pool) {
+        ds_free(out);
+        return ml_fail(e, "out of memory joining %d datasets", n);
+    }
+    out->path[0] = '\0';
+    int *tok = out->token_pool;
+    char *str = out->string_pool;
+    for (int i = 0; i < n; i++) {
+        if (i) strcat(out->path, "+");
+        strcat(out->path, parts[i].path);
+        for (int j = 0; j < parts[i].n; j++) {
+            const ds_example *x = &parts[i].ex[j];
+            ds_example *y = &out->ex[out->n++];
+            *y = *x;
+            const int len = x->n_prompt + x->n_completion;
+            memcpy(tok, x->tokens, sizeof(int) * (size_t)len);
+            y->tokens = tok;
+            tok += len;
+            if (x->distractor) {
+                memcpy(tok, x->distractor, sizeof(int) * (size_t)x->n_distractor);
+                y->distractor = tok;
+                tok += x->n_distractor;
+            }
+            y->prompt = keep(&str, x->prompt);
+            y->completion = keep(&str, x->completion);
+            y->verb = keep(&str, x->verb);
+            y->form = keep(&str, x->form);
+            y->distractor_text = keep(&str, x->distractor_text);
+        }
+        if (parts[i].max_len > out->max_len) out->max_len = parts[i].max_len;
+    }
+    return 0;
+}

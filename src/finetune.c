@@ -64,7 +64,7 @@ void finetune_use_best(finetune *f) { train_use_best(&f->job, &f->state); }
 char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const char *data_sha,
                            const char *val_sha, const char *replay_sha) {
     const train_opts *t = &o->train;
-    char buf[1536];
+    char buf[2048];
     snprintf(buf, sizeof buf,
              "{\"rank\":%d,\"alpha\":%.9g,\"rslora\":%d,\"targets\":%u,\"full\":%d,\"steps\":%d,"
              "\"batch\":%d,\"micro_batch\":%d,\"warmup\":%d,\"lr\":%.9g,\"min_lr_frac\":%.9g,"

@@ -113,8 +113,10 @@ static void report(progress *p, const train_job *job, const train_opts *o, int s
                    double val, float lr, double tok_s, double eta, int force) {
     if (p->quiet) return;
     const double t = now_s();
+    /* a terminal gets a live line (validations always shown); a log gets a line every
+     * log_every steps and at the end, whatever the validation interval */
     if (p->tty && !force && t - p->last_draw < 0.2) return;
-    if (!p->tty && !force && (step % p->log_every) != 0) return;
+    if (!p->tty && step != o->steps && (step % p->log_every) != 0) return;
     p->last_draw = t;
     char eta_s[32], val_s[32] = "";
     format_duration(eta_s, sizeof eta_s, eta);
@@ -148,7 +150,7 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
     const ds_example **batch = malloc(sizeof *batch * (size_t)o->batch);
     if (!batch) return ml_fail(e, "out of memory");
     const char *term = getenv("TERM");
-    progress p = {isatty(2), o->quiet, o->log_every > 0 ? o->log_every : (o->steps >= 20 ? o->steps / 20 : 1),
+    progress p = {isatty(2), o->quiet, o->log_every > 0 ? o->log_every : (o->steps >= 10 ? o->steps / 10 : 1),
                   getenv("NO_COLOR") != NULL || (term && strcmp(term, "dumb") == 0), 0};
     const double t0 = now_s();
     double val = NAN, loss_sum = 0.0, last_loss = NAN;

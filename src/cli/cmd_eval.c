@@ -78,9 +78,11 @@ static void print_table(const char *file, const dataset *d, result *res, int nmo
         if (!dup) seen[ns++] = v;
     }
     if (ns > 1) {
-        printf("  per verb (exact match; first prediction)\n");
+        printf("  per verb: exact match and first greedy prediction\n    %-12s", "");
+        for (int k = 0; k < nmodels; k++) printf(" %-18.18s", labels[k]);
+        printf("\n");
         for (int j = 0; j < ns; j++) {
-            printf("    %-14s", seen[j]);
+            printf("    %-12.12s", seen[j]);
             for (int k = 0; k < nmodels; k++) {
                 eval_totals t = eval_sum(d, res[k].items, seen[j]);
                 const char *pred = "";
@@ -90,9 +92,7 @@ static void print_table(const char *file, const dataset *d, result *res, int nmo
                         break;
                     }
                 pct(a, sizeof a, t.correct, t.n);
-                char cell[64];
-                snprintf(cell, sizeof cell, "%s %.8s", a, pred);
-                printf(" %14s", cell);
+                printf(" %6s %-11.11s", a, pred);
             }
             printf("\n");
         }

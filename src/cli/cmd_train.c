@@ -53,7 +53,7 @@ int cmd_train(int argc, char **argv) {
                       .beta2 = 0.999f, .eps = 1e-8f, .eval_every = 25, .seed = 1};
     float epochs = 0.0f;
     int json = 0;
-    const char *resume = NULL, *state_path = NULL;
+    const char *resume = NULL, *state_path = NULL, *val_extra = "";
     opt_def defs[] = {
         {"config", OPT_STRING, &config, 0, 0, "FILE", "JSON file of defaults for these options"},
         {"rank", OPT_INT, &fo.rank, 0, LORA_MAX_RANK, "R", "LoRA rank r"},
@@ -64,6 +64,7 @@ int cmd_train(int argc, char **argv) {
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
         {"out", OPT_STRING, &out, 0, 0, "FILE", "adapter to write [runs/<data>-r<rank>.safetensors]"},
         {"val", OPT_STRING, &val_path, 0, 0, "FILE", "validation JSONL [<data>_val.jsonl if it exists]"},
+        {"val-extra", OPT_STRING, &val_extra, 0, 0, "FILE", "held-out examples of what must not change, validated too"},
         {"replay", OPT_STRING, &replay_path, 0, 0, "FILE", "examples mixed into every batch against forgetting"},
         {"replay-frac", OPT_FLOAT, &o->replay_frac, 0, 0.95, "X", "share of each batch drawn from --replay"},
         {"steps", OPT_INT, &o->steps, 1, 1e8, "N", "optimizer steps"},
@@ -109,14 +110,16 @@ int cmd_train(int argc, char **argv) {
     dataset train = {0}, val = {0}, replay = {0};
     finetune f = {0};
     int rc = EXIT_RUNTIME, have_f = 0;
-    char base_sha[65], data_sha[65], val_sha[65] = "", replay_sha[65] = "", state_buf[4200];
+    char base_sha[65], data_sha[65], val_sha[140] = "", extra_sha[65] = "", replay_sha[65] = "",
+         state_buf[4200];
+    dataset extra = {0};
     char *fingerprint = NULL;
     if (!state_path) {
         snprintf(state_buf, sizeof state_buf, "%s.state", out);
         state_path = state_buf;
     }
-    const char *inputs[] = {base_path, data_path, val_path, replay_path};
-    if (check_not_input(out, inputs, 4, &e) || check_not_input(state_path, inputs, 4, &e) ||
+    const char *inputs[] = {base_path, data_path, val_path, replay_path, val_extra};
+    if (check_not_input(out, inputs, 5, &e) || check_not_input(state_path, inputs, 5, &e) ||
         checkpoint_load(base_path, &m, &vocab, base_sha, &e) ||
         ds_load(&train, data_path, &vocab, m.cfg.context, &e) ||
         (val_path && val_path[0] && ds_load(&val, val_path, &vocab, m.cfg.context, &e)) ||
@@ -124,8 +127,19 @@ int cmd_train(int argc, char **argv) {
         sha256_file_hex(data_path, data_sha, &e) || check_writable(out, &e) ||
         check_writable(state_path, &e) || /* an interrupt must find it writable, not fail then */
         (val.n && sha256_file_hex(val_path, val_sha, &e)) ||
-        (replay.n && sha256_file_hex(replay_path, replay_sha, &e)))
+        (replay.n && sha256_file_hex(replay_path, replay_sha, &e)) ||
+        (val_extra[0] && (ds_load(&extra, val_extra, &vocab, m.cfg.context, &e) ||
+                          sha256_file_hex(val_extra, extra_sha, &e))))
         goto done;
+    if (extra.n) { /* one validation set: the new behaviour and what must not change */
+        dataset parts[2] = {val, extra}, joined;
+        if (ds_concat(&joined, val.n ? parts : parts + 1, val.n ? 2 : 1, &e)) goto done;
+        ds_free(&val);
+        ds_free(&extra);
+        val = joined;
+        const size_t used = strlen(val_sha);
+        snprintf(val_sha + used, sizeof val_sha - used, "%s%s", used ? "+" : "", extra_sha);
+    }
     if (replay_path[0] && !(o->replay_frac > 0)) {
         rc = usage_fail(cmd, "--replay needs a --replay-frac above 0");
         goto done;
@@ -245,6 +259,7 @@ cleanup:
     if (have_f) finetune_free(&f);
     ds_free(&train);
     ds_free(&val);
+    ds_free(&extra);
     ds_free(&replay);
     minigpt_free(&m);
     free(val_auto);
