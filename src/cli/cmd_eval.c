@@ -37,6 +37,13 @@ static void label_of(char *buf, size_t n, const char *path) {
     snprintf(buf, n, "%.*s", dot ? (int)(dot - s) : (int)strlen(s), s);
 }
 
+/* Removes trailing spaces in place; returns s. */
+static char *rtrim(char *s) {
+    size_t n = strlen(s);
+    while (n && s[n - 1] == ' ') s[--n] = '\0';
+    return s;
+}
+
 static void json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -78,12 +85,15 @@ static void print_table(const char *file, const dataset *d, result *res, int nmo
         if (!dup) seen[ns++] = v;
     }
     if (ns > 1) {
-        printf("  per verb: exact match and first greedy prediction\n    %-12s", "");
-        for (int k = 0; k < nmodels; k++) printf(" %-18.18s", labels[k]);
-        printf("\n");
+        /* rows built in a buffer so the padding of the last column can be trimmed */
+        char line[1024];
+        int len = snprintf(line, sizeof line, "    %-12s", "");
+        for (int k = 0; k < nmodels && len < (int)sizeof line; k++)
+            len += snprintf(line + len, sizeof line - (size_t)len, " %-18.18s", labels[k]);
+        printf("  per verb: exact match and first greedy prediction\n%s\n", rtrim(line));
         for (int j = 0; j < ns; j++) {
-            printf("    %-12.12s", seen[j]);
-            for (int k = 0; k < nmodels; k++) {
+            len = snprintf(line, sizeof line, "    %-12.12s", seen[j]);
+            for (int k = 0; k < nmodels && len < (int)sizeof line; k++) {
                 eval_totals t = eval_sum(d, res[k].items, seen[j]);
                 const char *pred = "";
                 for (int i = 0; i < d->n; i++)
@@ -92,9 +102,9 @@ static void print_table(const char *file, const dataset *d, result *res, int nmo
                         break;
                     }
                 pct(a, sizeof a, t.correct, t.n);
-                printf(" %6s %-11.11s", a, pred);
+                len += snprintf(line + len, sizeof line - (size_t)len, " %6s %-11.11s", a, pred);
             }
-            printf("\n");
+            printf("%s\n", rtrim(line));
         }
     }
     printf("\n");
