@@ -13,6 +13,27 @@
  * The returned string is rel or lives in static storage until exit. */
 const char *default_path(const char *rel);
 
+/* The optimizer and loop flags lora-train and lora-pretrain share, for a train_opts *o: the
+ * same names, ranges and meaning in both commands (and in their JSON configs). */
+#define TRAIN_OPT_DEFS(o)                                                                          \
+    {"steps", OPT_INT, &(o)->steps, 1, 1e8, "N", "optimizer steps"},                                 \
+    {"batch", OPT_INT, &(o)->batch, 1, 4096, "N", "sequences per step"},                             \
+    {"micro-batch", OPT_INT, &(o)->micro, 1, 4096, "N", "sequences per thread chunk"},               \
+    {"lr", OPT_FLOAT, &(o)->lr, 0, 10, "X", "peak learning rate"},                                   \
+    {"min-lr-frac", OPT_FLOAT, &(o)->min_lr_frac, 0, 1, "X",                                         \
+     "final learning rate as a fraction of the peak"},                                              \
+    {"warmup", OPT_INT, &(o)->warmup, 0, 1e8, "N", "linear warmup steps"},                           \
+    {"weight-decay", OPT_FLOAT, &(o)->weight_decay, 0, 10, "X", "AdamW weight decay (on weights)"}, \
+    {"clip", OPT_FLOAT, &(o)->clip, 0, 1e6, "X", "gradient-norm clipping (0: off)"},                \
+    {"beta1", OPT_FLOAT, &(o)->beta1, 0, 0.999999, "X", "AdamW beta1"},                              \
+    {"beta2", OPT_FLOAT, &(o)->beta2, 0, 0.999999, "X", "AdamW beta2"},                              \
+    {"seed", OPT_U64, &(o)->seed, 0, 1.8e19, "N", "random seed (initialization and data order)"},   \
+    {"eval-every", OPT_INT, &(o)->eval_every, 0, 1e8, "N",                                          \
+     "validation every N steps; the best parameters are kept"},                                     \
+    {"log-every", OPT_INT, &(o)->log_every, 0, 1e8, "N", "log line every N steps when not on a terminal"}, \
+    {"threads", OPT_INT, &(o)->threads, 0, 1024, "N", "threads (0: all cores)"},                     \
+    {"quiet", OPT_FLAG, &(o)->quiet, 0, 0, NULL, "no progress output"}
+
 /* Prints "cmd: msg (see cmd --help)" and returns the usage exit status (2). */
 int usage_fail(const char *cmd, const char *msg);
 
