@@ -193,7 +193,7 @@ typedef struct {
     float *dq, *dk, *dv;         // (B,T,C)
     float *datty;                // (B,T,C)
     float *dfc;                  // (B,T,F) gradient of the GELU output, then of fc1's
-    float *tmp;                  // (B,T,F) forward scratch for Linear outputs
+    float *tmp;                  // (B,T,C) forward scratch: o_proj and fc2 outputs
     float *datt;                 // (T,T) one head's attention gradient
 } minigpt_ws;
 
