@@ -6,6 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 BIN=${LORA_BIN:-bin}
 ADAPTER=runs/irreg-r8.safetensors
+mkdir -p runs
 
 echo "== 1. The model and the lesson's count (lora-info --rank 8)"
 "$BIN/lora-info" --rank 8 | grep -E "Model total|Linear total|N\(r\)|^ +8 |^  total"
