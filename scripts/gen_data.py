@@ -1407,18 +1407,25 @@ def make_pretrain_val(seed, regular, irregulars, used):
     return recs
 
 
+def split_combos(seed, v, f):
+    """The seeded 70/10/20 split of verb v's (context, subject) combinations for form f, as
+    (train, val, test) lists; irreg*.jsonl and irreg_large*.jsonl both cut from it."""
+    combos = candidates(v, f, with_distractor=True)
+    fork(seed, "irreg:%s:%s" % (v.lemma, f)).shuffle(combos)
+    n = len(combos)
+    n_tr, n_va = int(n * SPLIT[0] + 0.5), max(1, int(n * SPLIT[1] + 0.5))
+    assert n - n_tr - n_va >= 1, v.lemma
+    return combos[:n_tr], combos[n_tr:n_tr + n_va], combos[n_tr + n_va:]
+
+
 def make_irreg_splits(seed, ft):
     train, val, test = [], [], []
     for v in ft:
         for f in PASTLIKE:
-            combos = candidates(v, f, with_distractor=True)
-            fork(seed, "irreg:%s:%s" % (v.lemma, f)).shuffle(combos)
-            n = len(combos)
-            n_tr, n_va = int(n * SPLIT[0] + 0.5), max(1, int(n * SPLIT[1] + 0.5))
-            assert n - n_tr - n_va >= 1, v.lemma
-            train += [record(v, c, True) for c in combos[:n_tr]]
-            val += [record(v, c, True) for c in combos[n_tr:n_tr + n_va]]
-            test += [record(v, c, True) for c in combos[n_tr + n_va:]]
+            tr, va, te = split_combos(seed, v, f)
+            train += [record(v, c, True) for c in tr]
+            val += [record(v, c, True) for c in va]
+            test += [record(v, c, True) for c in te]
     fork(seed, "irreg:train").shuffle(train)
     return train, val, test
 
@@ -1433,11 +1440,7 @@ def make_irreg_large_splits(seed, verbs):
     train, val, test = [], [], []
     for v in verbs:
         for f in PASTLIKE:
-            combos = candidates(v, f, with_distractor=True)
-            fork(seed, "irreg:%s:%s" % (v.lemma, f)).shuffle(combos)
-            n = len(combos)
-            n_tr, n_va = int(n * SPLIT[0] + 0.5), max(1, int(n * SPLIT[1] + 0.5))
-            parts = (combos[:n_tr], combos[n_tr:n_tr + n_va], combos[n_tr + n_va:])
+            parts = split_combos(seed, v, f)
             assert all(len(p) >= k for p, k in zip(parts, LARGE_PER_FORM)), (v.lemma, f)
             train += [record(v, c, True) for c in parts[0][:k_tr]]
             val += [record(v, c, True) for c in parts[1][:k_va]]
