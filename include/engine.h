@@ -29,6 +29,13 @@ typedef struct {
     int *chunk_B;           // (max_chunks) sequences of each chunk
     double *chunk_loss;     // (max_chunks)
     long positions;         /* B·T positions processed by the last call (padding included) */
+    /* the preservation term (engine_set_preserve): λ·KL(p_base ‖ p) on chosen sequences */
+    float kl_lambda;        /* λ; 0: off */
+    const minigpt *kl_model;/* the frozen base when it is not m itself (full fine-tuning) */
+    float *kl_ref;          // (nthreads, micro, context, V) the frozen base's log-probs; owned
+    int *kl_len;            // (max_B) positions under the term, per row of the batch; owned
+    double *chunk_kl;       // (max_chunks) Σ KL of each chunk
+    double kl_mean;         /* mean KL per position of the last engine_grad (0 without) */
 } engine;
 
 /* Builds the thread pool and per-thread workspaces. Plug-ins must already be installed in m.
@@ -38,9 +45,18 @@ int engine_init(engine *g, const minigpt *m, int threads, int max_B, int micro, 
                 size_t n_ext, ml_error *e);
 void engine_free(engine *g);
 
+/* Turns on the preservation term with weight lambda > 0: engine_grad's first n_kl sequences
+ * then add lambda · (mean over their positions of KL(p_base ‖ p)), where p_base is `frozen`
+ * (borrowed; a model of the same config whose parameters are not trained), or, when frozen
+ * is NULL, the engine's model with every plug-in switched off. One extra forward of those
+ * sequences per step. Allocates its buffers; call once after engine_init. */
+int engine_set_preserve(engine *g, float lambda, const minigpt *frozen, ml_error *e);
+
 /* Mean loss over the unmasked targets of ex[0..B) (B <= max_B); g->grad receives the gradient
- * of that mean. *n_targets (may be NULL) gets the number of targets. */
-double engine_grad(engine *g, const ds_example *const *ex, int B, int *n_targets);
+ * of that mean, plus that of the preservation term over every position of ex[0..n_kl) when
+ * it is on (g->kl_mean gets its mean; n_kl is ignored when it is off). *n_targets (may be
+ * NULL) gets the number of targets. The returned loss is the cross-entropy alone. */
+double engine_grad(engine *g, const ds_example *const *ex, int B, int n_kl, int *n_targets);
 
 /* Forward only: the summed negative log-likelihood over ex[0..n) (any n, processed in batches
  * of max_B) and, in *n_targets, how many targets it covers. */

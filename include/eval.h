@@ -34,6 +34,36 @@ eval_totals eval_sum(const dataset *d, const eval_item *items, const char *verb)
 /* Perplexity exp(nll / tokens); exact-match and preference accuracies as fractions. */
 double eval_ppl(const eval_totals *t);
 
+/* ---- collateral damage ------------------------------------------------------------------
+ * What a fine-tune was not meant to change: the non-past forms (3sg, base, ing) of the verbs
+ * it taught. One cell per (verb, non-past form) of a dataset, scored by the base and by the
+ * adapted model; the drop is the exact-match change in points, positive when the model lost. */
+
+typedef struct {
+    const char *verb, *form;   /* borrowed from the dataset */
+    int n;                     /* examples */
+    int base_correct, model_correct;
+} eval_cell;
+
+/* 1 when form is 3sg, base or ing (the forms a past-tense fine-tune must leave alone). */
+int eval_is_nonpast(const char *form);
+
+/* Fills cells (capacity max) with one entry per (verb, non-past form) of d, in order of first
+ * appearance; examples without verb or form, or of another form, are skipped. Returns the
+ * number of cells (at most max). */
+int eval_collateral(const dataset *d, const eval_item *base, const eval_item *model,
+                    eval_cell *cells, int max);
+
+/* A cell's drop in points: 100·(base_correct − model_correct)/n. */
+double eval_cell_drop(const eval_cell *c);
+
+/* Index of the cell with the largest drop (the first on ties), or -1 when n is 0. */
+int eval_largest_drop(const eval_cell *cells, int n);
+
+/* The default evaluation files (seen and new frames, the change and its side effects), as
+ * paths relative to the project's data; NULL-terminated. */
+extern const char *const eval_default_files[];
+
 /* Greedy completion of one prompt given as ids (plug-ins included), at most max_new tokens,
  * stopping at the end token or the context limit; writes ids to out and returns their count
  * (the end token excluded). Uses workspace ws (capacity B >= 1). */

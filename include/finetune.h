@@ -22,6 +22,7 @@ typedef struct {
 
 typedef struct {
     minigpt *m;        /* the base; with full = 1 its Linear weights are trained in place */
+    minigpt frozen;    /* full = 1 with the preservation term: the untouched base; owned */
     lora adapter;      /* the trained adapter (rank 0 and unused when full = 1); owned */
     engine g;          /* owned */
     train_state state; /* owned */

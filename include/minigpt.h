@@ -212,6 +212,25 @@ void minigpt_forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B,
  * unmasked positions and 0 on masked ones (pass 1/count for a mean loss). */
 double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float grad_scale);
 
+/* The frozen base's forward: as minigpt_forward with every plug-in skipped (the reference a
+ * preservation term compares the adapted model with). Overwrites the workspace's activations;
+ * no backward may follow it. */
+void minigpt_forward_frozen(const minigpt *m, minigpt_ws *ws, const int *tokens, int B, int T);
+
+/* Log-probabilities of the last forward's first `rows` sequences into out (rows,T,V)
+ * (caller-owned); the logits are left as they are. */
+void minigpt_log_softmax(const minigpt *m, const minigpt_ws *ws, float *out, int rows);
+
+/* minigpt_xent plus a preservation term: at the first kl_len[b] positions of each row b
+ * (kl_len NULL: none), KL(p_ref ‖ p) with p_ref = exp(ref_logp) (B,T,V) (rows without the
+ * term need no values there). Returns the cross-entropy sum exactly as minigpt_xent does and
+ * puts Σ KL into *kl_sum (may be NULL). When ce_scale or kl_scale is non-zero, ws->logits
+ * becomes ce_scale·(softmax − onehot) [on unmasked targets] + kl_scale·(softmax − p_ref) [on
+ * the term's positions], 0 elsewhere. With kl_len NULL the result equals minigpt_xent's bit
+ * for bit. */
+double minigpt_xent_kl(const minigpt *m, minigpt_ws *ws, const int *targets, float ce_scale,
+                       const float *ref_logp, const int *kl_len, float kl_scale, double *kl_sum);
+
 /* Backward pass of the last forward, after minigpt_xent with a non-zero grad_scale.
  * grad: a parameter-shaped block to accumulate into (+=), or NULL when the base is frozen
  * (then only input gradients flow, as plug-ins need). ext_grad: the gradient block handed to

@@ -36,6 +36,7 @@ typedef struct {
     int log_every;      /* a log line every N steps when stderr is not a terminal (0: auto) */
     uint64_t seed;
     float replay_frac;  /* share of each batch drawn from the replay set */
+    float preserve_kl;  /* λ of the preservation term on the replay sequences (engine.h); 0: off */
     int threads;
     int quiet;          /* no progress output */
 } train_opts;

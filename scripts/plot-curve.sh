@@ -1,7 +1,8 @@
 #!/bin/sh
 # Plots the pretraining learning curve (results/pretrain-curve.csv, written by `make base`)
 # into results/pretrain-curve.png with gnuplot: validation loss on a log scale, and the greedy
-# exact-match on the control verbs, the held-out regular verbs and the irregular test set.
+# exact-match on new sentence frames (in no training file) of the control verbs, the held-out
+# regular verbs, the irregulars' non-past forms and their past forms (the default --curve-data).
 set -eu
 cd "$(dirname "$0")/.."
 csv=${1:-results/pretrain-curve.csv}
@@ -21,9 +22,10 @@ set ytics nomirror
 set yrange [0:105]
 set key below
 set grid
-plot '$csv' every ::1 using 1:(100*\$4) with linespoints lw 2 pt 7 title 'control verbs (12, seen in pretraining)', \
-     '' every ::1 using 1:(100*\$5) with linespoints lw 2 pt 5 title 'held-out regular verbs (40, never seen)', \
-     '' every ::1 using 1:(100*\$6) with linespoints lw 2 pt 9 title 'irregular verbs, correct past form', \
+plot '$csv' every ::1 using 1:(100*\$4) with linespoints lw 2 pt 7 title 'control verbs, past (new frames)', \
+     '' every ::1 using 1:(100*\$5) with linespoints lw 2 pt 5 title 'held-out regular verbs, past (never seen, new frames)', \
+     '' every ::1 using 1:(100*\$6) with linespoints lw 2 pt 13 title 'the 8 irregulars, non-past forms (new frames)', \
+     '' every ::1 using 1:(100*\$7) with linespoints lw 2 pt 9 title 'the 8 irregulars, correct past form (new frames)', \
      '' every ::1 using 1:3 axes x1y2 with lines dt 2 lw 2 lc rgb '#555555' title 'validation loss (right axis)'
 GP
 echo "plot-curve.sh: wrote $png"

@@ -7,7 +7,8 @@
 #
 #   -r  ranks                 -s  seeds per rank (1..SEEDS)          -j  cells run in parallel
 #   -a  alpha, fixed (16)     -k  keep alpha/r = RATIO instead (alpha = RATIO·r)
-#   -d  training sets: each FILE.jsonl is evaluated on FILE_test.jsonl (+ FILE_nonpast.jsonl)
+#   -d  training sets: each FILE.jsonl is evaluated on FILE_test[_new].jsonl, FILE_nonpast[_new].jsonl
+#       (seen and new sentence frames), the control and held-out regular verbs
 #   -o  output directory      -F  skip the full fine-tune row
 #   -x  extra lora-train flags for every cell (e.g. -x "--steps 300")
 #
@@ -31,8 +32,12 @@ if [ "${1:-}" = "--cell" ]; then
     # shellcheck disable=SC2086
     "$BIN/lora-train" --quiet --json $flags ${SWEEP_EXTRA:-} --seed "$seed" --threads "$threads" \
         --out "$model" "$data" > "$cell/train.json"
-    evals="$stem""_test.jsonl data/control_regular.jsonl data/irreg_unseen.jsonl data/regular_heldout.jsonl"
-    [ -f "$stem""_nonpast.jsonl" ] && evals="$evals $stem""_nonpast.jsonl"
+    # what was taught and what must not change, each on seen and on new sentence frames
+    evals="data/control_regular.jsonl data/control_new.jsonl data/regular_heldout.jsonl"
+    evals="$evals data/regular_heldout_new.jsonl data/irreg_unseen.jsonl"
+    for f in _test _test_new _nonpast _nonpast_new; do
+        [ -f "$stem$f.jsonl" ] && evals="$evals $stem$f.jsonl"
+    done
     # shellcheck disable=SC2086
     "$BIN/lora-eval" --json --threads "$threads" --adapter "$model" $evals | tail -n 1 > "$cell/eval.json"
     [ "$rank" = full ] && rm -f "$model" # 415 KB each; the metrics are what the sweep keeps

@@ -1,6 +1,7 @@
 /* engine.c — deterministic data-parallel forward/backward over a thread pool. */
 #include "engine.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,23 @@ int engine_init(engine *g, const minigpt *m, int threads, int max_B, int micro, 
     return 0;
 }
 
+int engine_set_preserve(engine *g, float lambda, const minigpt *frozen, ml_error *e) {
+    if (!(lambda > 0.0f) || !isfinite(lambda))
+        return ml_fail(e, "preservation weight %g must be positive and finite", (double)lambda);
+    const size_t per = (size_t)g->micro * g->m->cfg.context * g->m->cfg.vocab_size;
+    free(g->kl_ref);
+    free(g->kl_len);
+    free(g->chunk_kl);
+    g->kl_ref = malloc((size_t)g->nthreads * per * sizeof(float));
+    g->kl_len = calloc((size_t)g->max_B, sizeof(int));
+    g->chunk_kl = calloc((size_t)g->max_chunks, sizeof(double));
+    if (!g->kl_ref || !g->kl_len || !g->chunk_kl)
+        return ml_fail(e, "out of memory for the preservation term");
+    g->kl_lambda = lambda;
+    g->kl_model = frozen;
+    return 0;
+}
+
 void engine_free(engine *g) {
     if (g->ws)
         for (int t = 0; t < g->nthreads; t++) minigpt_ws_free(&g->ws[t]);
@@ -55,6 +73,9 @@ void engine_free(engine *g) {
     free(g->chunk_T);
     free(g->chunk_B);
     free(g->chunk_loss);
+    free(g->kl_ref);
+    free(g->kl_len);
+    free(g->chunk_kl);
     memset(g, 0, sizeof *g);
 }
 
@@ -79,7 +100,9 @@ static int layout(engine *g, const ds_example *const *ex, int B, int *nchunks) {
 typedef struct {
     engine *g;
     int nchunks;
-    float scale; /* 1/targets for the gradient of the mean; 0: forward only */
+    float scale;    /* 1/targets for the gradient of the mean; 0: forward only */
+    int n_kl;       /* leading sequences under the preservation term (0: none) */
+    float kl_scale; /* λ / positions under the term */
 } job;
 
 static void chunk_job(void *arg, int tid, int n) {
@@ -89,8 +112,23 @@ static void chunk_job(void *arg, int tid, int n) {
     minigpt_ws *ws = &g->ws[tid];
     for (int c = tid; c < j->nchunks; c += n) {
         const size_t row = (size_t)c * g->micro * ctx;
-        minigpt_forward(g->m, ws, g->tokens + row, g->chunk_B[c], g->chunk_T[c]);
-        g->chunk_loss[c] = minigpt_xent(g->m, ws, g->targets + row, j->scale);
+        const int start = c * g->micro;
+        const int kl_rows = j->n_kl > start ? (j->n_kl - start < g->chunk_B[c] ? j->n_kl - start
+                                                                                 : g->chunk_B[c])
+                                            : 0;
+        if (kl_rows > 0) {
+            /* the frozen base's distribution first: the forward below overwrites the rest */
+            float *ref = g->kl_ref + (size_t)tid * g->micro * ctx * g->m->cfg.vocab_size;
+            minigpt_forward_frozen(g->kl_model ? g->kl_model : g->m, ws, g->tokens + row, kl_rows, g->chunk_T[c]);
+            minigpt_log_softmax(g->m, ws, ref, kl_rows);
+            minigpt_forward(g->m, ws, g->tokens + row, g->chunk_B[c], g->chunk_T[c]);
+            g->chunk_loss[c] = minigpt_xent_kl(g->m, ws, g->targets + row, j->scale, ref,
+                                               g->kl_len + start, j->kl_scale, &g->chunk_kl[c]);
+        } else {
+            minigpt_forward(g->m, ws, g->tokens + row, g->chunk_B[c], g->chunk_T[c]);
+            g->chunk_loss[c] = minigpt_xent(g->m, ws, g->targets + row, j->scale);
+            if (g->chunk_kl) g->chunk_kl[c] = 0.0;
+        }
         if (j->scale != 0.0f) {
             float *cg = g->chunk_grad + (size_t)c * g->n_grad;
             memset(cg, 0, g->n_grad * sizeof(float));
@@ -114,19 +152,35 @@ static void reduce_job(void *arg, int tid, int n) {
     }
 }
 
-double engine_grad(engine *g, const ds_example *const *ex, int B, int *n_targets) {
-    job j = {g, 0, 0.0f};
+double engine_grad(engine *g, const ds_example *const *ex, int B, int n_kl, int *n_targets) {
+    job j = {g, 0, 0.0f, 0, 0.0f};
     const int count = layout(g, ex, B, &j.nchunks);
     if (n_targets) *n_targets = count;
+    g->kl_mean = 0.0;
     if (count == 0) {
         memset(g->grad, 0, g->n_grad * sizeof(float));
         return 0.0;
     }
     j.scale = 1.0f / (float)count;
+    long kl_positions = 0;
+    if (g->kl_lambda > 0.0f && n_kl > 0) {
+        /* every position of those sequences: the whole sequence but its last token */
+        j.n_kl = n_kl < B ? n_kl : B;
+        for (int b = 0; b < B; b++) { /* 0 past n_kl: no stale lengths from an earlier call */
+            g->kl_len[b] = b < j.n_kl ? ex[b]->n_prompt + ex[b]->n_completion - 1 : 0;
+            kl_positions += g->kl_len[b];
+        }
+        if (kl_positions > 0) j.kl_scale = g->kl_lambda / (float)kl_positions;
+        else j.n_kl = 0;
+    }
     pool_run(g->pool, chunk_job, &j);
     if (g->n_grad) pool_run(g->pool, reduce_job, &j);
-    double sum = 0.0;
+    double sum = 0.0, kl = 0.0;
     for (int c = 0; c < j.nchunks; c++) sum += g->chunk_loss[c];
+    if (j.n_kl) {
+        for (int c = 0; c < j.nchunks; c++) kl += g->chunk_kl[c];
+        g->kl_mean = kl / (double)kl_positions;
+    }
     return sum / count;
 }
 
@@ -135,7 +189,7 @@ double engine_loss(engine *g, const ds_example *const *ex, int n, long *n_target
     long count = 0;
     for (int start = 0; start < n; start += g->max_B) {
         const int B = n - start < g->max_B ? n - start : g->max_B;
-        job j = {g, 0, 0.0f};
+        job j = {g, 0, 0.0f, 0, 0.0f};
         count += layout(g, ex + start, B, &j.nchunks);
         pool_run(g->pool, chunk_job, &j);
         for (int c = 0; c < j.nchunks; c++) sum += g->chunk_loss[c];

@@ -188,3 +188,46 @@ eval_totals eval_sum(const dataset *d, const eval_item *items, const char *verb)
 }
 
 double eval_ppl(const eval_totals *t) { return t->tokens ? exp(t->nll / (double)t->tokens) : NAN; }
+
+const char *const eval_default_files[] = {
+    "data/irreg_test.jsonl",       "data/irreg_test_new.jsonl",       /* what was taught */
+    "data/control_regular.jsonl",  "data/control_new.jsonl",          /* the rule, kept */
+    "data/regular_heldout.jsonl",  "data/regular_heldout_new.jsonl",
+    "data/irreg_nonpast.jsonl",    "data/irreg_nonpast_new.jsonl",    /* collateral damage */
+    "data/irreg_unseen.jsonl",                                        /* verbs never taught */
+    NULL};
+
+int eval_is_nonpast(const char *form) {
+    return form && (strcmp(form, "3sg") == 0 || strcmp(form, "base") == 0 || strcmp(form, "ing") == 0);
+}
+
+int eval_collateral(const dataset *d, const eval_item *base, const eval_item *model,
+                    eval_cell *cells, int max) {
+    int n = 0;
+    for (int i = 0; i < d->n; i++) {
+        const ds_example *x = &d->ex[i];
+        if (!x->verb || !eval_is_nonpast(x->form)) continue;
+        int c = 0;
+        while (c < n && !(strcmp(cells[c].verb, x->verb) == 0 && strcmp(cells[c].form, x->form) == 0))
+            c++;
+        if (c == n) {
+            if (n == max) continue;
+            cells[n++] = (eval_cell){x->verb, x->form, 0, 0, 0};
+        }
+        cells[c].n++;
+        cells[c].base_correct += base[i].correct;
+        cells[c].model_correct += model[i].correct;
+    }
+    return n;
+}
+
+double eval_cell_drop(const eval_cell *c) {
+    return c->n ? 100.0 * (c->base_correct - c->model_correct) / c->n : 0.0;
+}
+
+int eval_largest_drop(const eval_cell *cells, int n) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (best < 0 || eval_cell_drop(&cells[i]) > eval_cell_drop(&cells[best])) best = i;
+    return best;
+}

@@ -16,6 +16,16 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
     if (engine_init(&f->g, m, o->train.threads, max_B, o->train.micro, o->full,
                     o->full ? 0 : f->adapter.n_params, e))
         goto fail;
+    if (o->train.preserve_kl > 0.0f) {
+        /* the term compares with the base: the adapter switched off, or, when the base itself
+         * is trained, a copy of it taken now */
+        if (o->full) {
+            if (minigpt_init(&f->frozen, &m->cfg, e)) goto fail;
+            memcpy(f->frozen.params, m->params, m->n_params * sizeof(float));
+        }
+        if (engine_set_preserve(&f->g, o->train.preserve_kl, o->full ? &f->frozen : NULL, e))
+            goto fail;
+    }
     /* what is trained: A and B of each adapted layer, or each Linear weight of the base */
     f->tensors = calloc(2 * (size_t)m->n_linears + 1, sizeof *f->tensors);
     if (!f->tensors) {
@@ -69,12 +79,14 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
              "{\"rank\":%d,\"alpha\":%.9g,\"rslora\":%d,\"targets\":%u,\"full\":%d,\"steps\":%d,"
              "\"batch\":%d,\"micro_batch\":%d,\"warmup\":%d,\"lr\":%.9g,\"min_lr_frac\":%.9g,"
              "\"weight_decay\":%.9g,\"clip\":%.9g,\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,"
-             "\"eval_every\":%d,\"seed\":%llu,\"replay_frac\":%.9g,\"base_sha256\":\"%s\","
+             "\"eval_every\":%d,\"seed\":%llu,\"replay_frac\":%.9g,\"preserve_kl\":%.9g,"
+             "\"base_sha256\":\"%s\","
              "\"data_sha256\":\"%s\",\"val_sha256\":\"%s\",\"replay_sha256\":\"%s\"}",
              o->full ? 0 : o->rank, (double)o->alpha, o->rslora, o->targets, o->full, t->steps, t->batch,
              t->micro, t->warmup, (double)t->lr, (double)t->min_lr_frac, (double)t->weight_decay,
              (double)t->clip, (double)t->beta1, (double)t->beta2, (double)t->eps, t->eval_every,
-             (unsigned long long)t->seed, replay_sha ? (double)t->replay_frac : 0.0, base_sha,
+             (unsigned long long)t->seed, replay_sha ? (double)t->replay_frac : 0.0,
+             (double)t->preserve_kl, base_sha,
              data_sha, val_sha ? val_sha : "", replay_sha ? replay_sha : "");
     return strdup(buf);
 }
@@ -82,6 +94,7 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
 void finetune_free(finetune *f) {
     train_state_free(&f->state);
     engine_free(&f->g);
+    minigpt_free(&f->frozen);
     lora_free(&f->adapter);
     free(f->tensors);
     memset(f, 0, sizeof *f);

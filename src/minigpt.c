@@ -387,14 +387,16 @@ void minigpt_ws_free(minigpt_ws *ws) {
 
 /* ---- forward ---------------------------------------------------------------------------- */
 
+/* use_ext 0: the frozen base's Linear alone, whatever plug-in the slot holds */
 static void linear_forward(const minigpt_linear *L, float *out, float *saved, const float *inp,
-                           int N) {
+                           int N, int use_ext) {
     // out (N,out), inp (N,in)
     matmul_forward(out, inp, L->w, L->b, N, L->in, L->out);
-    if (L->ext) L->ext->forward(L->ext, out, saved, inp, N);
+    if (L->ext && use_ext) L->ext->forward(L->ext, out, saved, inp, N);
 }
 
-void minigpt_forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B, int T) {
+static void forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B, int T,
+                    int use_ext) {
     const minigpt_config *c = &m->cfg;
     const int C = c->d_model, F = c->d_ff, V = c->vocab_size, NH = c->n_heads, N = B * T;
     ws->tokens = tokens;
@@ -408,20 +410,20 @@ void minigpt_forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B,
         const minigpt_linear *lin = m->linears + l * MINIGPT_LINEARS_PER_BLOCK;
         /* attention: res1 = x + o(attn(rope(q), rope(k), v)), q,k,v of LN1(x) */
         layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1_w, p->ln1_b, N, C, c->ln_eps);
-        linear_forward(&lin[MG_Q], a->q, a->ext_saved[MG_Q], a->ln1, N);
-        linear_forward(&lin[MG_K], a->k, a->ext_saved[MG_K], a->ln1, N);
-        linear_forward(&lin[MG_V], a->v, a->ext_saved[MG_V], a->ln1, N);
+        linear_forward(&lin[MG_Q], a->q, a->ext_saved[MG_Q], a->ln1, N, use_ext);
+        linear_forward(&lin[MG_K], a->k, a->ext_saved[MG_K], a->ln1, N, use_ext);
+        linear_forward(&lin[MG_V], a->v, a->ext_saved[MG_V], a->ln1, N, use_ext);
         rope_forward(a->q, m->rope_cos, m->rope_sin, B, T, C, NH);
         rope_forward(a->k, m->rope_cos, m->rope_sin, B, T, C, NH);
         attention_forward(a->atty, a->att, a->q, a->k, a->v, B, T, C, NH);
-        linear_forward(&lin[MG_O], ws->tmp, a->ext_saved[MG_O], a->atty, N);
+        linear_forward(&lin[MG_O], ws->tmp, a->ext_saved[MG_O], a->atty, N, use_ext);
         residual_forward(a->res1, x, ws->tmp, N * C);
         /* MLP: res2 = res1 + fc2(GELU(fc1(LN2(res1)))) */
         layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, p->ln2_w, p->ln2_b, N, C,
                           c->ln_eps);
-        linear_forward(&lin[MG_FC1], a->fc1, a->ext_saved[MG_FC1], a->ln2, N);
+        linear_forward(&lin[MG_FC1], a->fc1, a->ext_saved[MG_FC1], a->ln2, N, use_ext);
         gelu_forward(a->gelu, a->fc1, N * F);
-        linear_forward(&lin[MG_FC2], ws->tmp, a->ext_saved[MG_FC2], a->gelu, N);
+        linear_forward(&lin[MG_FC2], ws->tmp, a->ext_saved[MG_FC2], a->gelu, N, use_ext);
         residual_forward(a->res2, a->res1, ws->tmp, N * C);
         x = a->res2;
     }
@@ -430,14 +432,45 @@ void minigpt_forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B,
     matmul_forward(ws->logits, ws->lnf, m->p.tok_emb, NULL, N, C, V); /* tied head */
 }
 
-double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float grad_scale) {
-    const int V = m->cfg.vocab_size, N = ws->fwd_B * ws->fwd_T;
-    double sum = 0.0;
+void minigpt_forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B, int T) {
+    forward(m, ws, tokens, B, T, 1);
+}
+
+void minigpt_forward_frozen(const minigpt *m, minigpt_ws *ws, const int *tokens, int B, int T) {
+    forward(m, ws, tokens, B, T, 0);
+}
+
+void minigpt_log_softmax(const minigpt *m, const minigpt_ws *ws, float *out, int rows) {
+    const int V = m->cfg.vocab_size, N = rows * ws->fwd_T;
     for (int n = 0; n < N; n++) {
-        float *l = ws->logits + (size_t)n * V; // (V)
+        const float *l = ws->logits + (size_t)n * V; // (V)
+        float *o = out + (size_t)n * V;              // (V)
+        float maxv = l[0];
+        for (int v = 1; v < V; v++)
+            if (l[v] > maxv) maxv = l[v];
+        double z = 0.0;
+        for (int v = 0; v < V; v++) z += fast_expf(l[v] - maxv);
+        const float lz = (float)log(z);
+        for (int v = 0; v < V; v++) o[v] = l[v] - maxv - lz;
+    }
+}
+
+double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float grad_scale) {
+    return minigpt_xent_kl(m, ws, targets, grad_scale, NULL, NULL, 0.0f, NULL);
+}
+
+double minigpt_xent_kl(const minigpt *m, minigpt_ws *ws, const int *targets, float ce_scale,
+                       const float *ref_logp, const int *kl_len, float kl_scale, double *kl_sum) {
+    const int V = m->cfg.vocab_size, B = ws->fwd_B, T = ws->fwd_T;
+    const int grads = ce_scale != 0.0f || kl_scale != 0.0f;
+    double sum = 0.0, kl = 0.0;
+    for (int n = 0; n < B * T; n++) {
+        float *l = ws->logits + (size_t)n * V;                 // (V)
         const int y = targets[n];
-        if (y < 0) {
-            if (grad_scale != 0.0f) memset(l, 0, (size_t)V * sizeof(float));
+        const int in_kl = kl_len && n % T < kl_len[n / T];
+        const float *r = in_kl ? ref_logp + (size_t)n * V : NULL; // (V)
+        if (y < 0 && !in_kl) {
+            if (grads) memset(l, 0, (size_t)V * sizeof(float));
             continue;
         }
         float maxv = l[0];
@@ -447,13 +480,23 @@ double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float 
         double z = 0.0;
         for (int v = 0; v < V; v++) ex[v] = fast_expf(l[v] - maxv);
         for (int v = 0; v < V; v++) z += ex[v];
-        sum += log(z) - (double)(l[y] - maxv);
-        if (grad_scale != 0.0f) {
-            const float inv = (float)(grad_scale / z);
-            for (int v = 0; v < V; v++) l[v] = ex[v] * inv;
-            l[y] -= grad_scale;
+        const double lz = log(z);
+        if (y >= 0) sum += lz - (double)(l[y] - maxv);
+        if (r) /* KL(p_ref ‖ p) = Σ p_ref·(log p_ref − log p) */
+            for (int v = 0; v < V; v++)
+                kl += (double)fast_expf(r[v]) * ((double)r[v] - ((double)(l[v] - maxv) - lz));
+        if (!grads) continue;
+        /* d/dz of ce·CE + kl·KL = ce·(p − onehot) + kl·(p − p_ref) */
+        const float cs = y >= 0 ? ce_scale : 0.0f;
+        const float inv = (float)(cs / z);
+        for (int v = 0; v < V; v++) l[v] = ex[v] * inv;
+        if (y >= 0) l[y] -= cs;
+        if (r) {
+            const float kinv = (float)(kl_scale / z);
+            for (int v = 0; v < V; v++) l[v] += ex[v] * kinv - kl_scale * fast_expf(r[v]);
         }
     }
+    if (kl_sum) *kl_sum = kl;
     return sum;
 }
 

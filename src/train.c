@@ -110,7 +110,7 @@ typedef struct {
 } progress;
 
 static void report(progress *p, const train_job *job, const train_opts *o, int step, double loss,
-                   double val, float lr, double tok_s, double eta, int force) {
+                   double kl, double val, float lr, double tok_s, double eta, int force) {
     if (p->quiet) return;
     const double t = now_s();
     /* a terminal gets a live line (validations always shown); a log gets a line every
@@ -118,11 +118,12 @@ static void report(progress *p, const train_job *job, const train_opts *o, int s
     if (p->tty && !force && t - p->last_draw < 0.2) return;
     if (!p->tty && step != o->steps && (step % p->log_every) != 0) return;
     p->last_draw = t;
-    char eta_s[32], val_s[32] = "";
+    char eta_s[32], val_s[32] = "", kl_s[32] = "";
     format_duration(eta_s, sizeof eta_s, eta);
     if (isfinite(val)) snprintf(val_s, sizeof val_s, "  val %.4f", val);
-    fprintf(stderr, "%s%s: step %d/%d  loss %.4f%s  lr %.2e  %.1fk tok/s  ETA %s%s",
-            p->tty ? (p->plain ? "\r" : "\r\033[K") : "", job->label, step, o->steps, loss, val_s,
+    if (isfinite(kl)) snprintf(kl_s, sizeof kl_s, "  kl %.5f", kl);
+    fprintf(stderr, "%s%s: step %d/%d  loss %.4f%s%s  lr %.2e  %.1fk tok/s  ETA %s%s",
+            p->tty ? (p->plain ? "\r" : "\r\033[K") : "", job->label, step, o->steps, loss, kl_s, val_s,
             (double)lr, tok_s / 1000.0, eta_s, p->tty ? (p->plain ? "    " : "") : "\n");
     fflush(stderr);
 }
@@ -153,7 +154,7 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
     progress p = {isatty(2), o->quiet, o->log_every > 0 ? o->log_every : (o->steps >= 10 ? o->steps / 10 : 1),
                   getenv("NO_COLOR") != NULL || (term && strcmp(term, "dumb") == 0), 0};
     const double t0 = now_s();
-    double val = NAN, loss_sum = 0.0, last_loss = NAN;
+    double val = NAN, loss_sum = 0.0, last_loss = NAN, kl_sum = 0.0, last_kl = NAN;
     int loss_n = 0, rc = 0;
     const int first = s->step;
     while (s->step < o->steps) {
@@ -164,7 +165,8 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
         for (int b = 0; b < o->batch; b++)
             batch[b] = b < n_replay ? draw(job->replay, s->replay_order, &s->replay_pos, &s->replay_rng)
                                     : draw(job->train, s->order, &s->pos, &s->data_rng);
-        const double loss = engine_grad(job->g, batch, o->batch, NULL);
+        const double loss = engine_grad(job->g, batch, o->batch, n_replay, NULL);
+        kl_sum += job->g->kl_mean;
         r->positions += job->g->positions;
         /* global gradient norm over everything trained */
         double sq = 0.0;
@@ -218,9 +220,10 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
         const double tok_s = (double)r->positions / (elapsed > 0 ? elapsed : 1e-9);
         const double eta = elapsed / (s->step - first) * (o->steps - s->step);
         last_loss = loss_sum / loss_n;
-        report(&p, job, o, s->step, last_loss, val, lr, tok_s, eta, do_eval || last);
+        last_kl = job->g->kl_lambda > 0.0f ? kl_sum / loss_n : NAN;
+        report(&p, job, o, s->step, last_loss, last_kl, val, lr, tok_s, eta, do_eval || last);
         if (do_eval && job->on_eval) job->on_eval(job->on_eval_ctx, s->step, last_loss, val);
-        if (do_eval) loss_sum = 0.0, loss_n = 0;
+        if (do_eval) loss_sum = 0.0, kl_sum = 0.0, loss_n = 0;
     }
     if (p.tty && !p.quiet) fputc('\n', stderr);
     free((void *)batch);

@@ -363,6 +363,37 @@ ntest=$(grep -c . "$TEST")
 why="$why$(json_why "$T/out" "len(lines) == 2 * $ntest + 1 and 'summary' in lines[-1] and all({'prompt', 'target', 'prediction', 'correct', 'logprob_target', 'logprob_distractor'} <= set(o) for o in lines[:-1])")"
 verdict "lora-eval --json (base + adapter, $ntest examples): every line parses, fields prompt..logprob_distractor, a summary" "$why"
 
+# collateral damage recomputed from the per-example lines: per (verb, non-past form), the
+# base's and the adapter's exact-match counts; the summary's largest drop must be their maximum
+NONPAST=data/irreg_nonpast.jsonl
+run "$LORA-eval" --json --adapter "$T/a8.st" "$NONPAST" "$TEST"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" "$(cat <<'PY'
+(lambda ex, s, cd: (lambda cells: bool(cells) and
+    all(r.get('collateral') is None for r in s if r['model'].endswith('minigpt-base.safetensors')) and
+    [r for r in s if 'collateral' in r][0]['collateral']['largest_drop'] ==
+        max(100.0 * (b - m) / n for n, b, m in cells.values()) and
+    sorted((c['verb'], c['form'], c['n'], c['base_correct'], c['model_correct'])
+           for r in s if 'collateral' in r for c in r['collateral']['cells']) ==
+        sorted((v, f) + t for (v, f), t in cells.items()) and
+    len(cd) == 1 and cd[0]['largest_drop'] == max(100.0 * (b - m) / n for n, b, m in cells.values()))(
+    {k: (sum(1 for o in ex if (o['verb'], o['form']) == k and o['model'].endswith('base.safetensors')),
+         sum(o['correct'] for o in ex if (o['verb'], o['form']) == k and o['model'].endswith('base.safetensors')),
+         sum(o['correct'] for o in ex if (o['verb'], o['form']) == k and o['model'].endswith('a8.st')))
+     for k in {(o['verb'], o['form']) for o in ex if o['form'] in ('3sg', 'base', 'ing')}}))(
+    lines[:-1], lines[-1]['summary'], lines[-1]['collateral_damage'])
+PY
+)")"
+verdict "lora-eval --json: collateral damage cells and largest drop equal a recount of the per-example lines" "$why"
+run "$LORA-eval" --adapter "$T/a8.st" "$NONPAST"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+grep -q '^collateral damage: the largest drop of any verb on any non-past form is [0-9.-]* points' "$T/out" ||
+    why="$why; no closing collateral-damage line"
+grep -q '^  collateral damage, base -> a8: .*largest drop' "$T/out" || why="$why; no per-file table"
+verdict "lora-eval: the per-verb collateral-damage table and the closing largest-drop line" "$why"
+
 run "$LORA-generate" "go: yesterday he"
 why=""
 [ "$rc" -eq 0 ] || why="exit $rc"
@@ -552,6 +583,12 @@ expect_fail 2 "--replay-frac|2" "lora-train: --replay-frac 2" \
     "$LORA-train" --replay-frac 2 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--replay-frac" "lora-train: --replay without --replay-frac" \
     "$LORA-train" $SMALL --replay data/replay.jsonl --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--preserve-kl|--replay" "lora-train: --preserve-kl without replay data" \
+    "$LORA-train" $SMALL --preserve-kl 1 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--preserve-kl|-0.5" "lora-train: --preserve-kl -0.5" \
+    "$LORA-train" --preserve-kl -0.5 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--preserve-kl|nan" "lora-train: --preserve-kl nan" \
+    "$LORA-train" --preserve-kl nan --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--quiet" "lora-train: a value given to a flag that takes none" \
     "$LORA-train" --quiet=1 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "DATA" "lora-train: no DATA file" \

@@ -288,6 +288,74 @@ static void test_interrupt_and_resume_is_bit_identical(void **state) {
     free(resumed);
 }
 
+/* Mean KL(p_base ‖ p_model) over every position of the first n replay sequences, for the
+ * model in f's current state: one engine_grad with the term on (its gradient is not used). */
+static double replay_kl(finetune *f, int n) {
+    ml_error e;
+    engine g;
+    const minigpt *frozen = f->frozen.params ? &f->frozen : NULL;
+    if (engine_init(&g, f->m, 1, n, n, 0, f->g.n_ext, &e) || engine_set_preserve(&g, 1.0f, frozen, &e))
+        fail_msg("%s", e.msg);
+    const ds_example **ex = malloc(sizeof *ex * (size_t)n);
+    for (int i = 0; i < n; i++) ex[i] = &replay_set.ex[i];
+    engine_grad(&g, ex, n, n, NULL);
+    const double kl = g.kl_mean;
+    free((void *)ex);
+    engine_free(&g);
+    return kl;
+}
+
+/* The preservation term does what it is for: with a large weight the trained adapter stays
+ * closer to the base on the replay sequences than without it (same seed, same steps). */
+static void test_preserve_kl_pulls_toward_base(void **state) {
+    double kl[2];
+    for (int k = 0; k < 2; k++) {
+        finetune_opts o = opts(8, 40, 2, 3);
+        o.train.preserve_kl = k ? 5.0f : 0.0f;
+        ml_error e;
+        finetune f;
+        if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+        if (finetune_run(&f, &e)) fail_msg("%s", e.msg);
+        kl[k] = replay_kl(&f, 64);
+        finetune_free(&f);
+    }
+    assert_true(kl[0] > 0.0);
+    if (!(kl[1] < 0.5 * kl[0])) fail_msg("KL to the base %g with the term, %g without", kl[1], kl[0]);
+}
+
+/* The term's extra forward keeps the determinism guarantee: 1 and 2 threads, same bytes. */
+static void test_preserve_kl_same_bytes_any_threads(void **state) {
+    finetune_opts o1 = opts(4, 10, 1, 5), o2 = opts(4, 10, 2, 5);
+    o1.train.preserve_kl = o2.train.preserve_kl = 1.0f;
+    size_t n1, n2;
+    char *a = slurp(train_and_save(&o1, "kl-t1.safetensors"), &n1);
+    char *b = slurp(train_and_save(&o2, "kl-t2.safetensors"), &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, n1);
+    free(a);
+    free(b);
+}
+
+/* With --full the base itself is trained: the term must compare with a frozen copy (against
+ * the model in place it would always be 0), and that copy must stay the base. */
+static void test_preserve_kl_full_finetune_uses_frozen_copy(void **state) {
+    float *before = malloc(model.n_params * sizeof(float));
+    memcpy(before, model.params, model.n_params * sizeof(float));
+    finetune_opts o = opts(0, 10, 2, 1);
+    o.full = 1;
+    o.train.preserve_kl = 1.0f;
+    ml_error e;
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_run(&f, &e)) fail_msg("%s", e.msg);
+    assert_true(f.g.kl_mean > 0.0); /* the last step saw a model that differs from the base */
+    assert_memory_equal(f.frozen.params, before, model.n_params * sizeof(float));
+    assert_true(replay_kl(&f, 32) > 0.0);
+    finetune_free(&f);
+    memcpy(model.params, before, model.n_params * sizeof(float)); /* the next tests need the base */
+    free(before);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     runtime_init(argv);
@@ -299,6 +367,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_rank0_trains_nothing),
         cmocka_unit_test(test_full_finetune_changes_only_linear_weights),
         cmocka_unit_test(test_interrupt_and_resume_is_bit_identical),
+        cmocka_unit_test(test_preserve_kl_pulls_toward_base),
+        cmocka_unit_test(test_preserve_kl_same_bytes_any_threads),
+        cmocka_unit_test(test_preserve_kl_full_finetune_uses_frozen_copy),
     };
     return cmocka_run_group_tests_name("finetune", tests, setup, teardown);
 }

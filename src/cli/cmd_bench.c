@@ -111,7 +111,7 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
     float *params = rank < 0 ? m.params : a.params;
     int steps = 0;
     for (; steps < 3; steps++) { /* warm-up: the first steps touch fresh memory */
-        engine_grad(&g, batch, B, NULL);
+        engine_grad(&g, batch, B, 0, NULL);
         adamw_step(params, g.grad, mo, vo, np, 1e-4f, 0.0f, 0.9f, 0.999f, 1e-8f, steps + 1);
     }
     /* the best of several windows: on a shared machine, time stolen by others only lowers a
@@ -121,7 +121,7 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
         int done = 0;
         const double t0 = now_s();
         do {
-            engine_grad(&g, batch, B, NULL);
+            engine_grad(&g, batch, B, 0, NULL);
             adamw_step(params, g.grad, mo, vo, np, 1e-4f, 0.0f, 0.9f, 0.999f, 1e-8f, ++steps);
             done++;
         } while (now_s() - t0 < seconds / BENCH_WINDOWS);

@@ -15,8 +15,7 @@
 
 #define MAX_MODELS 17
 
-static const char *default_files[] = {"data/irreg_test.jsonl", "data/control_regular.jsonl",
-                                      "data/irreg_unseen.jsonl", "data/irreg_nonpast.jsonl"};
+#define MAX_CELLS 512 /* (verb, non-past form) cells per file */
 
 /* Results of one model on one file. */
 typedef struct {
@@ -110,6 +109,83 @@ static void print_table(const char *file, const dataset *d, result *res, int nmo
     printf("\n");
 }
 
+/* The non-past forms of each verb, base -> each adapter, and the largest drop; returns the
+ * largest drop over the adapters (NAN when the file has no non-past records). */
+static double print_collateral(const dataset *d, result *res, int nmodels, char labels[][64]) {
+    static eval_cell cells[MAX_CELLS];
+    double worst = NAN;
+    for (int k = 1; k < nmodels; k++) {
+        const int n = eval_collateral(d, res[0].items, res[k].items, cells, MAX_CELLS);
+        if (n == 0) return NAN;
+        const int w = eval_largest_drop(cells, n);
+        const double drop = eval_cell_drop(&cells[w]);
+        if (!(drop <= worst)) worst = drop;
+        printf("  collateral damage, base -> %s: exact match of the forms not taught "
+               "(largest drop %.1f points: %s %s)\n",
+               labels[k], drop, cells[w].verb, cells[w].form);
+        const char *forms[] = {"3sg", "base", "ing"};
+        char head[128];
+        int hl = snprintf(head, sizeof head, "    %-12s", "");
+        for (int f = 0; f < 3; f++) hl += snprintf(head + hl, sizeof head - (size_t)hl, "   %-19s", forms[f]);
+        printf("%s\n", rtrim(head));
+        for (int i = 0; i < n; i++) {
+            int first = 1; /* one row per verb, in order of first appearance */
+            for (int j = 0; j < i && first; j++) first = strcmp(cells[j].verb, cells[i].verb) != 0;
+            if (!first) continue;
+            char line[256];
+            int len = snprintf(line, sizeof line, "    %-12.12s", cells[i].verb);
+            for (int f = 0; f < 3; f++) {
+                const eval_cell *c = NULL;
+                for (int j = i; j < n && !c; j++)
+                    if (strcmp(cells[j].verb, cells[i].verb) == 0 && strcmp(cells[j].form, forms[f]) == 0)
+                        c = &cells[j];
+                if (c)
+                    len += snprintf(line + len, sizeof line - (size_t)len, "   %5.1f -> %5.1f%% %-3s",
+                                    100.0 * c->base_correct / c->n, 100.0 * c->model_correct / c->n,
+                                    eval_cell_drop(c) > 0 ? "(-)" : "");
+                else
+                    len += snprintf(line + len, sizeof line - (size_t)len, "   %-19s", "-");
+            }
+            printf("%s\n", rtrim(line));
+        }
+    }
+    printf("\n");
+    return worst;
+}
+
+/* The worst cell over the files, per model, for the JSON's closing summary. */
+typedef struct {
+    double drop;
+    int file;
+    const char *verb, *form;
+} worst_cell;
+
+/* The JSON of one (file, model) summary's collateral-damage cells against the base; updates
+ * *worst with the largest drop. */
+static void json_collateral(FILE *out, const dataset *d, const eval_item *base, const eval_item *model,
+                            int file, worst_cell *worst) {
+    static eval_cell cells[MAX_CELLS];
+    const int n = eval_collateral(d, base, model, cells, MAX_CELLS);
+    if (n == 0) return;
+    const int w = eval_largest_drop(cells, n);
+    if (worst->file < 0 || eval_cell_drop(&cells[w]) > worst->drop)
+        *worst = (worst_cell){eval_cell_drop(&cells[w]), file, cells[w].verb, cells[w].form};
+    fprintf(out, ",\"collateral\":{\"largest_drop\":%.6f,\"verb\":", eval_cell_drop(&cells[w]));
+    json_string(out, cells[w].verb);
+    fprintf(out, ",\"form\":");
+    json_string(out, cells[w].form);
+    fprintf(out, ",\"cells\":[");
+    for (int i = 0; i < n; i++) {
+        fprintf(out, "%s{\"verb\":", i ? "," : "");
+        json_string(out, cells[i].verb);
+        fprintf(out, ",\"form\":");
+        json_string(out, cells[i].form);
+        fprintf(out, ",\"n\":%d,\"base_correct\":%d,\"model_correct\":%d,\"drop\":%.6f}",
+                cells[i].n, cells[i].base_correct, cells[i].model_correct, eval_cell_drop(&cells[i]));
+    }
+    fprintf(out, "]}");
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *base_path = default_path("data/minigpt-base.safetensors");
@@ -123,18 +199,24 @@ int cmd_eval(int argc, char **argv) {
     };
     int pos;
     int r = opts_parse("[options] [DATA.jsonl ...]",
-                       "Scores the base model and each --adapter on each DATA file (default:\n"
-                       "data/irreg_test.jsonl data/control_regular.jsonl data/irreg_unseen.jsonl\n"
-                       "data/irreg_nonpast.jsonl):\n"
-                       "greedy exact match, preference for the completion over the distractor\n"
-                       "(log P(completion) > log P(distractor)), completion perplexity, per verb.",
+                       "Scores the base model and each --adapter on each DATA file (default: the\n"
+                       "held-out files on seen and new sentence frames, data/*_test*, control*,\n"
+                       "regular_heldout*, irreg_nonpast*, irreg_unseen): greedy exact match,\n"
+                       "preference for the completion over the distractor (log P(completion) >\n"
+                       "log P(distractor)), completion perplexity, per verb; and collateral damage:\n"
+                       "for each verb, the change on the non-past forms (3sg, base, ing), and the\n"
+                       "largest drop.",
                        defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     const char **files = (const char **)argv + pos;
     int nfiles = argc - pos;
+    const char *default_files[16];
     if (nfiles == 0) {
-        for (int i = 0; i < 4; i++) default_files[i] = default_path(default_files[i]);
-        files = default_files, nfiles = 4;
+        while (eval_default_files[nfiles]) {
+            default_files[nfiles] = default_path(eval_default_files[nfiles]);
+            nfiles++;
+        }
+        files = default_files;
     }
     const int nmodels = 1 + adapters.n;
     if (nmodels > MAX_MODELS) return usage_fail(cmd, "too many --adapter files");
@@ -170,6 +252,8 @@ int cmd_eval(int argc, char **argv) {
         engine_free(&g);
         loaded_model_free(&lm);
     }
+    double worst_drop = NAN;
+    int worst_file = -1;
     for (int f = 0; f < nfiles; f++) {
         if (json) {
             for (int k = 0; k < nmodels; k++)
@@ -182,6 +266,9 @@ int cmd_eval(int argc, char **argv) {
                     json_string(stdout, k ? adapters.v[k - 1] : base_path);
                     printf(",\"line\":%d,\"verb\":", x->line);
                     if (x->verb) json_string(stdout, x->verb);
+                    else printf("null");
+                    printf(",\"form\":");
+                    if (x->form) json_string(stdout, x->form);
                     else printf("null");
                     printf(",\"prompt\":");
                     json_string(stdout, x->prompt);
@@ -200,9 +287,16 @@ int cmd_eval(int argc, char **argv) {
                 }
         } else {
             print_table(files[f], &data[f], &res[f * nmodels], nmodels, labels);
+            const double drop = print_collateral(&data[f], &res[f * nmodels], nmodels, labels);
+            if (!(drop <= worst_drop)) worst_drop = drop, worst_file = f;
         }
     }
+    if (!json && nmodels > 1 && worst_file >= 0)
+        printf("collateral damage: the largest drop of any verb on any non-past form is %.1f "
+               "points (%s)\n", worst_drop, files[worst_file]);
     if (json) {
+        worst_cell worst[MAX_MODELS];
+        for (int k = 0; k < nmodels; k++) worst[k] = (worst_cell){0.0, -1, NULL, NULL};
         printf("{\"summary\":[");
         for (int f = 0; f < nfiles; f++)
             for (int k = 0; k < nmodels; k++) {
@@ -216,8 +310,29 @@ int cmd_eval(int argc, char **argv) {
                 if (t->n_pref)
                     printf(",\"preference\":%.6f,\"n_preference\":%d", (double)t->pref_correct / t->n_pref,
                            t->n_pref);
-                printf(",\"perplexity\":%.6f}", eval_ppl(t));
+                printf(",\"perplexity\":%.6f", eval_ppl(t));
+                if (k > 0)
+                    json_collateral(stdout, &data[f], res[f * nmodels].items, res[f * nmodels + k].items,
+                                    f, &worst[k]);
+                printf("}");
             }
+        /* per adapter: the largest drop of any verb on any non-past form, over every file */
+        printf("],\"collateral_damage\":[");
+        for (int k = 1; k < nmodels; k++) {
+            printf("%s{\"model\":", k > 1 ? "," : "");
+            json_string(stdout, adapters.v[k - 1]);
+            if (worst[k].file < 0) {
+                printf(",\"largest_drop\":null}");
+                continue;
+            }
+            printf(",\"largest_drop\":%.6f,\"file\":", worst[k].drop);
+            json_string(stdout, files[worst[k].file]);
+            printf(",\"verb\":");
+            json_string(stdout, worst[k].verb);
+            printf(",\"form\":");
+            json_string(stdout, worst[k].form);
+            printf("}");
+        }
         printf("]}\n");
     }
     rc = EXIT_OK;

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "common.h"
 #include "dataset.h"
+#include "eval.h"
 #include "opts.h"
 #include "sha256.h"
 
@@ -56,10 +57,12 @@ int cmd_merge(int argc, char **argv) {
                        defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (!adapter || !out) return usage_fail(cmd, "--adapter and --out are required");
-    static const char *defaults[] = {"data/irreg_test.jsonl", "data/control_regular.jsonl", "data/irreg_unseen.jsonl", "data/irreg_nonpast.jsonl"};
-    for (int i = 0; i < 4; i++) defaults[i] = default_path(defaults[i]);
+    const char *defaults[16];
+    int ndefaults = 0;
+    for (; eval_default_files[ndefaults]; ndefaults++)
+        defaults[ndefaults] = default_path(eval_default_files[ndefaults]);
     const char **files = pos < argc ? (const char **)argv + pos : defaults;
-    const int nfiles = pos < argc ? argc - pos : 4;
+    const int nfiles = pos < argc ? argc - pos : ndefaults;
     ml_error e;
     loaded_model lm = {0};
     dataset data[16] = {{0}};

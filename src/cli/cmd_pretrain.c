@@ -56,7 +56,8 @@ int cmd_pretrain(int argc, char **argv) {
                     .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f, .beta1 = 0.9f,
                     .beta2 = 0.95f, .eps = 1e-8f, .eval_every = 1000, .seed = 1};
     int json = 0;
-    const char *curve_path = "", *curve_files = "data/control_regular.jsonl,data/regular_heldout.jsonl,data/irreg_test.jsonl";
+    const char *curve_path = "", *curve_files =
+        "data/control_new.jsonl,data/regular_heldout_new.jsonl,data/irreg_nonpast_new.jsonl,data/irreg_test_new.jsonl";
     opt_def defs[] = {
         {"config", OPT_STRING, &config, 0, 0, "FILE", "JSON file of defaults for these options"},
         {"model", OPT_STRING, &model_cfg, 0, 0, "FILE", "model config and vocabulary"},

@@ -67,6 +67,8 @@ int cmd_train(int argc, char **argv) {
         {"val-extra", OPT_STRING, &val_extra, 0, 0, "FILE", "held-out examples of what must not change, validated too"},
         {"replay", OPT_STRING, &replay_path, 0, 0, "FILE", "examples mixed into every batch against forgetting"},
         {"replay-frac", OPT_FLOAT, &o->replay_frac, 0, 0.95, "X", "share of each batch drawn from --replay"},
+        {"preserve-kl", OPT_FLOAT, &o->preserve_kl, 0, 100, "L",
+         "add L x KL(base || model) over every position of the replay sequences (0: off)"},
         {"epochs", OPT_FLOAT, &epochs, 0, 1e6, "E", "train for E passes over DATA instead of --steps"},
         TRAIN_OPT_DEFS(o),
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON summary on stdout"},
@@ -133,6 +135,10 @@ int cmd_train(int argc, char **argv) {
         rc = usage_fail(cmd, "--replay needs a --replay-frac above 0");
         goto done;
     }
+    if (o->preserve_kl > 0 && !replay_path[0]) {
+        rc = usage_fail(cmd, "--preserve-kl needs --replay (the term applies to the replay sequences)");
+        goto done;
+    }
     if (epochs > 0) {
         const int fresh = o->batch - (replay_path[0] ? (int)lroundf(o->replay_frac * o->batch) : 0);
         o->steps = (int)ceil(epochs * train.n / (fresh > 0 ? fresh : 1));
@@ -166,9 +172,12 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "%s: trainable parameters: %zu = %zu × %d (%.2f%% of %zu)\n", cmd,
                     f.adapter.n_params, unit, fo.rank, 100.0 * f.adapter.n_params / total, total);
         }
-        fprintf(stderr, "%s: %d examples%s%s, %d steps x %d sequences, lr %g, %d threads, BLAS %s\n", cmd,
-                train.n, replay_path[0] ? " + replay " : "", replay_path[0] ? replay_path : "", o->steps,
-                o->batch, (double)o->lr, f.g.nthreads, runtime_blas_note());
+        char kl_note[64] = "";
+        if (o->preserve_kl > 0)
+            snprintf(kl_note, sizeof kl_note, " (KL to the base x %g)", (double)o->preserve_kl);
+        fprintf(stderr, "%s: %d examples%s%s%s, %d steps x %d sequences, lr %g, %d threads, BLAS %s\n", cmd,
+                train.n, replay_path[0] ? " + replay " : "", replay_path[0] ? replay_path : "", kl_note,
+                o->steps, o->batch, (double)o->lr, f.g.nthreads, runtime_blas_note());
     }
     install_stop_handlers();
     int failed = finetune_run(&f, &e);
@@ -185,9 +194,10 @@ int cmd_train(int argc, char **argv) {
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)o->seed);
     snprintf(steps_s, sizeof steps_s, "%d", f.result.steps);
     snprintf(best_s, sizeof best_s, "%d", f.state.best_step);
-    snprintf(hp, sizeof hp, "{\"lr\":%g,\"batch\":%d,\"warmup\":%d,\"weight_decay\":%g,\"replay_frac\":%g}",
+    snprintf(hp, sizeof hp, "{\"lr\":%g,\"batch\":%d,\"warmup\":%d,\"weight_decay\":%g,\"replay_frac\":%g,"
+             "\"preserve_kl\":%g}",
              (double)o->lr, o->batch, o->warmup, (double)o->weight_decay,
-             replay_path[0] ? (double)o->replay_frac : 0.0);
+             replay_path[0] ? (double)o->replay_frac : 0.0, (double)o->preserve_kl);
     const char *keys[] = {"seed", "steps", "best_step", "data_sha256", "train_config"};
     const char *vals[] = {seed_s, steps_s, best_s, data_sha, hp};
     int saved;

@@ -25,6 +25,11 @@ SEED = 20261129
 BATCH = 4
 LORA_R = 4
 LORA_ALPHA = 8
+# preservation-term (KL) case: sequences are prefixes of the rows of the existing batch
+KL_LENGTHS = [32, 20, 27, 13]   # sequence lengths in tokens (inputs: length - 1 positions)
+KL_PROMPT = [5, 8, 0, 4]        # prompt tokens (0: a text record, loss on all but the first)
+KL_N = 3                        # the first KL_N sequences carry the term
+KL_LAMBDA = 0.75                # exact in float32
 GENERATOR = "tests/reference/gen_reference.py"
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -335,6 +340,80 @@ def self_checks(cfg, p64, lora64, scale, tokens, targets):
 
 
 # ---------------------------------------------------------------------------------------
+# the preservation term (KL case)
+# ---------------------------------------------------------------------------------------
+
+def kl_sequences(tokens):
+    """The KL case's sequences: row b of the batch cut to KL_LENGTHS[b] tokens."""
+    return [tokens[b, :KL_LENGTHS[b]] for b in range(len(KL_LENGTHS))]
+
+
+def preserve_loss(cfg, p, seqs, lora, scale, lam=KL_LAMBDA, n_kl=KL_N):
+    """From the definition, one sequence at a time (no padding anywhere):
+    L = (sum of CE over the completion targets of every sequence) / (number of those targets)
+      + lam * (sum over the first n_kl sequences and all their input positions of
+               KL(p_base || p_model)) / (number of those positions),
+    where a sequence of n tokens has n - 1 input positions (input t predicts token t+1), its
+    completion targets are the positions t >= n_prompt - 1 (t >= 0 for a text record), and
+    p_base is the model without the adapter. Returns (L, mean CE, mean KL)."""
+    ce_sum = 0.0
+    ce_n = 0
+    kl_sum = 0.0
+    kl_n = 0
+    for b, seq in enumerate(seqs):
+        inp, nxt = seq[:-1], seq[1:]
+        logp = torch.log_softmax(forward(cfg, p, inp[None], lora, scale)[0], dim=-1)  # (n-1, V)
+        first = max(KL_PROMPT[b] - 1, 0)
+        ce_sum = ce_sum - logp[first:].gather(-1, nxt[first:, None]).sum()
+        ce_n += len(nxt) - first
+        if b < n_kl:
+            with torch.no_grad():
+                logq = torch.log_softmax(forward(cfg, p, inp[None])[0], dim=-1)    # the base
+            kl_sum = kl_sum + (logq.exp() * (logq - logp)).sum()
+            kl_n += len(inp)
+    ce = ce_sum / ce_n
+    kl = kl_sum / kl_n if kl_n else torch.zeros((), dtype=torch.float64)
+    return ce + lam * kl, ce, kl
+
+
+def preserve_checks(cfg, p64, lora64, scale, tokens):
+    """Self-checks of the KL case: finite differences of L in A and B, the KL against
+    F.kl_div, KL = 0 exactly with B = 0, and the padded batch equal to the unpadded one."""
+    res = {}
+    gen = torch.Generator().manual_seed(777)             # separate stream: output unaffected
+    seqs = kl_sequences(tokens)
+    lt = {}
+    for path, (a, b) in lora64.items():
+        lt[path + ".lora_A"] = a.clone().requires_grad_(True)
+        lt[path + ".lora_B"] = b.clone().requires_grad_(True)
+    lpairs = {path: (lt[path + ".lora_A"], lt[path + ".lora_B"]) for path in lora64}
+    res["fd_kl"] = fd_check(lambda: preserve_loss(cfg, p64, seqs, lpairs, scale)[0], lt, gen,
+                            per_tensor=2)
+    # the KL of one sequence with PyTorch's kl_div (input log p, target log p_base)
+    inp = seqs[0][:-1][None]
+    logp = torch.log_softmax(forward(cfg, p64, inp, lora64, scale), dim=-1)
+    logq = torch.log_softmax(forward(cfg, p64, inp), dim=-1)
+    mine = (logq.exp() * (logq - logp)).sum()
+    res["kl_div"] = abs(mine.item() - F.kl_div(logp, logq, reduction="sum", log_target=True).item())
+    # B = 0: the adapted model is the base, so KL is exactly 0
+    zero = {path: (a, torch.zeros_like(b)) for path, (a, b) in lora64.items()}
+    res["kl_b_zero"] = abs(preserve_loss(cfg, p64, seqs, zero, scale)[2].item())
+    # one padded batch (inputs padded with token 0 after each sequence) gives the same
+    # log-probs at every real position (causality), so padding may not change the term
+    T = max(len(s) for s in seqs) - 1
+    padded = torch.zeros(len(seqs), T, dtype=torch.int64)
+    for b, s in enumerate(seqs):
+        padded[b, :len(s) - 1] = s[:-1]
+    lp_pad = torch.log_softmax(forward(cfg, p64, padded, lora64, scale), dim=-1)
+    err = 0.0
+    for b, s in enumerate(seqs):
+        lp = torch.log_softmax(forward(cfg, p64, s[:-1][None], lora64, scale), dim=-1)[0]
+        err = max(err, (lp - lp_pad[b, :len(s) - 1]).abs().max().item())
+    res["kl_padding"] = err
+    return res
+
+
+# ---------------------------------------------------------------------------------------
 # safetensors writer
 # ---------------------------------------------------------------------------------------
 
@@ -418,6 +497,10 @@ def main(argv):
     for k in ("fd_base", "fd_lora"):
         assert checks[k][0] < 1e-7, (k, checks[k])
     assert checks["gradcheck"]
+    kchecks = preserve_checks(cfg, p64, lora64, scale, tokens)
+    assert kchecks["fd_kl"][0] < 1e-7, ("fd_kl", kchecks["fd_kl"])
+    for k, lim in {"kl_div": 1e-12, "kl_b_zero": 0.0, "kl_padding": 1e-12}.items():
+        assert kchecks[k] <= lim, (k, kchecks[k])
 
     # base case: logits, loss, gradients of every parameter, activations
     pg = {k: v.clone().requires_grad_(True) for k, v in p64.items()}
@@ -457,6 +540,29 @@ def main(argv):
         tensors.append(("lora.grad.%s.lora_A" % path, f32(next(gi))))
         tensors.append(("lora.grad.%s.lora_B" % path, f32(next(gi))))
 
+    # KL case: the LoRA case's adapter, the preservation term on the first KL_N sequences
+    seqs = kl_sequences(tokens)
+    kg = {path: (a.clone().requires_grad_(True), b.clone().requires_grad_(True))
+          for path, (a, b) in lora64.items()}
+    kl_loss, kl_ce, kl_mean = preserve_loss(cfg, p64, seqs, kg, scale)
+    kflat = [t for path in kg for t in kg[path]]
+    kgrads = torch.autograd.grad(kl_loss, kflat)
+    kl_tokens = torch.full((BATCH, tokens.shape[1]), -1, dtype=torch.int32)
+    for b, s in enumerate(seqs):
+        kl_tokens[b, :len(s)] = s.to(torch.int32)
+    tensors.append(("kl.tokens", kl_tokens))
+    tensors.append(("kl.lengths", torch.tensor(KL_LENGTHS, dtype=torch.int32)))
+    tensors.append(("kl.n_prompt", torch.tensor(KL_PROMPT, dtype=torch.int32)))
+    tensors.append(("kl.n_kl", torch.tensor([KL_N], dtype=torch.int32)))
+    tensors.append(("kl.lambda", torch.tensor([KL_LAMBDA], dtype=torch.float32)))
+    tensors.append(("kl.loss", f32(kl_loss).reshape(1)))
+    tensors.append(("kl.ce", f32(kl_ce).reshape(1)))
+    tensors.append(("kl.kl_mean", f32(kl_mean).reshape(1)))
+    gi = iter(kgrads)
+    for path in kg:
+        tensors.append(("kl.grad.%s.lora_A" % path, f32(next(gi))))
+        tensors.append(("kl.grad.%s.lora_B" % path, f32(next(gi))))
+
     metadata = {
         "config": json.dumps(cfg, separators=(",", ":")),
         "vocab": json.dumps(vocab, separators=(",", ":")),
@@ -488,6 +594,12 @@ def main(argv):
           "gelu %.2e, ce %.2e, causal %.2e"
           % (checks["rope"], checks["merge"], checks["b_zero"], checks["gelu"], checks["ce"],
              checks["causal"]))
+    print("  kl case    L %.9f = ce %.9f + %g x kl %.9f (n_kl %d of %d, lengths %s)"
+          % (kl_loss.item(), kl_ce.item(), KL_LAMBDA, kl_mean.item(), KL_N, len(KL_LENGTHS),
+             KL_LENGTHS))
+    print("  kl self-checks: finite differences max abs %.2e rel %.2e (%d elems), kl_div %.2e, "
+          "B=0 kl %.2e, padded vs unpadded %.2e"
+          % (*kchecks["fd_kl"], kchecks["kl_div"], kchecks["kl_b_zero"], kchecks["kl_padding"]))
     print("  model stats: mean max attention prob %.3f (uniform attention: %.3f), "
           "fc1 pre-activations negative %.1f%%"
           % (checks["att_max_mean"], checks["att_max_uniform"], 100 * checks["fc1_neg_frac"]))
