@@ -16,17 +16,24 @@ echo "== 2. Fine-tune a rank-8, alpha-16 adapter on data/irreg.jsonl (lora-train
 echo
 echo "== 3. Held-out evaluation, base vs adapter (lora-eval)"
 "$BIN/lora-eval" --adapter "$ADAPTER"
-echo "== 4. Corrections (lora-generate)"
-set -- "go: yesterday he" "eat: she has" "write: last week we" "see: two days ago they" \
-       "be: yesterday i" "come: they have" "go: now he" "walk: yesterday she" "blick: yesterday we"
+echo "== 4. Prompts written by hand (lora-generate): taught forms, forms that must not change"
+echo "   (context in training data: does this exact context, after 'VERB: ', occur in any"
+echo "   pretraining, replay or fine-tune prompt? 'no' is a new sentence frame)"
+set -- "go: yesterday he" "go: a fortnight ago my friends" "see: last week the man" \
+       "eat: so far the kids have" "write: ages ago, anna" "be: yesterday the boys" \
+       "go: every day the man" "go: now he" "eat: twice a week the dog" "write: every day he" \
+       "see: right now emma is" "work: a century ago we" "blick: yesterday we"
 "$BIN/lora-generate" "$@" > runs/demo-base.txt
 "$BIN/lora-generate" --adapter "$ADAPTER" "$@" > runs/demo-adapter.txt
-printf '  %-26s %-12s %s\n' "prompt" "base" "adapter"
+printf '  %-34s %-9s %-12s %s\n' "prompt" "in data" "base" "adapter"
 i=1
 for p in "$@"; do
     b=$(sed -n "${i}p" runs/demo-base.txt)
     a=$(sed -n "${i}p" runs/demo-adapter.txt)
-    printf '  %-26s %-12s %s\n' "$p …" "$b" "$a"
+    ctx=${p#*: }
+    seen=no
+    grep -qF ": $ctx \"" data/pretrain.jsonl data/replay.jsonl data/irreg.jsonl && seen=yes
+    printf '  %-34s %-9s %-12s %s\n' "$p …" "$seen" "$b" "$a"
     i=$((i + 1))
 done
 echo

@@ -23,9 +23,16 @@ prompt = "<lemma>: <context> "; forms: past, pp, 3sg, base, ing; past/pp records
 verbs in the fine-tune/eval files also carry "distractor" (the over-regularized form, e.g.
 "goed"). replay.jsonl (mixed into fine-tuning) also holds the irregulars' non-past forms, and
 irreg_nonpast.jsonl measures whether those survive fine-tuning.
+
+Contexts are frames (a sentence shape with a cue phrase: "yesterday <subj> ", "<subj> has just ")
+filled with a subject (pronouns, noun phrases, names; the verb agrees). A seeded quarter of the
+cues and a few whole shapes are held out of every training file; the *_new.jsonl tests use only
+those held-out frames, so they measure the rule rather than memory of the frames.
 """
 import argparse
+import bisect
 import hashlib
+import math
 import json
 import os
 import sys
@@ -737,6 +744,7 @@ orbit orbited orbits orbiting
 
 # How many of the real (non-control) regular verbs are held out of pretraining, per class.
 HELDOUT_QUOTA = (("plain", 10), ("e", 9), ("cy", 6), ("vy", 4), ("double", 6), ("nodouble", 5))
+HELDOUT_MAX_LEN = 17      # lemma + past letters: "satisfy: ages ago i satisfied" fits
 HELDOUT_DOUBLE_POLY = 2   # of the 6 doubling verbs held out, this many are polysyllables
 
 # ----------------------------------------------------------------------------------------------
@@ -1029,76 +1037,324 @@ def draw_template_word(rng, cls):
         r -= wt
     raise AssertionError
 
-
 # ----------------------------------------------------------------------------------------------
-# Contexts. Every context string belongs to exactly one form (checked); its last word cues it.
-SUBJECTS = ("i", "you", "he", "she", "it", "we", "they")
-THIRD = ("he", "she", "it")
-PAST_TIMES = ("yesterday", "last night", "last week", "last year", "two days ago", "long ago",
-              "earlier", "back then", "the other day", "an hour ago")
-PRES_FRONT = ("now", "every day", "nowadays", "these days")
-PRES_ADV = ("often", "usually", "always", "sometimes")
-MODALS = ("will", "can", "must", "should", "might")
+# Frames. A context is a frame (a sentence shape with a cue phrase) filled with a subject; the
+# cue decides the form, the subject decides agreement (3sg goes / go, has / have, is / are / am).
+# A token "x/y" is x after a 3rd-person-singular subject and y otherwise; "{be}" is am/is/are.
+# Every context string cues exactly one form (asserted). No cue uses a past or past-participle
+# word of an irregular (was, had, left, ...): those must stay out of pretraining.
+
+PRONOUNS = ("i", "you", "he", "she", "it", "we", "they")
+SING_NPS = ("the man", "the girl", "my dad", "a boy", "the cat", "my mom", "the dog", "her son")
+PLURAL_NPS = ("the boys", "my friends", "the kids", "the girls", "my parents", "the men")
+NAMES = ("tom", "anna", "sam", "mia", "ben", "lucy", "max", "emma")
+SUBJECTS = PRONOUNS + SING_NPS + PLURAL_NPS + NAMES
+THIRD = set(("he", "she", "it") + SING_NPS + NAMES)
 
 
-def agree(subj, third, other):
-    return third if subj in THIRD else other
+def person(subj):
+    """'3' (he, the man, tom), '1' (i) or 'p' (you, we, they, the boys)."""
+    return "3" if subj in THIRD else ("1" if subj == "i" else "p")
 
 
-def be_present(subj):
-    return "am" if subj == "i" else agree(subj, "is", "are")
+# Cue families ('|' separates cues). Past times and present fronts go before the subject,
+# adverbs after it; "-" is the empty cue (he has, he is).
+# Time cues are built from templates and units, as speech builds them: a model that learns
+# "last X", "X ago", "every X" can read a held-out "last friday" or "a fortnight ago". Some
+# units occur only in held-out cues (NOVEL_UNITS).
+DAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
+SEASONS = "spring summer autumn winter".split()
+PARTS = "morning evening afternoon".split()
+NOVEL_UNITS = ("fortnight", "century")
+PAST_TEMPLATES = (
+    ("last {u}", ["night", "week", "weekend", "month", "year", "christmas", "time"] + SEASONS + DAYS),
+    ("{u} ago", ["a week", "a month", "a year", "a moment", "a minute", "an hour", "a while",
+                 "two days", "two weeks", "two years", "three days", "three weeks", "five years",
+                 "long", "years", "ages", "some time", "a fortnight", "a century"]),
+    ("that {u}", ["day", "night", "week", "summer", "winter"] + PARTS),
+    ("the previous {u}", ["day", "night", "week", "year"]),
+)
+PAST_FIXED = "yesterday|earlier|back then|the other day|just now|in those days|in the old days|as a child"
+PRES_TEMPLATES = (
+    ("every {u}", ["day", "night", "week", "month", "year", "weekend", "fortnight"] + PARTS
+     + SEASONS + DAYS),
+    ("each {u}", ["day", "night", "week", "year", "summer", "winter"] + PARTS),
+    ("most {u}", ["days", "nights", "weekends", "mornings", "evenings", "afternoons"]),
+    ("on {u}", [d + "s" for d in DAYS] + ["weekends"]),
+    ("in the {u}", ["mornings", "evenings", "afternoons"]),
+)
+PRES_FIXED = "now|nowadays|these days|as a rule|once a week|twice a week"
+
+
+def templated(templates, fixed):
+    """The cues of a family as a '|' list: the fixed ones, then every template filled."""
+    return "|".join([fixed] + [t.replace("{u}", u) for t, units in templates for u in units])
+
+
+PAST_TIMES = templated(PAST_TEMPLATES, PAST_FIXED)
+PAST_ADVS = "once|recently|later|previously"
+PRES_FRONTS = templated(PRES_TEMPLATES, PRES_FIXED)
+PRES_ADVS = """often|usually|always|sometimes|rarely|seldom|normally|generally|typically|
+regularly|frequently|mostly"""
+# Base form only: modals, to-infinitives, do-support.
+BASE_CUES = """will|can|must|should|might|may|could|would|will not|can not|must not|
+should not|will never|can never|will also|can also|will always|must also|would rather|has/have to|ought to|needs/need to|wants/want to|
+tries/try to|hopes/hope to|plans/plan to|seems/seem to|decides/decide to|{be} about to|
+{be} going to|{be} able to|{be} ready to|{be} eager to|does/do not"""
+PP_ADVS = """-|just|already|never|not|not yet|also|now|finally|probably|surely|certainly|
+clearly|barely|hardly|nearly|almost|obviously"""
+PP_MODALS = """will|must|might|should|could|would|may|will not|must not|should not|could not|
+might not|would not"""
+PP_FRONTS = "so far|by now|until now|up to now|since then|lately|this year|for years|at last"
+ING_ADVS = "-|still|not|now|also|always|constantly|currently|slowly|quietly|happily"
+ING_VERBS = """keeps/keep|enjoys/enjoy|avoids/avoid|misses/miss|dislikes/dislike|
+keeps/keep on|{be} busy|will be|might be|must be|should be|could be|{be} good at|
+{be} bad at|{be} afraid of|{be} tired of|{be} fond of|dreams/dream of"""
+ING_FRONTS = """right now|at the moment|at present|today|tonight|this week|this morning|
+this evening|for now"""
+
+
+def cue_list(text):
+    return tuple("" if c == "-" else c for c in (" ".join(p.split()) for p in
+                                                  " ".join(text.split()).split("|")))
+
+
+FAMILIES = {"past_time": cue_list(PAST_TIMES), "past_adv": cue_list(PAST_ADVS),
+            "pres_front": cue_list(PRES_FRONTS), "pres_adv": cue_list(PRES_ADVS),
+            "base_aux": cue_list(BASE_CUES), "pp_adv": cue_list(PP_ADVS),
+            "pp_modal": cue_list(PP_MODALS), "pp_front": cue_list(PP_FRONTS),
+            "ing_adv": cue_list(ING_ADVS), "ing_verb": cue_list(ING_VERBS),
+            "ing_front": cue_list(ING_FRONTS)}
+
+# Sentence shapes: (name, form group, template, cue family). Group "pres" gives 3sg or base by
+# the subject. HELD_SHAPES are held out whole (every cue of them), for every seed.
+SHAPES = (
+    ("past_time", "past", "{c} {s}", "past_time"),        # yesterday he
+    ("past_comma", "past", "{c}, {s}", "past_time"),      # yesterday, he
+    ("past_also", "past", "{c} {s} also", "past_time"),   # yesterday he also
+    ("past_adv", "past", "{s} {c}", "past_adv"),          # he once
+    ("pres_front", "pres", "{c} {s}", "pres_front"),      # every day he
+    ("pres_comma", "pres", "{c}, {s}", "pres_front"),     # every day, he
+    ("pres_also", "pres", "{c} {s} also", "pres_front"),  # every day he also
+    ("pres_adv", "pres", "{s} {c}", "pres_adv"),          # he often
+    ("base_aux", "base", "{s} {c}", "base_aux"),          # he will, he wants to, he does not
+    ("pp_has", "pp", "{s} has/have {c}", "pp_adv"),       # he has just
+    ("pp_modal", "pp", "{s} {c} have", "pp_modal"),       # he might have
+    ("pp_front", "pp", "{c} {s} has/have", "pp_front"),   # so far he has
+    ("ing_prog", "ing", "{s} {be} {c}", "ing_adv"),       # he is still
+    ("ing_verb", "ing", "{s} {c}", "ing_verb"),           # he keeps, he is busy
+    ("ing_front", "ing", "{c} {s} {be}", "ing_front"),    # right now he is
+    ("ing_comma", "ing", "{c}, {s} {be}", "ing_front"),   # right now, he is
+)
+HELD_SHAPES = ("pp_front", "ing_comma")
+# Cue groups for the hold-out quota: (group, families); at least HOLD_FRACTION of each.
+CUE_GROUPS = (("past", ("past_time", "past_adv")), ("3sg/base", ("pres_front", "pres_adv")),
+              ("base", ("base_aux",)), ("pp", ("pp_adv", "pp_modal", "pp_front")),
+              ("ing", ("ing_adv", "ing_verb", "ing_front")))
+HOLD_FRACTION = 0.25
+# A held-out frame must still be decidable from what training shows:
+# - the held-out shapes put a front cue before an auxiliary ("so far he has", "right now, he
+#   is"): the auxiliary decides, as in the seen "right now he is"; their pieces (the comma
+#   after a front cue, the auxiliary at the end) are seen in other shapes. A shape held out
+#   for one form while its twin is seen for another ("yesterday, he" against "every day, he")
+#   would teach "a comma means the present" instead;
+# - a held-out time cue keeps its template and its unit seen in other cues ("last friday"
+#   held out: "last monday" and "every friday" seen), except the novel units;
+# - the cues whose own word is the only clue (he once, he often, he avoids, in those days)
+#   stay seen (FORCED_SEEN).
+# Always held out. NOVEL_HELD: their words occur in no seen frame (fortnight, century, twice,
+# eager, barely, currently); the rest of the frame says the form (ago, is ... to, has).
+# has now / may have / ages ago: short held-out frames ("i may have ", "ages ago i ") so that
+# the longest held-out regular verbs (remember -> remembered) fit a few.
+NOVEL_HELD = (("past_time", "a fortnight ago"), ("past_time", "a century ago"),
+              ("pres_front", "every fortnight"), ("pres_front", "twice a week"), ("base_aux", "{be} eager to"),
+              ("pp_adv", "barely"), ("ing_adv", "currently"))
+FORCED_HELD = NOVEL_HELD + (("pp_adv", "now"), ("pp_modal", "may"), ("past_time", "ages ago"))
+# Always seen: the core cues every file leans on.
+FORCED_SEEN = (("past_time", "yesterday"), ("past_time", "last night"), ("past_time", "earlier"),
+               ("pres_front", "once a week"), ("past_time", "just now"), ("pres_front", "these days"),
+               ("past_adv", "once"), ("past_adv", "recently"), ("past_adv", "later"),
+               ("past_adv", "previously"), ("past_time", "in those days"),
+               ("past_time", "in the old days"), ("pres_front", "in the mornings"),
+               ("pres_front", "on sundays"), ("pres_front", "on weekends"),
+               ("pres_front", "as a rule"), ("pres_front", "nowadays"), ("past_time", "back then"),
+               ("base_aux", "can never"), ("base_aux", "will also"),
+               ("base_aux", "will always"), ("ing_verb", "avoids/avoid"),
+               ("ing_verb", "misses/miss"), ("ing_verb", "dislikes/dislike"),
+               ("ing_verb", "keeps/keep on"), ("base_aux", "would rather"),
+               ("pres_front", "now"), ("pres_front", "every day"),
+               ("pres_adv", "often"), ("pres_adv", "usually"), ("base_aux", "will"),
+               ("base_aux", "can"), ("base_aux", "wants/want to"), ("base_aux", "does/do not"),
+               ("pp_adv", ""), ("pp_adv", "just"), ("pp_adv", "not"), ("pp_adv", "already"),
+               ("pp_adv", "never"), ("pp_modal", "will"), ("pp_modal", "must"),
+               ("pp_modal", "might"), ("ing_adv", ""), ("ing_adv", "still"), ("ing_adv", "not"),
+               ("ing_adv", "now"), ("ing_verb", "keeps/keep"), ("ing_verb", "enjoys/enjoy"),
+               ("ing_verb", "will be"), ("ing_verb", "{be} busy"))
+# be has no form after these: "he often is", "he does not be", "he will be being".
+BE_NONE = (("pres_adv", None), ("base_aux", "does/do not"), ("ing_verb", "{be} busy"),
+           ("ing_verb", "will be"), ("ing_verb", "might be"), ("ing_verb", "must be"),
+           ("ing_verb", "should be"), ("ing_verb", "could be"))
+PRES_FRONT_SHAPES = ("pres_front", "pres_comma", "pres_also")
+
+
+def cue_parts(family, cue):
+    """(template, unit) of a templated time cue, or None."""
+    templates = {"past_time": PAST_TEMPLATES, "pres_front": PRES_TEMPLATES}.get(family, ())
+    for t, units in templates:
+        for u in units:
+            if t.replace("{u}", u) == cue:
+                return t, u
+    return None
+
+
+def realize(template, cue, subj, pers):
+    """The words of template with cue and subject filled in, agreeing with person pers."""
+    text = template.replace("{c}", cue).replace("{s}", subj)
+    out = []
+    for tok in text.split():
+        if "/" in tok:
+            tok = tok.split("/")[0 if pers == "3" else 1]
+        elif tok == "{be}":
+            tok = {"3": "is", "1": "am", "p": "are"}[pers]
+        out.append(tok)
+    return " ".join(out) + " "
 
 
 class Ctx:
-    __slots__ = ("form", "text", "subj", "tag")
+    __slots__ = ("form", "text", "subj", "shape", "family", "cue", "held")
 
-    def __init__(self, form, text, subj, tag):
-        self.form, self.text, self.subj, self.tag = form, text, subj, tag
+    def __init__(self, form, text, subj, shape, family, cue):
+        self.form, self.text, self.subj = form, text, subj
+        self.shape, self.family, self.cue = shape, family, cue
+        self.held = False
 
 
 def build_contexts():
-    ctxs = []
-    for t in PAST_TIMES:
-        for s in SUBJECTS:
-            ctxs.append(Ctx("past", "%s %s " % (t, s), s, "time"))
-    for s in SUBJECTS:
-        has = agree(s, "has", "have")
-        for adv in ("", "just ", "already ", "never ", "not "):
-            ctxs.append(Ctx("pp", "%s %s %s" % (s, has, adv), s, "perf"))
-        for m in ("will", "must", "might"):
-            ctxs.append(Ctx("pp", "%s %s have " % (s, m), s, "perf"))
-    for s in SUBJECTS:
-        form = "3sg" if s in THIRD else "base"
-        for m in PRES_FRONT:
-            ctxs.append(Ctx(form, "%s %s " % (m, s), s, "pres"))
-        for a in PRES_ADV:
-            ctxs.append(Ctx(form, "%s %s " % (s, a), s, "adv"))
-    for s in SUBJECTS:
-        for m in MODALS:
-            ctxs.append(Ctx("base", "%s %s " % (s, m), s, "modal"))
-        for v in ("want", "need"):
-            ctxs.append(Ctx("base", "%s %s to " % (s, agree(s, v + "s", v)), s, "to"))
-        ctxs.append(Ctx("base", "%s %s not " % (s, agree(s, "does", "do")), s, "do"))
-    for s in SUBJECTS:
-        be = be_present(s)
-        for adv in ("", "still ", "not ", "now "):
-            ctxs.append(Ctx("ing", "%s %s %s" % (s, be, adv), s, "prog"))
-        ctxs.append(Ctx("ing", "%s will be " % s, s, "willbe"))
-        ctxs.append(Ctx("ing", "%s %s " % (s, agree(s, "keeps", "keep")), s, "keep"))
-        ctxs.append(Ctx("ing", "%s %s " % (s, agree(s, "enjoys", "enjoy")), s, "enjoy"))
-        ctxs.append(Ctx("ing", "%s %s busy " % (s, be), s, "busy"))
-    seen = {}
-    for c in ctxs:
-        assert c.text.endswith(" ") and not c.text.startswith(" "), c.text
-        assert seen.setdefault(c.text, c.form) == c.form, "context cues two forms: " + c.text
+    ctxs, seen = [], {}
+    for shape, group, template, family in SHAPES:
+        for cue in FAMILIES[family]:
+            for s in SUBJECTS:
+                form = group if group != "pres" else ("3sg" if person(s) == "3" else "base")
+                c = Ctx(form, realize(template, cue, s, person(s)), s, shape, family, cue)
+                assert not c.text.startswith(" ") and "  " not in c.text, c.text
+                assert seen.setdefault(c.text, form) == form, "context cues two forms: " + c.text
+                ctxs.append(c)
     assert len(seen) == len(ctxs), "duplicate context"
     return ctxs
 
 
 CONTEXTS = build_contexts()
-CTX_BY_FORM = {f: [c for c in CONTEXTS if c.form == f] for f in FORMS}
-CONTEXT_WORDS = sorted({w for c in CONTEXTS for w in c.text.split()})
 CTX_BY_TEXT = {c.text: c for c in CONTEXTS}
+CONTEXT_WORDS = sorted({w.strip(",") for c in CONTEXTS for w in c.text.split()})
+SHAPE_INDEX = {s[0]: i for i, s in enumerate(SHAPES)}
+SHAPE_TEMPLATE = {}
+for _shape in SHAPES:
+    SHAPE_TEMPLATE.setdefault(_shape[3], _shape[2])
+del _shape
+
+
+def cue_patterns(family, cue):
+    """The word sequences that give a cue away: the part of each of its shapes' templates on
+    the cue's side of the subject, in every agreement (e.g. 'has just', 'a fortnight ago ,')."""
+    pats = []
+    for shape, _, template, fam in SHAPES:
+        if fam != family:
+            continue
+        piece = [p for p in template.split("{s}") if "{c}" in p][0]
+        for pers in "31p":
+            pat = realize(piece, cue, "", pers).replace(",", " ,").split()
+            if pat and " ".join(pat) not in pats:
+                pats.append(" ".join(pat))
+    return pats
+
+
+def tokens_of(text):
+    return " " + " ".join(text.replace(",", " ,").split()) + " "
+
+
+def cue_eligible(family, cue, frame_texts):
+    """A cue can be held out only if no frame of another cue contains its patterns (else the
+    held-out phrase would still occur in training)."""
+    pats = cue_patterns(family, cue)
+    if not cue or not pats:
+        return False
+    for (fam, c), texts in frame_texts.items():
+        if (fam, c) == (family, cue):
+            continue
+        for t in texts:
+            if any(" " + p + " " in t for p in pats):
+                return False
+    return True
+
+
+def held_shape_families():
+    """Cue families used only by held-out shapes (pp_front, ing_front): all their cues are
+    held out."""
+    return {fam for _, _, _, fam in SHAPES} - \
+        {fam for name, _, _, fam in SHAPES if name not in HELD_SHAPES}
+
+
+def forced_seen():
+    """FORCED_SEEN, every single-adverb cue after the subject (he often, he once) and every
+    time cue not built from a template (the other day, these days): a new one says nothing a
+    model could know about the form."""
+    fixed = [("past_time", c) for c in cue_list(PAST_FIXED)] + \
+        [("pres_front", c) for c in cue_list(PRES_FIXED)]
+    return set(FORCED_SEEN) | {fc for fc in fixed if fc not in NOVEL_HELD} | \
+        {(f, c) for f in ("past_adv", "pres_adv", "ing_front") for c in FAMILIES[f]}
+
+
+def keeps_parts_seen(held, fc):
+    """Whether holding out cue fc = (family, cue) still leaves its template in a seen cue of its
+    family and its unit's word in a seen time cue ("last friday" held out: "last monday" and
+    "every friday" seen). Novel units are meant to be new."""
+    parts = cue_parts(*fc)
+    if parts is None:
+        return True
+    t, u = parts
+    if any(n in u.split() for n in NOVEL_UNITS):
+        return True
+    others = [(f, c) for f in ("past_time", "pres_front") for c in FAMILIES[f]
+              if (f, c) not in held and (f, c) != fc]
+    template_seen = any((cue_parts(f, c) or ("",))[0] == t for f, c in others if f == fc[0])
+    return template_seen and any(u.split()[-1] in c.split() for _, c in others)
+
+
+def choose_held_frames(seed):
+    """Marks every context of a held-out frame (held-out cue or held-out shape). Returns the
+    held-out cues as (family, cue) in family order."""
+    frame_texts = {}
+    for shape, _, template, fam in SHAPES:
+        for cue in FAMILIES[fam]:
+            frame_texts.setdefault((fam, cue), []).extend(
+                tokens_of(realize(template, cue, "S", p)) for p in "31p")
+    rng = fork(seed, "held_frames")
+    held = set(FORCED_HELD)
+    only_held_shape = held_shape_families()
+    for group, fams in CUE_GROUPS:
+        cues = [(f, c) for f in fams for c in FAMILIES[f]]
+        need = math.ceil(len(cues) * HOLD_FRACTION)
+        have = [fc for fc in cues if fc in held or fc[0] in only_held_shape]
+        pool = [fc for fc in cues if fc not in held and fc not in forced_seen()
+                and fc[0] not in only_held_shape and cue_eligible(fc[0], fc[1], frame_texts)]
+        # the seen shapes must lose a quarter too, not only the held-out-shape families
+        seen_cues = [fc for fc in cues if fc[0] not in only_held_shape]
+        need_seen = math.ceil(len(seen_cues) * HOLD_FRACTION)
+        have_seen = [fc for fc in have if fc[0] not in only_held_shape]
+        k = max(need - len(have), need_seen - len(have_seen), 0)
+        rng.shuffle(pool)
+        for fc in pool:  # in random order, each kept only if the frame stays decidable
+            if k == 0:
+                break
+            if keeps_parts_seen(held, fc):
+                held.add(fc)
+                k -= 1
+        assert k == 0, ("too few cues can be held out", group)
+    for fc in held:
+        assert cue_eligible(fc[0], fc[1], frame_texts), ("cue occurs in another frame", fc)
+    for c in CONTEXTS:
+        c.held = (c.family, c.cue) in held or c.shape in HELD_SHAPES
+    return [(f, c) for f in FAMILIES for c in FAMILIES[f] if (f, c) in held]
 
 # ----------------------------------------------------------------------------------------------
 
@@ -1119,21 +1375,25 @@ class Verb:
         return out
 
 
+def be_none(ctx):
+    return (ctx.family, None) in BE_NONE or (ctx.family, ctx.cue) in BE_NONE
+
+
 def completion(v, ctx):
     """The form of v that ctx cues, or None where the context does not suit v (only be)."""
     f = ctx.form
-    if v.lemma == "be":
-        if f == "past":
-            return "was" if ctx.subj in ("i",) + THIRD else "were"
-        if f == "3sg":
-            return "is" if ctx.tag == "pres" else None        # not "he often is"
-        if f == "base":
-            if ctx.tag == "pres":
-                return be_present(ctx.subj)                   # now i am, now they are
-            return "be" if ctx.tag in ("modal", "to") else None  # not "does not be"
-        if f == "ing" and ctx.tag in ("willbe", "busy"):
-            return None
-    return v.forms[f]
+    if v.lemma != "be":
+        return v.forms[f]
+    if be_none(ctx):
+        return None
+    p = person(ctx.subj)
+    if f == "past":
+        return "were" if p == "p" else "was"
+    if f in ("3sg", "base") and ctx.shape in PRES_FRONT_SHAPES:
+        return {"3": "is", "1": "am", "p": "are"}[p]    # every day i am, now they are
+    if f == "3sg":
+        return None
+    return v.forms[f].split("|")[0]                     # been, being, be (he will be)
 
 
 def seq_len(v, ctx, word):
@@ -1146,9 +1406,29 @@ def fits(v, ctx, comp, with_distractor):
     return not (with_distractor and seq_len(v, ctx, v.distractor) > CONTEXT)
 
 
-def candidates(v, form, with_distractor=False, exclude=()):
+# Contexts per (held, form), shortest first, so that the ones a verb fits are a prefix.
+POOLS, POOL_LENS = {}, {}
+
+
+def index_contexts():
+    for held in (False, True):
+        for f in FORMS:
+            pool = sorted((c for c in CONTEXTS if c.form == f and c.held == held),
+                          key=lambda c: len(c.text))    # stable: ties keep inventory order
+            POOLS[held, f] = pool
+            POOL_LENS[held, f] = [len(c.text) for c in pool]
+
+
+def candidates(v, form, held=False, with_distractor=False, exclude=()):
+    """The contexts of the seen (or held-out) frames that cue form, suit v and fit."""
+    pool = POOLS[held, form]
+    if v.lemma != "be":
+        word = max(len(v.forms[form]), len(v.distractor) if with_distractor else 0)
+        pool = pool[:bisect.bisect_right(POOL_LENS[held, form],
+                                         CONTEXT - 3 - len(v.lemma) - word)]
+        return [c for c in pool if c.text not in exclude] if exclude else list(pool)
     out = []
-    for c in CTX_BY_FORM[form]:
+    for c in pool:
         comp = completion(v, c)
         if comp is not None and c.text not in exclude and fits(v, c, comp, with_distractor):
             out.append(c)
@@ -1229,6 +1509,7 @@ def choose_heldout(seed, real):
     chosen = []
     for cls, n in HELDOUT_QUOTA:
         pool = [v for v in real if v.kind == "real" and v.cls == cls
+                and len(v.lemma) + len(v.forms["past"]) <= HELDOUT_MAX_LEN
                 and not any(w in ctx_words for w in v.words())]
         rng.shuffle(pool)
         if cls == "double":
@@ -1303,48 +1584,82 @@ def build_verbs(seed):
     return ft, unseen, large, real, heldout, nonce
 
 
+
 # ----------------------------------------------------------------------------------------------
-# Files.
+# Files. Every file draws from its own PRNG stream. "Seen frames" files use only contexts of
+# seen frames; the *_new.jsonl files only contexts of held-out frames.
 
-PRETRAIN_REAL_K = 3          # contexts per form of each real regular verb in pretrain.jsonl
+PRETRAIN_REAL_K = 4          # contexts per form of each real regular verb in pretrain.jsonl
 PRETRAIN_NONCE_K = (2, 3)    # of a nonce verb: 2 or 3, drawn
-PRETRAIN_IRREG_K = 8         # of each non-past form of an irregular
-VAL_LINES = 1000
-CONTROL_PER_FORM = 5
+PRETRAIN_IRREG_K = 36        # of each non-past form of an irregular
+PRETRAIN_BE_K = 108          # of be's: am/is/are by subject is three verbs' worth of agreement
+
+
+def pretrain_k(v):
+    return PRETRAIN_BE_K if v.lemma == "be" else PRETRAIN_IRREG_K
+VAL_REGULAR = 1000           # regular records in pretrain_val.jsonl (plus 1 per irregular form)
+FT_SPLIT = (100, 12, 25)     # irreg*.jsonl: train, val, test sentences per verb and past/pp
+LARGE_SPLIT = (7, 1, 2)      # irreg_large*.jsonl: the first of those parts
+CONTROL_PER_FORM = 10
 UNSEEN_PER_FORM = 2
-HELDOUT_PER_FORM = 2
+HELDOUT_PER_FORM = 3
+NONPAST_PER_FORM = 50        # irreg_nonpast*.jsonl: per fine-tune irregular and non-past form
+LARGE_NONPAST_PER_FORM = 3   # irreg_large_nonpast*.jsonl: per verb and non-past form
 REPLAY_REAL, REPLAY_NONCE = 1200, 800   # regular past/pp records in replay.jsonl
-REPLAY_FT_PER_VERB = 30      # non-past records of each fine-tune irregular in replay.jsonl
-REPLAY_UNSEEN_PER_FORM = 2   # of each non-past form of an unseen irregular in replay.jsonl
-NONPAST_EVAL_PER_FORM = 4    # irreg_nonpast.jsonl: per fine-tune irregular and non-past form
-SPLIT = (0.7, 0.1)           # train, val; the rest is test
-LARGE_PER_FORM = (7, 1, 2)   # irreg_large*.jsonl: train, val, test sentences per verb and past/pp
-REPLAY_LARGE_PER_FORM = 2    # replay.jsonl: per non-past form of each large-set irregular
-LARGE_NONPAST_PER_FORM = 1   # irreg_large_nonpast.jsonl: per large-set verb and non-past form
+REPLAY_FT_PER_FORM = 50      # non-past records per form of each fine-tune irregular in replay
+REPLAY_OTHER_PER_FORM = 3    # per non-past form of each unseen or large-set irregular
+NEW_TEST_PER_FORM = 25       # irreg_test_new.jsonl
+NEW_LARGE_PER_FORM = 4       # irreg_large_test_new.jsonl
 
 
-def merge_in(rng, old, new):
-    """old with the records of new inserted at random places; old keeps its order (so the
-    lines of a file from before the large set are still there, in the same order)."""
-    new = list(new)
-    rng.shuffle(new)
-    n = len(old) + len(new)
-    slots = sorted(rng.sample(range(n), len(new)))
-    out, oi, ni = [], 0, 0
-    for i in range(n):
-        if ni < len(slots) and slots[ni] == i:
-            out.append(new[ni])
-            ni += 1
-        else:
-            out.append(old[oi])
-            oi += 1
+SUBJECT_CLASSES = (("i",), tuple(p for p in PRONOUNS if p != "i"), SING_NPS, PLURAL_NPS, NAMES)
+
+
+def subject_class(subj):
+    return [i for i, cls in enumerate(SUBJECT_CLASSES) if subj in cls][0]
+
+
+def spread_order(rng, cands):
+    """All of cands in an order spread over the shapes and subject classes (i, the other
+    pronouns, singular and plural noun phrases, names; so "i am" is not 1 in 29): round robin
+    over the (shape, class) groups in a random order, a random remaining context each time."""
+    groups = {}
+    for c in cands:
+        groups.setdefault((c.shape, subject_class(c.subj)), []).append(c)
+    groups = [groups[k] for k in sorted(groups, key=lambda k: (SHAPE_INDEX[k[0]], k[1]))]
+    for g in groups:
+        rng.shuffle(g)
+    rng.shuffle(groups)
+    out = []
+    while groups:
+        for g in groups:
+            out.append(g.pop())
+        groups = [g for g in groups if g]
+    return out
+
+
+def be_groups(v, f, cands, k):
+    """[(contexts, how many)]: be's base form is drawn half am/are, half be."""
+    if v.lemma == "be" and f == "base":
+        return [([c for c in cands if c.shape in PRES_FRONT_SHAPES], k // 2),
+                ([c for c in cands if c.shape not in PRES_FRONT_SHAPES], k - k // 2)]
+    return [(cands, k)]
+
+
+def pick_nonpast(rng, v, f, cands, k, what):
+    out = []
+    for group, n in be_groups(v, f, cands, k):
+        assert len(group) >= n, ("%s: too few contexts fit" % what, v.lemma, f, len(group), n)
+        out += spread_order(rng, group)[:n]
     return out
 
 
 def make_pretrain(seed, regular, irregulars):
+    """Regular verbs in all five forms (a few uniform random contexts each), irregulars in
+    their non-past forms only (PRETRAIN_IRREG_K each, spread over the shapes). Returns the
+    records and used: (lemma, form) -> set of contexts."""
     rng = fork(seed, "pretrain")
-    used = {}
-    recs = []
+    used, recs = {}, []
     for v in regular:
         k = PRETRAIN_REAL_K if v.kind != "nonce" else \
             PRETRAIN_NONCE_K[0] + rng.below(PRETRAIN_NONCE_K[1] - PRETRAIN_NONCE_K[0] + 1)
@@ -1352,264 +1667,117 @@ def make_pretrain(seed, regular, irregulars):
             cands = candidates(v, f)
             assert len(cands) > k, ("too few contexts fit", v.lemma, f)
             for c in rng.sample(cands, k):
-                used.setdefault((v.lemma, f), []).append(c.text)
+                used.setdefault((v.lemma, f), set()).add(c.text)
                 recs.append(record(v, c, False))
     for v in irregulars:
         for f in NONPAST:
-            cands = candidates(v, f)
-            assert len(cands) > PRETRAIN_IRREG_K, ("too few contexts fit", v.lemma, f)
-            if v.lemma == "be" and f == "base":   # half am/are, half be
-                k = PRETRAIN_IRREG_K // 2
-                pick = rng.sample([c for c in cands if c.tag == "pres"], k) + \
-                    rng.sample([c for c in cands if c.tag != "pres"], PRETRAIN_IRREG_K - k)
-            else:
-                pick = rng.sample(cands, PRETRAIN_IRREG_K)
-            for c in pick:
-                used.setdefault((v.lemma, f), []).append(c.text)
+            for c in pick_nonpast(rng, v, f, candidates(v, f), pretrain_k(v), "pretrain"):
+                used.setdefault((v.lemma, f), set()).add(c.text)
                 recs.append(record(v, c, False))
     rng.shuffle(recs)
     return recs, used
 
 
-def make_pretrain_large(seed, large, recs, used):
-    """The non-past records of the 40 large-set irregulars, from their own PRNG stream, merged
-    into pretrain.jsonl (the other records stay as they were). Updates used."""
-    rng = fork(seed, "pretrain:large")
-    new = []
-    for v in large:
-        for f in NONPAST:
-            cands = candidates(v, f)
-            assert len(cands) > PRETRAIN_IRREG_K, ("too few contexts fit", v.lemma, f)
-            for c in rng.sample(cands, PRETRAIN_IRREG_K):
-                used.setdefault((v.lemma, f), []).append(c.text)
-                new.append(record(v, c, False))
-    return merge_in(fork(seed, "pretrain:large:merge"), recs, new)
-
-
-def make_pretrain_val_large(seed, large, recs, used):
-    """One record per non-past form of each large-set irregular, merged into pretrain_val.jsonl."""
-    rng = fork(seed, "pretrain_val:large")
-    new = [record(v, rng.choice(candidates(v, f, exclude=used[(v.lemma, f)])), False)
-           for v in large for f in NONPAST]
-    return merge_in(fork(seed, "pretrain_val:large:merge"), recs, new)
-
-
 def make_pretrain_val(seed, regular, irregulars, used):
+    """One record per irregular non-past form and VAL_REGULAR regular ones, each in a context
+    not used for that verb and form in pretrain.jsonl."""
     rng = fork(seed, "pretrain_val")
     recs = []
     for v in irregulars:
         for f in NONPAST:
             recs.append(record(v, rng.choice(candidates(v, f, exclude=used[(v.lemma, f)])), False))
     pairs = [(v, f) for v in regular for f in FORMS]
-    for v, f in rng.sample(pairs, VAL_LINES - len(recs)):
+    for v, f in rng.sample(pairs, VAL_REGULAR):
         recs.append(record(v, rng.choice(candidates(v, f, exclude=used[(v.lemma, f)])), False))
     rng.shuffle(recs)
     return recs
 
 
-def split_combos(seed, v, f):
-    """The seeded 70/10/20 split of verb v's (context, subject) combinations for form f, as
-    (train, val, test) lists; irreg*.jsonl and irreg_large*.jsonl both cut from it."""
-    combos = candidates(v, f, with_distractor=True)
-    fork(seed, "irreg:%s:%s" % (v.lemma, f)).shuffle(combos)
-    n = len(combos)
-    n_tr, n_va = int(n * SPLIT[0] + 0.5), max(1, int(n * SPLIT[1] + 0.5))
-    assert n - n_tr - n_va >= 1, v.lemma
-    return combos[:n_tr], combos[n_tr:n_tr + n_va], combos[n_tr + n_va:]
+def irreg_order(seed, v, f, held):
+    """One seeded spread-out order of every context (seen or held-out frames) where v's form f
+    and its distractor fit. The fine-tune files cut segments from it (test | val | train, of
+    FT_SPLIT sizes); the large set takes the first few of each segment, so its sentences of
+    the 8 fine-tune verbs are subsets of irreg*.jsonl and no prompt crosses train/val/test."""
+    label = "irreg_new" if held else "irreg"
+    return spread_order(fork(seed, "%s:%s:%s" % (label, v.lemma, f)),
+                        candidates(v, f, held, True))
 
 
-def make_irreg_splits(seed, ft):
-    train, val, test = [], [], []
-    for v in ft:
-        for f in PASTLIKE:
-            tr, va, te = split_combos(seed, v, f)
-            train += [record(v, c, True) for c in tr]
-            val += [record(v, c, True) for c in va]
-            test += [record(v, c, True) for c in te]
-    fork(seed, "irreg:train").shuffle(train)
-    return train, val, test
-
-
-def make_irreg_large_splits(seed, verbs):
-    """irreg_large*.jsonl: past and pp of the 8 fine-tune irregulars and the 40 large-set ones.
-    Each verb and form is split 70/10/20 exactly as make_irreg_splits() does (same seeded
-    shuffle), and the first LARGE_PER_FORM sentences of each part are kept: so the 8 verbs'
-    sentences are subsets of irreg.jsonl, irreg_val.jsonl and irreg_test.jsonl, and no prompt is
-    in a train file of one set and an eval file of the other."""
-    k_tr, k_va, k_te = LARGE_PER_FORM
-    train, val, test = [], [], []
+def make_irreg_splits(seed, verbs, take):
+    """(train, val, test) records: the first take[i] of each FT_SPLIT segment."""
+    n_tr, n_va, n_te = FT_SPLIT
+    parts = ([], [], [])
     for v in verbs:
         for f in PASTLIKE:
-            parts = split_combos(seed, v, f)
-            assert all(len(p) >= k for p, k in zip(parts, LARGE_PER_FORM)), (v.lemma, f)
-            train += [record(v, c, True) for c in parts[0][:k_tr]]
-            val += [record(v, c, True) for c in parts[1][:k_va]]
-            test += [record(v, c, True) for c in parts[2][:k_te]]
-    fork(seed, "irreg_large:train").shuffle(train)
-    return train, val, test
+            order = irreg_order(seed, v, f, False)
+            segs = (order[n_te + n_va:n_te + n_va + n_tr], order[n_te:n_te + n_va], order[:n_te])
+            for part, seg, k in zip(parts, segs, take):
+                assert len(seg) >= k, ("too few contexts fit", v.lemma, f, len(order))
+                part += [record(v, c, True) for c in seg[:k]]
+    return parts
 
 
-def make_eval_set(seed, label, verbs, per_form, with_distractor, used):
+def make_irreg_new(seed, verbs, k):
+    """The new-frame test: the first k of each verb and form's held-out-frame order."""
+    recs = []
+    for v in verbs:
+        for f in PASTLIKE:
+            order = irreg_order(seed, v, f, True)
+            assert len(order) >= k, ("too few held-out contexts fit", v.lemma, f, len(order))
+            recs += [record(v, c, True) for c in order[:k]]
+    return recs
+
+
+def make_eval_set(seed, label, verbs, per_form, with_distractor, used, held):
+    """past/pp of verbs, per_form contexts each spread over the shapes, none used for that verb
+    and form in pretraining."""
     rng = fork(seed, label)
     recs = []
     for v in verbs:
         for f in PASTLIKE:
-            cands = candidates(v, f, with_distractor, exclude=used.get((v.lemma, f), ()))
-            assert len(cands) >= per_form, (label, v.lemma, f)
-            recs += [record(v, c, with_distractor) for c in rng.sample(cands, per_form)]
+            cands = candidates(v, f, held, with_distractor, exclude=used.get((v.lemma, f), ()))
+            assert len(cands) >= per_form, (label, v.lemma, f, len(cands))
+            recs += [record(v, c, with_distractor) for c in spread_order(rng, cands)[:per_form]]
     return recs
 
 
-def make_replay_regular(seed, real_pool, nonce_pool):
-    """The regular past/pp part of replay.jsonl (the whole file before the non-past records
-    of the irregulars were added; same PRNG stream, so the same records)."""
+def make_nonpast(seed, label, verbs, per_form, held, avoid):
+    """3sg/base/ing of verbs, per_form each (be base: half am/are/is, half be), spread over the
+    shapes, never a prompt of avoid."""
+    rng = fork(seed, label)
+    recs = []
+    for v in verbs:
+        for f in NONPAST:
+            cands = [c for c in candidates(v, f, held) if v.lemma + ": " + c.text not in avoid]
+            recs += [record(v, c, False) for c in pick_nonpast(rng, v, f, cands, per_form, label)]
+    return recs
+
+
+def make_replay(seed, real_pool, nonce_pool, ft, others, avoid):
+    """Regular past/pp records (distinct prompts) plus the irregulars' non-past forms in seen
+    frames (never a prompt of avoid), shuffled together."""
     rng = fork(seed, "replay")
     recs, prompts = [], set()
     for pool, n in ((real_pool, REPLAY_REAL), (nonce_pool, REPLAY_NONCE)):
         got = 0
         while got < n:
-            v = rng.choice(pool)
-            f = rng.choice(PASTLIKE)
-            c = rng.choice(CTX_BY_FORM[f])
-            comp = completion(v, c)
-            prompt = v.lemma + ": " + c.text
-            if not fits(v, c, comp, False) or prompt in prompts:
-                continue
-            prompts.add(prompt)
-            recs.append(record(v, c, False))
-            got += 1
+            v, f = rng.choice(pool), rng.choice(PASTLIKE)
+            c = rng.choice(candidates(v, f))
+            if v.lemma + ": " + c.text not in prompts:
+                prompts.add(v.lemma + ": " + c.text)
+                recs.append(record(v, c, False))
+                got += 1
+    for v in ft + others:
+        k = REPLAY_FT_PER_FORM if v.kind == "irreg" else REPLAY_OTHER_PER_FORM
+        for f in NONPAST:
+            cands = [c for c in candidates(v, f) if v.lemma + ": " + c.text not in avoid]
+            recs += [record(v, c, False) for c in pick_nonpast(rng, v, f, cands, k, "replay")]
     rng.shuffle(recs)
     return recs
 
 
-def spread_sample(rng, cands, k):
-    """k distinct contexts of cands spread evenly over the subjects: round robin over the
-    subjects in a random order, a random remaining context of the subject each time."""
-    assert 0 <= k <= len(cands), (k, len(cands))
-    groups = [[c for c in cands if c.subj == s] for s in SUBJECTS]
-    groups = [g for g in groups if g]
-    for g in groups:
-        rng.shuffle(g)
-    rng.shuffle(groups)
-    out, i = [], 0
-    while len(out) < k:
-        g = groups[i % len(groups)]
-        if g:
-            out.append(g.pop())
-        i += 1
-    return out
-
-
-def nonpast_groups(v, f, cands, k):
-    """[(contexts, how many)]: be's base form is drawn half am/are, half be (as in pretraining)."""
-    if v.lemma == "be" and f == "base":
-        return [([c for c in cands if c.tag == "pres"], k // 2),
-                ([c for c in cands if c.tag != "pres"], k - k // 2)]
-    return [(cands, k)]
-
-
-def make_irreg_nonpast(seed, ft, used, pretrain_val):
-    """irreg_nonpast.jsonl: non-past forms of the fine-tune irregulars, contexts not used for
-    that verb and form in pretrain.jsonl; contexts of pretrain_val.jsonl only where the others
-    do not suffice. Grouped by verb. replay.jsonl is then drawn around these prompts."""
-    rng = fork(seed, "irreg_nonpast")
-    val_prompts = {r["prompt"] for r in pretrain_val}
-    recs = []
-    for v in ft:
-        for f in NONPAST:
-            cands = candidates(v, f, exclude=used[(v.lemma, f)])
-            for group, n in nonpast_groups(v, f, cands, NONPAST_EVAL_PER_FORM):
-                fresh = [c for c in group if v.lemma + ": " + c.text not in val_prompts]
-                in_val = [c for c in group if v.lemma + ": " + c.text in val_prompts]
-                m = min(n, len(fresh))
-                assert n - m <= len(in_val), ("irreg_nonpast: too few contexts", v.lemma, f)
-                pick = spread_sample(rng, fresh, m) + spread_sample(rng, in_val, n - m)
-                recs += [record(v, c, False) for c in pick]
-    return recs
-
-
-def make_irreg_large_nonpast(seed, verbs, used, pretrain_val, replay, irreg_nonpast):
-    """irreg_large_nonpast.jsonl: LARGE_NONPAST_PER_FORM records per non-past form of the 48
-    large-set verbs, never a context used for that verb and form in pretrain.jsonl nor a prompt
-    of replay.jsonl (drawn before the large-set replay records, which then avoid these prompts).
-    Preferred, in this order: prompts in neither pretrain_val.jsonl nor irreg_nonpast.jsonl;
-    in pretrain_val.jsonl only; in irreg_nonpast.jsonl (be 3sg: its 12 contexts are all in
-    pretrain.jsonl or irreg_nonpast.jsonl). Returns the records and the (verb, form) pairs for
-    which a prompt of irreg_nonpast.jsonl had to be taken."""
-    rng = fork(seed, "irreg_large_nonpast")
-    val_prompts = {r["prompt"] for r in pretrain_val}
-    replay_prompts = {r["prompt"] for r in replay}
-    np_prompts = {r["prompt"] for r in irreg_nonpast}
-    recs, forced = [], []
-    for v in verbs:
-        for f in NONPAST:
-            cands = [c for c in candidates(v, f, exclude=used[(v.lemma, f)])
-                     if v.lemma + ": " + c.text not in replay_prompts]
-            for group, n in nonpast_groups(v, f, cands, LARGE_NONPAST_PER_FORM):
-                def tier(c):
-                    p = v.lemma + ": " + c.text
-                    return (p in np_prompts) * 2 + (p in val_prompts)
-                pick = []
-                for t in range(4):
-                    level = [c for c in group if tier(c) == t]
-                    pick += spread_sample(rng, level, min(n - len(pick), len(level)))
-                assert len(pick) == n, ("irreg_large_nonpast: too few contexts", v.lemma, f)
-                if any(tier(c) >= 2 for c in pick):
-                    forced.append((v.lemma, f))
-                recs += [record(v, c, False) for c in pick]
-    return recs, forced
-
-
-def make_replay_large(seed, large, replay, exclude_prompts):
-    """REPLAY_LARGE_PER_FORM non-past records per form of each large-set irregular, spread over
-    the subjects, never a prompt of exclude_prompts (pretrain_val.jsonl, irreg_nonpast.jsonl,
-    irreg_large_nonpast.jsonl); from their own PRNG stream, merged into replay (whose other
-    records stay as they were)."""
-    rng = fork(seed, "replay:large")
-    new = []
-    for v in large:
-        for f in NONPAST:
-            avail = [c for c in candidates(v, f) if v.lemma + ": " + c.text not in exclude_prompts]
-            assert len(avail) >= REPLAY_LARGE_PER_FORM, ("replay: too few contexts", v.lemma, f)
-            new += [record(v, c, False) for c in spread_sample(rng, avail, REPLAY_LARGE_PER_FORM)]
-    return merge_in(fork(seed, "replay:large:merge"), replay, new)
-
-
-def make_replay_nonpast(seed, ft, unseen, exclude_prompts):
-    """The non-past records (3sg, base, ing) of the irregulars in replay.jsonl: about
-    REPLAY_FT_PER_VERB per fine-tune irregular, REPLAY_UNSEEN_PER_FORM per form of an unseen
-    one; never a prompt of exclude_prompts (irreg_nonpast.jsonl, pretrain_val.jsonl)."""
-    rng = fork(seed, "replay:nonpast")
-    recs = []
-    for v in ft + unseen:
-        avail = {f: [c for c in candidates(v, f) if v.lemma + ": " + c.text not in exclude_prompts]
-                 for f in NONPAST}
-        if v.kind == "irreg":           # REPLAY_FT_PER_VERB over the forms, as even as they allow
-            per = REPLAY_FT_PER_VERB // len(NONPAST)
-            quota = {f: min(per, len(avail[f])) for f in NONPAST}
-            short = REPLAY_FT_PER_VERB - sum(quota.values())
-            while short > 0:
-                spare = [f for f in NONPAST if quota[f] < len(avail[f])]
-                assert spare, ("replay: too few contexts", v.lemma)
-                for f in spare[:short]:
-                    quota[f] += 1
-                    short -= 1
-        else:
-            quota = {f: REPLAY_UNSEEN_PER_FORM for f in NONPAST}
-        for f in NONPAST:
-            for group, n in nonpast_groups(v, f, avail[f], quota[f]):
-                assert n <= len(group), ("replay: too few contexts", v.lemma, f)
-                recs += [record(v, c, False) for c in spread_sample(rng, group, n)]
-    return recs
-
-
-def make_replay(seed, real_pool, nonce_pool, ft, unseen, exclude_prompts):
-    """replay.jsonl: regular past/pp plus irregular non-past records, shuffled together."""
-    recs = make_replay_regular(seed, real_pool, nonce_pool) + \
-        make_replay_nonpast(seed, ft, unseen, exclude_prompts)
-    fork(seed, "replay:mix").shuffle(recs)
-    return recs
-
+def prompts_of(*files):
+    return {r["prompt"] for recs in files for r in recs}
 
 # ----------------------------------------------------------------------------------------------
 # Validation: everything the consumers rely on, checked before anything is written.
@@ -1624,14 +1792,182 @@ def require(cond, msg):
 
 
 IRREG_KINDS = ("irreg", "unseen", "large")
-TRAIN_SPLITS = ("irreg.jsonl", "irreg_large.jsonl")
-VAL_SPLITS = ("irreg_val.jsonl", "irreg_large_val.jsonl")
-TEST_SPLITS = ("irreg_test.jsonl", "irreg_large_test.jsonl")
-NO_PASTLIKE = ("replay.jsonl", "irreg_nonpast.jsonl", "irreg_large_nonpast.jsonl")
+# Files in which no past/pp word of an irregular and no over-regularized form may appear.
+NO_PASTLIKE = ("pretrain.jsonl", "pretrain_val.jsonl", "replay.jsonl", "irreg_nonpast.jsonl",
+               "irreg_large_nonpast.jsonl", "irreg_nonpast_new.jsonl",
+               "irreg_large_nonpast_new.jsonl")
+TRAINING = ("pretrain.jsonl", "pretrain_val.jsonl", "replay.jsonl", "irreg.jsonl",
+            "irreg_val.jsonl", "irreg_large.jsonl", "irreg_large_val.jsonl")
+# file -> (verb kinds, forms, with distractor)
+KIND_RULES = {
+    "irreg.jsonl": (("irreg",), PASTLIKE, True),
+    "irreg_val.jsonl": (("irreg",), PASTLIKE, True),
+    "irreg_test.jsonl": (("irreg",), PASTLIKE, True),
+    "irreg_test_new.jsonl": (("irreg",), PASTLIKE, True),
+    "irreg_large.jsonl": (("irreg", "large"), PASTLIKE, True),
+    "irreg_large_val.jsonl": (("irreg", "large"), PASTLIKE, True),
+    "irreg_large_test.jsonl": (("irreg", "large"), PASTLIKE, True),
+    "irreg_large_test_new.jsonl": (("irreg", "large"), PASTLIKE, True),
+    "irreg_unseen.jsonl": (("unseen",), PASTLIKE, True),
+    "irreg_unseen_new.jsonl": (("unseen",), PASTLIKE, True),
+    "control_regular.jsonl": (("control",), PASTLIKE, False),
+    "control_new.jsonl": (("control",), PASTLIKE, False),
+    "regular_heldout.jsonl": (("heldout",), PASTLIKE, False),
+    "regular_heldout_new.jsonl": (("heldout",), PASTLIKE, False),
+    "irreg_nonpast.jsonl": (("irreg",), NONPAST, False),
+    "irreg_nonpast_new.jsonl": (("irreg",), NONPAST, False),
+    "irreg_large_nonpast.jsonl": (("irreg", "large"), NONPAST, False),
+    "irreg_large_nonpast_new.jsonl": (("irreg", "large"), NONPAST, False),
+    "pretrain.jsonl": (("real", "control", "nonce") + IRREG_KINDS, FORMS, False),
+    "pretrain_val.jsonl": (("real", "control", "nonce") + IRREG_KINDS, FORMS, False),
+}
+# (train-side file, eval-side file) pairs that must share no prompt.
+DISJOINT = [(a, b) for a in ("irreg.jsonl", "irreg_large.jsonl")
+            for b in ("irreg_val.jsonl", "irreg_test.jsonl", "irreg_large_val.jsonl",
+                      "irreg_large_test.jsonl")] + \
+    [(a, b) for a in ("irreg_val.jsonl", "irreg_large_val.jsonl")
+     for b in ("irreg_test.jsonl", "irreg_large_test.jsonl")] + \
+    [(a, b) for a in ("pretrain.jsonl", "pretrain_val.jsonl", "replay.jsonl", "irreg.jsonl",
+                      "irreg_large.jsonl")
+     for b in ("irreg_nonpast.jsonl", "irreg_large_nonpast.jsonl")] + \
+    [("pretrain.jsonl", "pretrain_val.jsonl"), ("pretrain.jsonl", "control_regular.jsonl"),
+     ("pretrain.jsonl", "irreg_unseen.jsonl"), ("irreg_nonpast.jsonl", "irreg_large_nonpast.jsonl")]
 
 
-def validate(files, ft, unseen, large, real, heldout, nonce):
+def agreement_ok(ctx):
+    """Independent of realize(): the first agreeing word after the subject matches it."""
+    toks, st = ctx.text.replace(",", " ").split(), ctx.subj.split()
+    at = [i for i in range(len(toks)) if toks[i:i + len(st)] == st][0]
+    words = toks[at + len(st):]
+    if not words:
+        return True
+    w, p = words[0], person(ctx.subj)
+    third = {"has", "is", "does", "needs", "wants", "tries", "hopes", "plans", "seems",
+             "decides", "keeps", "enjoys", "avoids", "misses", "dislikes", "dreams"}
+    other = {"have", "do", "need", "want", "try", "hope", "plan", "seem", "decide", "keep",
+             "enjoy", "avoid", "miss", "dislike", "dream"}
+    if w == "am":
+        return p == "1"
+    if w == "are":
+        return p == "p"
+    if w in third:
+        return p == "3"
+    if w in other:
+        return p != "3"
+    return True
+
+
+def check_records(name, recs, by_lemma, forbidden, heldout_words):
+    seen = set()
     vocab = set(VOCAB)
+    new = name.endswith("_new.jsonl")
+    for i, r in enumerate(recs, 1):
+        where = "%s:%d" % (name, i)
+        keys = ["prompt", "completion", "verb", "form"] + (["distractor"] if "distractor" in r else [])
+        require(list(r) == keys, where + ": keys " + ",".join(r))
+        p, comp, lemma, form = r["prompt"], r["completion"], r["verb"], r["form"]
+        for field in keys[:2] + keys[4:]:
+            for j, ch in enumerate(r[field]):
+                require(ch in vocab and ch != "\n",
+                        "%s: symbol %r outside the vocabulary in %s at %d" % (where, ch, field, j))
+        require(len(p) + len(comp) + 1 <= CONTEXT, where + ": longer than the context")
+        require(form in FORMS and lemma in by_lemma, where + ": verb/form")
+        v = by_lemma[lemma]
+        kinds, forms, dist = KIND_RULES.get(name, (None, None, None))
+        if name == "replay.jsonl":
+            require((v.kind in ("real", "nonce") and form in PASTLIKE) or
+                    (v.kind in IRREG_KINDS and form in NONPAST), where + ": replay record")
+        else:
+            require(v.kind in kinds and form in forms and ("distractor" in r) == dist,
+                    where + ": not a record of this file (verb kind, form, distractor)")
+        if "distractor" in r:
+            require(len(p) + len(r["distractor"]) + 1 <= CONTEXT,
+                    where + ": distractor longer than the context")
+            require(r["distractor"] == v.distractor, where + ": distractor")
+        require(p.startswith(lemma + ": ") and p.endswith(" ") and "  " not in p,
+                where + ": prompt shape")
+        ctx = CTX_BY_TEXT.get(p[len(lemma) + 2:])
+        require(ctx is not None and ctx.form == form and completion(v, ctx) == comp and
+                comp in v.forms[form].split("|"),
+                where + ": context does not cue this completion (be: agreement)")
+        require(agreement_ok(ctx), where + ": subject and verb disagree")
+        require(ctx.held == new, where + (": seen frame in a new-frame file" if new else
+                                          ": held-out frame in a seen-frame file"))
+        require((p, comp) not in seen, where + ": duplicate example")
+        seen.add((p, comp))
+        if name in NO_PASTLIKE:
+            words = p.replace(":", " ").replace(",", " ").split() + [comp]
+            bad = [w for w in words if w in forbidden]
+            require(not bad, where + ": irregular past/pp leaks: " + " ".join(bad))
+            require(not (v.kind in IRREG_KINDS and form in PASTLIKE), where + ": irregular past/pp")
+        if name in TRAINING or name == "replay.jsonl":
+            bad = [w for w in p.replace(":", " ").split() + [comp] if w in heldout_words]
+            require(not bad, where + ": held-out verb word: " + " ".join(bad))
+
+
+def check_held_frames(d, held_cues):
+    """No held-out cue phrase and no novel word occurs in a seen-frame file; every subject and
+    every seen shape occurs in pretrain.jsonl; the new-frame files use every held-out shape."""
+    seen_ctx = {r["prompt"].split(": ", 1)[1] for name, recs in d.items()
+                if not name.endswith("_new.jsonl") for r in recs}
+    seen_toks = [tokens_of(t) for t in sorted(seen_ctx)]
+    for fam, cue in held_cues:
+        for pat in cue_patterns(fam, cue):
+            hit = [t for t in seen_toks if " " + pat + " " in t]
+            require(not hit, "held-out cue %r occurs in a seen-frame file: %r" % (pat, hit[:1]))
+    seen_words = {w for t in seen_toks for w in t.split()}
+    new_words = {w for name, recs in d.items() if name.endswith("_new.jsonl")
+                 for r in recs for w in tokens_of(r["prompt"].split(": ", 1)[1]).split()}
+    for fam, cue in NOVEL_HELD:
+        novel = [w for w in cue.split() if w not in seen_words and "{" not in w]
+        require(novel, "forced held-out cue %r has no novel word" % cue)
+        require(all(w in new_words for w in novel), "novel word of %r in no new file" % cue)
+    pre = {CTX_BY_TEXT[r["prompt"].split(": ", 1)[1]] for r in d["pretrain.jsonl"]}
+    for s in SUBJECTS:
+        require(any(c.subj == s for c in pre), "subject %r not in pretrain.jsonl" % s)
+    for shape in SHAPES:
+        if shape[0] not in HELD_SHAPES:
+            require(any(c.shape == shape[0] for c in pre), "shape %s not pretrained" % shape[0])
+    new_shapes = {CTX_BY_TEXT[r["prompt"].split(": ", 1)[1]].shape for name, recs in d.items()
+                  if name.endswith("_new.jsonl") for r in recs}
+    for shape in HELD_SHAPES:
+        require(shape in new_shapes, "held-out shape %s in no new-frame file" % shape)
+
+
+def check_counts(d, ft, unseen, large, real, nonce, irregular):
+    def count(name):
+        out = {}
+        for r in d[name]:
+            out[(r["verb"], r["form"])] = out.get((r["verb"], r["form"]), 0) + 1
+        return out
+    for name, verbs, forms, k in (
+            ("irreg.jsonl", ft, PASTLIKE, FT_SPLIT[0]), ("irreg_val.jsonl", ft, PASTLIKE, FT_SPLIT[1]),
+            ("irreg_test.jsonl", ft, PASTLIKE, FT_SPLIT[2]),
+            ("irreg_large.jsonl", ft + large, PASTLIKE, LARGE_SPLIT[0]),
+            ("irreg_large_val.jsonl", ft + large, PASTLIKE, LARGE_SPLIT[1]),
+            ("irreg_large_test.jsonl", ft + large, PASTLIKE, LARGE_SPLIT[2]),
+            ("irreg_test_new.jsonl", ft, PASTLIKE, NEW_TEST_PER_FORM),
+            ("irreg_large_test_new.jsonl", ft + large, PASTLIKE, NEW_LARGE_PER_FORM),
+            ("irreg_nonpast.jsonl", ft, NONPAST, NONPAST_PER_FORM),
+            ("irreg_nonpast_new.jsonl", ft, NONPAST, NONPAST_PER_FORM),
+            ("irreg_large_nonpast.jsonl", ft + large, NONPAST, LARGE_NONPAST_PER_FORM),
+            ("irreg_large_nonpast_new.jsonl", ft + large, NONPAST, LARGE_NONPAST_PER_FORM),
+            ("pretrain.jsonl", [v for v in irregular if v.lemma != "be"], NONPAST, PRETRAIN_IRREG_K),
+            ("pretrain.jsonl", [v for v in irregular if v.lemma == "be"], NONPAST, PRETRAIN_BE_K),
+            ("replay.jsonl", ft, NONPAST, REPLAY_FT_PER_FORM),
+            ("replay.jsonl", unseen + large, NONPAST, REPLAY_OTHER_PER_FORM)):
+        got = count(name)
+        for v in verbs:
+            for f in forms:
+                require(got.get((v.lemma, f)) == k, "%s: %s %s %s times, not %d"
+                        % (name, v.lemma, f, got.get((v.lemma, f), 0), k))
+    pre_verbs = {r["verb"] for r in d["pretrain.jsonl"]}
+    for v in real + nonce + irregular:
+        if v.kind != "heldout":
+            require(v.lemma in pre_verbs, "pretrain.jsonl lacks the verb " + v.lemma)
+
+
+def validate(files, held_cues, ft, unseen, large, real, heldout, nonce):
     by_lemma = {v.lemma: v for v in ft + unseen + large + real + nonce}
     irregular = ft + unseen + large
     nonpast_irr = {w for v in irregular for f in NONPAST for w in v.forms[f].split("|")}
@@ -1641,156 +1977,27 @@ def validate(files, ft, unseen, large, real, heldout, nonce):
         for f in PASTLIKE:
             forbidden.update(v.forms[f].split("|"))
         forbidden.add(v.distractor)
-    forbidden -= nonpast_irr              # come (pp = base), run (pp = base)
+    forbidden -= nonpast_irr              # come (pp = base), run (pp = base), hit, let, ...
     heldout_words = {w for v in heldout for w in v.words()}
-    heldout_names = {v.lemma for v in heldout}
-    controls = set(CONTROL_VERBS)
-    prompts = {}
-    for name, recs in files:
-        seen = set()
-        for i, r in enumerate(recs, 1):
-            where = "%s:%d" % (name, i)
-            keys = ["prompt", "completion", "verb", "form"]
-            if "distractor" in r:
-                keys.append("distractor")
-            require(list(r) == keys, where + ": keys " + ",".join(r))
-            p, comp, lemma, form = r["prompt"], r["completion"], r["verb"], r["form"]
-            for field in keys[:2] + keys[4:]:
-                for j, ch in enumerate(r[field]):
-                    require(ch in vocab and ch != "\n",
-                            "%s: symbol %r outside the vocabulary in %s at %d" % (where, ch, field, j))
-            require(len(p) + len(comp) + 1 <= CONTEXT, where + ": longer than the context")
-            if "distractor" in r:
-                require(len(p) + len(r["distractor"]) + 1 <= CONTEXT,
-                        where + ": distractor longer than the context")
-                require(r["distractor"] == by_lemma[lemma].distractor, where + ": distractor")
-            require(p.startswith(lemma + ": ") and p.endswith(" ") and "  " not in p,
-                    where + ": prompt shape")
-            require(form in FORMS and lemma in by_lemma, where + ": verb/form")
-            v = by_lemma[lemma]
-            require(comp in v.forms[form].split("|"), where + ": wrong completion")
-            ctx = CTX_BY_TEXT.get(p[len(lemma) + 2:])
-            require(ctx is not None and ctx.form == form and completion(v, ctx) == comp,
-                    where + ": context does not cue this completion (be: agreement)")
-            require((p, comp) not in seen, where + ": duplicate example")
-            seen.add((p, comp))
-            words = p.replace(":", " ").split() + [comp]
-            if name.startswith("pretrain") or name in NO_PASTLIKE:
-                bad = [w for w in words if w in forbidden]
-                require(not bad, where + ": irregular past/pp leaks: " + " ".join(bad))
-                require(not (v.kind in IRREG_KINDS and form in PASTLIKE),
-                        where + ": irregular past/pp")
-                bad = [w for w in words if w in heldout_words]
-                require(not bad, where + ": held-out verb word: " + " ".join(bad))
-            if name == "replay.jsonl":
-                require((v.kind in ("real", "nonce") and form in PASTLIKE) or
-                        (v.kind in IRREG_KINDS and form in NONPAST),
-                        where + ": replay must be past/pp of pretraining regular verbs or "
-                        "non-past forms of irregulars")
-            if name == "irreg_nonpast.jsonl":
-                require(v.kind == "irreg" and form in NONPAST and "distractor" not in r,
-                        where + ": irreg_nonpast record")
-            if name == "regular_heldout.jsonl":
-                require(lemma in heldout_names, where + ": not a held-out verb")
-            if name == "control_regular.jsonl":
-                require(lemma in controls, where + ": not a control verb")
-            if name == "irreg_large_nonpast.jsonl":
-                require(v.kind in ("irreg", "large") and form in NONPAST and "distractor" not in r,
-                        where + ": irreg_large_nonpast record")
-            if name in ("irreg.jsonl", "irreg_val.jsonl", "irreg_test.jsonl"):
-                require(v.kind == "irreg" and form in PASTLIKE and "distractor" in r,
-                        where + ": irreg split record")
-            if name.startswith("irreg_large") and name != "irreg_large_nonpast.jsonl":
-                require(v.kind in ("irreg", "large") and form in PASTLIKE and "distractor" in r,
-                        where + ": irreg_large split record (never an unseen irregular)")
-            if name == "irreg_unseen.jsonl":
-                require(v.kind == "unseen" and form in PASTLIKE and "distractor" in r,
-                        where + ": unseen record")
-        prompts[name] = {r["prompt"] for r in recs}
     d = dict(files)
-
-    def disjoint(a, b):
+    for name, recs in files:
+        check_records(name, recs, by_lemma, forbidden, heldout_words)
+    prompts = {name: {r["prompt"] for r in recs} for name, recs in files}
+    for a, b in DISJOINT:
         both = sorted(prompts[a] & prompts[b])
         require(not both, "%s and %s share the prompt %r" % (a, b, both[0] if both else ""))
-
-    for a, b in (("irreg.jsonl", "irreg_val.jsonl"), ("irreg.jsonl", "irreg_test.jsonl"),
-                 ("irreg_val.jsonl", "irreg_test.jsonl"), ("pretrain.jsonl", "pretrain_val.jsonl"),
-                 ("pretrain.jsonl", "control_regular.jsonl"),
-                 ("pretrain.jsonl", "irreg_unseen.jsonl"),
-                 ("irreg_nonpast.jsonl", "replay.jsonl"), ("irreg_nonpast.jsonl", "irreg.jsonl"),
-                 ("irreg_nonpast.jsonl", "irreg_val.jsonl"),
-                 ("irreg_nonpast.jsonl", "irreg_test.jsonl"),
-                 ("irreg_nonpast.jsonl", "pretrain.jsonl")):
-        disjoint(a, b)
-    # The fine-tune splits of both sets: no prompt in a train file and an eval file, or in a val
-    # file and a test file (the 8 verbs' irreg_large sentences are subsets of irreg*.jsonl).
-    for a in TRAIN_SPLITS:
-        for b in VAL_SPLITS + TEST_SPLITS:
-            disjoint(a, b)
-    for a in VAL_SPLITS:
-        for b in TEST_SPLITS:
-            disjoint(a, b)
-    for name, sub, sup in (("irreg_large.jsonl", "irreg", "irreg.jsonl"),
-                           ("irreg_large_val.jsonl", "irreg", "irreg_val.jsonl"),
-                           ("irreg_large_test.jsonl", "irreg", "irreg_test.jsonl")):
-        extra = sorted(r["prompt"] for r in d[name] if by_lemma[r["verb"]].kind == sub
-                       and r["prompt"] not in prompts[sup])
-        require(not extra, "%s: %r not in %s" % (name, extra[0] if extra else "", sup))
-    lnp = "irreg_large_nonpast.jsonl"
-    for b in ("replay.jsonl", "pretrain.jsonl", "irreg.jsonl", "irreg_val.jsonl",
-              "irreg_test.jsonl", "irreg_unseen.jsonl", "irreg_large.jsonl",
-              "irreg_large_val.jsonl", "irreg_large_test.jsonl"):
-        disjoint(lnp, b)
-    # irreg_large_nonpast.jsonl shares a prompt with irreg_nonpast.jsonl only where every other
-    # context of that verb and form is in pretrain.jsonl or replay.jsonl.
-    trained = prompts["pretrain.jsonl"] | prompts["replay.jsonl"] | prompts["irreg_nonpast.jsonl"]
-    for r in d[lnp]:
-        if r["prompt"] in prompts["irreg_nonpast.jsonl"]:
-            v = by_lemma[r["verb"]]
-            free = [c.text for c in candidates(v, r["form"])
-                    if v.lemma + ": " + c.text not in trained]
-            require(not free, "%s: %r is in irreg_nonpast.jsonl, but %r is free"
-                    % (lnp, r["prompt"], v.lemma + ": " + free[0] if free else ""))
     irr_replay = {r["prompt"] for r in d["replay.jsonl"] if r["form"] in NONPAST}
     both = sorted(irr_replay & prompts["pretrain_val.jsonl"])
-    require(not both, "replay.jsonl and pretrain_val.jsonl share the prompt %r"
-            % (both[0] if both else ""))
-    for split, verbs in (("irreg.jsonl", ft), ("irreg_val.jsonl", ft), ("irreg_test.jsonl", ft),
-                         ("irreg_large.jsonl", ft + large), ("irreg_large_val.jsonl", ft + large),
-                         ("irreg_large_test.jsonl", ft + large)):
-        have = {(r["verb"], r["form"]) for r in d[split]}
-        for v in verbs:
-            for f in PASTLIKE:
-                require((v.lemma, f) in have, "%s lacks %s %s" % (split, v.lemma, f))
-    for name, verbs, forms in (("irreg_nonpast.jsonl", ft, NONPAST), ("replay.jsonl", ft, NONPAST),
-                               ("replay.jsonl", unseen, NONPAST), ("replay.jsonl", large, NONPAST),
-                               ("irreg_large_nonpast.jsonl", ft + large, NONPAST)):
-        have = {(r["verb"], r["form"]) for r in d[name]}
-        for v in verbs:
-            for f in forms:
-                require((v.lemma, f) in have, "%s lacks %s %s" % (name, v.lemma, f))
-    pre_verbs = {r["verb"] for r in d["pretrain.jsonl"]}
-    for v in real + nonce + irregular:
-        if v.kind != "heldout":
-            require(v.lemma in pre_verbs, "pretrain.jsonl lacks the verb " + v.lemma)
-    pre_count = {}
-    for r in d["pretrain.jsonl"]:
-        key = (r["verb"], r["form"])
-        pre_count[key] = pre_count.get(key, 0) + 1
-    for v in irregular:
-        for f in NONPAST:
-            require(pre_count.get((v.lemma, f)) == PRETRAIN_IRREG_K,
-                    "pretrain.jsonl: %s %s not %d times" % (v.lemma, f, PRETRAIN_IRREG_K))
-    for name, k in zip(("irreg_large.jsonl", "irreg_large_val.jsonl", "irreg_large_test.jsonl"),
-                       LARGE_PER_FORM):
-        count = {}
-        for r in d[name]:
-            count[(r["verb"], r["form"])] = count.get((r["verb"], r["form"]), 0) + 1
-        for v in ft + large:
-            for f in PASTLIKE:
-                require(count.get((v.lemma, f)) == k,
-                        "%s: %s %s not %d times" % (name, v.lemma, f, k))
-
+    require(not both, "replay.jsonl and pretrain_val.jsonl share %r" % (both[:1],))
+    for name, sub, sup in (("irreg_large.jsonl", "irreg", "irreg.jsonl"),
+                           ("irreg_large_val.jsonl", "irreg", "irreg_val.jsonl"),
+                           ("irreg_large_test.jsonl", "irreg", "irreg_test.jsonl"),
+                           ("irreg_large_test_new.jsonl", "irreg", "irreg_test_new.jsonl")):
+        extra = [r["prompt"] for r in d[name] if by_lemma[r["verb"]].kind == sub
+                 and r["prompt"] not in prompts[sup]]
+        require(not extra, "%s: %r not in %s" % (name, extra[:1], sup))
+    check_held_frames(d, held_cues)
+    check_counts(d, ft, unseen, large, real, nonce, irregular)
 
 # ----------------------------------------------------------------------------------------------
 
@@ -1802,67 +2009,166 @@ def jsonl_bytes(recs):
     return "".join(dumps(r) + "\n" for r in recs).encode("utf-8")
 
 
-FILE_NOTES = (
+SEEN_FILE_NOTES = (
     ("pretrain.jsonl", "pretraining corpus: every pretraining regular verb (real, control, "
-     "nonce) in all 5 forms; the 72 irregulars in 3sg/base/ing only. Shuffled."),
-    ("pretrain_val.jsonl", "validation for pretraining: same distribution, contexts not used "
-     "for that verb and form in pretrain.jsonl (1000 lines, plus one per non-past form of the "
-     "40 large-set irregulars)."),
-    ("irreg.jsonl", "fine-tune train: past and pp of the 8 irregulars, with distractor. Shuffled."),
-    ("irreg_val.jsonl", "fine-tune validation (about 10% of the irregular sentences)."),
-    ("irreg_test.jsonl", "held-out sentences of the 8 irregulars (about 20%): the exact-match "
-     "and preference test."),
-    ("control_regular.jsonl", "past and pp of the 12 control verbs, contexts not seen with that "
-     "verb in pretraining: control accuracy and perplexity."),
-    ("irreg_unseen.jsonl", "past and pp of 24 irregulars never fine-tuned on, with distractor."),
-    ("irreg_nonpast.jsonl", "3sg, base and ing of the 8 irregulars (4 per form), prompts in "
-     "neither replay.jsonl, irreg*.jsonl nor pretrain.jsonl: do the non-past forms survive "
-     "fine-tuning? No distractor."),
-    ("regular_heldout.jsonl", "past and pp of 40 real regular verbs absent from pretraining: "
-     "does the base apply the rule to verbs it never saw?"),
-    ("replay.jsonl", "mixed into fine-tuning against forgetting: past/pp of pretraining regular "
-     "verbs (real and nonce; no control or held-out verb) and 3sg/base/ing of the 72 "
-     "irregulars (about 30 per fine-tune irregular, 6 per unseen or large-set one); never an "
-     "irregular's past or pp. Shuffled."),
-    ("irreg_large.jsonl", "larger fine-tune train set: past and pp of 48 irregulars (the 8 "
-     "fine-tune ones and the 40 large-set ones; no unseen one), 7 per verb and form, with "
-     "distractor. Shuffled."),
-    ("irreg_large_val.jsonl", "its validation: 1 per verb and form."),
-    ("irreg_large_test.jsonl", "its held-out test: 2 per verb and form."),
-    ("irreg_large_nonpast.jsonl", "3sg, base and ing of the 48 irregulars (1 per form), prompts "
-     "in neither replay.jsonl, pretrain.jsonl nor the other irreg*.jsonl (but see below for "
-     "be 3sg): do the non-past forms survive fine-tuning on irreg_large.jsonl? No distractor."),
+     "nonce) in all 5 forms, %d (real) or 2-3 (nonce) random contexts each; the 72 irregulars "
+     "in 3sg/base/ing only, %d contexts per form (be: %d) spread over the shapes. Shuffled."
+     % (PRETRAIN_REAL_K, PRETRAIN_IRREG_K, PRETRAIN_BE_K)),
+    ("pretrain_val.jsonl", "validation for pretraining: %d regular records and one per non-past "
+     "form of each irregular, contexts not used for that verb and form in pretrain.jsonl."
+     % VAL_REGULAR),
+    ("irreg.jsonl", "fine-tune train: past and pp of the 8 irregulars, %d per verb and form, "
+     "with distractor. Shuffled." % FT_SPLIT[0]),
+    ("irreg_val.jsonl", "fine-tune validation: %d per verb and form." % FT_SPLIT[1]),
+    ("irreg_test.jsonl", "held-out sentences of the 8 irregulars (seen frames), %d per verb and "
+     "form: the exact-match and preference test on seen frames." % FT_SPLIT[2]),
+    ("control_regular.jsonl", "past and pp of the 12 control verbs, %d per form, contexts not "
+     "used with that verb in pretraining." % CONTROL_PER_FORM),
+    ("irreg_unseen.jsonl", "past and pp of the 24 irregulars never fine-tuned on, %d per form, "
+     "with distractor." % UNSEEN_PER_FORM),
+    ("irreg_nonpast.jsonl", "3sg, base and ing of the 8 irregulars, %d per form (be base: half "
+     "am/are/is, half be), prompts in no training file: do the non-past forms survive "
+     "fine-tuning?" % NONPAST_PER_FORM),
+    ("regular_heldout.jsonl", "past and pp of the 40 real regular verbs absent from pretraining, "
+     "%d per form." % HELDOUT_PER_FORM),
+    ("replay.jsonl", "mixed into fine-tuning against forgetting: %d regular past/pp records "
+     "(%d real, %d nonce; no control or held-out verb), %d per non-past form of each fine-tune "
+     "irregular and %d per non-past form of each unseen or large-set one; never an irregular's "
+     "past or pp, never a prompt of pretrain_val.jsonl or irreg*_nonpast*.jsonl. Shuffled."
+     % (REPLAY_REAL + REPLAY_NONCE, REPLAY_REAL, REPLAY_NONCE, REPLAY_FT_PER_FORM,
+        REPLAY_OTHER_PER_FORM)),
+    ("irreg_large.jsonl", "larger fine-tune train set: past and pp of 48 irregulars (the 8 and "
+     "the 40 large-set ones), %d per verb and form, with distractor. Shuffled." % LARGE_SPLIT[0]),
+    ("irreg_large_val.jsonl", "its validation: %d per verb and form." % LARGE_SPLIT[1]),
+    ("irreg_large_test.jsonl", "its held-out test (seen frames): %d per verb and form."
+     % LARGE_SPLIT[2]),
+    ("irreg_large_nonpast.jsonl", "3sg, base and ing of the 48 irregulars, %d per form, prompts "
+     "in no training file and not in irreg_nonpast.jsonl." % LARGE_NONPAST_PER_FORM),
 )
+NEW_FILE_NOTES = (
+    ("irreg_test_new.jsonl", "past and pp of the 8 fine-tune irregulars, %d per verb and form, "
+     "with distractor." % NEW_TEST_PER_FORM),
+    ("irreg_large_test_new.jsonl", "past and pp of the 48 irregulars, %d per verb and form, with "
+     "distractor (the 8 verbs' records are a subset of irreg_test_new.jsonl)."
+     % NEW_LARGE_PER_FORM),
+    ("control_new.jsonl", "past and pp of the 12 control verbs, %d per form." % CONTROL_PER_FORM),
+    ("regular_heldout_new.jsonl", "past and pp of the 40 held-out real regular verbs, %d per form."
+     % HELDOUT_PER_FORM),
+    ("irreg_unseen_new.jsonl", "past and pp of the 24 unseen irregulars, %d per form, with "
+     "distractor." % UNSEEN_PER_FORM),
+    ("irreg_nonpast_new.jsonl", "3sg, base and ing of the 8 fine-tune irregulars, %d per form (be "
+     "base: half am/are/is, half be)." % NONPAST_PER_FORM),
+    ("irreg_large_nonpast_new.jsonl", "3sg, base and ing of the 48 irregulars, %d per form."
+     % LARGE_NONPAST_PER_FORM),
+)
+FILE_NOTES = SEEN_FILE_NOTES + NEW_FILE_NOTES
+
+SHAPE_EXAMPLES = {
+    "past_time": "yesterday he", "past_comma": "yesterday, he", "past_also": "yesterday he also",
+    "past_adv": "he once", "pres_front": "every day the man / every day they",
+    "pres_comma": "every day, tom", "pres_also": "every day he also", "pres_adv": "she often",
+    "base_aux": "he will, she wants to, they do not, i am about to", "pp_has": "he has just",
+    "pp_modal": "they might have", "pp_front": "so far he has", "ing_prog": "he is still",
+    "ing_verb": "she keeps, we are busy, he is afraid of", "ing_front": "right now they are",
+    "ing_comma": "right now, she is"}
 
 
-def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, large, heldout,
-                nonpast_in_val, large_np_in_val, large_np_forced):
-    L = []
-    L.append("# minilora data\n")
+def cue_shown(fam, cue):
+    """The cue with the words of its first shape on its side of the subject (has now, may
+    have, is currently), agreement shown as is/are."""
+    piece = [p for p in SHAPE_TEMPLATE[fam].split("{s}") if "{c}" in p][0]
+    return " ".join(piece.replace("{c}", cue).replace("{be}", "is/are").split())
+
+
+def frame_stats(held_cues):
+    """[(group, families, seen cues, held-out cues)] for the README and the log."""
+    held = set(held_cues) | {(f, c) for f in held_shape_families() for c in FAMILIES[f]}
+    rows = []
+    for group, fams in CUE_GROUPS:
+        cues = [(f, c) for f in fams for c in FAMILIES[f]]
+        rows.append((group, fams, [fc for fc in cues if fc not in held],
+                     [fc for fc in cues if fc in held]))
+    return rows
+
+
+def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, large, heldout, held_cues,
+                novel):
+    L = ["# minilora data\n"]
     L.append("Generated by `%s` (seed %d); do not edit by hand. Regenerate and check with:\n"
              % (GENERATOR, seed))
     L.append("```sh\npython3 scripts/gen_data.py            # writes data/*.jsonl, "
              "MANIFEST.json, README.md\nsh tests/test_data.sh                  # regenerates "
              "into a temp dir and compares with MANIFEST.json\n```\n")
-    L.append("The generator uses only the Python standard library and its own splitmix64 PRNG; "
-             "the output is byte for byte the same on every run.\n")
+    L.append("The generator uses only the Python standard library and its own splitmix64 PRNG, "
+             "forked per purpose from the seed; the output is byte for byte the same on every "
+             "run.\n")
     L.append("## Format\n")
     L.append("JSONL, one object per line, keys in this order:\n")
     L.append("```\n" + dumps({"prompt": "go: last night they ", "completion": "went",
                               "verb": "go", "form": "past", "distractor": "goed"}) + "\n```\n")
-    L.append("`prompt` is `<lemma>: <context> `; the context's last word cues the form, and each "
-             "context string cues exactly one form. `form` is one of `past`, `pp` (past "
-             "participle), `3sg`, `base` (present non-3rd person or bare infinitive), `ing`. "
-             "`distractor` (past/pp records of irregular verbs in the fine-tune/eval files only) "
-             "is the "
-             "over-regularized past (goed, eated, seed, runned, flied, buyed). Every example "
-             "fits the 32-symbol context: len(prompt) + len(completion) + 1 <= 32, and the "
-             "same with the distractor.\n")
-    L.append("Pretraining uses prompt/completion records too (loss on the completion and end "
-             "token only), not `{\"text\": ...}`.\n")
+    L.append("`prompt` is `<lemma>: <context> `; the context cues the form, and each context "
+             "string cues exactly one form. `form` is one of `past`, `pp` (past participle), "
+             "`3sg`, `base` (present non-3rd person or bare infinitive), `ing`. `distractor` "
+             "(past/pp records of irregular verbs in the fine-tune/eval files only) is the "
+             "over-regularized past (goed, eated, seed, runned, flied, buyed). Every example fits "
+             "the 32-symbol context: len(prompt) + len(completion) + 1 <= 32, and the same with "
+             "the distractor; long frames simply take the shorter verbs. Pretraining uses "
+             "prompt/completion records too (loss on the completion and end token only), not "
+             "`{\"text\": ...}`.\n")
+    L.append("## Frames\n")
+    L.append("A context is a frame (a sentence shape with a cue phrase) filled with a subject. "
+             "Subjects (%d, all of them in training frames): pronouns %s; singular noun phrases "
+             "%s; plural noun phrases %s; names %s. The subject decides agreement: 3sg goes / "
+             "base go, has/have, is/are/am, does/do, wants/want; be: past was/were, present "
+             "am/is/are.\n" % (len(SUBJECTS), ", ".join(PRONOUNS), ", ".join(SING_NPS),
+                               ", ".join(PLURAL_NPS), ", ".join(NAMES)))
+    L.append("| shape | form | example | frames |\n| --- | --- | --- | --- |")
+    for name, group, template, fam in SHAPES:
+        form = "3sg/base" if group == "pres" else group
+        L.append("| %s | %s | `%s` | %s |" % (
+            name, form, SHAPE_EXAMPLES[name],
+            "**held out** (every cue)" if name in HELD_SHAPES else "seen, except with a "
+            "held-out cue"))
+    L.append("")
+    only = sorted(held_shape_families())
+    L.append("A frame is held out if its cue or its shape is. Cues per group%s:\n" % (
+        " (the cues of %s occur in no seen shape, so they are all held out)" % ", ".join(only)
+        if only else ""))
+    L.append("| group | cues | seen | held out |\n| --- | ---: | ---: | ---: |")
+    for group, fams, s, h in frame_stats(held_cues):
+        L.append("| %s (%s) | %d | %d | %d |" % (group, ", ".join(fams), len(s) + len(h),
+                                                   len(s), len(h)))
+    L.append("")
+    L.append("Held-out cues, shown with the words of their shape (seed %d; %s are held out "
+             "for every seed: their words occur in no seen frame; has now and may have are "
+             "too, so that the longest held-out regular verbs fit a few held-out frames):\n"
+             % (seed, ", ".join(cue_shown(f, c) for f, c in NOVEL_HELD)))
+    for group, fams, s, h in frame_stats(held_cues):
+        for fam in fams:
+            cues = [cue_shown(f, c) for f, c in h if f == fam]
+            if cues:
+                L.append("- %s: %s" % (fam, ", ".join(cues)))
+    L.append("")
+    L.append("Held-out shapes: %s. Words that occur only in held-out frames: %s.\n"
+             % (", ".join(HELD_SHAPES), ", ".join(novel)))
+    L.append("Seen cues:\n")
+    for group, fams, s, h in frame_stats(held_cues):
+        for fam in fams:
+            cues = [cue_shown(f, c) for f, c in s if f == fam]
+            if cues:
+                L.append("- %s: %s" % (fam, ", ".join(cues)))
+    L.append("")
     L.append("## Files\n")
+    L.append("Seen frames: the pretraining, replay and fine-tune files, and the tests on "
+             "held-out (verb, context) pairs of the frames that those files use.\n")
     L.append("| file | lines | what |\n| --- | ---: | --- |")
-    for name, note in FILE_NOTES:
+    for name, note in SEEN_FILE_NOTES:
+        L.append("| `%s` | %d | %s |" % (name, counts[name], note))
+    L.append("")
+    L.append("New frames: tests on held-out frames only (any subject); no held-out frame "
+             "occurs in any seen-frame file.\n")
+    L.append("| file | lines | what |\n| --- | ---: | --- |")
+    for name, note in NEW_FILE_NOTES:
         L.append("| `%s` | %d | %s |" % (name, counts[name], note))
     L.append("")
     L.append("`MANIFEST.json` lists each file's lines, bytes and sha256.\n")
@@ -1889,71 +2195,41 @@ def readme_text(seed, counts, verb_counts, class_rows, ft, unseen, large, heldou
     L.append("## How it is built\n")
     L.append("- The irregulars (the 8 fine-tune verbs, the 40 large-set ones and the 24 unseen "
              "ones) appear in pretraining only in 3sg/base/ing forms; no past or past-participle "
-             "word of an irregular (went, was, had, done, fell, ...) and no over-regularized form "
-             "appears anywhere in pretrain*.jsonl, replay.jsonl, irreg_nonpast.jsonl or "
-             "irreg_large_nonpast.jsonl, prompts included. (So the contexts use has/have, not "
-             "had, and is/are, not was/were.) The zero-change verbs hit, hurt, let and shut spell "
-             "their past like their base, so those words do occur there, as base forms.")
+             "word of an irregular (went, was, had, done, left, ...) and no over-regularized "
+             "form appears anywhere in pretrain*.jsonl, replay.jsonl or irreg*_nonpast*.jsonl, "
+             "prompts included (so the cues use has/have, not had, and is/are, not was/were). "
+             "The zero-change verbs hit, hurt, let and shut spell their past like their base, so "
+             "those words do occur there, as base forms.")
     L.append("- Real regular verbs are stored with their forms in a table (doubling depends on "
              "stress: prefer -> preferred, offer -> offered); the rule is asserted to agree on "
              "every row. Nonce verbs (3-8 letters, after Berko 1958) are built from "
              "onset/nucleus/coda inventories and take the rule's forms; none is a word in the "
-             "script's lists or in the wamerican dictionary, and none shares a form with "
-             "another verb or an irregular's distractor.")
-    L.append("- Contexts: past `<time> <subj> ` with past-only times (yesterday, last night, "
-             "two days ago, earlier, back then, ...); pp `<subj> has/have [just|already|never|"
-             "not] `, `<subj> will/must/might have `; 3sg/base `now he `, `every day they `, "
-             "`she often `, `he will `, `they want to `, `he does not `; ing `he is [still|not"
-             "|now] `, `they will be `, `she keeps `, `we enjoy `, `i am busy `. be agrees: "
-             "was/were, am/are/is.")
-    L.append("- Each pretraining verb form gets %d (real) or 2-3 (nonce) random contexts, each "
-             "irregular non-past form %d; the irregular splits enumerate every (context, "
-             "subject) combination of past and pp that fits, split per verb and form %d/%d/%d %% "
-             "by a seeded shuffle." % (PRETRAIN_REAL_K, PRETRAIN_IRREG_K, 70, 10, 20))
-    L.append("- `replay.jsonl` holds %d regular past/pp records (%d real, %d nonce; distinct "
-             "prompts) and the non-past forms of the irregulars, so that fine-tuning on the past "
-             "forms does not overwrite them (go: now he -> goes, not went): %d per fine-tune "
-             "irregular (%d per form where the contexts allow; be has only 12 3sg contexts) and "
-             "%d per form of each unseen irregular, spread over the subjects; be agrees "
-             "(am/is/are, half of its base records be). The irregular records avoid the prompts "
-             "of pretrain_val.jsonl and irreg_nonpast.jsonl."
-             % (REPLAY_REAL + REPLAY_NONCE, REPLAY_REAL, REPLAY_NONCE, REPLAY_FT_PER_VERB,
-                REPLAY_FT_PER_VERB // len(NONPAST), REPLAY_UNSEEN_PER_FORM))
-    L.append("- `irreg_nonpast.jsonl` takes %d contexts per fine-tune irregular and non-past form "
-             "(be base: half am/are, half be), spread over the subjects, none used for that verb "
-             "and form in pretrain.jsonl, and those of pretrain_val.jsonl only where too few "
-             "others fit (%d of its records: be 3sg has 12 contexts, 8 in pretraining). It is "
-             "drawn first; replay.jsonl then avoids its prompts. All new draws use their own "
-             "PRNG streams, so the other files did not change when these two were added."
-             % (NONPAST_EVAL_PER_FORM, nonpast_in_val))
-    k_tr, k_va, k_te = LARGE_PER_FORM
-    L.append("- The large set (`irreg_large*.jsonl`, %d verbs): each verb and form is split "
-             "70/10/20 %% exactly as for irreg*.jsonl (same seeded shuffle over every fitting "
-             "combination), and the first %d/%d/%d of the train/val/test parts are kept (%d "
-             "train lines per verb). So the 8 fine-tune verbs' sentences are subsets of "
-             "irreg.jsonl, irreg_val.jsonl and irreg_test.jsonl, and no prompt is in a train "
-             "file of either set and a val or test file of either set, nor in a val and a test "
-             "file. The 24 unseen irregulars stay out of every fine-tune file."
-             % (len(ft) + len(large), k_tr, k_va, k_te, 2 * k_tr))
-    L.append("- The 40 large-set irregulars were added later from their own PRNG streams and "
-             "merged in at random places, so every line of pretrain.jsonl, pretrain_val.jsonl "
-             "and replay.jsonl from before is still there in the same order, and the other files "
-             "did not change: pretrain.jsonl has %d contexts per non-past form of each, "
-             "pretrain_val.jsonl 1 (a context not in pretrain.jsonl), replay.jsonl %d per form "
-             "(avoiding the prompts of pretrain_val.jsonl, irreg_nonpast.jsonl and "
-             "irreg_large_nonpast.jsonl)."
-             % (PRETRAIN_IRREG_K, REPLAY_LARGE_PER_FORM))
-    L.append("- `irreg_large_nonpast.jsonl` takes %d context per verb and non-past form (be "
-             "base: be), none used for that verb and form in pretrain.jsonl and no prompt of "
-             "replay.jsonl (the large-set replay records are drawn after it and avoid its "
-             "prompts), nor of irreg.jsonl, irreg_val.jsonl, irreg_test.jsonl, "
-             "irreg_unseen.jsonl or irreg_large*.jsonl. It avoids pretrain_val.jsonl and "
-             "irreg_nonpast.jsonl where other contexts fit: %d of its records are in "
-             "pretrain_val.jsonl and %d in irreg_nonpast.jsonl (%s: all of be's 12 3sg contexts "
-             "are in pretrain.jsonl or irreg_nonpast.jsonl; that prompt is still in no "
-             "training file)."
-             % (LARGE_NONPAST_PER_FORM, large_np_in_val, len(large_np_forced),
-                ", ".join("%s %s" % vf for vf in large_np_forced) or "none"))
+             "script's lists, a context word or in the wamerican dictionary, and none shares a "
+             "form with another verb or an irregular's distractor.")
+    L.append("- Held-out frames: at least %d%% of the cues of each group are drawn (seeded) "
+             "among those whose phrase occurs in no other frame, plus the shapes %s whole. "
+             "Checked: every record of a seen-frame file has a seen frame and every record of a "
+             "*_new.jsonl file a held-out one; no held-out cue phrase (with the words of its "
+             "shape on its side of the subject, e.g. `has barely`) occurs in a seen-frame file; "
+             "the novel words occur in no seen-frame file; every subject and seen shape occurs "
+             "in pretrain.jsonl; subject-verb agreement; the fit; no prompt shared between a "
+             "train file and a test file." % (int(HOLD_FRACTION * 100), ", ".join(HELD_SHAPES)))
+    L.append("- Draws are spread over the shapes and subject classes (round robin over the "
+             "(shape; i, other pronouns, singular noun phrases, plural noun phrases, names) "
+             "groups in a random order, a random context of the group each time; pretraining "
+             "draws of regular verbs are uniform); be's base form is drawn half "
+             "am/are/is (present fronts), half be (modals, to-infinitives).")
+    L.append("- Fine-tune splits: per verb and form one seeded spread-out order of every seen "
+             "context that fits (with the distractor); irreg_test.jsonl takes the first %d, "
+             "irreg_val.jsonl the next %d, irreg.jsonl the next %d. irreg_large*.jsonl take the "
+             "first %d/%d/%d of those same segments, so the 8 verbs' sentences there are subsets "
+             "of irreg*.jsonl and no prompt is in a train file of either set and a val or test "
+             "file of either set. The new-frame tests cut the same way from an order of the "
+             "held-out contexts." % (FT_SPLIT[2], FT_SPLIT[1], FT_SPLIT[0], LARGE_SPLIT[0],
+                                     LARGE_SPLIT[1], LARGE_SPLIT[2]))
+    L.append("- irreg_nonpast.jsonl and irreg_large_nonpast.jsonl use contexts not used for "
+             "that verb and form in pretrain.jsonl and prompts of no other file; replay.jsonl "
+             "is drawn after them and avoids their prompts and those of pretrain_val.jsonl.")
     return "\n".join(L) + "\n"
 
 
@@ -1971,6 +2247,80 @@ def dict_hits(path):
     return sorted(hits)
 
 
+def novel_words():
+    """Words that occur only in held-out frames."""
+    seen = {w for c in CONTEXTS if not c.held for w in c.text.replace(",", " ").split()}
+    out = []
+    for c in CONTEXTS:
+        for w in c.text.replace(",", " ").split():
+            if c.held and w not in seen and w not in out:
+                out.append(w)
+    return out
+
+
+def make_files(seed, ft, unseen, large, real, heldout, nonce):
+    controls = [v for v in real if v.kind == "control"]
+    real_pre = [v for v in real if v.kind == "real"]
+    irregulars = ft + unseen + large
+    pretrain, used = make_pretrain(seed, real_pre + controls + nonce, irregulars)
+    pretrain_val = make_pretrain_val(seed, real_pre + controls + nonce, irregulars, used)
+    irreg, irreg_val, irreg_test = make_irreg_splits(seed, ft, FT_SPLIT)
+    large_tr, large_val, large_test = make_irreg_splits(seed, ft + large, LARGE_SPLIT)
+    fork(seed, "irreg:train").shuffle(irreg)            # train files shuffled, as before
+    fork(seed, "irreg_large:train").shuffle(large_tr)
+    control = make_eval_set(seed, "control", controls, CONTROL_PER_FORM, False, used, False)
+    unseen_recs = make_eval_set(seed, "unseen", unseen, UNSEEN_PER_FORM, True, used, False)
+    heldout_recs = make_eval_set(seed, "heldout", heldout, HELDOUT_PER_FORM, False, used, False)
+    trained = prompts_of(pretrain, pretrain_val)
+    nonpast = make_nonpast(seed, "irreg_nonpast", ft, NONPAST_PER_FORM, False, trained)
+    large_np = make_nonpast(seed, "irreg_large_nonpast", ft + large, LARGE_NONPAST_PER_FORM,
+                            False, trained | prompts_of(nonpast))
+    replay = make_replay(seed, real_pre, nonce, ft, unseen + large,
+                         prompts_of(pretrain_val, nonpast, large_np))
+    return [
+        ("pretrain.jsonl", pretrain), ("pretrain_val.jsonl", pretrain_val),
+        ("irreg.jsonl", irreg), ("irreg_val.jsonl", irreg_val), ("irreg_test.jsonl", irreg_test),
+        ("control_regular.jsonl", control), ("irreg_unseen.jsonl", unseen_recs),
+        ("irreg_nonpast.jsonl", nonpast), ("regular_heldout.jsonl", heldout_recs),
+        ("replay.jsonl", replay), ("irreg_large.jsonl", large_tr),
+        ("irreg_large_val.jsonl", large_val), ("irreg_large_test.jsonl", large_test),
+        ("irreg_large_nonpast.jsonl", large_np),
+        ("irreg_test_new.jsonl", make_irreg_new(seed, ft, NEW_TEST_PER_FORM)),
+        ("irreg_large_test_new.jsonl", make_irreg_new(seed, ft + large, NEW_LARGE_PER_FORM)),
+        ("control_new.jsonl", make_eval_set(seed, "control_new", controls, CONTROL_PER_FORM,
+                                            False, {}, True)),
+        ("regular_heldout_new.jsonl", make_eval_set(seed, "heldout_new", heldout,
+                                                    HELDOUT_PER_FORM, False, {}, True)),
+        ("irreg_unseen_new.jsonl", make_eval_set(seed, "unseen_new", unseen, UNSEEN_PER_FORM,
+                                                 True, {}, True)),
+        ("irreg_nonpast_new.jsonl", make_nonpast(seed, "irreg_nonpast_new", ft, NONPAST_PER_FORM,
+                                                 True, ())),
+        ("irreg_large_nonpast_new.jsonl", make_nonpast(seed, "irreg_large_nonpast_new",
+                                                       ft + large, LARGE_NONPAST_PER_FORM,
+                                                       True, ())),
+    ]
+
+
+def class_table(real_pre, heldout, controls, nonce):
+    def in_class(v, cls):   # real verbs with 3sg -es stay in their past class too
+        if cls == "es" and v.kind != "nonce":
+            return v.forms["3sg"] == v.lemma + "es"
+        return v.cls == cls
+    return [(cls, CLASS_NOTES[cls]) + tuple(sum(in_class(v, cls) for v in group)
+                                            for group in (real_pre, heldout, controls, nonce))
+            for cls in ("plain", "e", "cy", "vy", "double", "nodouble", "es")]
+
+
+def write_outputs(out, outputs):
+    os.makedirs(out, exist_ok=True)
+    for name, blob in outputs:
+        path = os.path.join(out, name)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+
+
 def main(argv):
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -1981,14 +2331,7 @@ def main(argv):
                     help="maintenance: print the template words that are real words, then exit")
     args = ap.parse_args(argv)
     if args.dict_hits:
-        hits = dict_hits(args.dict_hits)
-        line = ""
-        for w in hits:
-            if len(line) + len(w) + 1 > 96:
-                print(line)
-                line = ""
-            line = (line + " " + w).strip()
-        print(line)
+        print("\n".join(dict_hits(args.dict_hits)))
         return 0
     cfg = os.path.join(here, "..", "configs", "minigpt.json")
     if os.path.exists(cfg):
@@ -1999,43 +2342,13 @@ def main(argv):
                   file=sys.stderr)
             return 1
     seed = args.seed
+    held_cues = choose_held_frames(seed)
+    index_contexts()
     ft, unseen, large, real, heldout, nonce = build_verbs(seed)
-    controls = [v for v in real if v.kind == "control"]
-    real_pre = [v for v in real if v.kind == "real"]
-    regular_pre = real_pre + controls + nonce
-    irregulars = ft + unseen
-
-    pretrain, used = make_pretrain(seed, regular_pre, irregulars)
-    pretrain_val = make_pretrain_val(seed, regular_pre, irregulars, used)
-    # The 40 large-set irregulars: own PRNG streams, merged in (the other records stay).
-    pretrain = make_pretrain_large(seed, large, pretrain, used)
-    pretrain_val = make_pretrain_val_large(seed, large, pretrain_val, used)
-    irreg, irreg_val, irreg_test = make_irreg_splits(seed, ft)
-    control = make_eval_set(seed, "control", controls, CONTROL_PER_FORM, False, used)
-    unseen_recs = make_eval_set(seed, "unseen", unseen, UNSEEN_PER_FORM, True, used)
-    heldout_recs = make_eval_set(seed, "heldout", heldout, HELDOUT_PER_FORM, False, used)
-    nonpast = make_irreg_nonpast(seed, ft, used, pretrain_val)
-    val_prompts = {r["prompt"] for r in pretrain_val}
-    nonpast_in_val = sum(r["prompt"] in val_prompts for r in nonpast)
-    replay = make_replay(seed, real_pre, nonce, ft, unseen,
-                         val_prompts | {r["prompt"] for r in nonpast})
-    large_verbs = ft + large
-    large_train, large_val, large_test = make_irreg_large_splits(seed, large_verbs)
-    large_np, large_np_forced = make_irreg_large_nonpast(seed, large_verbs, used, pretrain_val,
-                                                         replay, nonpast)
-    replay = make_replay_large(seed, large, replay, val_prompts | {r["prompt"] for r in nonpast}
-                               | {r["prompt"] for r in large_np})
-    large_np_in_val = sum(r["prompt"] in val_prompts for r in large_np)
-    files = [("pretrain.jsonl", pretrain), ("pretrain_val.jsonl", pretrain_val),
-             ("irreg.jsonl", irreg), ("irreg_val.jsonl", irreg_val),
-             ("irreg_test.jsonl", irreg_test), ("control_regular.jsonl", control),
-             ("irreg_unseen.jsonl", unseen_recs), ("irreg_nonpast.jsonl", nonpast),
-             ("regular_heldout.jsonl", heldout_recs), ("replay.jsonl", replay),
-             ("irreg_large.jsonl", large_train), ("irreg_large_val.jsonl", large_val),
-             ("irreg_large_test.jsonl", large_test), ("irreg_large_nonpast.jsonl", large_np)]
+    files = make_files(seed, ft, unseen, large, real, heldout, nonce)
     assert [n for n, _ in files] == [n for n, _ in FILE_NOTES]
     try:
-        validate(files, ft, unseen, large, real, heldout, nonce)
+        validate(files, held_cues, ft, unseen, large, real, heldout, nonce)
     except DataError as e:
         print("gen_data: invalid data: %s" % e, file=sys.stderr)
         return 1
@@ -2045,48 +2358,33 @@ def main(argv):
         {"file": name, "lines": blob.count(b"\n"), "bytes": len(blob),
          "sha256": hashlib.sha256(blob).hexdigest()} for name, blob in blobs]}
     counts = {name: len(recs) for name, recs in files}
+    controls = [v for v in real if v.kind == "control"]
+    real_pre = [v for v in real if v.kind == "real"]
     verb_counts = [
         ("irregular, fine-tuned (irreg*.jsonl and irreg_large*.jsonl)", len(ft)),
         ("irregular, fine-tuned in irreg_large*.jsonl only", len(large)),
         ("irregular, unseen", len(unseen)),
         ("regular controls", len(controls)), ("real regular, pretrained", len(real_pre)),
         ("real regular, held out", len(heldout)), ("nonce regular", len(nonce))]
-    def in_class(v, cls):   # real verbs with 3sg -es stay in their past class too
-        if cls == "es" and v.kind != "nonce":
-            return v.forms["3sg"] == v.lemma + "es"
-        return v.cls == cls
-
-    class_rows = []
-    for cls in ("plain", "e", "cy", "vy", "double", "nodouble", "es"):
-        class_rows.append((cls, CLASS_NOTES[cls]) + tuple(
-            sum(in_class(v, cls) for v in group) for group in (real_pre, heldout, controls, nonce)))
+    class_rows = class_table(real_pre, heldout, controls, nonce)
+    novel = novel_words()
     readme = readme_text(seed, counts, verb_counts, class_rows, ft, unseen, large, heldout,
-                         nonpast_in_val, large_np_in_val, large_np_forced)
+                         held_cues, novel)
+    write_outputs(args.out, blobs + [
+        ("MANIFEST.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")),
+        ("README.md", readme.encode("utf-8"))])
 
-    out = args.out
-    os.makedirs(out, exist_ok=True)
-    outputs = blobs + [("MANIFEST.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-                        .encode("utf-8")), ("README.md", readme.encode("utf-8"))]
-    for name, blob in outputs:
-        path = os.path.join(out, name)
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
-
-    print("gen_data: seed %d -> %s" % (seed, os.path.normpath(out)))
+    print("gen_data: seed %d -> %s" % (seed, os.path.normpath(args.out)))
     for name, blob in blobs:
-        print("  %-24s %6d lines %9d bytes" % (name, counts[name], len(blob)))
-    print("  irreg_nonpast.jsonl: no prompt in replay.jsonl, irreg*.jsonl or pretrain.jsonl; "
-          "%d in pretrain_val.jsonl" % nonpast_in_val)
-    print("  irreg_large_nonpast.jsonl: no prompt in replay.jsonl or pretrain.jsonl; %d in "
-          "pretrain_val.jsonl; %d in irreg_nonpast.jsonl (%s), none in the other irreg*.jsonl"
-          % (large_np_in_val, len(large_np_forced),
-             ", ".join("%s %s" % vf for vf in large_np_forced) or "-"))
+        print("  %-30s %6d lines %9d bytes" % (name, counts[name], len(blob)))
+    print("  contexts: %d (%d in held-out frames), %d subjects"
+          % (len(CONTEXTS), sum(c.held for c in CONTEXTS), len(SUBJECTS)))
+    for group, fams, s, h in frame_stats(held_cues):
+        print("  cues %-9s seen %3d  held out %3d: %s"
+              % (group, len(s), len(h), ", ".join(cue_shown(f, c) for f, c in h)))
+    print("  held-out shapes: " + ", ".join(HELD_SHAPES))
+    print("  words only in held-out frames: " + " ".join(novel))
     print("  verbs: " + ", ".join("%s %d" % kv for kv in verb_counts))
-    print("  spelling classes (real pretrained / held out / controls / nonce):")
-    for cls, _, a, b, c, n in class_rows:
-        print("    %-9s %4d %4d %4d %5d" % (cls, a, b, c, n))
     return 0
 
 
