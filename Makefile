@@ -30,7 +30,7 @@ TEST_SH  := $(wildcard tests/test_*.sh)
 DEPS_STAMP := $(BUILD)/.deps-ok
 COMMANDS := train eval merge info generate pretrain bench analyze
 
-.PHONY: all deps test check-all clean base data bench demo install uninstall
+.PHONY: all deps test check-all clean base data bench demo results install uninstall
 all: bin/lora
 
 deps:
@@ -83,6 +83,13 @@ base: $(DEPS_STAMP)
 demo: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora
 	@sh scripts/demo.sh
+
+# Every results file the README quotes (recipes, sweep, analysis, demo, bench), then the
+# README's quoted blocks; about an hour on 2 cores. Finished cells are reused.
+results: $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory bin/lora
+	@sh scripts/deps.sh gnuplot-nox
+	sh scripts/results.sh
 
 # Throughput and memory against the machine's sgemm peak, as ratios measured in one run.
 bench: $(DEPS_STAMP)

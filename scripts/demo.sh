@@ -15,14 +15,16 @@ echo "== 2. Fine-tune a rank-8, alpha-16 adapter on data/irreg.jsonl (lora-train
 "$BIN/lora-train" --rank 8 --alpha 16 --out "$ADAPTER" data/irreg.jsonl
 echo
 echo "== 3. Held-out evaluation, base vs adapter (lora-eval)"
-"$BIN/lora-eval" --adapter "$ADAPTER"
+"$BIN/lora-eval" --brief --adapter "$ADAPTER"
+echo "   (per-verb tables: $BIN/lora-eval --adapter $ADAPTER)"
+echo
 echo "== 4. Prompts written by hand (lora-generate): taught forms, forms that must not change"
 echo "   (context in training data: does this exact context, after 'VERB: ', occur in any"
 echo "   pretraining, replay or fine-tune prompt? 'no' is a new sentence frame)"
-set -- "go: yesterday he" "go: a fortnight ago my friends" "see: last week the man" \
+set -- "go: yesterday he" "go: a fortnight ago we" "see: last week the man" \
        "eat: so far the kids have" "write: ages ago, anna" "be: yesterday the boys" \
        "go: every day the man" "go: now he" "eat: twice a week the dog" "write: every day he" \
-       "see: right now emma is" "work: a century ago we" "blick: yesterday we"
+       "see: right now, emma is" "come: yesterday he" "work: a century ago we" "blick: yesterday we"
 "$BIN/lora-generate" "$@" > runs/demo-base.txt
 "$BIN/lora-generate" --adapter "$ADAPTER" "$@" > runs/demo-adapter.txt
 printf '  %-34s %-9s %-12s %s\n' "prompt" "in data" "base" "adapter"

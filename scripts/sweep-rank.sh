@@ -12,9 +12,11 @@
 #   -o  output directory      -F  skip the full fine-tune row
 #   -x  extra lora-train flags for every cell (e.g. -x "--steps 300")
 #
-# Resumable: a finished cell (results/sweep/<set>/<cell>/done) is never rerun, so an
-# interrupted sweep continues where it stopped. Writes results/sweep.csv, results/sweep.md and
-# results/sweep.png. Every other lora-train setting comes from configs/lora-irreg.json.
+# Resumable: a finished cell (results/sweep/<set>/<cell>/done records the digests of the base,
+# the recipe config, the data and the flags) is not rerun for the same inputs, so an
+# interrupted sweep continues where it stopped and a new base or recipe reruns everything.
+# Writes results/sweep.csv, results/sweep.md, results/sweep.png, results/base.md and
+# results/adapter.md. Every other lora-train setting comes from configs/lora-irreg.json.
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${LORA_BIN:-bin}
@@ -25,7 +27,10 @@ if [ "${1:-}" = "--cell" ]; then
     set_name=$(basename "$data" .jsonl)
     stem=${data%.jsonl}
     cell="$out/sweep/$set_name/$( [ "$rank" = full ] && echo full || echo "r$rank")-s$seed"
-    [ -f "$cell/done" ] && exit 0
+    # a cell is done for this base, data and flags only: a retrained base reruns it
+    stamp=$( { sha256sum data/minigpt-base.safetensors configs/lora-irreg.json "$data" data/replay.jsonl
+               echo "${SWEEP_EXTRA:-} $alpha"; } | sha256sum)
+    [ -f "$cell/done" ] && [ "$(cat "$cell/done")" = "$stamp" ] && exit 0
     mkdir -p "$cell"
     if [ "$rank" = full ]; then model="$cell/full.safetensors"; flags="--full"
     else model="$cell/adapter.safetensors"; flags="--rank $rank --alpha $alpha"; fi
@@ -41,7 +46,7 @@ if [ "${1:-}" = "--cell" ]; then
     # shellcheck disable=SC2086
     "$BIN/lora-eval" --json --threads "$threads" --adapter "$model" $evals | tail -n 1 > "$cell/eval.json"
     [ "$rank" = full ] && rm -f "$model" # 415 KB each; the metrics are what the sweep keeps
-    touch "$cell/done"
+    echo "$stamp" > "$cell/done"
     echo "sweep: $set_name rank $rank seed $seed done" >&2
     exit 0
 fi

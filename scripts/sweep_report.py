@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Aggregates a rank sweep (results/sweep/<set>/<cell>/{train,eval}.json) into
 results/sweep.csv (one row per cell), results/sweep.md (mean ± std per rank beside the
-lesson's predicted ranges) and results/sweep.png (gnuplot). Standard library only."""
+lesson's predicted ranges), results/sweep.png (gnuplot), and from the same cells
+results/base.md (the base model against its bars) and results/adapter.md (the default rank-8
+recipe, one column per seed, against its bars). Standard library only."""
 import json
 import math
 import os
@@ -146,6 +148,83 @@ def write_md(cells, path, timing):
         f.write("\n".join(out))
 
 
+def bar_row(label, values, bar, ok):
+    """One row of a bars table: label, the values, the bar, whether every value meets it."""
+    return "| %s | %s | %s | %s |" % (label, " | ".join(values), bar,
+                                       "yes" if all(ok) else "**no**")
+
+
+def write_base_md(cells, path):
+    """The base model against the bars of SPEC §6 and issue 11, on seen and new frames."""
+    c = next(c for c in cells if c["set"] == "irreg")
+    def p(key):
+        return 100 * c[key]
+    rows = [("the 12 control verbs, past/pp (new frames)", "base_control_new_exact", "≥ 98%", lambda v: v >= 98),
+            ("the 12 control verbs, past/pp (seen frames)", "base_control_exact", "≥ 98%", lambda v: v >= 98),
+            ("40 regular verbs never seen in pretraining (new frames)", "base_heldout_new_exact", "≥ 90%", lambda v: v >= 90),
+            ("40 regular verbs never seen in pretraining (seen frames)", "base_heldout_exact", "≥ 90%", lambda v: v >= 90),
+            ("the 8 irregulars' non-past forms (new frames)", "base_nonpast_new_exact", "≥ 95%", lambda v: v >= 95),
+            ("the 8 irregulars' non-past forms (seen frames)", "base_nonpast_exact", "≥ 95%", lambda v: v >= 95),
+            ("the 8 irregulars' past/pp correct (new frames)", "base_test_new_exact", "≤ 10%", lambda v: v <= 10),
+            ("the 8 irregulars' past/pp correct (seen frames)", "base_test_exact", "≤ 10%", lambda v: v <= 10),
+            ("prefers the over-regularized form, P(goed) > P(went) (new frames)", "base_test_new_pref", "≥ 80%", lambda v: 100 - v >= 80),
+            ("prefers the over-regularized form (seen frames)", "base_test_pref", "≥ 80%", lambda v: 100 - v >= 80)]
+    out = ["| measured on the base (`lora-eval`, no adapter) | value | bar | holds |", "|---|---:|---|---|"]
+    for label, key, bar, ok in rows:
+        if key not in c:
+            continue
+        v = p(key) if "pref" not in key else 100 - p(key)
+        out.append(bar_row(label, ["%.1f%%" % v], bar, [ok(p(key))]))
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def write_adapter_md(cells, path, rank=8):
+    """The default recipe's rank-8 adapters (one column per seed) against the bars."""
+    rr = sorted([c for c in cells if c["set"] == "irreg" and c["rank"] == rank], key=lambda c: c["seed"])
+    if not rr:
+        return
+    head = "| metric | base | " + " | ".join("seed %d" % c["seed"] for c in rr) + " | bar | holds |"
+    out = [head, "|---|---:|" + "---:|" * len(rr) + "---|---|"]
+    def acc(label, key, bar=None, ok=None):
+        vals = ["%.1f%%" % (100 * c[key]) for c in rr]
+        base = "%.1f%%" % (100 * rr[0]["base_" + key])
+        okv = [ok(100 * c[key]) for c in rr] if ok else []
+        out.append("| %s | %s | %s | %s | %s |" % (label, base, " | ".join(vals), bar or "",
+                                                   ("yes" if all(okv) else "**no**") if ok else ""))
+    def dlt(label, key, bar=None, lim=None):
+        vals = [100 * (c[key] - c["base_" + key]) for c in rr]
+        holds = "" if lim is None else ("yes" if all(v >= -lim for v in vals) else "**no**")
+        out.append("| %s | %.1f%% | %s | %s | %s |" % (
+            label, 100 * rr[0]["base_" + key], " | ".join("%+.1f" % v for v in vals), bar or "",
+            holds))
+    def drop(label, key, bar, lim):
+        vals = [c[key] for c in rr]
+        out.append("| %s | - | %s | %s | %s |" % (label, " | ".join("%.1f" % v for v in vals), bar,
+                                                 "yes" if all(v <= lim for v in vals) else "**no**"))
+    acc("the 8 irregulars' past/pp, new frames", "test_new_exact", "≥ 95%", lambda v: v >= 95)
+    acc("the 8 irregulars' past/pp, seen frames", "test_exact", "≥ 90%", lambda v: v >= 90)
+    acc("preference for the real form over the over-regularized one, new frames", "test_new_pref")
+    drop("collateral damage: largest drop of a taught verb on a non-past form, new frames (points)",
+         "collateral_new", "≤ 2", 2)
+    drop("collateral damage, seen frames (points)", "collateral", "≤ 2", 2)
+    acc("the 8 irregulars' non-past forms, new frames", "nonpast_new_exact")
+    acc("the 8 irregulars' non-past forms, seen frames", "nonpast_exact")
+    dlt("control verbs, new frames (change, points)", "control_new_exact", "within 1", 1)
+    dlt("control verbs, seen frames (change, points)", "control_exact")
+    dlt("held-out regular verbs, new frames (change, points)", "heldout_new_exact", "within 1", 1)
+    dlt("held-out regular verbs, seen frames (change, points)", "heldout_exact")
+    ppl = [100 * (c["control_ppl"] / c["base_control_ppl"] - 1) for c in rr]
+    out.append("| control perplexity (change) | %.4f | %s | ≤ +5%% | %s |" % (
+        rr[0]["base_control_ppl"], " | ".join("%+.2f%%" % v for v in ppl),
+        "yes" if all(v <= 5 for v in ppl) else "**no**"))
+    acc("irregular verbs never taught (24), seen frames", "unseen_exact")
+    out.append("| training time (s, %s) | - | %s | | |" % (
+        "one thread, two runs at a time", " | ".join("%.1f" % c["train_seconds"] for c in rr)))
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
 def plot(cells, outdir):
     if not shutil.which("gnuplot"):
         print("sweep_report: gnuplot not found; no plot (apt-get install gnuplot-nox)", file=sys.stderr)
@@ -186,7 +265,7 @@ def plot(cells, outdir):
                           f"ps 1.5 lc {k + 1} notitle")
     script = f"""set terminal pngcairo size 900,820 font ',11' noenhanced
 set output '{os.path.join(outdir, "sweep.png")}'
-set multiplot layout 2,1 title 'LoRA rank on Mini-GPT (103,680 parameters): taught forms and side effects (mean ± sd; squares: full fine-tune)'
+set multiplot layout 2,1 title 'LoRA rank on Mini-GPT (103,680 parameters): taught forms and side effects (mean ± sd over seeds; triangles: full fine-tune)'
 set xtics ({xtics})
 set xrange [-0.3:{len(ranks) + 0.3}]
 set grid
@@ -218,6 +297,8 @@ def main():
         secs, jobs, threads = open(tf).read().split()
         timing = f"{int(secs) // 60} min {int(secs) % 60} s with {jobs} cell(s) at a time, {threads} thread(s) each"
     write_md(cells, os.path.join(outdir, "sweep.md"), timing)
+    write_base_md(cells, os.path.join(outdir, "base.md"))
+    write_adapter_md(cells, os.path.join(outdir, "adapter.md"))
     plot(cells, outdir)
     print(f"sweep_report: {len(cells)} cells -> {outdir}/sweep.csv, sweep.md, sweep.png")
 

@@ -386,11 +386,11 @@ why="$why$(json_why "$T/out" "$(cat <<'PY'
 PY
 )")"
 verdict "lora-eval --json: collateral damage cells and largest drop equal a recount of the per-example lines" "$why"
-run "$LORA-eval" --adapter "$T/a8.st" "$NONPAST"
+run "$LORA-eval" --adapter "$T/a8.st" "$NONPAST" "$TEST"
 why=""
 [ "$rc" -eq 0 ] || why="exit $rc"
-grep -q '^collateral damage: the largest drop of any verb on any non-past form is [0-9.-]* points' "$T/out" ||
-    why="$why; no closing collateral-damage line"
+grep -q "^collateral damage: the largest drop of any verb on any non-past form is [0-9.-]* points ($NONPAST)" "$T/out" ||
+    why="$why; no closing collateral-damage line naming $NONPAST (a file without non-past forms came last)"
 grep -q '^  collateral damage, base -> a8: .*largest drop' "$T/out" || why="$why; no per-file table"
 verdict "lora-eval: the per-verb collateral-damage table and the closing largest-drop line" "$why"
 
@@ -589,6 +589,20 @@ expect_fail 2 "--preserve-kl|-0.5" "lora-train: --preserve-kl -0.5" \
     "$LORA-train" --preserve-kl -0.5 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--preserve-kl|nan" "lora-train: --preserve-kl nan" \
     "$LORA-train" --preserve-kl nan --out "$T/o/new.st" "$DATA"
+# a flag a config turns on (rslora in configs/lora-irreg.json) is turned off by --no-FLAG
+echo '{"steps": 2, "batch": 4, "eval_every": 2, "replay": "", "replay_frac": 0, "rslora": true, "rank": 4, "alpha": 8}' >"$T/rs.json"
+run "$LORA-train" --config "$T/rs.json" --quiet --out "$T/rs-on.st" "$DATA"
+run2=$rc
+run "$LORA-train" --config "$T/rs.json" --no-rslora --quiet --out "$T/rs-off.st" "$DATA"
+why=""
+[ "$run2" -eq 0 ] && [ "$rc" -eq 0 ] || why="exit $run2 / $rc"
+run "$LORA-info" --json "$T/rs-on.st"
+why="$why$(json_why "$T/out" 'd["use_rslora"] is True and abs(d["scale"] - 4.0) < 1e-6')"
+run "$LORA-info" --json "$T/rs-off.st"
+why="$why$(json_why "$T/out" 'd["use_rslora"] is False and abs(d["scale"] - 2.0) < 1e-6')"
+verdict "lora-train: rslora from a config gives alpha/sqrt(r) = 4; --no-rslora gives alpha/r = 2" "$why"
+expect_fail 2 "--no-rank" "lora-train: --no- of an option that is not a flag" \
+    "$LORA-train" --no-rank --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--quiet" "lora-train: a value given to a flag that takes none" \
     "$LORA-train" --quiet=1 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "DATA" "lora-train: no DATA file" \

@@ -53,8 +53,9 @@ static void json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+/* brief: the totals only, without the per-verb table */
 static void print_table(const char *file, const dataset *d, result *res, int nmodels,
-                        char labels[][64]) {
+                        char labels[][64], int brief) {
     char a[32];
     printf("%s (%d examples)\n", file, d->n);
     printf("  %-16s", "");
@@ -83,7 +84,7 @@ static void print_table(const char *file, const dataset *d, result *res, int nmo
         for (int j = 0; j < ns && !dup; j++) dup = strcmp(seen[j], v) == 0;
         if (!dup) seen[ns++] = v;
     }
-    if (ns > 1) {
+    if (ns > 1 && !brief) {
         /* rows built in a buffer so the padding of the last column can be trimmed */
         char line[1024];
         int len = snprintf(line, sizeof line, "    %-12s", "");
@@ -106,12 +107,12 @@ static void print_table(const char *file, const dataset *d, result *res, int nmo
             printf("%s\n", rtrim(line));
         }
     }
-    printf("\n");
 }
 
 /* The non-past forms of each verb, base -> each adapter, and the largest drop; returns the
  * largest drop over the adapters (NAN when the file has no non-past records). */
-static double print_collateral(const dataset *d, result *res, int nmodels, char labels[][64]) {
+static double print_collateral(const dataset *d, result *res, int nmodels, char labels[][64],
+                               int brief) {
     static eval_cell cells[MAX_CELLS];
     double worst = NAN;
     for (int k = 1; k < nmodels; k++) {
@@ -123,6 +124,7 @@ static double print_collateral(const dataset *d, result *res, int nmodels, char 
         printf("  collateral damage, base -> %s: exact match of the forms not taught "
                "(largest drop %.1f points: %s %s)\n",
                labels[k], drop, cells[w].verb, cells[w].form);
+        if (brief) continue;
         const char *forms[] = {"3sg", "base", "ing"};
         char head[128];
         int hl = snprintf(head, sizeof head, "    %-12s", "");
@@ -149,7 +151,6 @@ static double print_collateral(const dataset *d, result *res, int nmodels, char 
             printf("%s\n", rtrim(line));
         }
     }
-    printf("\n");
     return worst;
 }
 
@@ -189,12 +190,13 @@ static void json_collateral(FILE *out, const dataset *d, const eval_item *base, 
 int cmd_eval(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *base_path = default_path("data/minigpt-base.safetensors");
-    int json = 0, threads = 0;
+    int json = 0, threads = 0, brief = 0;
     opt_list adapters = {0};
     opt_def defs[] = {
         {"adapter", OPT_LIST, &adapters, 0, 0, "FILE", "an adapter (or a full checkpoint) to score beside the base; repeatable"},
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "one JSON object per example, then a summary object"},
+        {"brief", OPT_FLAG, &brief, 0, 0, NULL, "totals and the largest collateral drop per file, no per-verb tables"},
         {"threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: all cores)"},
     };
     int pos;
@@ -286,9 +288,10 @@ int cmd_eval(int argc, char **argv) {
                     printf("}\n");
                 }
         } else {
-            print_table(files[f], &data[f], &res[f * nmodels], nmodels, labels);
-            const double drop = print_collateral(&data[f], &res[f * nmodels], nmodels, labels);
-            if (!(drop <= worst_drop)) worst_drop = drop, worst_file = f;
+            print_table(files[f], &data[f], &res[f * nmodels], nmodels, labels, brief);
+            const double drop = print_collateral(&data[f], &res[f * nmodels], nmodels, labels, brief);
+            printf("\n");
+            if (!isnan(drop) && !(drop <= worst_drop)) worst_drop = drop, worst_file = f;
         }
     }
     if (!json && nmodels > 1 && worst_file >= 0)

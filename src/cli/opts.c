@@ -33,6 +33,9 @@ void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *abou
         case OPT_STRING:
             if (*(const char **)defs[i].dst) snprintf(dflt, sizeof dflt, " [%s]", *(const char **)defs[i].dst);
             break;
+        case OPT_FLAG: /* on by default (a config file): say so, and how to turn it off */
+            if (*(int *)defs[i].dst) snprintf(dflt, sizeof dflt, " [on; --no-%s turns it off]", defs[i].name);
+            break;
         default: break;
         }
         fprintf(f, "  %-24s %s%s\n", flag, defs[i].help, dflt);
@@ -210,6 +213,14 @@ int opts_parse(const char *synopsis, const char *about, opt_def *defs, int n, in
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         opt_def *d = find(defs, n, name, eq ? (size_t)(eq - name) : strlen(name));
+        /* --no-FLAG turns off a flag a config file turned on */
+        if (!d && !eq && strncmp(name, "no-", 3) == 0) {
+            opt_def *f = find(defs, n, name + 3, strlen(name + 3));
+            if (f && f->type == OPT_FLAG) {
+                *(int *)f->dst = 0;
+                continue;
+            }
+        }
         if (!d) {
             usage_error(cmd, "unknown option '%s'%s", a, "");
             return -1;

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Regenerates every results file the README quotes, then the README's quoted blocks
+# (`make results`). The base is not retrained here: `make base` does that (then run this).
+# Finished recipe and sweep cells are reused while the base, config, data and flags are the same.
+#
+#   results/recipes.{md,csv}             scripts/recipes.py          the recipe comparison
+#   results/sweep.{md,csv,png}, base.md, adapter.md   scripts/sweep-rank.sh
+#   results/analyze.txt                  scripts/analyze-report.sh   lora-analyze on the sweep
+#   results/demo.txt                     scripts/demo.sh (stdout)    what make demo prints
+#   results/bench.txt                    lora bench                  throughput
+set -eu
+cd "$(dirname "$0")/.."
+BIN=${LORA_BIN:-bin}
+[ -x "$BIN/lora" ] || make bin/lora
+start=$(date +%s)
+python3 scripts/recipes.py -j 2
+sh scripts/sweep-rank.sh -j 2
+sh scripts/analyze-report.sh
+sh scripts/demo.sh > results/demo.txt.tmp && mv results/demo.txt.tmp results/demo.txt
+"$BIN/lora" bench > results/bench.txt.tmp && mv results/bench.txt.tmp results/bench.txt
+python3 scripts/readme_sync.py
+echo "results.sh: done in $(( $(date +%s) - start ))s" >&2
