@@ -120,22 +120,9 @@ static void set_B(fixture *x, int on) {
             memset(x->a.layers[i].B, 0, (size_t)x->a.layers[i].slot->out * x->a.rank * sizeof(float));
 }
 
-/* As test_reference.c: the largest error relative to the reference tensor's largest value. */
+/* Compares n floats against reference tensor `name` (test_util.h) at this file's tolerance. */
 static void compare(const st_file *f, const char *name, const float *got, size_t n, double *worst) {
-    const st_tensor *t = st_find(f, name);
-    assert_non_null(t);
-    assert_int_equal(t->numel, n);
-    float *ref = malloc(n * sizeof(float));
-    assert_non_null(ref);
-    ml_error e;
-    assert_int_equal(st_read_f32(f, name, ST_F32, ref, t->ndim, t->shape, &e), 0);
-    double abs_err, mag;
-    tu_max_err(got, ref, n, &abs_err, &mag);
-    double rel = abs_err / (mag > 0 ? mag : 1.0);
-    if (rel > *worst) *worst = rel;
-    printf("    %-40s max|err| %.3e  rel %.3e\n", name, abs_err, rel);
-    free(ref);
-    if (!(rel <= REL_TOL)) fail_msg("%s: relative error %.3e exceeds %.0e", name, rel, REL_TOL);
+    tu_compare_ref(f, name, got, n, worst, REL_TOL);
 }
 
 /* An engine on the fixture's model with the adapter's parameters as its gradient block;

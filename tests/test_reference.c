@@ -69,22 +69,9 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* Compares n floats against reference tensor `name`; prints and asserts the error. */
+/* Compares n floats against reference tensor `name` (test_util.h) at this file's tolerance. */
 static void compare(const st_file *f, const char *name, const float *got, size_t n, double *worst) {
-    const st_tensor *t = st_find(f, name);
-    assert_non_null(t);
-    assert_int_equal(t->numel, n);
-    float *ref = malloc(n * sizeof(float));
-    assert_non_null(ref);
-    ml_error e;
-    assert_int_equal(st_read_f32(f, name, ST_F32, ref, t->ndim, t->shape, &e), 0);
-    double abs_err, mag;
-    tu_max_err(got, ref, n, &abs_err, &mag);
-    double rel = abs_err / (mag > 0 ? mag : 1.0);
-    if (rel > *worst) *worst = rel;
-    printf("  %-42s max|err| %.3e  rel %.3e\n", name, abs_err, rel);
-    free(ref);
-    if (!(rel <= REL_TOL)) fail_msg("%s: relative error %.3e exceeds %.0e", name, rel, REL_TOL);
+    tu_compare_ref(f, name, got, n, worst, REL_TOL);
 }
 
 static void test_logits_and_loss(void **state) {

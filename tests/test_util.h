@@ -9,6 +9,7 @@
 
 #include "minigpt.h"
 #include "rng.h"
+#include "safetensors.h"
 
 /* Fills every parameter with values large enough that attention is far from uniform and
  * GELU sees both signs: linear weights N(0, 0.15²), biases N(0, 0.05²), LayerNorm weights
@@ -43,6 +44,27 @@ static inline void tu_max_err(const float *a, const float *b, size_t n, double *
     }
     *abs_err = e;
     *ref_max = r;
+}
+
+/* Compares n floats against reference tensor `name` of f (a cmocka test: include cmocka.h
+ * first): prints the largest error relative to the reference's largest value, keeps the worst
+ * in *worst, and fails above rel_tol. */
+static inline void tu_compare_ref(const st_file *f, const char *name, const float *got, size_t n,
+                                  double *worst, double rel_tol) {
+    const st_tensor *t = st_find(f, name);
+    assert_non_null(t);
+    assert_int_equal(t->numel, n);
+    float *ref = malloc(n * sizeof(float));
+    assert_non_null(ref);
+    ml_error e;
+    assert_int_equal(st_read_f32(f, name, ST_F32, ref, t->ndim, t->shape, &e), 0);
+    double abs_err, mag;
+    tu_max_err(got, ref, n, &abs_err, &mag);
+    const double rel = abs_err / (mag > 0 ? mag : 1.0);
+    if (rel > *worst) *worst = rel;
+    printf("  %-42s max|err| %.3e  rel %.3e\n", name, abs_err, rel);
+    free(ref);
+    if (!(rel <= rel_tol)) fail_msg("%s: relative error %.3e exceeds %.0e", name, rel, rel_tol);
 }
 
 #endif
