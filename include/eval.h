@@ -5,6 +5,7 @@
 
 #include "dataset.h"
 #include "engine.h"
+#include "rng.h"
 
 #define EVAL_MAX_PRED 256
 
@@ -63,6 +64,17 @@ int eval_largest_drop(const eval_cell *cells, int n);
 /* The default evaluation files (seen and new frames, the change and its side effects), as
  * paths relative to the project's data; NULL-terminated. */
 extern const char *const eval_default_files[];
+
+/* Logits (every example's whole sequence, padded to the context: (Σ n, context, V)) of the
+ * model behind m on each dataset of sets[0..nsets), in batches; buffers come from m's config.
+ * Returns a malloc'ed array the caller frees, its float count in *n; NULL with e filled. */
+float *eval_logits(const minigpt *m, const dataset *const *sets, int nsets, size_t *n, ml_error *e);
+
+/* Sampled completion of one prompt at temperature t > 0 (softmax(logits / t), draws from r):
+ * as eval_greedy, out holds up to min(max_new, context − n_prompt) ids; returns their count or
+ * -1 when out of memory. */
+int eval_sample(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
+                int max_new, float t, rng *r);
 
 /* Greedy completion of one prompt given as ids (plug-ins included), at most max_new tokens,
  * stopping at the end token or the context limit; writes ids to out and returns their count

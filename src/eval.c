@@ -231,3 +231,64 @@ int eval_largest_drop(const eval_cell *cells, int n) {
         if (best < 0 || eval_cell_drop(&cells[i]) > eval_cell_drop(&cells[best])) best = i;
     return best;
 }
+
+float *eval_logits(const minigpt *m, const dataset *const *sets, int nsets, size_t *n, ml_error *e) {
+    enum { BATCH = 32 };
+    const int ctx = m->cfg.context, V = m->cfg.vocab_size;
+    size_t total = 0;
+    for (int s = 0; s < nsets; s++) total += (size_t)sets[s]->n * ctx * V;
+    float *out = calloc(total ? total : 1, sizeof(float));
+    int *tokens = malloc(sizeof(int) * BATCH * (size_t)ctx); // (BATCH,context)
+    int *targets = malloc(sizeof(int) * BATCH * (size_t)ctx);
+    minigpt_ws ws = {0};
+    if (!out || !tokens || !targets || minigpt_ws_init(&ws, m, BATCH, ctx, e)) {
+        if (!out || !tokens || !targets) ml_fail(e, "out of memory for the logits of %zu floats", total);
+        free(out), free(tokens), free(targets);
+        return NULL;
+    }
+    size_t off = 0;
+    for (int s = 0; s < nsets; s++)
+        for (int start = 0; start < sets[s]->n; start += BATCH) {
+            const int B = sets[s]->n - start < BATCH ? sets[s]->n - start : BATCH;
+            const ds_example *ex[BATCH];
+            for (int b = 0; b < B; b++) ex[b] = &sets[s]->ex[start + b];
+            ds_batch(ex, B, ctx, tokens, targets);
+            minigpt_forward(m, &ws, tokens, B, ctx);
+            memcpy(out + off, ws.logits, sizeof(float) * (size_t)B * ctx * V);
+            off += (size_t)B * ctx * V;
+        }
+    minigpt_ws_free(&ws);
+    free(tokens), free(targets);
+    *n = off;
+    return out;
+}
+
+/* A draw from softmax(l / t) over V values. */
+static int sample_row(const float *l, int V, float t, rng *r) {
+    float maxv = l[0];
+    for (int v = 1; v < V; v++)
+        if (l[v] > maxv) maxv = l[v];
+    double p[256], z = 0; /* V <= 256 (minigpt_config_check) */
+    for (int v = 0; v < V; v++) z += p[v] = exp((double)(l[v] - maxv) / t);
+    double u = rng_uniform(r) * z;
+    for (int v = 0; v < V; v++)
+        if ((u -= p[v]) < 0) return v;
+    return V - 1;
+}
+
+int eval_sample(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
+                int max_new, float t, rng *r) {
+    const int ctx = m->cfg.context, V = m->cfg.vocab_size;
+    int *seq = malloc(sizeof(int) * (size_t)ctx); // (context)
+    if (!seq) return -1;
+    int cur = n_prompt < ctx ? n_prompt : ctx, nout = 0;
+    memcpy(seq, prompt, sizeof(int) * (size_t)cur);
+    while (cur < ctx && nout < max_new) {
+        minigpt_forward(m, ws, seq, 1, cur);
+        const int next = sample_row(ws->logits + (size_t)(cur - 1) * V, V, t, r);
+        if (next == TOK_END) break;
+        seq[cur++] = out[nout++] = next;
+    }
+    free(seq);
+    return nout;
+}

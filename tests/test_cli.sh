@@ -420,6 +420,35 @@ why=""
 why="$why$(json_why "$T/out" 'len(d["files"]) == 2 and d["files"][0]["rank"] == 8 and len(d["similarity"]) == 12')"
 verdict "lora-analyze --json with two adapters: parses, 12 layers compared" "$why"
 
+# ---- a model of another shape: context 128 through every command -----------------------------
+# Buffers must come from the loaded config, never from the default shape (under ASan in CI).
+python3 - "$T/ctx128.json" <<'PY'
+import json, sys
+c = json.load(open("configs/minigpt.json"))
+c["context"] = 128
+json.dump(c, open(sys.argv[1], "w"))
+PY
+LONG="go: yesterday the man and the boys and the girls and my friends and my parents and the kids all"
+printf '{"prompt":"%s ","completion":"went","verb":"go","form":"past"}\n' "$LONG" >"$T/long.jsonl"
+why=""
+run "$LORA-pretrain" --model "$T/ctx128.json" --steps 3 --batch 4 --val "" --quiet --out "$T/b128.st" data/irreg_val.jsonl
+[ "$rc" -eq 0 ] || why="$why; pretrain exit $rc: $(head -c 120 "$T/err")"
+run "$LORA-train" --base "$T/b128.st" $SMALL --out "$T/a128.st" "$T/long.jsonl"
+[ "$rc" -eq 0 ] || why="$why; train exit $rc: $(head -c 120 "$T/err")"
+run "$LORA-eval" --base "$T/b128.st" --adapter "$T/a128.st" "$T/long.jsonl"
+[ "$rc" -eq 0 ] || why="$why; eval exit $rc: $(head -c 120 "$T/err")"
+run "$LORA-merge" --base "$T/b128.st" --adapter "$T/a128.st" --out "$T/m128.st" "$T/long.jsonl"
+[ "$rc" -eq 0 ] || why="$why; merge exit $rc: $(head -c 120 "$T/err")"
+run "$LORA-generate" --base "$T/b128.st" --adapter "$T/a128.st" "$LONG"
+[ "$rc" -eq 0 ] || why="$why; generate exit $rc: $(head -c 120 "$T/err")"
+run "$LORA-generate" --base "$T/b128.st" --temperature 1 --max-tokens 200 "$LONG"
+[ "$rc" -eq 0 ] || why="$why; sampling exit $rc: $(head -c 120 "$T/err")"
+run "$LORA-analyze" --base "$T/b128.st" "$T/a128.st"
+[ "$rc" -eq 0 ] || why="$why; analyze exit $rc: $(head -c 120 "$T/err")"
+run "$LORA-info" --base "$T/b128.st" "$T/a128.st"
+[ "$rc" -eq 0 ] || why="$why; info exit $rc: $(head -c 120 "$T/err")"
+verdict "context 128: pretrain, train, eval, merge, generate (greedy and sampled), analyze, info on a ${#LONG}-symbol prompt" "$why"
+
 # ---- safetensors given as --base / --adapter ------------------------------------------------
 
 expect_fail 1 "empty.st|0 bytes" "lora-eval: --base empty file" \

@@ -182,8 +182,17 @@ static int bench_generate(const char *base, double seconds, bench_row *row, ml_e
     if (checkpoint_load(base, &m, &v, NULL, e)) return -1;
     minigpt_ws ws;
     if (minigpt_ws_init(&ws, &m, 1, m.cfg.context, e)) return -1;
-    int ids[64], n, out[64], produced = 0, runs = 0;
-    if (tok_encode(&v, "walk: yesterday they ", ids, 64, &n, e)) return -1;
+    const int ctx = m.cfg.context; /* buffers from the loaded config: any context length */
+    int *ids = malloc(sizeof(int) * (size_t)ctx), *out = malloc(sizeof(int) * (size_t)ctx);
+    int n, produced = 0, runs = 0;
+    if (!ids || !out) {
+        free(ids), free(out);
+        return ml_fail(e, "out of memory");
+    }
+    if (tok_encode(&v, "walk: yesterday they ", ids, ctx, &n, e)) {
+        free(ids), free(out);
+        return -1;
+    }
     double best = INFINITY;
     for (int w = 0; w < BENCH_WINDOWS; w++) {
         int k = 0;
@@ -201,6 +210,7 @@ static int bench_generate(const char *base, double seconds, bench_row *row, ml_e
     row->gflops = 0;
     snprintf(row->name + strlen(row->name), sizeof row->name - strlen(row->name), " (%.1f tokens)",
              (double)produced / runs);
+    free(ids), free(out);
     minigpt_ws_free(&ws);
     minigpt_free(&m);
     return 0;

@@ -21,50 +21,57 @@ typedef struct {
     rng r;
 } generator;
 
-/* Samples from softmax(logits / temperature). */
-static int sample(const float *l, int V, float temperature, rng *r) {
-    float maxv = l[0];
-    for (int v = 1; v < V; v++)
-        if (l[v] > maxv) maxv = l[v];
-    double p[256], z = 0;
-    for (int v = 0; v < V; v++) z += p[v] = exp((double)(l[v] - maxv) / temperature);
-    double u = rng_uniform(r) * z;
-    for (int v = 0; v < V; v++)
-        if ((u -= p[v]) < 0) return v;
-    return V - 1;
-}
-
 /* Completes one prompt; prints the completion on stdout. Returns 0, or -1 with e filled. */
 static int complete(generator *g, const char *text, ml_error *e) {
-    const int ctx = g->m->cfg.context, V = g->m->cfg.vocab_size;
-    char prompt[1024];
-    size_t len = strlen(text);
+    const int ctx = g->m->cfg.context;
     /* every training prompt ends with a space before the verb form */
-    snprintf(prompt, sizeof prompt, "%s%s", text, !g->raw && len && text[len - 1] != ' ' ? " " : "");
-    int ids[64], n;
-    if (tok_encode(g->v, prompt, ids, ctx, &n, e)) return -1;
-    if (n == 0) return ml_fail(e, "empty prompt");
-    for (int i = 0; i < n; i++) /* "\n" is token 0, the end-of-text marker: not prompt text */
-        if (ids[i] == TOK_END) return ml_fail(e, "line break (the end-of-text marker) at token %d", i + 1);
-    if (n >= ctx) return ml_fail(e, "prompt is %d symbols; the context holds %d", n, ctx);
-    int out[64], nout = 0;
-    if (g->temperature <= 0) {
-        nout = eval_greedy(g->m, &g->ws, ids, n, out, g->max_new);
-    } else {
-        int seq[64];
-        memcpy(seq, ids, sizeof(int) * (size_t)n);
-        int cur = n;
-        while (cur < ctx && nout < g->max_new) {
-            minigpt_forward(g->m, &g->ws, seq, 1, cur);
-            const int next = sample(g->ws.logits + (size_t)(cur - 1) * V, V, g->temperature, &g->r);
-            if (next == TOK_END) break;
-            seq[cur++] = out[nout++] = next;
-        }
+    const size_t len = strlen(text);
+    const int add_space = !g->raw && len && text[len - 1] != ' ';
+    char *prompt = malloc(len + 2);
+    if (!prompt) return ml_fail(e, "out of memory");
+    memcpy(prompt, text, len);
+    strcpy(prompt + len, add_space ? " " : "");
+    /* buffers from the loaded model's config: any context length */
+    int *ids = malloc(sizeof(int) * (size_t)ctx), *out = malloc(sizeof(int) * (size_t)ctx), n, nout = 0;
+    int rc = -1;
+    if (!ids || !out) {
+        ml_fail(e, "out of memory");
+        goto done;
     }
-    char buf[512];
-    printf("%s\n", tok_decode(g->v, out, nout, buf, sizeof buf));
+    if (tok_encode(g->v, prompt, ids, ctx, &n, e)) goto done;
+    if (n == 0) {
+        ml_fail(e, "empty prompt");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) /* "\n" is token 0, the end-of-text marker: not prompt text */
+        if (ids[i] == TOK_END) {
+            ml_fail(e, "line break (the end-of-text marker) at token %d", i + 1);
+            goto done;
+        }
+    if (n >= ctx) {
+        ml_fail(e, "prompt is %d symbols; the context holds %d", n, ctx);
+        goto done;
+    }
+    nout = g->temperature <= 0 ? eval_greedy(g->m, &g->ws, ids, n, out, g->max_new)
+                               : eval_sample(g->m, &g->ws, ids, n, out, g->max_new, g->temperature, &g->r);
+    if (nout < 0) {
+        ml_fail(e, "out of memory");
+        goto done;
+    }
+    char *buf = malloc(4 * (size_t)nout + 1); /* a symbol is at most 4 bytes of UTF-8 */
+    if (!buf) {
+        ml_fail(e, "out of memory");
+        goto done;
+    }
+    printf("%s\n", tok_decode(g->v, out, nout, buf, 4 * nout + 1));
     fflush(stdout);
-    return 0;
+    free(buf);
+    rc = 0;
+done:
+    free(prompt);
+    free(ids);
+    free(out);
+    return rc;
 }
 
 int cmd_generate(int argc, char **argv) {

@@ -13,34 +13,6 @@
 #include "opts.h"
 #include "sha256.h"
 
-/* Logits of every example's full sequence, batch by batch; malloc'ed (caller frees). */
-static float *all_logits(const minigpt *m, const dataset *const *sets, int nsets, size_t *n, ml_error *e) {
-    const int ctx = m->cfg.context, V = m->cfg.vocab_size;
-    size_t total = 0;
-    for (int s = 0; s < nsets; s++) total += (size_t)sets[s]->n * ctx * V;
-    float *out = calloc(total ? total : 1, sizeof(float));
-    minigpt_ws ws;
-    if (!out || minigpt_ws_init(&ws, m, 32, ctx, e)) {
-        free(out);
-        return NULL;
-    }
-    int tokens[32 * 64], targets[32 * 64];
-    size_t off = 0;
-    for (int s = 0; s < nsets; s++)
-        for (int start = 0; start < sets[s]->n; start += 32) {
-            const int B = sets[s]->n - start < 32 ? sets[s]->n - start : 32;
-            const ds_example *ex[32];
-            for (int b = 0; b < B; b++) ex[b] = &sets[s]->ex[start + b];
-            ds_batch(ex, B, ctx, tokens, targets);
-            minigpt_forward(m, &ws, tokens, B, ctx);
-            memcpy(out + off, ws.logits, sizeof(float) * (size_t)B * ctx * V);
-            off += (size_t)B * ctx * V;
-        }
-    minigpt_ws_free(&ws);
-    *n = off;
-    return out;
-}
-
 int cmd_merge(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *base_path = default_path("data/minigpt-base.safetensors"), *adapter = NULL, *out = NULL;
@@ -83,13 +55,13 @@ int cmd_merge(int argc, char **argv) {
     for (int f = 0; f < nfiles; f++) inputs[2 + f] = files[f];
     if (check_not_input(out, inputs, 2 + nfiles, &e) || check_writable(out, &e)) goto done;
     size_t n_before, n_after;
-    if (!(before = all_logits(&lm.base, sets, nfiles, &n_before, &e))) goto done;
+    if (!(before = eval_logits(&lm.base, sets, nfiles, &n_before, &e))) goto done;
     lora_merge_into(&lm.adapter);
     const int rank = lm.adapter.rank;
     const float alpha = lm.adapter.alpha, scale = lm.adapter.scale;
     const int n_layers = lm.adapter.n_layers;
     lora_free(&lm.adapter); /* uninstall: the merged weights now carry the update */
-    if (!(after = all_logits(&lm.base, sets, nfiles, &n_after, &e))) goto done;
+    if (!(after = eval_logits(&lm.base, sets, nfiles, &n_after, &e))) goto done;
     double maxd = 0, maxv = 0;
     for (size_t i = 0; i < n_before; i++) {
         const double d = fabs((double)after[i] - before[i]);
