@@ -14,12 +14,16 @@ CFLAGS  ?= $(OPT) $(ARCH) -g
 # Recursively expanded on purpose: pkg-config runs only when a recipe needs the flags,
 # i.e. after the deps stamp has installed the packages.
 ALL_CFLAGS = $(CFLAGS) -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
-             -Wshadow -Wno-unused-parameter -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
+             -Wshadow -Wno-unused-parameter $(INC_FLAGS) $(shell pkg-config --cflags $(PKGS))
 LIBS    = $(shell pkg-config --libs $(PKGS)) -llapacke -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka)
 
 BUILD   := build
-SRC     := $(wildcard src/*.c)
+# src/ and include/ have one folder per layer (core, adapters, training, evaluation, formats,
+# util) plus src/cli; every folder is on the include path, so a header is named by its file.
+LAYERS  := core adapters training evaluation formats util
+INC_FLAGS := $(LAYERS:%=-Iinclude/%) $(LAYERS:%=-Isrc/%) -Isrc/cli -Isrc
+SRC     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 OBJ     := $(SRC:src/%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:src/cli/%.c=$(BUILD)/cli/%.o)

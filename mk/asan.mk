@@ -10,7 +10,7 @@
 # build/asan/bin is put first on PATH for those that call lora-* by name.
 #
 # The programs re-execute themselves once through /proc/self/exe to pick the OpenBLAS kernel
-# (src/runtime.c); that was checked to work under both sanitizers (the environment, and so
+# (src/util/blas_runtime.c); that was checked to work under both sanitizers (the environment, and so
 # ASAN_OPTIONS, carries over, and the leak check runs in the final image), so it is left on
 # and tested here too. `make test-asan ASAN_CORETYPE=SkylakeX` sets OPENBLAS_CORETYPE instead,
 # which skips the re-exec.

@@ -578,7 +578,7 @@ why="$why$(json_why "$T/out" 'lines[0]["prompt"] == "go: yesterday he " and line
 verdict "lora-eval: a UTF-8 BOM is accepted and stays out of the prompt" "$why"
 
 # A "\n" inside a string is the end-of-text token (id 0) in the middle of a sequence.
-# Known bug in src/dataset.c (reported, not fixed here): it is accepted silently.
+# Known bug in src/formats/dataset.c (reported, not fixed here): it is accepted silently.
 run "$LORA-eval" "$J/newline.jsonl"
 n=$((n + 1))
 desc='lora-eval: a line break (the end-of-text marker) inside a completion is refused'
@@ -586,7 +586,7 @@ desc='lora-eval: a line break (the end-of-text marker) inside a completion is re
 if [ "$rc" -eq 1 ] && grep -q 'newline.jsonl:1' "$T/err"; then
     printf 'ok %s - %s\n' "$n" "$desc"
 else
-    printf 'not ok %s - %s # TODO bug in src/dataset.c: accepted (exit %s)\n' "$n" "$desc" "$rc"
+    printf 'not ok %s - %s # TODO bug in src/formats/dataset.c: accepted (exit %s)\n' "$n" "$desc" "$rc"
     todo=$((todo + 1))
 fi
 

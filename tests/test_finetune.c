@@ -14,7 +14,7 @@
 #include "checkpoint.h"
 #include "eval.h"
 #include "finetune.h"
-#include "runtime.h"
+#include "blas_runtime.h"
 #include "safetensors.h"
 #include "test_util.h"
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "lora.h"
-#include "runtime.h"
+#include "blas_runtime.h"
 #include "safetensors.h"
 #include "test_util.h"
 

@@ -28,9 +28,9 @@
 
 #include "test_util.h"
 #include "dataset.h"
-#include "engine.h"
+#include "grad_engine.h"
 #include "lora.h"
-#include "runtime.h"
+#include "blas_runtime.h"
 #include "safetensors.h"
 
 /* With B = 0 the term's value and gradient are zero up to rounding only: p and p_ref come from

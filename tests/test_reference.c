@@ -16,7 +16,7 @@
 
 #include "test_util.h"
 #include "lora.h"
-#include "runtime.h"
+#include "blas_runtime.h"
 #include "safetensors.h"
 
 #define FIXTURE "tests/fixtures/reference.safetensors"

@@ -28,13 +28,13 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "common.h"
-#include "engine.h"
+#include "grad_engine.h"
 #include "eval.h"
 #include "lora.h"
 #include "opts.h"
-#include "optim.h"
+#include "optimizer.h"
 #include "rng.h"
-#include "runtime.h"
+#include "blas_runtime.h"
 
 char *openblas_get_config(void);
 void openblas_set_num_threads(int);

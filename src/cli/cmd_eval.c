@@ -7,11 +7,11 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "common.h"
-#include "engine.h"
+#include "grad_engine.h"
 #include "eval.h"
 #include "lora.h"
 #include "opts.h"
-#include "runtime.h"
+#include "blas_runtime.h"
 
 #define MAX_MODELS 17
 

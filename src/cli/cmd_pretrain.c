@@ -8,12 +8,12 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "common.h"
-#include "engine.h"
+#include "grad_engine.h"
 #include "eval.h"
 #include "opts.h"
-#include "runtime.h"
+#include "blas_runtime.h"
 #include "sha256.h"
-#include "train.h"
+#include "train_loop.h"
 
 /* The learning curve: one CSV row per validation with the exact-match (and preference, where
  * there are distractors) of the model so far on each curve file. */

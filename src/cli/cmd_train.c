@@ -12,7 +12,7 @@
 #include "common.h"
 #include "finetune.h"
 #include "opts.h"
-#include "runtime.h"
+#include "blas_runtime.h"
 #include "sha256.h"
 
 /* data/irreg.jsonl -> data/irreg_val.jsonl when that file exists; malloc'ed or NULL. */

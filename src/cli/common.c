@@ -12,7 +12,7 @@
 #include "checkpoint.h"
 #include "opts.h"
 #include "safetensors.h"
-#include "train.h"
+#include "train_loop.h"
 
 const char *default_path(const char *rel) {
     static char found[32][4096];

@@ -5,7 +5,7 @@
 
 #include "commands.h"
 #include "opts.h"
-#include "runtime.h"
+#include "blas_runtime.h"
 
 typedef struct {
     const char *name;

@@ -1,6 +1,6 @@
-/* runtime.c — choose the fastest OpenBLAS kernel the CPU supports; settle thread counts. */
+/* blas_runtime.c — choose the fastest OpenBLAS kernel the CPU supports; settle thread counts. */
 #define _GNU_SOURCE
-#include "runtime.h"
+#include "blas_runtime.h"
 
 #include <cblas.h>
 #include <sched.h>

@@ -1,21 +1,21 @@
-/* train.h — the training loop shared by pretraining, LoRA and full fine-tuning.
+/* train_loop.h — the training loop shared by pretraining, LoRA and full fine-tuning.
  *
  * What is trained is a list of tensors (wherever their memory lives: the model's parameter
  * block or a plug-in's) with the offset of each one's gradient in the engine's gradient
  * block. One step: sample a batch (a fixed share from the replay set, if any), forward and
- * backward on all threads (engine.h), clip the global gradient norm, AdamW with a warmup +
+ * backward on all threads (grad_engine.h), clip the global gradient norm, AdamW with a warmup +
  * cosine schedule. Every eval_every steps the validation loss is measured and the parameters
  * with the best one are kept; at the end they are put back in place.
  */
-#ifndef TRAIN_H
-#define TRAIN_H
+#ifndef TRAIN_LOOP_H
+#define TRAIN_LOOP_H
 
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "dataset.h"
-#include "engine.h"
+#include "grad_engine.h"
 #include "rng.h"
 
 typedef struct {
@@ -29,14 +29,14 @@ typedef struct {
 typedef struct {
     int steps;          /* optimizer steps */
     int batch;          /* sequences per step */
-    int micro;          /* sequences per chunk (see engine.h) */
+    int micro;          /* sequences per chunk (see grad_engine.h) */
     int warmup;         /* linear warmup steps */
     float lr, min_lr_frac, weight_decay, clip, beta1, beta2, eps;
     int eval_every;     /* validation every N steps (0: only at the end) */
     int log_every;      /* a log line every N steps when stderr is not a terminal (0: auto) */
     uint64_t seed;
     float replay_frac;  /* share of each batch drawn from the replay set */
-    float preserve_kl;  /* λ of the preservation term on the replay sequences (engine.h); 0: off */
+    float preserve_kl;  /* λ of the preservation term on the replay sequences (grad_engine.h); 0: off */
     int threads;
     int quiet;          /* no progress output */
 } train_opts;

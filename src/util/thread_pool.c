@@ -1,5 +1,5 @@
-/* pool.c — persistent worker threads woken per job by a generation counter. */
-#include "pool.h"
+/* thread_pool.c — persistent worker threads woken per job by a generation counter. */
+#include "thread_pool.h"
 
 #include <pthread.h>
 #include <stdlib.h>

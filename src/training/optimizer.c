@@ -1,5 +1,5 @@
-/* optim.c — AdamW and the warmup + cosine schedule. */
-#include "optim.h"
+/* optimizer.c — AdamW and the warmup + cosine schedule. */
+#include "optimizer.h"
 
 #include <math.h>
 

@@ -1,5 +1,5 @@
-/* train.c — the training loop: sampling, steps, validation, keeping the best, progress. */
-#include "train.h"
+/* train_loop.c — the training loop: sampling, steps, validation, keeping the best, progress. */
+#include "train_loop.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "optim.h"
+#include "optimizer.h"
 
 volatile sig_atomic_t train_stop_signal = 0;
 

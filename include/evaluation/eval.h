@@ -4,7 +4,7 @@
 #define EVAL_H
 
 #include "dataset.h"
-#include "engine.h"
+#include "grad_engine.h"
 #include "rng.h"
 
 #define EVAL_MAX_PRED 256

@@ -1,18 +1,18 @@
-/* engine.h — one batch's forward and backward spread over threads, deterministically.
+/* grad_engine.h — one batch's forward and backward spread over threads, deterministically.
  *
  * A batch is cut into chunks of `micro` sequences. Chunk c runs on thread c mod n in that
  * thread's workspace, and its gradient goes to chunk c's own buffer; the buffers are then
  * summed in chunk order. Every floating-point operation therefore happens in the same order
  * whatever the thread count: the same seed gives bit-identical results on 1 or 8 threads.
  */
-#ifndef ENGINE_H
-#define ENGINE_H
+#ifndef GRAD_ENGINE_H
+#define GRAD_ENGINE_H
 
 #include <stddef.h>
 
 #include "dataset.h"
 #include "minigpt.h"
-#include "pool.h"
+#include "thread_pool.h"
 
 typedef struct {
     const minigpt *m;

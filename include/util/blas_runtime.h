@@ -1,4 +1,4 @@
-/* runtime.h — BLAS kernel selection and thread counts, settled once at program start.
+/* blas_runtime.h — BLAS kernel selection and thread counts, settled once at program start.
  *
  * Debian's OpenBLAS 0.3.21 does not recognise recent Intel CPUs (Sapphire Rapids) and falls
  * back to its slowest kernel, "Prescott": sgemm runs about 5x slower than with the SkylakeX
@@ -6,8 +6,8 @@
  * OPENBLAS_CORETYPE environment variable or its own CPU detection, so the only fix from
  * inside the program is to set the variable and re-execute itself before doing any work.
  */
-#ifndef RUNTIME_H
-#define RUNTIME_H
+#ifndef BLAS_RUNTIME_H
+#define BLAS_RUNTIME_H
 
 /* Call first in main(). When OPENBLAS_CORETYPE is unset and the kernel OpenBLAS chose is
  * weaker than what this CPU supports (AVX-512 -> SkylakeX, AVX2+FMA -> Haswell), sets

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "safetensors.h"
-#include "train.h"
+#include "train_loop.h"
 
 static void rng_hex(char *buf, size_t n, const rng *r) {
     snprintf(buf, n, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, r->s[0], r->s[1],

@@ -1,11 +1,11 @@
-/* pool.h — a fixed set of worker threads that run one function on every thread at once.
+/* thread_pool.h — a fixed set of worker threads that run one function on every thread at once.
  *
  * The training step and the evaluator split a batch across threads by sequence; each thread
  * works on its own rows with single-threaded BLAS. Which rows a thread gets is fixed by the
  * caller, so results do not depend on scheduling.
  */
-#ifndef POOL_H
-#define POOL_H
+#ifndef THREAD_POOL_H
+#define THREAD_POOL_H
 
 typedef struct pool pool;
 

@@ -1,6 +1,6 @@
-/* optim.h — AdamW, gradient-norm clipping and the learning-rate schedule. */
-#ifndef OPTIM_H
-#define OPTIM_H
+/* optimizer.h — AdamW, gradient-norm clipping and the learning-rate schedule. */
+#ifndef OPTIMIZER_H
+#define OPTIMIZER_H
 
 #include <stddef.h>
 

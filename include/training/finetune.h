@@ -9,7 +9,7 @@
 
 #include "dataset.h"
 #include "lora.h"
-#include "train.h"
+#include "train_loop.h"
 
 typedef struct {
     int rank;

@@ -1,5 +1,5 @@
-/* engine.c — deterministic data-parallel forward/backward over a thread pool. */
-#include "engine.h"
+/* grad_engine.c — deterministic data-parallel forward/backward over a thread pool. */
+#include "grad_engine.h"
 
 #include <math.h>
 #include <stdlib.h>
