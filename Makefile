@@ -20,8 +20,8 @@ TESTLIBS = $(shell pkg-config --libs cmocka)
 
 BUILD   := build
 # src/ and include/ have one folder per layer (core, adapters, training, evaluation, formats,
-# util) plus src/cli; every folder is on the include path, so a header is named by its file.
-LAYERS  := core adapters training evaluation formats util
+# util, jobs) plus src/cli; every folder is on the include path, so a header is named by its file.
+LAYERS  := core adapters training evaluation formats util jobs
 INC_FLAGS := $(LAYERS:%=-Iinclude/%) $(LAYERS:%=-Isrc/%) -Isrc/cli -Isrc
 SRC     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)

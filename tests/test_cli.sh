@@ -647,6 +647,50 @@ expect_fail 2 "notjson.json|not a JSON object" "lora-train: a config that is not
 echo '{"rank": "8"}' >"$T/wrongtype.json"
 expect_fail 2 "wrongtype.json|rank|number" "lora-train: a config value of the wrong type" \
     "$LORA-train" --config "$T/wrongtype.json" --out "$T/o/new.st" "$DATA"
+# One source of defaults: every setting of the defaults file is what --help shows, and a
+# defaults file without a number setting is refused (the C tables hold no numbers).
+for pair in train:configs/lora-irreg.json pretrain:configs/pretrain.json; do
+    c=${pair%%:*} f=${pair#*:}
+    run "$LORA-$c" --help
+    why=""
+    [ "$rc" -eq 0 ] || why="; exit $rc"
+    why="$why$(python3 - "$f" "$T/out" <<'EOF2'
+import json, re, sys
+cfg = json.load(open(sys.argv[1]))
+help_text = open(sys.argv[2]).read()
+shown = {}
+for line in help_text.splitlines():
+    m = re.match(r"\s+--([a-z0-9-]+)(?: \S+)?\s.*\[(.*)\]$", line)
+    if m: shown[m.group(1).replace("-", "_")] = m.group(2)
+bad = []
+for k, v in cfg.items():
+    h = shown.get(k)
+    if isinstance(v, bool):
+        ok = (h is not None and h.startswith("on")) if v else h is None
+    elif isinstance(v, (int, float)):
+        try: ok = h is not None and abs(float(h) - v) <= 1e-6 * max(1.0, abs(v))
+        except ValueError: ok = False
+    else:
+        ok = h is not None and h.endswith(v)
+    if not ok: bad.append("%s=%r shown as %r" % (k, v, h))
+if not cfg or bad: print("; " + "; ".join(bad or ["empty defaults file"]))
+EOF2
+)"
+    verdict "lora-$c --help shows every value of $f" "$why"
+done
+mkdir -p "$T/defs/configs"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); del d["steps"]; json.dump(d,open(sys.argv[2],"w"))' \
+    configs/lora-irreg.json "$T/defs/configs/lora-irreg.json"
+abs_lora=$(cd "$(dirname "$LORA")" && pwd)/lora
+data_abs=$(pwd)/$DATA
+(cd "$T/defs" && $TO "$abs_lora-train" --out "$T/o/new.st" "$data_abs" </dev/null >"$T/out" 2>"$T/err")
+rc=$?
+why=""
+[ "$rc" -eq 2 ] || why="; exit $rc, expected 2"
+[ "$(wc -l <"$T/err")" -eq 1 ] || why="$why; not one line on stderr"
+why="$why$(all_named "configs/lora-irreg.json|steps" "$T/err")$(outdir_why)"
+outdir_reset
+verdict "lora-train: a defaults file without \"steps\" -> exit 2, one line naming the file and the key" "$why"
 expect_fail 2 "--beta1" "lora-pretrain: --beta1 1" \
     "$LORA-pretrain" --config "$T/pretrain.json" --beta1 1 --out "$T/o/new.st"
 expect_fail 2 "--adapter" "lora-merge: no --adapter" \

@@ -245,7 +245,7 @@ int cmd_analyze(int argc, char **argv) {
                        "lora-train --full or lora-merge) is analyzed as ΔW = W_file - W_base. With two\n"
                        "files, also the subspace similarity φ(i,j) of A's row spaces and of ΔW's\n"
                        "column spaces, layer by layer.",
-                       defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     const int nf = argc - pos;
     if (nf < 1 || nf > 2) return usage_fail(cmd, "expected one or two ADAPTER files");

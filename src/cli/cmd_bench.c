@@ -296,7 +296,7 @@ int cmd_bench(int argc, char **argv) {
                        "Measures training steps (full model and LoRA at ranks 0, 1, 8, 32), scoring\n"
                        "and greedy generation, against a 2048^3 sgemm measured in the same run.\n"
                        "Each figure is the best of 4 windows of S/4 seconds.",
-                       defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (pos < argc) return usage_fail(cmd, "takes no arguments");
     threads = runtime_threads(threads);

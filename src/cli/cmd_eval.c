@@ -208,7 +208,7 @@ int cmd_eval(int argc, char **argv) {
                        "log P(distractor)), completion perplexity, per verb; and collateral damage:\n"
                        "for each verb, the change on the non-past forms (3sg, base, ing), and the\n"
                        "largest drop.",
-                       defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     const char **files = (const char **)argv + pos;
     int nfiles = argc - pos;

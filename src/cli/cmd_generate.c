@@ -93,7 +93,7 @@ int cmd_generate(int argc, char **argv) {
                        "Completes each PROMPT (e.g. \"go: yesterday he \") and prints the completion.\n"
                        "Without PROMPT, reads one prompt per line from stdin: a grammar tutor.\n"
                        "A prompt without a trailing space gets one, as every training prompt has.",
-                       defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     ml_error e;
     loaded_model lm;

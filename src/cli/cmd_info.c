@@ -193,7 +193,7 @@ int cmd_info(int argc, char **argv) {
     int r = opts_parse("[options] [ADAPTER.safetensors ...]",
                        "Prints the parameter inventory and the LoRA parameter count and fp16 size per\n"
                        "rank, computed from the model itself; describes each ADAPTER file given.",
-                       defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     ml_error e;
     unsigned targets;

@@ -26,7 +26,7 @@ int cmd_merge(int argc, char **argv) {
                        "Writes W + (alpha/r)·B·A for every adapted Linear into a new F32 base\n"
                        "checkpoint and prints the largest |logit difference| between the merged model\n"
                        "and base+adapter on DATA (default: the held-out files).",
-                       defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (!adapter || !out) return usage_fail(cmd, "--adapter and --out are required");
     const char *defaults[16];

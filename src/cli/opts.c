@@ -25,7 +25,7 @@ void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *abou
         char flag[64];
         snprintf(flag, sizeof flag, "--%s%s%s", defs[i].name, defs[i].arg ? " " : "",
                  defs[i].arg ? defs[i].arg : "");
-        char dflt[96] = "";
+        char dflt[1024] = "";
         switch (defs[i].type) {
         case OPT_INT: snprintf(dflt, sizeof dflt, " [%d]", *(int *)defs[i].dst); break;
         case OPT_FLOAT: snprintf(dflt, sizeof dflt, " [%g]", (double)*(float *)defs[i].dst); break;
@@ -113,8 +113,10 @@ static const char *keep_string(const char *s) {
     return k->s;
 }
 
-/* Applies a JSON config file: keys are flag names with '_' for '-'; unknown keys are errors. */
-static int apply_config(const char *cmd, const char *path, opt_def *defs, int n, int report) {
+/* Applies a JSON config file: keys are flag names with '_' for '-'; unknown keys are errors.
+ * Marks set[i] for every option i the file names. */
+static int apply_config(const char *cmd, const char *path, opt_def *defs, int n, int report,
+                        unsigned char *set) {
     char *text;
     size_t len;
     ml_error e;
@@ -141,6 +143,7 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
             if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         opt_def *d = find(defs, n, key, strlen(key));
         char msg[300] = "", num[64];
+        if (d && d - defs < 128) set[d - defs] = 1;
         if (!d || strcmp(d->name, "config") == 0) {
             snprintf(msg, sizeof msg, "unknown setting \"%s\"", shown);
         } else if (d->type == OPT_FLAG) {
@@ -171,8 +174,21 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
     return rc;
 }
 
-int opts_parse(const char *synopsis, const char *about, opt_def *defs, int n, int argc,
-               char **argv, int *first_pos) {
+/* Every number option must have its default in the defaults file: the C tables hold none. */
+static int check_complete(const char *cmd, const char *path, const opt_def *defs, int n,
+                          const unsigned char *set) {
+    for (int i = 0; i < n; i++)
+        if ((defs[i].type == OPT_INT || defs[i].type == OPT_FLOAT || defs[i].type == OPT_U64) &&
+            !set[i]) {
+            fprintf(stderr, "%s: error: %s: no default for \"%s\" (every number setting has one there)\n",
+                    cmd, path, defs[i].name);
+            return -1;
+        }
+    return 0;
+}
+
+int opts_parse(const char *synopsis, const char *about, const char *defaults, opt_def *defs,
+               int n, int argc, char **argv, int *first_pos) {
     const char *cmd = argv[0];
     /* pass 1: --help and --config */
     opt_def *cfg = find(defs, n, "config", 6);
@@ -185,15 +201,28 @@ int opts_parse(const char *synopsis, const char *about, opt_def *defs, int n, in
             else if (argv[i][8] == '\0' && i + 1 < argc) *(const char **)cfg->dst = argv[i + 1];
         }
     }
-    /* the help shows the defaults in effect, i.e. after the config file; a config that
-     * cannot be read does not stand in the way of the help */
+    const char *user_cfg = cfg ? *(const char **)cfg->dst : NULL;
+    if (user_cfg && !user_cfg[0]) user_cfg = NULL; /* --config "": the defaults alone */
+    unsigned char set[128] = {0};
+    /* the help shows the values in effect, i.e. after the defaults and the config file; a file
+     * that cannot be read does not stand in the way of the help */
     if (help) {
-        if (cfg && *(const char **)cfg->dst) apply_config(cmd, *(const char **)cfg->dst, defs, n, 0);
+        if (defaults) apply_config(cmd, defaults, defs, n, 0, set);
+        if (user_cfg) apply_config(cmd, user_cfg, defs, n, 0, set);
         opts_usage(stdout, cmd, synopsis, about, defs, n);
+        if (defaults)
+            printf("\nDefaults come from %s; a --config file overrides them, and flags override "
+                   "both.\n", defaults);
         return 1;
     }
-    if (cfg && *(const char **)cfg->dst && apply_config(cmd, *(const char **)cfg->dst, defs, n, 1))
+    if (n > (int)sizeof set) {
+        fprintf(stderr, "%s: error: more than %d options\n", cmd, (int)sizeof set);
         return -1;
+    }
+    if (defaults && (apply_config(cmd, defaults, defs, n, 1, set) ||
+                     check_complete(cmd, defaults, defs, n, set)))
+        return -1;
+    if (user_cfg && apply_config(cmd, user_cfg, defs, n, 1, set)) return -1;
     /* pass 2: every flag, in order; positionals may come anywhere */
     static char *positional[256];
     int np = 0;

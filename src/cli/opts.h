@@ -26,13 +26,17 @@ typedef struct {
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
-/* Parses argv (argv[0] is the command name used in messages). When defs has an OPT_STRING
- * named "config" whose default is set or which is given on the command line, that JSON file
- * is applied first and the flags then override it. Sets *first_pos to the index of the first
- * positional argument. Returns 0, 1 when --help was shown (exit 0), or -1 after printing a
- * one-line usage error (exit 2). Strings point into argv or into the config (kept alive). */
-int opts_parse(const char *synopsis, const char *about, opt_def *defs, int n, int argc,
-               char **argv, int *first_pos);
+/* Parses argv (argv[0] is the command name used in messages), in three layers:
+ *   1. defaults (may be NULL): the command's defaults file, e.g. configs/lora-irreg.json. It
+ *      must give every number option a value: those have no default in C, so the file is the
+ *      one place a default lives, and --help shows it.
+ *   2. --config FILE (an OPT_STRING named "config"): settings over the defaults.
+ *   3. the flags, in order.
+ * Sets *first_pos to the index of the first positional argument. Returns 0, 1 when --help was
+ * shown (exit 0), or -1 after printing a one-line error (exit 2). Strings point into argv or
+ * into a config file's text (kept alive for the process). */
+int opts_parse(const char *synopsis, const char *about, const char *defaults, opt_def *defs,
+               int n, int argc, char **argv, int *first_pos);
 
 /* Prints the usage text built from the table. */
 void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *about,

@@ -138,7 +138,7 @@ static void check_opts_config(const uint8_t *data, size_t size) {
     FILE *mem = open_memstream(&out, &n), *saved = stderr;
     if (!mem) return;
     stderr = mem;
-    int rc = opts_parse("[options] X", "fuzz", fz_defs, (int)(sizeof fz_defs / sizeof fz_defs[0]), 4,
+    int rc = opts_parse("[options] X", "fuzz", NULL, fz_defs, (int)(sizeof fz_defs / sizeof fz_defs[0]), 4,
                         argv, &pos);
     stderr = saved;
     fclose(mem);

@@ -1,0 +1,170 @@
+/* finetune_job.c — lora-train's work: load, resume, train, write with provenance. */
+#include "finetune_job.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checkpoint.h"
+#include "file_checks.h"
+#include "provenance.h"
+#include "sha256.h"
+
+/* Everything the job loads; freed by inputs_free. */
+typedef struct {
+    minigpt m;
+    tok_vocab vocab;
+    dataset train, val, replay;
+    char base_sha[65], data_sha[65], val_sha[140], replay_sha[65];
+} inputs;
+
+static void inputs_free(inputs *in) {
+    ds_free(&in->train);
+    ds_free(&in->val);
+    ds_free(&in->replay);
+    minigpt_free(&in->m);
+}
+
+/* Loads the base and the data; validation and the "must not change" set become one
+ * validation set whose digest is "<val>+<extra>". */
+static int inputs_load(inputs *in, const finetune_spec *s, ml_error *e) {
+    const char *val = s->val && s->val[0] ? s->val : NULL;
+    if (checkpoint_load(s->base, &in->m, &in->vocab, in->base_sha, e)) return -1;
+    const int T = in->m.cfg.context;
+    dataset extra = {0};
+    char extra_sha[65] = "";
+    if (ds_load(&in->train, s->data, &in->vocab, T, e) ||
+        (val && ds_load(&in->val, val, &in->vocab, T, e)) ||
+        (s->replay[0] && ds_load(&in->replay, s->replay, &in->vocab, T, e)) ||
+        sha256_file_hex(s->data, in->data_sha, e) || check_writable(s->out, e) ||
+        check_writable(s->state, e) || /* an interrupt must find it writable, not fail then */
+        (in->val.n && sha256_file_hex(val, in->val_sha, e)) ||
+        (in->replay.n && sha256_file_hex(s->replay, in->replay_sha, e)) ||
+        (s->val_extra[0] && (ds_load(&extra, s->val_extra, &in->vocab, T, e) ||
+                             sha256_file_hex(s->val_extra, extra_sha, e)))) {
+        ds_free(&extra);
+        return -1;
+    }
+    if (extra.n) { /* one validation set: the new behaviour and what must not change */
+        dataset parts[2] = {in->val, extra}, joined;
+        const int rc = ds_concat(&joined, in->val.n ? parts : parts + 1, in->val.n ? 2 : 1, e);
+        ds_free(&extra);
+        if (rc) return -1;
+        ds_free(&in->val);
+        in->val = joined;
+        const size_t used = strlen(in->val_sha);
+        snprintf(in->val_sha + used, sizeof in->val_sha - used, "%s%s", used ? "+" : "", extra_sha);
+    }
+    return 0;
+}
+
+int finetune_spec_check(const finetune_spec *s, ml_error *e) {
+    const train_opts *o = &s->opts.train;
+    if (s->replay[0] && !(o->replay_frac > 0))
+        return ml_fail(e, "--replay needs a --replay-frac above 0");
+    if (o->preserve_kl > 0 && !s->replay[0])
+        return ml_fail(e, "--preserve-kl needs --replay (the term applies to the replay sequences)");
+    return 0;
+}
+
+/* The adapter's (or full checkpoint's) provenance. */
+static int finetune_provenance(provenance *p, const finetune_spec *s, const inputs *in,
+                               const finetune *f, ml_error *e) {
+    const train_opts *o = &s->opts.train;
+    if (prov_add(p, e, "seed", "%llu", (unsigned long long)o->seed) ||
+        prov_add(p, e, "steps", "%d", f->result.steps) ||
+        prov_add(p, e, "best_step", "%d", f->state.best_step) ||
+        prov_add(p, e, "data_sha256", "%s", in->data_sha) ||
+        prov_add(p, e, "train_config",
+                 "{\"lr\":%g,\"batch\":%d,\"warmup\":%d,\"weight_decay\":%g,\"replay_frac\":%g,"
+                 "\"preserve_kl\":%g}",
+                 (double)o->lr, o->batch, o->warmup, (double)o->weight_decay,
+                 s->replay[0] ? (double)o->replay_frac : 0.0, (double)o->preserve_kl))
+        return -1;
+    if (s->opts.full &&
+        (prov_add(p, e, "base_sha256", "%s", in->base_sha) ||
+         prov_add(p, e, "generator", "minilora train --full")))
+        return -1;
+    return 0;
+}
+
+int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const finetune_report *r),
+                     void *ctx, finetune_report *report, ml_error *e) {
+    memset(report, 0, sizeof *report);
+    report->best_step = report->kept_step = report->resumed_step = -1;
+    finetune_spec spec = *s; /* the steps may follow from epochs */
+    finetune_opts *fo = &spec.opts;
+    train_opts *o = &fo->train;
+    inputs in = {0};
+    finetune f = {0};
+    provenance prov = {0};
+    char *fingerprint = NULL;
+    int rc = -1, have_f = 0;
+    const char *in_paths[] = {s->base, s->data, s->val, s->replay, s->val_extra};
+    if (finetune_spec_check(s, e) || check_not_input(s->out, in_paths, 5, e) ||
+        check_not_input(s->state, in_paths, 5, e) || inputs_load(&in, s, e))
+        goto done;
+    if (o->micro > o->batch) o->micro = o->batch;
+    if (s->epochs > 0) {
+        const int fresh = o->batch - (s->replay[0] ? (int)lroundf(o->replay_frac * o->batch) : 0);
+        o->steps = (int)ceil(s->epochs * in.train.n / (fresh > 0 ? fresh : 1));
+        if (o->steps < 1) o->steps = 1;
+    }
+    if (finetune_init(&f, &in.m, &in.train, s->replay[0] ? &in.replay : NULL,
+                      in.val.n ? &in.val : NULL, fo, s->label, e))
+        goto done;
+    have_f = 1;
+    fingerprint = finetune_fingerprint(fo, in.base_sha, in.data_sha, in.val.n ? in.val_sha : NULL,
+                                       in.replay.n ? in.replay_sha : NULL);
+    if (!fingerprint) {
+        ml_fail(e, "out of memory");
+        goto done;
+    }
+    if (s->resume) {
+        if (train_state_load(s->resume, &f.job, &f.state, fingerprint, e)) goto done;
+        report->resumed_step = f.state.step;
+    }
+    for (int i = 0; i < f.n_tensors; i++) report->trainable += f.tensors[i].n;
+    report->params_per_rank = lora_count(&in.m, 1, fo->targets);
+    report->base_params = in.m.n_params;
+    report->n_examples = in.train.n;
+    report->steps = o->steps;
+    report->threads = f.g.nthreads;
+    if (!fo->full)
+        lora_rank_warnings(&in.m, fo->rank, fo->targets, report->warnings, sizeof report->warnings);
+    if (on_ready) on_ready(ctx, report);
+
+    const int failed = finetune_run(&f, e);
+    report->result = f.result;
+    report->best_step = f.state.best_step;
+    report->best_val = f.state.best_val;
+    if (failed && f.state.best_step < 0) goto done; /* nothing good to keep */
+    char diverged[sizeof e->msg];
+    if (failed) snprintf(diverged, sizeof diverged, "%s", e->msg);
+    if (f.result.interrupted) {
+        /* the state holds the current parameters; the file written below the best ones */
+        if (train_state_save(s->state, &f.job, &f.state, fingerprint, e)) goto done;
+        finetune_use_best(&f);
+    }
+    if (finetune_provenance(&prov, s, &in, &f, e)) goto done;
+    if (fo->full ? checkpoint_save(s->out, &in.m, &in.vocab, prov.n, prov.keys, prov.vals, e)
+                 : lora_save(&f.adapter, s->out, in.base_sha, prov.n, prov.keys, prov.vals, e))
+        goto done;
+    struct stat st;
+    report->bytes = stat(s->out, &st) == 0 ? (long)st.st_size : -1;
+    report->payload_bytes = fo->full ? 0 : 2 * f.adapter.n_params;
+    if (failed) {
+        report->kept_step = f.state.best_step;
+        ml_fail(e, "%s; kept the adapter of step %d in %s", diverged, f.state.best_step, s->out);
+        goto done;
+    }
+    rc = 0;
+done:
+    prov_free(&prov);
+    free(fingerprint);
+    if (have_f) finetune_free(&f);
+    inputs_free(&in);
+    return rc;
+}

@@ -1,0 +1,154 @@
+/* pretrain_job.c — the base model's pretraining, from files to checkpoint. */
+#include "pretrain_job.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "eval.h"
+#include "file_checks.h"
+#include "provenance.h"
+#include "sha256.h"
+
+/* The learning curve: one CSV row per validation. */
+typedef struct {
+    FILE *csv;
+    engine *g;
+    const tok_vocab *v;
+    dataset sets[PRETRAIN_MAX_CURVE];
+    int nsets;
+} curve;
+
+static void curve_row(void *ctx, int step, double train_loss, double val_loss) {
+    curve *c = ctx;
+    fprintf(c->csv, "%d,%.6f,%.6f", step, train_loss, val_loss);
+    for (int i = 0; i < c->nsets; i++) {
+        eval_item *items = calloc((size_t)c->sets[i].n, sizeof *items);
+        if (!items) continue;
+        eval_dataset(c->g, c->v, &c->sets[i], items);
+        eval_totals t = eval_sum(&c->sets[i], items, NULL);
+        fprintf(c->csv, ",%.4f", (double)t.correct / t.n);
+        if (t.n_pref) fprintf(c->csv, ",%.4f", (double)t.pref_correct / t.n_pref);
+        free(items);
+    }
+    fprintf(c->csv, "\n");
+    fflush(c->csv);
+}
+
+/* Loads the curve files and opens the CSV with its header. */
+static int curve_open(curve *c, const pretrain_spec *s, const tok_vocab *v, int context,
+                      ml_error *e) {
+    char header[1024] = "step,train_loss,val_loss", name[128], list[2048];
+    snprintf(list, sizeof list, "%s", s->curve_data);
+    for (char *f = strtok(list, ","); f && c->nsets < PRETRAIN_MAX_CURVE; f = strtok(NULL, ",")) {
+        if (ds_load(&c->sets[c->nsets], f, v, context, e)) return -1;
+        file_stem(name, sizeof name, f);
+        const size_t used = strlen(header);
+        if (c->sets[c->nsets].ex[0].distractor)
+            snprintf(header + used, sizeof header - used, ",%s_exact,%s_pref", name, name);
+        else
+            snprintf(header + used, sizeof header - used, ",%s_exact", name);
+        c->nsets++;
+    }
+    if (!(c->csv = fopen(s->curve, "w")))
+        return ml_fail(e, "%s: cannot write: %s", s->curve, strerror(errno));
+    fprintf(c->csv, "%s\n", header);
+    return 0;
+}
+
+/* Every parameter is trained; weight decay on the embedding and the Linear weights. */
+static train_tensor *all_tensors(minigpt *m) {
+    train_tensor *t = calloc((size_t)m->n_tensors, sizeof *t);
+    if (!t) return NULL;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const minigpt_tensor *mt = &m->tensors[i];
+        t[i] = (train_tensor){m->params + mt->offset, mt->numel, mt->offset,
+                              mt->kind == MG_EMBEDDING || mt->kind == MG_LINEAR_WEIGHT, mt->name};
+    }
+    return t;
+}
+
+/* The checkpoint's provenance: seed, data, best step, settings, generator. */
+static int pretrain_provenance(provenance *p, const pretrain_spec *s, const train_opts *o,
+                               int micro, const char *data_sha, const train_result *res,
+                               ml_error *e) {
+    return prov_add(p, e, "seed", "%llu", (unsigned long long)o->seed) ||
+           prov_add(p, e, "steps", "%d", res->steps) || prov_add(p, e, "data", "%s", s->data) ||
+           prov_add(p, e, "data_sha256", "%s", data_sha) ||
+           prov_add(p, e, "best_step", "%d", res->best_step) ||
+           prov_add(p, e, "val_loss", "%.6f", res->best_val) ||
+           prov_add(p, e, "train_config",
+                    "{\"steps\":%d,\"batch\":%d,\"micro_batch\":%d,\"lr\":%g,\"min_lr_frac\":%g,"
+                    "\"warmup\":%d,\"weight_decay\":%g,\"clip\":%g,\"beta1\":%g,\"beta2\":%g}",
+                    o->steps, o->batch, micro, (double)o->lr, (double)o->min_lr_frac, o->warmup,
+                    (double)o->weight_decay, (double)o->clip, (double)o->beta1,
+                    (double)o->beta2) ||
+           prov_add(p, e, "generator", "minilora pretrain");
+}
+
+int pretrain_job_run(const pretrain_spec *s, void (*on_ready)(void *ctx, const pretrain_report *r),
+                     void *ctx, pretrain_report *report, ml_error *e) {
+    const train_opts *o = &s->train;
+    memset(report, 0, sizeof *report);
+    minigpt_config cfg;
+    tok_vocab vocab;
+    minigpt m = {0};
+    dataset train = {0}, val = {0};
+    engine g = {0};
+    train_state st = {0};
+    train_tensor *tensors = NULL;
+    curve cv = {0};
+    provenance prov = {0};
+    int rc = -1;
+    char data_sha[65];
+    const char *inputs[] = {s->model_config, s->data, s->val};
+    if (model_config_load(s->model_config, &cfg, &vocab, e) || minigpt_init(&m, &cfg, e) ||
+        ds_load(&train, s->data, &vocab, cfg.context, e) ||
+        (s->val[0] && ds_load(&val, s->val, &vocab, cfg.context, e)) ||
+        sha256_file_hex(s->data, data_sha, e) || check_writable(s->out, e) ||
+        check_not_input(s->out, inputs, 3, e))
+        goto done;
+    minigpt_init_random(&m, o->seed);
+    if (!(tensors = all_tensors(&m))) {
+        ml_fail(e, "out of memory");
+        goto done;
+    }
+    if (engine_init(&g, &m, o->threads, o->batch, o->micro, 1, 0, e)) goto done;
+    train_job job = {.g = &g, .train = &train, .val = s->val[0] ? &val : NULL,
+                     .tensors = tensors, .n_tensors = m.n_tensors, .label = s->label};
+    if (s->curve[0]) {
+        if (curve_open(&cv, s, &vocab, cfg.context, e)) goto done;
+        cv.g = &g;
+        cv.v = &vocab;
+        job.on_eval = curve_row;
+        job.on_eval_ctx = &cv;
+    }
+    if (train_state_init(&st, &job, o, e)) goto done;
+    report->n_params = m.n_params;
+    report->n_examples = train.n;
+    report->threads = g.nthreads;
+    if (on_ready) on_ready(ctx, report);
+    if (train_run(&job, o, &st, &report->result, e)) goto done;
+    if (report->result.interrupted) {
+        rc = 0;
+        goto done;
+    }
+    train_use_best(&job, &st);
+    if (pretrain_provenance(&prov, s, o, g.micro, data_sha, &report->result, e) ||
+        checkpoint_save(s->out, &m, &vocab, prov.n, prov.keys, prov.vals, e))
+        goto done;
+    rc = 0;
+done:
+    if (cv.csv) fclose(cv.csv);
+    for (int i = 0; i < cv.nsets; i++) ds_free(&cv.sets[i]);
+    prov_free(&prov);
+    train_state_free(&st);
+    engine_free(&g);
+    free(tensors);
+    ds_free(&train);
+    ds_free(&val);
+    minigpt_free(&m);
+    return rc;
+}
