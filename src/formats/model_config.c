@@ -72,7 +72,8 @@ int model_config_load(const char *path, minigpt_config *cfg, tok_vocab *v, ml_er
     char *vj = rc ? NULL : cJSON_PrintUnformatted(arr);
     if (!rc) rc = vj ? tok_from_json(v, vj, path, e) : ml_fail(e, "out of memory");
     if (!rc && v->n != cfg->vocab_size)
-        rc = ml_fail(e, "%s: vocab has %d symbols but vocab_size is %d", path, v->n, cfg->vocab_size);
+        rc = ml_fail(e, "%s: vocab has %d symbols but vocab_size is %d", path, v->n,
+                     cfg->vocab_size);
     free(vj);
     cJSON_Delete(o);
     free(text);
