@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "test_util.h"
+#include "checkpoint.h"
 #include "dataset.h"
 #include "grad_engine.h"
 #include "lora.h"
@@ -56,7 +57,7 @@ typedef struct {
 static int setup(void **state) {
     fixture *x = calloc(1, sizeof *x);
     ml_error e;
-    if (!x || st_open(&x->f, FIXTURE, &e) || minigpt_load(&x->m, &x->f, 1, &e)) goto fail;
+    if (!x || st_open(&x->f, FIXTURE, &e) || checkpoint_read_model(&x->m, &x->f, 1, &e)) goto fail;
     const int r = atoi(st_meta(&x->f, "lora_r"));
     const float alpha = (float)atof(st_meta(&x->f, "lora_alpha"));
     if (lora_init(&x->a, &x->m, r, alpha, 0, LORA_ALL_TARGETS, &e)) goto fail;

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "test_util.h"
+#include "checkpoint.h"
 #include "lora.h"
 #include "blas_runtime.h"
 #include "safetensors.h"
@@ -37,7 +38,7 @@ static int setup(void **state) {
         fprintf(stderr, "%s\n", e.msg);
         return -1;
     }
-    if (minigpt_load(&x->m, &x->f, 1, &e)) {
+    if (checkpoint_read_model(&x->m, &x->f, 1, &e)) {
         fprintf(stderr, "%s\n", e.msg);
         return -1;
     }

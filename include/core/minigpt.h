@@ -15,6 +15,21 @@
  * Every Linear layer (q, k, v, o, fc1, fc2 of each block) is a slot, minigpt_linear, that
  * computes y = x·Wᵀ + b. A plug-in (the LoRA module) may extend a slot with its own forward
  * and backward; the core calls them without knowing what they compute.
+ *
+ * The core reads and writes no file: the config's JSON lives in model_config.h, checkpoints
+ * (safetensors) in checkpoint.h.
+ *
+ * Adding a target layer (say a gate g_proj (F,C) beside fc1)
+ *   1. one row in block_rows (minigpt.c): module "ffn.g_proj", param "weight", kind, symbolic
+ *      shape {DIM_F, DIM_C}, its view VIEW(g_w), its role MG_G (a bias is a second row with
+ *      the same module and role). The row's place in the table is its place in the checkpoint
+ *      and in every block's views; the tensor table, minigpt_carve and the Linear slots
+ *      (path "blocks.<l>.ffn.g_proj", role name "g_proj", in/out, bias) follow from it;
+ *   2. its view field in minigpt_block_views and its role before MG_N_ROLES in
+ *      minigpt_linear_role (MINIGPT_LINEARS_PER_BLOCK follows);
+ *   3. the forward and backward code using it (linear_forward/linear_backward on lin[MG_G]),
+ *      plus activations in minigpt_block_acts / minigpt_ws_init if it needs saved rows.
+ * minigpt_init refuses a table that is inconsistent (a role without exactly one weight row).
  */
 #ifndef MINIGPT_H
 #define MINIGPT_H
@@ -23,11 +38,9 @@
 #include <stdint.h>
 
 #include "ml_error.h"
-#include "safetensors.h"
 
 #define MINIGPT_MAX_LAYERS 16
 #define MINIGPT_MAX_NAME 64
-#define MINIGPT_LINEARS_PER_BLOCK 6
 
 typedef struct {
     int vocab_size; /* V */
@@ -47,13 +60,6 @@ minigpt_config minigpt_default_config(void);
  * C divisible by NH, L <= MINIGPT_MAX_LAYERS, V <= 256). Message names the bad field. */
 int minigpt_config_check(const minigpt_config *cfg, ml_error *e);
 
-/* Parses a config from JSON text (the checkpoint's "config" metadata or configs/minigpt.json;
- * unknown keys such as "vocab" are ignored, missing keys are errors). label prefixes errors. */
-int minigpt_config_parse(minigpt_config *cfg, const char *json, const char *label, ml_error *e);
-
-/* The config as compact JSON text; malloc'ed, caller frees. NULL when out of memory. */
-char *minigpt_config_json(const minigpt_config *cfg);
-
 /* What a parameter tensor is, for the inventory (the lesson's table groups by this). */
 typedef enum { MG_EMBEDDING, MG_NORM, MG_LINEAR_WEIGHT, MG_LINEAR_BIAS } minigpt_kind;
 
@@ -66,7 +72,8 @@ typedef struct {
     size_t numel;
 } minigpt_tensor;
 
-/* Views of one block's parameters (or of their gradients: the same layout). */
+/* Views of one block's parameters (or of their gradients: the same layout), carved by the
+ * per-block table in minigpt.c (one row per field). */
 typedef struct {
     float *ln1_w, *ln1_b;      // (C)
     float *wq, *wk, *wv, *wo;  // (C,C) each, (out,in)
@@ -99,7 +106,10 @@ struct minigpt_linear_ext {
     void *ctx;
 };
 
-typedef enum { MG_Q = 0, MG_K, MG_V, MG_O, MG_FC1, MG_FC2 } minigpt_linear_role;
+/* The Linear slots of a block; each has one weight row (and maybe a bias row) in the table. */
+typedef enum { MG_Q = 0, MG_K, MG_V, MG_O, MG_FC1, MG_FC2, MG_N_ROLES } minigpt_linear_role;
+#define MINIGPT_LINEARS_PER_BLOCK MG_N_ROLES
+
 
 /* One Linear slot: y = x·Wᵀ + b (+ ext). Views point into the model's parameter block. */
 typedef struct {
@@ -146,15 +156,6 @@ const char *minigpt_role_name(minigpt_linear_role r);
  * scaled by 1/sqrt(2L), biases 0, LayerNorm weights 1 and biases 0, embedding N(0, 0.02²).
  * Deterministic in seed. */
 void minigpt_init_random(minigpt *m, uint64_t seed);
-
-/* Loads a base checkpoint: config from its metadata (which must equal what m was built with,
- * when m is already initialized — pass an uninitialized, zeroed m to build from the file),
- * every tensor by name with dtype F32 and exact shape, finite values. Extra tensors are refused
- * unless allow_extra (test fixtures carry reference outputs beside the weights). */
-int minigpt_load(minigpt *m, const st_file *f, int allow_extra, ml_error *e);
-
-/* Adds every parameter tensor (F32, checkpoint names) to a writer; the caller adds metadata. */
-int minigpt_add_tensors(const minigpt *m, st_writer *w, ml_error *e);
 
 /* ---- activations ------------------------------------------------------------------------ */
 

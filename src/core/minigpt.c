@@ -3,7 +3,6 @@
  */
 #include "minigpt.h"
 
-#include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,59 +45,91 @@ int minigpt_config_check(const minigpt_config *c, ml_error *e) {
     return 0;
 }
 
-static int json_int(const cJSON *o, const char *key, int *out, const char *label, ml_error *e) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!it) return ml_fail(e, "%s: config has no \"%s\"", label, key);
-    /* range first: converting 1e999 or NaN to int would be undefined */
-    const double d = cJSON_IsNumber(it) ? it->valuedouble : NAN;
-    if (!(d >= -1e9 && d <= 1e9) || d != floor(d))
-        return ml_fail(e, "%s: config \"%s\" is not an integer of a sensible size", label, key);
-    *out = (int)d;
-    return 0;
-}
-
-static int json_float(const cJSON *o, const char *key, float *out, const char *label,
-                      ml_error *e) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!it) return ml_fail(e, "%s: config has no \"%s\"", label, key);
-    if (!cJSON_IsNumber(it)) return ml_fail(e, "%s: config \"%s\" is not a number", label, key);
-    *out = (float)it->valuedouble;
-    return 0;
-}
-
-int minigpt_config_parse(minigpt_config *cfg, const char *json, const char *label, ml_error *e) {
-    cJSON *o = cJSON_ParseWithOpts(json, NULL, 1); /* 1: nothing may follow the object */
-    if (!o || !cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return ml_fail(e, "%s: config is not a JSON object", label);
-    }
-    minigpt_config c;
-    int rc = json_int(o, "vocab_size", &c.vocab_size, label, e);
-    if (!rc) rc = json_int(o, "d_model", &c.d_model, label, e);
-    if (!rc) rc = json_int(o, "n_heads", &c.n_heads, label, e);
-    if (!rc) rc = json_int(o, "n_layers", &c.n_layers, label, e);
-    if (!rc) rc = json_int(o, "d_ff", &c.d_ff, label, e);
-    if (!rc) rc = json_int(o, "context", &c.context, label, e);
-    if (!rc) rc = json_float(o, "ln_eps", &c.ln_eps, label, e);
-    if (!rc) rc = json_float(o, "rope_base", &c.rope_base, label, e);
-    cJSON_Delete(o);
-    if (rc) return rc;
-    if (minigpt_config_check(&c, e)) return ml_wrap(e, "%s: config", label);
-    *cfg = c;
-    return 0;
-}
-
-char *minigpt_config_json(const minigpt_config *c) {
-    char buf[512];
-    snprintf(buf, sizeof buf,
-             "{\"vocab_size\":%d,\"d_model\":%d,\"n_heads\":%d,\"n_layers\":%d,\"d_ff\":%d,"
-             "\"context\":%d,\"ln_eps\":%.9g,\"rope_base\":%.9g}",
-             c->vocab_size, c->d_model, c->n_heads, c->n_layers, c->d_ff, c->context,
-             (double)c->ln_eps, (double)c->rope_base);
-    return strdup(buf);
-}
-
 /* ---- the parameter table ---------------------------------------------------------------- */
+
+/* The sizes a table row's shape is written in. */
+typedef enum { DIM_NONE = 0, DIM_C, DIM_F } dim;
+
+/* One tensor of every block. Its checkpoint name is "blocks.<l>.<module>.<param>"; for a
+ * Linear, "blocks.<l>.<module>" is the slot's path and the module's last component its role
+ * name (--targets, PEFT target_modules). */
+typedef struct {
+    const char *module;  /* "ln1", "attn.q_proj", "ffn.fc1", ... */
+    const char *param;   /* "weight" or "bias" */
+    minigpt_kind kind;
+    dim shape[2];        /* (out,in) for weights; shape[1] DIM_NONE for vectors */
+    size_t view;         /* offsetof its float * in minigpt_block_views */
+    int role;            /* the Linear slot (minigpt_linear_role) a weight or bias is of, or -1 */
+    int resid_out;       /* 1: a weight writing the residual stream (init scaled by 1/sqrt(2L)) */
+} block_row;
+
+#define VIEW(f) offsetof(minigpt_block_views, f)
+#define NO_ROLE (-1)
+
+/* Every block's tensors in checkpoint order. The parameter table (build_table), the views
+ * (minigpt_carve) and the Linear slots (build_linears) are all derived from these rows. */
+static const block_row block_rows[] = {
+    /* module       param     kind              shape (out,in)     view          role     resid */
+    {"ln1",         "weight", MG_NORM,          {DIM_C, DIM_NONE}, VIEW(ln1_w),  NO_ROLE, 0},
+    {"ln1",         "bias",   MG_NORM,          {DIM_C, DIM_NONE}, VIEW(ln1_b),  NO_ROLE, 0},
+    {"attn.q_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C},    VIEW(wq),     MG_Q,    0},
+    {"attn.k_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C},    VIEW(wk),     MG_K,    0},
+    {"attn.v_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C},    VIEW(wv),     MG_V,    0},
+    {"attn.o_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C},    VIEW(wo),     MG_O,    1},
+    {"ln2",         "weight", MG_NORM,          {DIM_C, DIM_NONE}, VIEW(ln2_w),  NO_ROLE, 0},
+    {"ln2",         "bias",   MG_NORM,          {DIM_C, DIM_NONE}, VIEW(ln2_b),  NO_ROLE, 0},
+    {"ffn.fc1",     "weight", MG_LINEAR_WEIGHT, {DIM_F, DIM_C},    VIEW(fc1_w),  MG_FC1,  0},
+    {"ffn.fc1",     "bias",   MG_LINEAR_BIAS,   {DIM_F, DIM_NONE}, VIEW(fc1_b),  MG_FC1,  0},
+    {"ffn.fc2",     "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_F},    VIEW(fc2_w),  MG_FC2,  1},
+    {"ffn.fc2",     "bias",   MG_LINEAR_BIAS,   {DIM_C, DIM_NONE}, VIEW(fc2_b),  MG_FC2,  0},
+};
+enum { N_ROWS = sizeof block_rows / sizeof block_rows[0] };
+
+static int dim_size(const minigpt_config *c, dim d) {
+    return d == DIM_C ? c->d_model : d == DIM_F ? c->d_ff : 0;
+}
+
+/* Index in the tensor table of row j of block l: tok_emb first, then N_ROWS per block. */
+static int block_tensor(int l, int j) { return 1 + l * N_ROWS + j; }
+
+/* The table row of tensor i, or -1 for the embedding and ln_f. */
+static int tensor_row(const minigpt *m, int i) {
+    return i >= 1 && i < block_tensor(m->cfg.n_layers, 0) ? (i - 1) % N_ROWS : -1;
+}
+
+/* The row of role r's weight (kind MG_LINEAR_WEIGHT) or bias (MG_LINEAR_BIAS), or -1. */
+static int role_row(int r, minigpt_kind kind) {
+    for (int j = 0; j < N_ROWS; j++)
+        if (block_rows[j].role == r && block_rows[j].kind == kind) return j;
+    return -1;
+}
+
+/* Always-on check of the table: one weight row per role, at most one bias row of the weight's
+ * out size, roles within MINIGPT_LINEARS_PER_BLOCK, views within minigpt_block_views. */
+static int check_rows(ml_error *e) {
+    for (int j = 0; j < N_ROWS; j++) {
+        const block_row *b = &block_rows[j];
+        const int linear = b->kind == MG_LINEAR_WEIGHT || b->kind == MG_LINEAR_BIAS;
+        if (linear != (b->role >= 0) || b->role >= MINIGPT_LINEARS_PER_BLOCK ||
+            b->view > sizeof(minigpt_block_views) - sizeof(float *))
+            return ml_fail(e, "internal: block table row %s.%s is inconsistent", b->module,
+                           b->param);
+    }
+    for (int r = 0; r < MINIGPT_LINEARS_PER_BLOCK; r++) {
+        int nw = 0, nb = 0;
+        for (int j = 0; j < N_ROWS; j++) {
+            nw += block_rows[j].role == r && block_rows[j].kind == MG_LINEAR_WEIGHT;
+            nb += block_rows[j].role == r && block_rows[j].kind == MG_LINEAR_BIAS;
+        }
+        const int jw = role_row(r, MG_LINEAR_WEIGHT), jb = role_row(r, MG_LINEAR_BIAS);
+        if (nw != 1 || nb > 1 ||
+            (jb >= 0 && (block_rows[jb].shape[0] != block_rows[jw].shape[0] ||
+                         strcmp(block_rows[jb].module, block_rows[jw].module) != 0)))
+            return ml_fail(e, "internal: block table has %d weight and %d bias rows for Linear "
+                           "role %d", nw, nb, r);
+    }
+    return 0;
+}
 
 static void add_tensor(minigpt *m, const char *name, minigpt_kind kind, int d0, int d1) {
     minigpt_tensor *t = &m->tensors[m->n_tensors++];
@@ -115,43 +146,30 @@ static void add_tensor(minigpt *m, const char *name, minigpt_kind kind, int d0, 
 /* The checkpoint's tensors, in file order: the size table every view is carved from. */
 static void build_table(minigpt *m) {
     const minigpt_config *c = &m->cfg;
-    const int C = c->d_model, F = c->d_ff;
+    const int C = c->d_model;
     char n[MINIGPT_MAX_NAME];
     add_tensor(m, "tok_emb.weight", MG_EMBEDDING, c->vocab_size, C);
-    for (int l = 0; l < c->n_layers; l++) {
-#define T(fmt, kind, d0, d1)                          \
-    snprintf(n, sizeof n, "blocks.%d." fmt, l);       \
-    add_tensor(m, n, kind, d0, d1)
-        T("ln1.weight", MG_NORM, C, 0);
-        T("ln1.bias", MG_NORM, C, 0);
-        T("attn.q_proj.weight", MG_LINEAR_WEIGHT, C, C);
-        T("attn.k_proj.weight", MG_LINEAR_WEIGHT, C, C);
-        T("attn.v_proj.weight", MG_LINEAR_WEIGHT, C, C);
-        T("attn.o_proj.weight", MG_LINEAR_WEIGHT, C, C);
-        T("ln2.weight", MG_NORM, C, 0);
-        T("ln2.bias", MG_NORM, C, 0);
-        T("ffn.fc1.weight", MG_LINEAR_WEIGHT, F, C);
-        T("ffn.fc1.bias", MG_LINEAR_BIAS, F, 0);
-        T("ffn.fc2.weight", MG_LINEAR_WEIGHT, C, F);
-        T("ffn.fc2.bias", MG_LINEAR_BIAS, C, 0);
-#undef T
-    }
+    for (int l = 0; l < c->n_layers; l++)
+        for (int j = 0; j < N_ROWS; j++) {
+            const block_row *b = &block_rows[j];
+            snprintf(n, sizeof n, "blocks.%d.%s.%s", l, b->module, b->param);
+            add_tensor(m, n, b->kind, dim_size(c, b->shape[0]), dim_size(c, b->shape[1]));
+        }
     add_tensor(m, "ln_f.weight", MG_NORM, C, 0);
     add_tensor(m, "ln_f.bias", MG_NORM, C, 0);
 }
 
 void minigpt_carve(const minigpt *m, float *block, minigpt_views *v) {
-    /* the table order is fixed by build_table: embedding, 12 tensors per block, ln_f */
+    /* the table order is fixed by build_table: embedding, N_ROWS tensors per block, ln_f */
     const minigpt_tensor *t = m->tensors;
     memset(v, 0, sizeof *v);
     v->tok_emb = block + t[0].offset;
-    int i = 1;
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        minigpt_block_views *b = &v->blocks[l];
-        float **slot[12] = {&b->ln1_w, &b->ln1_b, &b->wq,    &b->wk,    &b->wv,    &b->wo,
-                            &b->ln2_w, &b->ln2_b, &b->fc1_w, &b->fc1_b, &b->fc2_w, &b->fc2_b};
-        for (int j = 0; j < 12; j++, i++) *slot[j] = block + t[i].offset;
-    }
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int j = 0; j < N_ROWS; j++) {
+            float **slot = (float **)((char *)&v->blocks[l] + block_rows[j].view);
+            *slot = block + t[block_tensor(l, j)].offset;
+        }
+    const int i = block_tensor(m->cfg.n_layers, 0);
     v->lnf_w = block + t[i].offset;
     v->lnf_b = block + t[i + 1].offset;
 }
@@ -162,28 +180,27 @@ int minigpt_find_tensor(const minigpt *m, const char *name) {
     return -1;
 }
 
-static const char *const role_names[MINIGPT_LINEARS_PER_BLOCK] = {"q_proj", "k_proj", "v_proj",
-                                                                  "o_proj", "fc1",    "fc2"};
-
-const char *minigpt_role_name(minigpt_linear_role r) { return role_names[r]; }
+const char *minigpt_role_name(minigpt_linear_role r) {
+    const int j = role_row((int)r, MG_LINEAR_WEIGHT);
+    if (j < 0) return "?";
+    const char *dot = strrchr(block_rows[j].module, '.');
+    return dot ? dot + 1 : block_rows[j].module;
+}
 
 static void build_linears(minigpt *m) {
     const minigpt_config *c = &m->cfg;
     for (int l = 0; l < c->n_layers; l++)
         for (int r = 0; r < MINIGPT_LINEARS_PER_BLOCK; r++) {
             minigpt_linear *L = &m->linears[l * MINIGPT_LINEARS_PER_BLOCK + r];
-            const int ffn = r >= MG_FC1;
-            snprintf(L->path, sizeof L->path, "blocks.%d.%s.%s", l, ffn ? "ffn" : "attn",
-                     role_names[r]);
+            const int jw = role_row(r, MG_LINEAR_WEIGHT), jb = role_row(r, MG_LINEAR_BIAS);
+            const block_row *w = &block_rows[jw];
+            snprintf(L->path, sizeof L->path, "blocks.%d.%s", l, w->module);
             L->layer = l;
             L->role = (minigpt_linear_role)r;
-            L->in = r == MG_FC2 ? c->d_ff : c->d_model;
-            L->out = r == MG_FC1 ? c->d_ff : c->d_model;
-            char name[MINIGPT_MAX_NAME + 8];
-            snprintf(name, sizeof name, "%s.weight", L->path);
-            L->w_tensor = minigpt_find_tensor(m, name);
-            snprintf(name, sizeof name, "%s.bias", L->path);
-            L->b_tensor = minigpt_find_tensor(m, name);
+            L->out = dim_size(c, w->shape[0]);
+            L->in = dim_size(c, w->shape[1]);
+            L->w_tensor = block_tensor(l, jw);
+            L->b_tensor = jb >= 0 ? block_tensor(l, jb) : -1;
             L->w = m->params + m->tensors[L->w_tensor].offset;
             L->b = L->b_tensor >= 0 ? m->params + m->tensors[L->b_tensor].offset : NULL;
             L->ext = NULL;
@@ -198,10 +215,10 @@ minigpt_linear *minigpt_find_linear(minigpt *m, const char *path) {
 
 int minigpt_init(minigpt *m, const minigpt_config *cfg, ml_error *e) {
     memset(m, 0, sizeof *m);
-    if (minigpt_config_check(cfg, e)) return -1;
+    if (check_rows(e) || minigpt_config_check(cfg, e)) return -1;
     m->cfg = *cfg;
     const int L = cfg->n_layers, P = cfg->d_model / cfg->n_heads / 2;
-    m->tensors = calloc((size_t)(3 + 12 * L), sizeof *m->tensors);
+    m->tensors = calloc((size_t)(3 + N_ROWS * L), sizeof *m->tensors);
     m->n_linears = L * MINIGPT_LINEARS_PER_BLOCK;
     m->linears = calloc((size_t)m->n_linears, sizeof *m->linears);
     m->rope_cos = malloc((size_t)cfg->context * P * sizeof(float));
@@ -250,46 +267,14 @@ void minigpt_init_random(minigpt *m, uint64_t seed) {
             case MG_LINEAR_BIAS: p[j] = 0.0f; break;
             case MG_LINEAR_WEIGHT: {
                 /* residual-stream outputs start smaller so the stream grows slowly with depth */
-                const int out_proj = strstr(t->name, "o_proj") || strstr(t->name, "fc2");
+                const int row = tensor_row(m, i);
+                const int out_proj = row >= 0 && block_rows[row].resid_out;
                 p[j] = 0.02f * rng_normal(&r) * (out_proj ? proj_scale : 1.0f);
                 break;
             }
             }
         }
     }
-}
-
-int minigpt_load(minigpt *m, const st_file *f, int allow_extra, ml_error *e) {
-    const char *cj = st_meta(f, "config");
-    if (!cj) return ml_fail(e, "%s: no \"config\" in __metadata__; not a minigpt checkpoint", f->label);
-    minigpt_config cfg;
-    if (minigpt_config_parse(&cfg, cj, f->label, e)) return -1;
-    if (!m->params) {
-        if (minigpt_init(m, &cfg, e)) return -1;
-    } else if (memcmp(&cfg, &m->cfg, sizeof cfg) != 0) {
-        return ml_fail(e, "%s: config differs from the model being loaded into", f->label);
-    }
-    for (int i = 0; i < m->n_tensors; i++) {
-        const minigpt_tensor *t = &m->tensors[i];
-        int64_t shape[2] = {t->shape[0], t->shape[1]};
-        if (st_read_f32(f, t->name, ST_F32, m->params + t->offset, t->ndim, shape, e)) return -1;
-    }
-    if (!allow_extra)
-        for (int i = 0; i < f->n_tensors; i++)
-            if (minigpt_find_tensor(m, f->tensors[i].name) < 0)
-                return ml_fail(e, "%s: unexpected tensor '%s' in a minigpt checkpoint", f->label,
-                               f->tensors[i].name);
-    return 0;
-}
-
-int minigpt_add_tensors(const minigpt *m, st_writer *w, ml_error *e) {
-    for (int i = 0; i < m->n_tensors; i++) {
-        const minigpt_tensor *t = &m->tensors[i];
-        int64_t shape[2] = {t->shape[0], t->shape[1]};
-        if (st_writer_add_f32(w, t->name, ST_F32, m->params + t->offset, t->ndim, shape, e))
-            return -1;
-    }
-    return 0;
 }
 
 minigpt_counts minigpt_count(const minigpt *m) {

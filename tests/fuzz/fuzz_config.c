@@ -1,8 +1,8 @@
 /* fuzz_config.c — libFuzzer target for the JSON configuration readers.
  *
  * One input is one JSON text, given to:
- *   1. minigpt_config_parse (a checkpoint's "config" metadata, configs/minigpt.json). Accepted:
- *      the config passes minigpt_config_check and survives minigpt_config_json and a re-parse
+ *   1. model_config_parse (a checkpoint's "config" metadata, configs/minigpt.json). Accepted:
+ *      the config passes minigpt_config_check and survives model_config_json and a re-parse
  *      unchanged.
  *   2. tok_from_json (a vocabulary array). Accepted: tok_to_json and a re-parse give the same
  *      symbols, and the text of all symbols encodes to 0..n-1 and decodes back.
@@ -25,6 +25,7 @@
 #include "cli/opts.c"
 #include "fuzz_common.h"
 #include "minigpt.h"
+#include "model_config.h"
 #include "tokenizer.h"
 
 #define FZ_CFG_LABEL "fuzz.json"
@@ -32,16 +33,16 @@
 static void check_model_config(const char *s, ml_error *err, int *ok) {
     minigpt_config cfg, again;
     ml_error e = {{0}};
-    if (minigpt_config_parse(&cfg, s, FZ_CFG_LABEL, &e)) {
-        fz_check_msg("minigpt_config_parse", &e, FZ_CFG_LABEL);
+    if (model_config_parse(&cfg, s, FZ_CFG_LABEL, &e)) {
+        fz_check_msg("model_config_parse", &e, FZ_CFG_LABEL);
         if (err) *err = e;
         return;
     }
     *ok = 1;
     if (minigpt_config_check(&cfg, &e)) fz_fail("accepted config fails the check: %s", e.msg);
-    char *j = minigpt_config_json(&cfg);
+    char *j = model_config_json(&cfg);
     if (!j) abort();
-    if (minigpt_config_parse(&again, j, "again", &e)) fz_fail("config %s does not re-parse: %s", j, e.msg);
+    if (model_config_parse(&again, j, "again", &e)) fz_fail("config %s does not re-parse: %s", j, e.msg);
     else if (memcmp(&cfg, &again, sizeof cfg) != 0) fz_fail("config changes through %s", j);
     free(j);
 }

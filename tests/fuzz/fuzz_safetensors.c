@@ -7,9 +7,9 @@
  *      with another dtype or another shape must fail; st_find and st_meta must return the
  *      parsed entries; the tensors must tile the data section. What was read is written back
  *      with st_writer (no I64 there) and parses to the same tensors, bytes and metadata.
- *   3. The base-checkpoint path (what checkpoint_load does after st_open): minigpt_load from
- *      the "config" metadata when that config makes a small model, then tok_from_json on the
- *      "vocab" metadata and the vocab_size check.
+ *   3. The base-checkpoint path (what checkpoint_load does after st_open):
+ *      checkpoint_read_model from the "config" metadata when that config makes a small model,
+ *      then tok_from_json on the "vocab" metadata and the vocab_size check.
  *   4. The adapter path: when the file has "peft_type" metadata, lora_load of the same bytes
  *      (through an in-memory file) onto a tiny base model (FZ_TINY_* below).
  *
@@ -20,9 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "fuzz_common.h"
 #include "lora.h"
 #include "minigpt.h"
+#include "model_config.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 
@@ -201,20 +203,20 @@ static void check_checkpoint(const st_file *f) {
     if (!cj) return;
     minigpt_config cfg;
     ml_error e = {{0}};
-    if (minigpt_config_parse(&cfg, cj, f->label, &e)) {
-        fz_check_msg("minigpt_config_parse (metadata)", &e, FZ_ST_LABEL);
+    if (model_config_parse(&cfg, cj, f->label, &e)) {
+        fz_check_msg("model_config_parse (metadata)", &e, FZ_ST_LABEL);
         return;
     }
     if (model_floats(&cfg) > FZ_MAX_MODEL_FLOATS) return;
     minigpt m;
     memset(&m, 0, sizeof m);
-    int rc = minigpt_load(&m, f, 0, &e);
+    int rc = checkpoint_read_model(&m, f, 0, &e);
     if (rc) {
-        fz_check_msg("minigpt_load", &e, FZ_ST_LABEL);
+        fz_check_msg("checkpoint_read_model", &e, FZ_ST_LABEL);
     } else {
         fz_st_models_loaded++;
         for (size_t i = 0; i < m.n_params; i++)
-            if (!isfinite(m.params[i])) fz_fail("minigpt_load left a non-finite parameter");
+            if (!isfinite(m.params[i])) fz_fail("checkpoint_read_model left a non-finite parameter");
         const char *vj = st_meta(f, "vocab");
         tok_vocab v;
         if (vj && tok_from_json(&v, vj, f->label, &e)) fz_check_msg("tok_from_json (metadata)", &e, FZ_ST_LABEL);
@@ -231,7 +233,7 @@ static void check_adapter(const st_file *f, const uint8_t *data, size_t size) {
     if (!ready) {
         minigpt_config cfg;
         ml_error e;
-        if (minigpt_config_parse(&cfg, FZ_TINY_CONFIG, "tiny", &e) || minigpt_init(&base, &cfg, &e)) {
+        if (model_config_parse(&cfg, FZ_TINY_CONFIG, "tiny", &e) || minigpt_init(&base, &cfg, &e)) {
             fprintf(stderr, "fuzz_safetensors: cannot build the tiny base: %s\n", e.msg);
             abort();
         }
