@@ -54,7 +54,8 @@ int cmd_pretrain(int argc, char **argv) {
     const char *val_path = default_path("data/pretrain_val.jsonl"), *out = "data/minigpt-base.safetensors";
     train_opts o = {.steps = 20000, .batch = 64, .micro = 16, .warmup = 500, .lr = 3e-3f,
                     .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f, .beta1 = 0.9f,
-                    .beta2 = 0.95f, .eps = 1e-8f, .eval_every = 1000, .seed = 1};
+                    .beta2 = 0.95f, .eps = 1e-8f, .eval_every = 1000, .seed = 1,
+                    .optimizer = OPTIM_ADAMW, .momentum = 0.9f};
     int json = 0;
     const char *curve_path = "", *curve_files =
         "data/control_new.jsonl,data/regular_heldout_new.jsonl,data/irreg_nonpast_new.jsonl,data/irreg_test_new.jsonl";
@@ -104,7 +105,8 @@ int cmd_pretrain(int argc, char **argv) {
     for (int i = 0; i < m.n_tensors; i++) {
         const minigpt_tensor *t = &m.tensors[i];
         tensors[i] = (train_tensor){m.params + t->offset, t->numel, t->offset,
-                                    t->kind == MG_EMBEDDING || t->kind == MG_LINEAR_WEIGHT, t->name};
+                                    t->kind == MG_EMBEDDING || t->kind == MG_LINEAR_WEIGHT, t->name,
+                                    1.0f};
     }
     if (engine_init(&g, &m, o.threads, o.batch, o.micro, 1, 0, &e)) goto done;
     train_job job = {.g = &g, .train = &train, .val = val_path[0] ? &val : NULL,
@@ -145,16 +147,18 @@ int cmd_pretrain(int argc, char **argv) {
         goto done;
     }
     train_use_best(&job, &s);
-    char seed_s[32], steps_s[32], best_s[32], val_s[64], hp[512];
+    char seed_s[32], steps_s[32], best_s[32], val_s[64], hp[640], optim_s[200];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)o.seed);
     snprintf(steps_s, sizeof steps_s, "%d", res.steps);
     snprintf(best_s, sizeof best_s, "%d", res.best_step);
     snprintf(val_s, sizeof val_s, "%.6f", res.best_val);
+    const optim_hparams ohp = train_hparams(&o);
+    optim_json(optim_s, sizeof optim_s, o.optimizer, &ohp);
     snprintf(hp, sizeof hp,
              "{\"steps\":%d,\"batch\":%d,\"micro_batch\":%d,\"lr\":%g,\"min_lr_frac\":%g,"
-             "\"warmup\":%d,\"weight_decay\":%g,\"clip\":%g,\"beta1\":%g,\"beta2\":%g}",
+             "\"warmup\":%d,\"weight_decay\":%g,\"clip\":%g,%s}",
              o.steps, o.batch, g.micro, (double)o.lr, (double)o.min_lr_frac, o.warmup,
-             (double)o.weight_decay, (double)o.clip, (double)o.beta1, (double)o.beta2);
+             (double)o.weight_decay, (double)o.clip, optim_s);
     const char *keys[] = {"seed", "steps", "data", "data_sha256", "best_step", "val_loss", "train_config", "generator"};
     const char *vals[] = {seed_s, steps_s, data_path, data_sha, best_s, val_s, hp, "minilora pretrain"};
     if (checkpoint_save(out, &m, &vocab, 8, keys, vals, &e)) goto done;

@@ -50,7 +50,9 @@ int cmd_train(int argc, char **argv) {
     train_opts *o = &fo.train;
     *o = (train_opts){.steps = 300, .batch = 32, .micro = 16, .warmup = 20, .lr = 2e-3f,
                       .min_lr_frac = 0.1f, .weight_decay = 0.0f, .clip = 1.0f, .beta1 = 0.9f,
-                      .beta2 = 0.999f, .eps = 1e-8f, .eval_every = 25, .seed = 1};
+                      .beta2 = 0.999f, .eps = 1e-8f, .eval_every = 25, .seed = 1,
+                      .optimizer = OPTIM_ADAMW, .momentum = 0.9f};
+    fo.loraplus_ratio = 1.0f;
     float epochs = 0.0f;
     int json = 0;
     const char *resume = NULL, *state_path = NULL, *val_extra = "";
@@ -71,6 +73,8 @@ int cmd_train(int argc, char **argv) {
          "add L x KL(base || model) over every position of the replay sequences (0: off)"},
         {"epochs", OPT_FLOAT, &epochs, 0, 1e6, "E", "train for E passes over DATA instead of --steps"},
         TRAIN_OPT_DEFS(o),
+        {"loraplus-ratio", OPT_FLOAT, &fo.loraplus_ratio, 1e-3, 1e4, "X",
+         "LoRA+: B's learning rate is X times A's (1: off; not with --full)"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON summary on stdout"},
         {"resume", OPT_STRING, &resume, 0, 0, "FILE", "continue an interrupted run from its training state"},
         {"state", OPT_STRING, &state_path, 0, 0, "FILE", "where an interrupted run saves its state [OUT.state]"},
@@ -135,6 +139,10 @@ int cmd_train(int argc, char **argv) {
         rc = usage_fail(cmd, "--replay needs a --replay-frac above 0");
         goto done;
     }
+    if (fo.full && fo.loraplus_ratio != 1.0f) {
+        rc = usage_fail(cmd, "--loraplus-ratio applies to LoRA's B matrices; not with --full");
+        goto done;
+    }
     if (o->preserve_kl > 0 && !replay_path[0]) {
         rc = usage_fail(cmd, "--preserve-kl needs --replay (the term applies to the replay sequences)");
         goto done;
@@ -175,9 +183,13 @@ int cmd_train(int argc, char **argv) {
         char kl_note[64] = "";
         if (o->preserve_kl > 0)
             snprintf(kl_note, sizeof kl_note, " (KL to the base x %g)", (double)o->preserve_kl);
-        fprintf(stderr, "%s: %d examples%s%s%s, %d steps x %d sequences, lr %g, %d threads, BLAS %s\n", cmd,
-                train.n, replay_path[0] ? " + replay " : "", replay_path[0] ? replay_path : "", kl_note,
-                o->steps, o->batch, (double)o->lr, f.g.nthreads, runtime_blas_note());
+        char lp_note[64] = "";
+        if (!fo.full && fo.loraplus_ratio != 1.0f)
+            snprintf(lp_note, sizeof lp_note, " (B x %g: LoRA+)", (double)fo.loraplus_ratio);
+        fprintf(stderr, "%s: %d examples%s%s%s, %d steps x %d sequences, %s lr %g%s, %d threads, BLAS %s\n",
+                cmd, train.n, replay_path[0] ? " + replay " : "", replay_path[0] ? replay_path : "", kl_note,
+                o->steps, o->batch, optim_name_at(o->optimizer), (double)o->lr, lp_note, f.g.nthreads,
+                runtime_blas_note());
     }
     install_stop_handlers();
     int failed = finetune_run(&f, &e);
@@ -190,14 +202,17 @@ int cmd_train(int argc, char **argv) {
         finetune_use_best(&f);
     }
     /* write what is in place: the best validated adapter (or the last good one) */
-    char seed_s[32], steps_s[32], best_s[32], hp[256];
+    char seed_s[32], steps_s[32], best_s[32], hp[512], optim_s[200];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)o->seed);
     snprintf(steps_s, sizeof steps_s, "%d", f.result.steps);
     snprintf(best_s, sizeof best_s, "%d", f.state.best_step);
+    const optim_hparams ohp = train_hparams(o);
+    optim_json(optim_s, sizeof optim_s, o->optimizer, &ohp);
     snprintf(hp, sizeof hp, "{\"lr\":%g,\"batch\":%d,\"warmup\":%d,\"weight_decay\":%g,\"replay_frac\":%g,"
-             "\"preserve_kl\":%g}",
+             "\"preserve_kl\":%g,%s,\"loraplus_ratio\":%g}",
              (double)o->lr, o->batch, o->warmup, (double)o->weight_decay,
-             replay_path[0] ? (double)o->replay_frac : 0.0, (double)o->preserve_kl);
+             replay_path[0] ? (double)o->replay_frac : 0.0, (double)o->preserve_kl, optim_s,
+             fo.full ? 1.0 : (double)fo.loraplus_ratio);
     const char *keys[] = {"seed", "steps", "best_step", "data_sha256", "train_config"};
     const char *vals[] = {seed_s, steps_s, best_s, data_sha, hp};
     int saved;

@@ -7,16 +7,22 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG, OPT_U64, OPT_LIST } opt_type;
+typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG, OPT_U64, OPT_LIST, OPT_CHOICE } opt_type;
 
 typedef struct {
     const char *name;  /* long flag without the dashes, e.g. "weight-decay" */
     opt_type type;
-    void *dst;         /* int*, float*, const char**, int* (flag), uint64_t*, opt_list* */
+    void *dst;         /* int*, float*, const char**, int* (flag), uint64_t*, opt_list*, opt_choice* */
     double min, max;   /* inclusive range for numbers */
     const char *arg;   /* metavar in the help, e.g. "N" */
     const char *help;
 } opt_def;
+
+/* One name from a fixed list (--optimizer adamw|sgd), stored as its index. */
+typedef struct {
+    int *index;                  /* where the index of the given name goes */
+    const char *(*name)(int i);  /* the i-th allowed name, NULL past the last */
+} opt_choice;
 
 /* A repeatable string option (--adapter A --adapter B). */
 typedef struct {
