@@ -675,7 +675,8 @@ PYEOF
 }
 run "$LORA-train" $SMALL --optimizer sgd --momentum 0.8 --lr 0.05 --out "$T/opt-sgd.st" "$DATA"
 why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
-why="$why$(meta_why "$T/opt-sgd.st" 'c["optimizer"] == "sgd" and abs(c["momentum"] - 0.8) < 1e-6 and c["nesterov"] is False and "beta1" not in c')"
+why="$why$(meta_why "$T/opt-sgd.st" 'c["optimizer"] == "sgd" and abs(c["momentum"] - 0.8) < 1e-6 \
+    and c["nesterov"] is False and "beta1" not in c')"
 run "$LORA-info" "$T/opt-sgd.st"
 grep -q '"optimizer":"sgd"' "$T/out" || why="$why; lora-info does not show the optimizer"
 verdict "lora-train --optimizer sgd: the adapter's provenance names sgd and its momentum" "$why"

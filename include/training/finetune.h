@@ -17,7 +17,7 @@ typedef struct {
     int rslora;
     unsigned targets;
     int full;          /* train the Linear weights themselves (the full fine-tune baseline) */
-    float loraplus_ratio; /* LoRA+: B's learning rate is ratio × A's (0 or 1: off; not with full) */
+    float loraplus_ratio; /* LoRA+: B's learning rate is ratio × A's (0 or 1: off; not full) */
     train_opts train;  /* steps, batch, lr, ..., seed, threads */
 } finetune_opts;
 

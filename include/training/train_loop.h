@@ -3,10 +3,10 @@
  * What is trained is a list of tensors (wherever their memory lives: the model's parameter
  * block or a plug-in's) with the offset of each one's gradient in the engine's gradient
  * block. One step: sample a batch (a fixed share from the replay set, if any), forward and
- * backward on all threads (grad_engine.h), clip the global gradient norm, one step of the chosen
- * optimizer (optimizer.h: AdamW by default) with a warmup + cosine schedule times each tensor's
- * learning-rate multiplier. Every eval_every steps the validation loss is measured and the parameters
- * with the best one are kept; at the end they are put back in place.
+ * backward on all threads (grad_engine.h), clip the global gradient norm, one step of the
+ * chosen optimizer (optimizer.h: AdamW by default) with a warmup + cosine schedule times each
+ * tensor's learning-rate multiplier. Every eval_every steps the validation loss is measured and
+ * the parameters with the best one are kept; at the end they are put back in place.
  */
 #ifndef TRAIN_LOOP_H
 #define TRAIN_LOOP_H

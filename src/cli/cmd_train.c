@@ -186,10 +186,11 @@ int cmd_train(int argc, char **argv) {
         char lp_note[64] = "";
         if (!fo.full && fo.loraplus_ratio != 1.0f)
             snprintf(lp_note, sizeof lp_note, " (B x %g: LoRA+)", (double)fo.loraplus_ratio);
-        fprintf(stderr, "%s: %d examples%s%s%s, %d steps x %d sequences, %s lr %g%s, %d threads, BLAS %s\n",
-                cmd, train.n, replay_path[0] ? " + replay " : "", replay_path[0] ? replay_path : "", kl_note,
-                o->steps, o->batch, optim_name_at(o->optimizer), (double)o->lr, lp_note, f.g.nthreads,
-                runtime_blas_note());
+        fprintf(stderr,
+                "%s: %d examples%s%s%s, %d steps x %d sequences, %s lr %g%s, %d threads, BLAS %s\n",
+                cmd, train.n, replay_path[0] ? " + replay " : "", replay_path[0] ? replay_path : "",
+                kl_note, o->steps, o->batch, optim_name_at(o->optimizer), (double)o->lr, lp_note,
+                f.g.nthreads, runtime_blas_note());
     }
     install_stop_handlers();
     int failed = finetune_run(&f, &e);

@@ -177,7 +177,8 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
                 else *(const char **)d->dst = default_path(kept);
             }
         } else if (d->type == OPT_CHOICE) {
-            if (!cJSON_IsString(it)) snprintf(msg, sizeof msg, "\"%s\" must be a string", it->string);
+            if (!cJSON_IsString(it))
+                snprintf(msg, sizeof msg, "\"%s\" must be a string", it->string);
             else set_value(d, it->valuestring, msg, sizeof msg);
         } else if (d->type == OPT_LIST) {
             snprintf(msg, sizeof msg, "\"%s\" cannot be set in a config file", it->string);

@@ -12,7 +12,8 @@ typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG, OPT_U64, OPT_LIST, OPT_
 typedef struct {
     const char *name;  /* long flag without the dashes, e.g. "weight-decay" */
     opt_type type;
-    void *dst;         /* int*, float*, const char**, int* (flag), uint64_t*, opt_list*, opt_choice* */
+    void *dst;         /* int*, float*, const char**, int* (flag), uint64_t*, opt_list*,
+                        * opt_choice* */
     double min, max;   /* inclusive range for numbers */
     const char *arg;   /* metavar in the help, e.g. "N" */
     const char *help;

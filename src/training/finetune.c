@@ -14,8 +14,8 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
     if (!(ratio > 0.0f) || !isfinite(ratio))
         return ml_fail(e, "LoRA+ ratio %g is not a positive number", (double)o->loraplus_ratio);
     if (o->full && ratio != 1.0f)
-        return ml_fail(e, "a LoRA+ ratio (%g) applies to LoRA's B matrices, not to a full fine-tune",
-                       (double)ratio);
+        return ml_fail(e, "a LoRA+ ratio (%g) applies to LoRA's B matrices, not to a full "
+                          "fine-tune", (double)ratio);
     const int rank = o->full ? 0 : o->rank;
     if (lora_init(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, e)) return -1;
     lora_init_weights(&f->adapter, o->train.seed);
@@ -44,15 +44,18 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
             const minigpt_linear *L = &m->linears[i];
             if (!(o->targets & (1u << L->role))) continue;
             const minigpt_tensor *t = &m->tensors[L->w_tensor];
-            f->tensors[f->n_tensors++] = (train_tensor){L->w, t->numel, t->offset, 1, t->name, 1.0f};
+            f->tensors[f->n_tensors++] =
+                (train_tensor){L->w, t->numel, t->offset, 1, t->name, 1.0f};
         }
     } else if (rank > 0) {
         for (int i = 0; i < f->adapter.n_layers; i++) {
             const lora_layer *L = &f->adapter.layers[i];
             const size_t na = (size_t)rank * L->slot->in, nb = (size_t)L->slot->out * rank;
             /* LoRA+ (Hayou et al. 2024): B learns ratio times faster than A */
-            f->tensors[f->n_tensors++] = (train_tensor){L->A, na, L->a_off, 1, L->slot->path, 1.0f};
-            f->tensors[f->n_tensors++] = (train_tensor){L->B, nb, L->b_off, 1, L->slot->path, ratio};
+            f->tensors[f->n_tensors++] =
+                (train_tensor){L->A, na, L->a_off, 1, L->slot->path, 1.0f};
+            f->tensors[f->n_tensors++] =
+                (train_tensor){L->B, nb, L->b_off, 1, L->slot->path, ratio};
         }
     }
     f->opts = o->train;

@@ -149,7 +149,8 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
     const optim_kind *kind = optim_kind_at(o->optimizer);
     if (!kind || !s->opt.kind || s->opt.kind_index != o->optimizer)
         return ml_fail(e, "the training state holds a %s optimizer, the options ask for %s",
-                       s->opt.kind ? s->opt.kind->name : "missing", kind ? kind->name : "an unknown one");
+                       s->opt.kind ? s->opt.kind->name : "missing",
+                       kind ? kind->name : "an unknown one");
     for (int i = 0; i < job->n_tensors; i++)
         if (!(job->tensors[i].lr_mult > 0.0f) || !isfinite(job->tensors[i].lr_mult))
             return ml_fail(e, "tensor %s: learning-rate multiplier %g is not a positive number",

@@ -54,8 +54,8 @@ int train_state_save(const char *path, const train_job *job, const train_state *
     snprintf(best_val, sizeof best_val, "%.17g", s->best_val);
     rng_hex(drng, sizeof drng, &s->data_rng);
     rng_hex(rrng, sizeof rrng, &s->replay_rng);
-    const char *k[] = {"format", "fingerprint", "optimizer", "step", "pos", "replay_pos", "best_step",
-                       "best_val", "data_rng", "replay_rng"};
+    const char *k[] = {"format", "fingerprint", "optimizer", "step", "pos", "replay_pos",
+                       "best_step", "best_val", "data_rng", "replay_rng"};
     const char *v[] = {"minilora-train-state", fingerprint, s->opt.kind->name, step, pos, rpos,
                        best_step, best_val, drng, rrng};
     for (int i = 0; !rc && i < 10; i++) rc = st_writer_meta(w, k[i], v[i], e);
@@ -63,7 +63,8 @@ int train_state_save(const char *path, const train_job *job, const train_state *
             nr[1] = {job->replay ? job->replay->n : 0};
     if (!rc) rc = st_writer_add_f32(w, "params", ST_F32, cur, 1, nf, e);
     for (int i = 0; !rc && i < s->opt.kind->n_slots; i++)
-        rc = st_writer_add_f32(w, s->opt.kind->slots[i], ST_F32, optim_slot(&s->opt, i, 0), 1, nf, e);
+        rc = st_writer_add_f32(w, s->opt.kind->slots[i], ST_F32, optim_slot(&s->opt, i, 0), 1, nf,
+                               e);
     if (!rc) rc = st_writer_add_f32(w, "best", ST_F32, s->best, 1, nf, e);
     if (!rc) rc = st_writer_add_i32(w, "order", s->order, 1, nt, e);
     if (!rc && job->replay) rc = st_writer_add_i32(w, "replay_order", s->replay_order, 1, nr, e);
@@ -93,8 +94,8 @@ static int fingerprint_mismatch(const char *path, const char *have, const char *
     for (const cJSON *it = a ? a->child : NULL; it && !named; it = it->next) {
         if (b && cJSON_GetObjectItemCaseSensitive(b, it->string)) continue;
         char *x = cJSON_PrintUnformatted(it);
-        rc = ml_fail(e, "%s: was saved with %s = %s, this run has the default (resume with the same "
-                        "settings)", path, it->string, x ? x : "?");
+        rc = ml_fail(e, "%s: was saved with %s = %s, this run has the default (resume with the "
+                        "same settings)", path, it->string, x ? x : "?");
         free(x);
         break;
     }
@@ -138,8 +139,9 @@ int train_state_load(const char *path, const train_job *job, train_state *s,
     if (!saved_opt) saved_opt = "adamw"; /* files from before the choice */
     if (!rc && strcmp(saved_opt, s->opt.kind->name) != 0) {
         char shown[64];
-        rc = ml_fail(e, "%s: was saved with optimizer = %s, this run has %s (resume with the same "
-                        "settings)", path, ml_one_line(shown, sizeof shown, saved_opt), s->opt.kind->name);
+        rc = ml_fail(e, "%s: was saved with optimizer = %s, this run has %s (resume with the "
+                        "same settings)", path, ml_one_line(shown, sizeof shown, saved_opt),
+                     s->opt.kind->name);
     }
     if (!rc && (!fp || strcmp(fp, fingerprint) != 0)) rc = fingerprint_mismatch(path, fp ? fp : "{}", fingerprint, e);
     const int nt = job->train->n, nr = job->replay ? job->replay->n : 0;
