@@ -49,7 +49,7 @@ $(BUILD)/%.o: src/%.c | $(DEPS_STAMP)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 bin/lora: $(CLI_OBJ) $(LIB)
 	@mkdir -p bin

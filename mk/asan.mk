@@ -40,7 +40,7 @@ $(ASAN_BUILD)/%.o: src/%.c mk/asan.mk | $(DEPS_STAMP)
 	$(ASAN_CC) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
 
 $(ASAN_LIB): $(ASAN_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(ASAN_BINDIR)/lora: $(ASAN_CLI_OBJ) $(ASAN_LIB)
 	@mkdir -p $(dir $@)

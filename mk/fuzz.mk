@@ -44,7 +44,7 @@ $(FUZZ_DIR)/obj/%.o: src/%.c mk/fuzz.mk | $(DEPS_STAMP)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 $(FUZZ_LIB): $(FUZZ_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) mk/fuzz.mk | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)

@@ -38,7 +38,6 @@ if [ ! -x "$ref/bin/lora" ]; then
         exit 1
     fi
 fi
-OLD=$ref/bin/lora
 
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -59,11 +58,13 @@ print(h.hexdigest())
 EOF
 }
 
-# case NAME CMD ARGS... : runs `lora CMD ARGS --out X` with both builds and compares X
+# case NAME CMD ARGS... : runs `lora CMD ARGS --out X` with both builds and compares X. The
+# baseline runs in its own tree, so that it reads its own configs/ (the defaults it shipped
+# with) and its own copy of data/ (the same bytes at the baseline commit).
 case_() {
     name=$1; shift
     cmd=$1; shift
-    if ! "$OLD" "$cmd" "$@" --out "$tmp/old-$name.st" >"$tmp/old.log" 2>&1; then
+    if ! (cd "$ref" && ./bin/lora "$cmd" "$@" --out "$tmp/old-$name.st") >"$tmp/old.log" 2>&1; then
         echo "not ok - $name: baseline run failed: $(tail -n 1 "$tmp/old.log")"
         fail=$((fail + 1)); return
     fi
@@ -93,8 +94,8 @@ case_ pretrain pretrain $Q --steps 6 --batch 8 --warmup 2 --eval-every 3 --curve
     data/pretrain.jsonl
 # the merged model of the default adapter, by each build from its own adapter
 if [ -f "$tmp/old-lora-default.st" ] && [ -f "$tmp/new-lora-default.st" ]; then
-    "$OLD" merge --base data/minigpt-base.safetensors --adapter "$tmp/old-lora-default.st" \
-        --out "$tmp/old-merge.st" >/dev/null 2>&1
+    (cd "$ref" && ./bin/lora merge --base data/minigpt-base.safetensors --adapter "$tmp/old-lora-default.st" \
+        --out "$tmp/old-merge.st") >/dev/null 2>&1
     "$NEW" merge --base data/minigpt-base.safetensors --adapter "$tmp/new-lora-default.st" \
         --out "$tmp/new-merge.st" >/dev/null 2>&1
     if [ -f "$tmp/old-merge.st" ] && [ "$(digest "$tmp/old-merge.st")" = "$(digest "$tmp/new-merge.st" 2>/dev/null)" ]; then

@@ -693,6 +693,45 @@ outdir_reset
 verdict "lora-train: a defaults file without \"steps\" -> exit 2, one line naming the file and the key" "$why"
 expect_fail 2 "--beta1" "lora-pretrain: --beta1 1" \
     "$LORA-pretrain" --config "$T/pretrain.json" --beta1 1 --out "$T/o/new.st"
+# the optimizer is a setting: a name from the table, its hyper-parameters, LoRA+ on B
+expect_fail 2 "--optimizer|bogus|adamw" "lora-train: --optimizer bogus" \
+    "$LORA-train" --optimizer bogus --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--optimizer|bogus" "lora-pretrain: --optimizer bogus" \
+    "$LORA-pretrain" --config "$T/pretrain.json" --optimizer bogus --out "$T/o/new.st"
+echo '{"optimizer": "adam"}' >"$T/badopt.json"
+expect_fail 2 "badopt.json|optimizer|adam" "lora-train: a config naming an unknown optimizer" \
+    "$LORA-train" --config "$T/badopt.json" --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--momentum|1.5" "lora-train: --momentum 1.5" \
+    "$LORA-train" --momentum 1.5 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--loraplus-ratio|0" "lora-train: --loraplus-ratio 0" \
+    "$LORA-train" --loraplus-ratio 0 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--loraplus-ratio|--full" "lora-train: --loraplus-ratio with --full" \
+    "$LORA-train" $SMALL --full --loraplus-ratio 16 --out "$T/o/new.st" "$DATA"
+# provenance: train_config names the optimizer, its hyper-parameters and the LoRA+ ratio
+meta_why() { # meta_why FILE PYTHON-EXPRESSION over c, the parsed train_config
+    python3 - "$1" "$2" <<'PYEOF' 2>&1 | tail -n 1
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+c = json.loads(json.loads(b[8:8 + n])["__metadata__"]["train_config"])
+if not eval(sys.argv[2]): print("; train_config is %s" % json.dumps(c))
+PYEOF
+}
+run "$LORA-train" $SMALL --optimizer sgd --momentum 0.8 --lr 0.05 --out "$T/opt-sgd.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+why="$why$(meta_why "$T/opt-sgd.st" 'c["optimizer"] == "sgd" and abs(c["momentum"] - 0.8) < 1e-6 \
+    and c["nesterov"] is False and "beta1" not in c')"
+run "$LORA-info" "$T/opt-sgd.st"
+grep -q '"optimizer":"sgd"' "$T/out" || why="$why; lora-info does not show the optimizer"
+verdict "lora-train --optimizer sgd: the adapter's provenance names sgd and its momentum" "$why"
+run "$LORA-train" $SMALL --out "$T/opt-adamw.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+why="$why$(meta_why "$T/opt-adamw.st" 'c["optimizer"] == "adamw" and c["beta2"] == 0.999 and c["loraplus_ratio"] == 1')"
+run "$LORA-train" $SMALL --loraplus-ratio 16 --out "$T/opt-lp16.st" "$DATA"
+[ "$rc" -eq 0 ] || why="$why; --loraplus-ratio 16: exit $rc"
+why="$why$(meta_why "$T/opt-lp16.st" 'c["optimizer"] == "adamw" and c["loraplus_ratio"] == 16')"
+cmp -s "$T/opt-adamw.st" "$T/opt-lp16.st" && why="$why; the LoRA+ adapter equals the plain one"
+verdict "lora-train: default provenance says adamw; --loraplus-ratio 16 is recorded and changes the adapter" "$why"
 expect_fail 2 "--adapter" "lora-merge: no --adapter" \
     "$LORA-merge" --out "$T/o/new.st"
 expect_fail 2 "one or two" "lora-analyze: three files" \
@@ -819,6 +858,10 @@ expect_fail 1 "nostate|cannot open" "lora-train: --resume given a missing file" 
     "$LORA-train" $SIG --resume "$T/nostate" --out "$T/o/new.st" "$DATA"
 expect_fail 1 "nostate|cannot open" "lora-train: --rank 64 (which warns) with a missing --resume file: the error alone" \
     "$LORA-train" $SIG --rank 64 --resume "$T/nostate" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "term.st.state|optimizer = adamw|sgd" "lora-train: --resume of an AdamW run with --optimizer sgd is refused naming it" \
+    "$LORA-train" $SIG --optimizer sgd --resume "$T/sig/term.st.state" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "term.st.state|loraplus_ratio" "lora-train: --resume with a --loraplus-ratio is refused naming it" \
+    "$LORA-train" $SIG --loraplus-ratio 4 --resume "$T/sig/term.st.state" --out "$T/o/new.st" "$DATA"
 head -c 100000 "$T/sig/term.st.state" >"$T/sig/trunc.state"
 expect_fail 1 "trunc.state|adam_m|beyond the data section" "lora-train: --resume given a truncated state file" \
     "$LORA-train" $SIG --resume "$T/sig/trunc.state" --out "$T/o/new.st" "$DATA"

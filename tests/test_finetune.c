@@ -356,6 +356,223 @@ static void test_preserve_kl_full_finetune_uses_frozen_copy(void **state) {
     free(before);
 }
 
+/* SGD with momentum, by the table, against the formula written out here: b = μb + g,
+ * p -= lr(b + wd·p); with Nesterov the step uses g + μb. Two steps so that the buffer matters. */
+static void test_sgd_step_matches_hand_computation(void **state) {
+    const float p0[4] = {0.5f, -1.0f, 2.0f, 0.0f}, g1[4] = {0.1f, -0.2f, 0.3f, 1.0f},
+                g2[4] = {-0.4f, 0.5f, 0.0f, 2.0f};
+    const float lr = 0.1f, wd = 0.01f, mu = 0.9f;
+    for (int nesterov = 0; nesterov < 2; nesterov++) {
+        optim_state s;
+        ml_error e;
+        assert_int_equal(optim_state_init(&s, optim_find("sgd"), 4, &e), 0);
+        assert_int_equal(s.kind->n_slots, 1);
+        assert_string_equal(s.kind->slots[0], "momentum");
+        const optim_hparams h = {.momentum = mu, .nesterov = nesterov};
+        float p[4], want[4], b[4] = {0};
+        memcpy(p, p0, sizeof p);
+        memcpy(want, p0, sizeof want);
+        for (int t = 1; t <= 2; t++) {
+            const float *g = t == 1 ? g1 : g2;
+            optim_step(&s, 0, p, g, 4, lr, wd, &h, t);
+            for (int i = 0; i < 4; i++) {
+                b[i] = mu * b[i] + g[i];
+                const float d = nesterov ? g[i] + mu * b[i] : b[i];
+                want[i] = want[i] - lr * (d + wd * want[i]);
+            }
+        }
+        for (int i = 0; i < 4; i++) assert_float_equal(p[i], want[i], 1e-7);
+        /* by hand, element 3 without Nesterov: b1 = 1, p1 = -0.1; b2 = 2.9, p2 = -0.1 - 0.1·(2.9 - 0.001) */
+        if (!nesterov) assert_float_equal(p[3], -0.1f - 0.1f * (2.9f - 0.001f), 1e-6);
+        optim_state_free(&s);
+    }
+}
+
+/* AdamW through the table is bit-identical to the bias-corrected formula, written out here,
+ * with state carved at an offset of the one block. */
+static void test_adamw_through_table_matches_formula(void **state) {
+    enum { N = 6, OFF = 3 };
+    optim_state s;
+    ml_error e;
+    assert_int_equal(optim_state_init(&s, OPTIM_ADAMW, OFF + N, &e), 0);
+    assert_string_equal(s.kind->name, "adamw");
+    assert_string_equal(s.kind->slots[0], "adam_m");
+    assert_string_equal(s.kind->slots[1], "adam_v");
+    const optim_hparams h = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    float p[N], q[N], m[N] = {0}, v[N] = {0};
+    for (int i = 0; i < N; i++) p[i] = q[i] = 0.3f * (float)i - 0.7f;
+    for (int t = 1; t <= 3; t++) {
+        float g[N];
+        for (int i = 0; i < N; i++) g[i] = 0.05f * (float)(i * t) - 0.1f;
+        optim_step(&s, OFF, p, g, N, 1e-2f, 0.1f, &h, t);
+        const float c1 = 1.0f / (1.0f - powf(0.9f, (float)t)), c2 = 1.0f / (1.0f - powf(0.999f, (float)t));
+        for (int i = 0; i < N; i++) {
+            m[i] = 0.9f * m[i] + (1.0f - 0.9f) * g[i];
+            v[i] = 0.999f * v[i] + (1.0f - 0.999f) * g[i] * g[i];
+            q[i] -= 1e-2f * ((m[i] * c1) / (sqrtf(v[i] * c2) + 1e-8f) + 0.1f * q[i]);
+        }
+    }
+    assert_memory_equal(p, q, sizeof p);
+    assert_memory_equal(optim_slot(&s, 0, OFF), m, sizeof m);
+    assert_memory_equal(optim_slot(&s, 1, OFF), v, sizeof v);
+    for (int i = 0; i < OFF; i++) assert_true(optim_slot(&s, 0, 0)[i] == 0.0f); /* untouched */
+    optim_state_free(&s);
+}
+
+/* LoRA+: with plain SGD (no momentum, no clipping, no decay, no warmup) the first step moves
+ * each B by exactly ratio times what it moves at ratio 1: B starts at zero, so its gradient is
+ * the same in both runs and B = -(lr·ratio)·g, and ×16 is exact in float. A's gradient is zero
+ * at that step (B = 0), so A stays where it started in both runs. */
+static void test_loraplus_ratio_scales_b_updates(void **state) {
+    float *moved[2] = {NULL, NULL};
+    size_t nb = 0;
+    for (int k = 0; k < 2; k++) {
+        finetune_opts o = opts(4, 1, 2, 5);
+        o.train.optimizer = OPTIM_SGD;
+        o.train.momentum = 0.0f;
+        o.train.clip = 0.0f;
+        o.train.warmup = 0;
+        o.train.lr = 0.05f;
+        o.train.eval_every = 0;
+        o.loraplus_ratio = k ? 16.0f : 1.0f;
+        ml_error e;
+        finetune f;
+        if (finetune_init(&f, &model, &train_set, &replay_set, NULL, &o, "test", &e)) fail_msg("%s", e.msg);
+        if (train_run(&f.job, &f.opts, &f.state, &f.result, &e)) fail_msg("%s", e.msg);
+        nb = 0;
+        for (int i = 0; i < f.n_tensors; i++) nb += f.tensors[i].n;
+        moved[k] = malloc(nb * sizeof(float));
+        size_t off = 0;
+        for (int i = 0; i < f.n_tensors; i++) {
+            /* B started at zero: what is there is the update; A is compared with the start */
+            memcpy(moved[k] + off, f.tensors[i].p, f.tensors[i].n * sizeof(float));
+            off += f.tensors[i].n;
+        }
+        assert_true(f.tensors[1].lr_mult == (k ? 16.0f : 1.0f));
+        assert_true(f.tensors[0].lr_mult == 1.0f);
+        finetune_free(&f);
+    }
+    /* tensors alternate A, B (finetune_init's order) */
+    finetune_opts o = opts(4, 1, 2, 5);
+    ml_error e;
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, NULL, &o, "test", &e)) fail_msg("%s", e.msg);
+    size_t off = 0, nonzero = 0;
+    for (int i = 0; i < f.n_tensors; i++) {
+        const size_t n = f.tensors[i].n;
+        for (size_t j = 0; j < n; j++) {
+            const float a = moved[0][off + j], b = moved[1][off + j];
+            if (i % 2 == 0) {
+                assert_true(a == b);
+            } else {
+                if (a != 0.0f) nonzero++;
+                if (b != 16.0f * a) fail_msg("%s B[%zu]: %g is not 16 x %g", f.tensors[i].name, j, b, a);
+            }
+        }
+        off += n;
+    }
+    assert_true(nonzero > 0);
+    finetune_free(&f);
+    free(moved[0]);
+    free(moved[1]);
+}
+
+/* An SGD run interrupted and resumed ends bit-identical to the uninterrupted one; resuming its
+ * state with AdamW is refused naming the optimizer, and with another momentum naming that. */
+static void test_sgd_resume_bit_identical_and_kind_checked(void **state) {
+    finetune_opts o = opts(8, 30, 2, 13);
+    o.train.optimizer = OPTIM_SGD;
+    o.train.momentum = 0.9f;
+    o.train.lr = 0.02f;
+    o.loraplus_ratio = 4.0f;
+    size_t n_straight, n_resumed;
+    char *straight = slurp(train_and_save(&o, "sgd-straight.safetensors"), &n_straight);
+    ml_error e;
+    char state_path[256], *fp = finetune_fingerprint(&o, base_sha, "d", "v", "r");
+    assert_non_null(strstr(fp, "\"optimizer\":\"sgd\""));
+    assert_non_null(strstr(fp, "\"loraplus_ratio\":4"));
+    snprintf(state_path, sizeof state_path, "%s/sgd.state", tmpdir);
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    f.job.on_eval = stop_at_10;
+    assert_int_equal(finetune_run(&f, &e), 0);
+    train_stop_signal = 0;
+    assert_int_equal(f.state.step, 10);
+    assert_int_equal(train_state_save(state_path, &f.job, &f.state, fp, &e), 0);
+    finetune_free(&f);
+    /* the file holds the slot by its name, and the optimizer's name */
+    st_file sf;
+    assert_int_equal(st_open(&sf, state_path, &e), 0);
+    assert_string_equal(st_meta(&sf, "optimizer"), "sgd");
+    int has_momentum = 0, has_adam = 0;
+    for (int i = 0; i < sf.n_tensors; i++) {
+        has_momentum |= strcmp(sf.tensors[i].name, "momentum") == 0;
+        has_adam |= strncmp(sf.tensors[i].name, "adam_", 5) == 0;
+    }
+    assert_true(has_momentum && !has_adam);
+    st_close(&sf);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (train_state_load(state_path, &f.job, &f.state, fp, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(finetune_run(&f, &e), 0);
+    char path[256];
+    snprintf(path, sizeof path, "%s/sgd-resumed.safetensors", tmpdir);
+    assert_int_equal(lora_save(&f.adapter, path, base_sha, 0, NULL, NULL, &e), 0);
+    finetune_free(&f);
+    char *resumed = slurp(path, &n_resumed);
+    assert_int_equal(n_straight, n_resumed);
+    assert_memory_equal(straight, resumed, n_straight);
+    /* the same state resumed with AdamW: refused, naming the optimizer */
+    finetune_opts oa = o;
+    oa.train.optimizer = OPTIM_ADAMW;
+    char *fpa = finetune_fingerprint(&oa, base_sha, "d", "v", "r");
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &oa, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(train_state_load(state_path, &f.job, &f.state, fpa, &e), -1);
+    if (!strstr(e.msg, "optimizer = sgd") || !strstr(e.msg, "adamw")) fail_msg("message: %s", e.msg);
+    assert_null(strchr(e.msg, '\n'));
+    finetune_free(&f);
+    /* another momentum, or LoRA+ left at its default: refused naming the setting */
+    finetune_opts om = o;
+    om.train.momentum = 0.5f;
+    char *fpm = finetune_fingerprint(&om, base_sha, "d", "v", "r");
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &om, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(train_state_load(state_path, &f.job, &f.state, fpm, &e), -1);
+    if (!strstr(e.msg, "momentum = 0.89")) fail_msg("message: %s", e.msg);
+    finetune_free(&f);
+    finetune_opts or = o;
+    or.loraplus_ratio = 1.0f;
+    char *fpr = finetune_fingerprint(&or, base_sha, "d", "v", "r");
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &or, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(train_state_load(state_path, &f.job, &f.state, fpr, &e), -1);
+    if (!strstr(e.msg, "loraplus_ratio = 4")) fail_msg("message: %s", e.msg);
+    finetune_free(&f);
+    /* and the loop itself refuses a state of another kind than its options */
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    f.opts.optimizer = OPTIM_ADAMW;
+    assert_int_equal(finetune_run(&f, &e), -1);
+    assert_non_null(strstr(e.msg, "sgd"));
+    finetune_free(&f);
+    free(fp);
+    free(fpa);
+    free(fpm);
+    free(fpr);
+    free(straight);
+    free(resumed);
+}
+
+/* A default (AdamW, no LoRA+) fingerprint is the one written before the optimizer choice, so
+ * older training states still resume. */
+static void test_default_fingerprint_unchanged(void **state) {
+    finetune_opts o = opts(8, 30, 2, 11);
+    char *fp = finetune_fingerprint(&o, base_sha, "d", "v", "r");
+    assert_null(strstr(fp, "optimizer"));
+    assert_null(strstr(fp, "loraplus"));
+    o.loraplus_ratio = 1.0f;
+    char *fp1 = finetune_fingerprint(&o, base_sha, "d", "v", "r");
+    assert_string_equal(fp, fp1);
+    free(fp);
+    free(fp1);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     runtime_init(argv);
@@ -370,6 +587,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_preserve_kl_pulls_toward_base),
         cmocka_unit_test(test_preserve_kl_same_bytes_any_threads),
         cmocka_unit_test(test_preserve_kl_full_finetune_uses_frozen_copy),
+        cmocka_unit_test(test_sgd_step_matches_hand_computation),
+        cmocka_unit_test(test_adamw_through_table_matches_formula),
+        cmocka_unit_test(test_loraplus_ratio_scales_b_updates),
+        cmocka_unit_test(test_sgd_resume_bit_identical_and_kind_checked),
+        cmocka_unit_test(test_default_fingerprint_unchanged),
     };
     return cmocka_run_group_tests_name("finetune", tests, setup, teardown);
 }

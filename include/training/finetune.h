@@ -17,6 +17,7 @@ typedef struct {
     int rslora;
     unsigned targets;
     int full;          /* train the Linear weights themselves (the full fine-tune baseline) */
+    float loraplus_ratio; /* LoRA+: B's learning rate is ratio × A's (0 or 1: off; not full) */
     train_opts train;  /* steps, batch, lr, ..., seed, threads */
 } finetune_opts;
 
@@ -47,7 +48,9 @@ int finetune_run(finetune *f, ml_error *e);
 void finetune_use_best(finetune *f);
 
 /* The settings a resumed run must share, as compact JSON; malloc'ed, caller frees. The thread
- * count is not among them: results do not depend on it. */
+ * count is not among them: results do not depend on it. The optimizer's settings other than
+ * AdamW's and a LoRA+ ratio other than 1 are appended only when in use, so that the fingerprint
+ * of a default run is the one written before they existed. */
 char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const char *data_sha,
                            const char *val_sha, const char *replay_sha);
 

@@ -3,9 +3,10 @@
  * What is trained is a list of tensors (wherever their memory lives: the model's parameter
  * block or a plug-in's) with the offset of each one's gradient in the engine's gradient
  * block. One step: sample a batch (a fixed share from the replay set, if any), forward and
- * backward on all threads (grad_engine.h), clip the global gradient norm, AdamW with a warmup +
- * cosine schedule. Every eval_every steps the validation loss is measured and the parameters
- * with the best one are kept; at the end they are put back in place.
+ * backward on all threads (grad_engine.h), clip the global gradient norm, one step of the
+ * chosen optimizer (optimizer.h: AdamW by default) with a warmup + cosine schedule times each
+ * tensor's learning-rate multiplier. Every eval_every steps the validation loss is measured and
+ * the parameters with the best one are kept; at the end they are put back in place.
  */
 #ifndef TRAIN_LOOP_H
 #define TRAIN_LOOP_H
@@ -16,6 +17,7 @@
 
 #include "dataset.h"
 #include "grad_engine.h"
+#include "optimizer.h"
 #include "rng.h"
 
 typedef struct {
@@ -24,6 +26,8 @@ typedef struct {
     size_t grad_off;   /* offset of their gradient in engine.grad */
     int decay;         /* weight decay applies to them */
     const char *name;  /* for messages */
+    float lr_mult;     /* its learning rate is the scheduled one times this (> 0; 1 for most,
+                        * LoRA+ gives B the ratio); checked by train_run */
 } train_tensor;
 
 typedef struct {
@@ -32,6 +36,9 @@ typedef struct {
     int micro;          /* sequences per chunk (see grad_engine.h) */
     int warmup;         /* linear warmup steps */
     float lr, min_lr_frac, weight_decay, clip, beta1, beta2, eps;
+    int optimizer;      /* OPTIM_* (optimizer.h); 0 is AdamW */
+    float momentum;     /* SGD: μ (0: plain SGD) */
+    int nesterov;       /* SGD: Nesterov momentum */
     int eval_every;     /* validation every N steps (0: only at the end) */
     int log_every;      /* a log line every N steps when stderr is not a terminal (0: auto) */
     uint64_t seed;
@@ -48,7 +55,7 @@ typedef struct {
     int *order, pos;     /* current epoch order over the training set, next index */
     rng replay_rng;
     int *replay_order, replay_pos;
-    float *m, *v;        /* AdamW moments, one entry per trained float */
+    optim_state opt;     /* the optimizer's state slots over every trained float */
     float *best;         /* trained floats at the best validation loss */
     float *prev;         /* trained floats before the current update, to undo a bad one */
     double best_val;     /* mean validation loss per target at best_step (INFINITY: none yet) */
@@ -80,14 +87,19 @@ typedef struct {
 /* Set by a signal handler (SIGINT, SIGTERM) to stop the loop after the current step. */
 extern volatile sig_atomic_t train_stop_signal;
 
-/* Allocates state for job and options: fresh data order from o->seed, zero moments. */
+/* Allocates state for job and options: fresh data order from o->seed, a zero state of
+ * o->optimizer. */
 int train_state_init(train_state *s, const train_job *job, const train_opts *o, ml_error *e);
 void train_state_free(train_state *s);
+
+/* The optimizer hyper-parameters of o. */
+optim_hparams train_hparams(const train_opts *o);
 
 /* Runs from s->step to o->steps, leaving the last parameters in place (the state keeps the
  * best validated ones; see train_use_best). A non-finite loss or gradient stops the run with
  * an error naming the step and tensor, before that step's update. A stop signal ends the run
- * early with r->interrupted set (still returning 0). */
+ * early with r->interrupted set (still returning 0). Refuses a state of another optimizer than
+ * o->optimizer and a tensor whose lr_mult is not a positive number. */
 int train_run(const train_job *job, const train_opts *o, train_state *s, train_result *r,
               ml_error *e);
 
@@ -97,13 +109,16 @@ int train_use_best(const train_job *job, const train_state *s);
 
 /* Writes the state and the current values of the trained tensors atomically to path (a
  * safetensors file). fingerprint: JSON of every setting a resumed run must share (options,
- * data and base digests); it is stored and checked by train_state_load. */
+ * data and base digests); it is stored and checked by train_state_load. The optimizer's slots are
+ * saved as tensors named by the slot ("adam_m", "adam_v"; "momentum") and its name as metadata
+ * "optimizer". */
 int train_state_save(const char *path, const train_job *job, const train_state *s,
                      const char *fingerprint, ml_error *e);
 
 /* Restores a state written by train_state_save into s (initialized for the same job) and the
- * trained tensors. Refuses a file whose fingerprint differs, naming the first setting that
- * differs, or whose sizes do not fit the job. */
+ * trained tensors. Refuses a file of another optimizer (a file without the "optimizer" metadata
+ * is AdamW's), a file whose fingerprint differs, naming the first setting that differs, or one
+ * whose sizes do not fit the job. */
 int train_state_load(const char *path, const train_job *job, train_state *s,
                      const char *fingerprint, ml_error *e);
 

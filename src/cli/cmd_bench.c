@@ -104,15 +104,17 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
     int *ids_pool = malloc(sizeof(int) * (size_t)B * (T + 1));
     const ds_example **batch = malloc(sizeof *batch * (size_t)B);
     const size_t np = rank < 0 ? m.n_params : a.n_params;
-    float *mo = calloc(np + 1, sizeof(float)), *vo = calloc(np + 1, sizeof(float));
-    if (!ex || !ids_pool || !batch || !mo || !vo) return ml_fail(e, "out of memory");
+    optim_state opt; /* the default optimizer, as lora-train runs it */
+    const optim_hparams hp = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    if (optim_state_init(&opt, OPTIM_ADAMW, np, e)) return -1;
+    if (!ex || !ids_pool || !batch) return ml_fail(e, "out of memory");
     random_examples(ex, ids_pool, B, T, m.cfg.vocab_size, 1);
     for (int i = 0; i < B; i++) batch[i] = &ex[i];
     float *params = rank < 0 ? m.params : a.params;
     int steps = 0;
     for (; steps < 3; steps++) { /* warm-up: the first steps touch fresh memory */
         engine_grad(&g, batch, B, 0, NULL);
-        adamw_step(params, g.grad, mo, vo, np, 1e-4f, 0.0f, 0.9f, 0.999f, 1e-8f, steps + 1);
+        optim_step(&opt, 0, params, g.grad, np, 1e-4f, 0.0f, &hp, steps + 1);
     }
     /* the best of several windows: on a shared machine, time stolen by others only lowers a
      * window's rate, so the best one is the closest to what the code itself achieves */
@@ -122,7 +124,7 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
         const double t0 = now_s();
         do {
             engine_grad(&g, batch, B, 0, NULL);
-            adamw_step(params, g.grad, mo, vo, np, 1e-4f, 0.0f, 0.9f, 0.999f, 1e-8f, ++steps);
+            optim_step(&opt, 0, params, g.grad, np, 1e-4f, 0.0f, &hp, ++steps);
             done++;
         } while (now_s() - t0 < seconds / BENCH_WINDOWS);
         const double rate = (double)done * B * T / (now_s() - t0);
@@ -132,7 +134,8 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
     row->unit = "tokens/s";
     row->flops_tok = train_flops(&m, T, rank < 0 ? 0 : rank, rank < 0);
     row->gflops = row->value * row->flops_tok / 1e9;
-    free(ex), free(ids_pool), free((void *)batch), free(mo), free(vo);
+    free(ex), free(ids_pool), free((void *)batch);
+    optim_state_free(&opt);
     engine_free(&g);
     lora_free(&a);
     minigpt_free(&m);

@@ -54,9 +54,13 @@ static void on_ready(void *ctx, const finetune_report *r) {
     char kl_note[64] = "";
     if (fo->train.preserve_kl > 0)
         snprintf(kl_note, sizeof kl_note, " (KL to the base x %g)", (double)fo->train.preserve_kl);
-    fprintf(stderr, "%s: %d examples%s%s%s, %d steps x %d sequences, lr %g, %d threads, BLAS %s\n",
+    char lp_note[64] = "";
+    if (!fo->full && fo->loraplus_ratio != 1.0f)
+        snprintf(lp_note, sizeof lp_note, " (B x %g: LoRA+)", (double)fo->loraplus_ratio);
+    fprintf(stderr, "%s: %d examples%s%s%s, %d steps x %d sequences, %s lr %g%s, %d threads, BLAS %s\n",
             cmd, r->n_examples, s->replay[0] ? " + replay " : "", s->replay, kl_note, r->steps,
-            fo->train.batch, (double)fo->train.lr, r->threads, runtime_blas_note());
+            fo->train.batch, optim_name_at(fo->train.optimizer), (double)fo->train.lr, lp_note,
+            r->threads, runtime_blas_note());
 }
 
 static void print_json(const finetune_spec *s, const finetune_report *r) {
@@ -102,6 +106,8 @@ int cmd_train(int argc, char **argv) {
          "add L x KL(base || model) over every position of the replay sequences (0: off)"},
         {"epochs", OPT_FLOAT, &s.epochs, 0, 1e6, "E", "train for E passes over DATA instead of --steps (0: off)"},
         TRAIN_OPT_DEFS(o),
+        {"loraplus-ratio", OPT_FLOAT, &fo->loraplus_ratio, 1e-3, 1e4, "X",
+         "LoRA+: B's learning rate is X times A's (1: off; not with --full)"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON summary on stdout"},
         {"resume", OPT_STRING, &s.resume, 0, 0, "FILE", "continue an interrupted run from its training state"},
         {"state", OPT_STRING, &s.state, 0, 0, "FILE", "where an interrupted run saves its state [OUT.state]"},

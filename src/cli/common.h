@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "ml_error.h"
+#include "optimizer.h"
 
 /* Where a DEFAULT input file is (never applied to paths the user typed): rel itself when it
  * exists relative to the working directory; else next to the program, in
@@ -23,10 +24,15 @@ const char *default_path(const char *rel);
     {"min-lr-frac", OPT_FLOAT, &(o)->min_lr_frac, 0, 1, "X",                                         \
      "final learning rate as a fraction of the peak"},                                              \
     {"warmup", OPT_INT, &(o)->warmup, 0, 1e8, "N", "linear warmup steps"},                           \
-    {"weight-decay", OPT_FLOAT, &(o)->weight_decay, 0, 10, "X", "AdamW weight decay (on weights)"}, \
+    {"weight-decay", OPT_FLOAT, &(o)->weight_decay, 0, 10, "X",                                    \
+     "decoupled weight decay (on weights)"},                                                       \
     {"clip", OPT_FLOAT, &(o)->clip, 0, 1e6, "X", "gradient-norm clipping (0: off)"},                \
+    {"optimizer", OPT_CHOICE, &(opt_choice){&(o)->optimizer, optim_name_at}, 0, 0, "NAME",         \
+     "optimizer: adamw or sgd (with momentum)"},                                                   \
     {"beta1", OPT_FLOAT, &(o)->beta1, 0, 0.999999, "X", "AdamW beta1"},                              \
     {"beta2", OPT_FLOAT, &(o)->beta2, 0, 0.999999, "X", "AdamW beta2"},                              \
+    {"momentum", OPT_FLOAT, &(o)->momentum, 0, 0.999999, "X", "SGD momentum (0: plain SGD)"},      \
+    {"nesterov", OPT_FLAG, &(o)->nesterov, 0, 0, NULL, "SGD: Nesterov momentum"},                  \
     {"seed", OPT_U64, &(o)->seed, 0, 1.8e19, "N", "random seed (initialization and data order)"},   \
     {"eval-every", OPT_INT, &(o)->eval_every, 0, 1e8, "N",                                          \
      "validation every N steps; the best parameters are kept"},                                     \

@@ -33,6 +33,12 @@ void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *abou
         case OPT_STRING:
             if (*(const char **)defs[i].dst) snprintf(dflt, sizeof dflt, " [%s]", *(const char **)defs[i].dst);
             break;
+        case OPT_CHOICE: {
+            const opt_choice *ch = defs[i].dst;
+            const char *c = ch->name(*ch->index);
+            if (c) snprintf(dflt, sizeof dflt, " [%s]", c);
+            break;
+        }
         case OPT_FLAG: /* on by default (a config file): say so, and how to turn it off */
             if (*(int *)defs[i].dst) snprintf(dflt, sizeof dflt, " [on; --no-%s turns it off]", defs[i].name);
             break;
@@ -74,6 +80,22 @@ static int set_value(const opt_def *d, const char *text, char *msg, size_t msgle
         return 0;
     }
     case OPT_STRING: *(const char **)d->dst = text; return 0;
+    case OPT_CHOICE: {
+        const opt_choice *ch = d->dst;
+        char names[200] = "";
+        for (int i = 0; ch->name(i); i++) {
+            if (strcmp(ch->name(i), text) == 0) {
+                *ch->index = i;
+                return 0;
+            }
+            const size_t used = strlen(names);
+            snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", ch->name(i));
+        }
+        char shown[64];
+        snprintf(msg, msglen, "--%s expects one of %s, got '%s'", d->name, names,
+                 ml_one_line(shown, sizeof shown, text));
+        return -1;
+    }
     case OPT_FLAG: *(int *)d->dst = 1; return 0;
     case OPT_LIST: {
         opt_list *l = d->dst;
@@ -157,6 +179,10 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
                 if (!kept) snprintf(msg, sizeof msg, "out of memory");
                 else *(const char **)d->dst = default_path(kept);
             }
+        } else if (d->type == OPT_CHOICE) {
+            if (!cJSON_IsString(it))
+                snprintf(msg, sizeof msg, "\"%s\" must be a string", it->string);
+            else set_value(d, it->valuestring, msg, sizeof msg);
         } else if (d->type == OPT_LIST) {
             snprintf(msg, sizeof msg, "\"%s\" cannot be set in a config file", it->string);
         } else if (!cJSON_IsNumber(it)) {
@@ -174,13 +200,14 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
     return rc;
 }
 
-/* Every number option must have its default in the defaults file: the C tables hold none. */
+/* Every number or choice option must have its default in the defaults file: the C tables hold
+ * none. */
 static int check_complete(const char *cmd, const char *path, const opt_def *defs, int n,
                           const unsigned char *set) {
     for (int i = 0; i < n; i++)
-        if ((defs[i].type == OPT_INT || defs[i].type == OPT_FLOAT || defs[i].type == OPT_U64) &&
-            !set[i]) {
-            fprintf(stderr, "%s: error: %s: no default for \"%s\" (every number setting has one there)\n",
+        if ((defs[i].type == OPT_INT || defs[i].type == OPT_FLOAT || defs[i].type == OPT_U64 ||
+             defs[i].type == OPT_CHOICE) && !set[i]) {
+            fprintf(stderr, "%s: error: %s: no default for \"%s\" (every number or choice has one there)\n",
                     cmd, path, defs[i].name);
             return -1;
         }

@@ -7,16 +7,23 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG, OPT_U64, OPT_LIST } opt_type;
+typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG, OPT_U64, OPT_LIST, OPT_CHOICE } opt_type;
 
 typedef struct {
     const char *name;  /* long flag without the dashes, e.g. "weight-decay" */
     opt_type type;
-    void *dst;         /* int*, float*, const char**, int* (flag), uint64_t*, opt_list* */
+    void *dst;         /* int*, float*, const char**, int* (flag), uint64_t*, opt_list*,
+                        * opt_choice* */
     double min, max;   /* inclusive range for numbers */
     const char *arg;   /* metavar in the help, e.g. "N" */
     const char *help;
 } opt_def;
+
+/* One name from a fixed list (--optimizer adamw|sgd), stored as its index. */
+typedef struct {
+    int *index;                  /* where the index of the given name goes */
+    const char *(*name)(int i);  /* the i-th allowed name, NULL past the last */
+} opt_choice;
 
 /* A repeatable string option (--adapter A --adapter B). */
 typedef struct {
@@ -28,7 +35,7 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 /* Parses argv (argv[0] is the command name used in messages), in three layers:
  *   1. defaults (may be NULL): the command's defaults file, e.g. configs/lora-irreg.json. It
- *      must give every number option a value: those have no default in C, so the file is the
+ *      must give every number and choice option a value: those have no default in C, so the file is the
  *      one place a default lives, and --help shows it.
  *   2. --config FILE (an OPT_STRING named "config"): settings over the defaults.
  *   3. the flags, in order.

@@ -66,6 +66,8 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
         return ml_fail(e, "--replay needs a --replay-frac above 0");
     if (o->preserve_kl > 0 && !s->replay[0])
         return ml_fail(e, "--preserve-kl needs --replay (the term applies to the replay sequences)");
+    if (s->opts.full && s->opts.loraplus_ratio != 1.0f)
+        return ml_fail(e, "--loraplus-ratio applies to LoRA's B matrices; not with --full");
     return 0;
 }
 
@@ -73,15 +75,19 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
 static int finetune_provenance(provenance *p, const finetune_spec *s, const inputs *in,
                                const finetune *f, ml_error *e) {
     const train_opts *o = &s->opts.train;
+    char optim_s[200];
+    const optim_hparams ohp = train_hparams(o);
+    optim_json(optim_s, sizeof optim_s, o->optimizer, &ohp);
     if (prov_add(p, e, "seed", "%llu", (unsigned long long)o->seed) ||
         prov_add(p, e, "steps", "%d", f->result.steps) ||
         prov_add(p, e, "best_step", "%d", f->state.best_step) ||
         prov_add(p, e, "data_sha256", "%s", in->data_sha) ||
         prov_add(p, e, "train_config",
                  "{\"lr\":%g,\"batch\":%d,\"warmup\":%d,\"weight_decay\":%g,\"replay_frac\":%g,"
-                 "\"preserve_kl\":%g}",
+                 "\"preserve_kl\":%g,%s,\"loraplus_ratio\":%g}",
                  (double)o->lr, o->batch, o->warmup, (double)o->weight_decay,
-                 s->replay[0] ? (double)o->replay_frac : 0.0, (double)o->preserve_kl))
+                 s->replay[0] ? (double)o->replay_frac : 0.0, (double)o->preserve_kl, optim_s,
+                 s->opts.full ? 1.0 : (double)s->opts.loraplus_ratio))
         return -1;
     if (s->opts.full &&
         (prov_add(p, e, "base_sha256", "%s", in->base_sha) ||

@@ -65,7 +65,8 @@ static train_tensor *all_tensors(minigpt *m) {
     for (int i = 0; i < m->n_tensors; i++) {
         const minigpt_tensor *mt = &m->tensors[i];
         t[i] = (train_tensor){m->params + mt->offset, mt->numel, mt->offset,
-                              mt->kind == MG_EMBEDDING || mt->kind == MG_LINEAR_WEIGHT, mt->name};
+                              mt->kind == MG_EMBEDDING || mt->kind == MG_LINEAR_WEIGHT, mt->name,
+                              1.0f};
     }
     return t;
 }
@@ -74,6 +75,9 @@ static train_tensor *all_tensors(minigpt *m) {
 static int pretrain_provenance(provenance *p, const pretrain_spec *s, const train_opts *o,
                                int micro, const char *data_sha, const train_result *res,
                                ml_error *e) {
+    char optim_s[200];
+    const optim_hparams ohp = train_hparams(o);
+    optim_json(optim_s, sizeof optim_s, o->optimizer, &ohp);
     return prov_add(p, e, "seed", "%llu", (unsigned long long)o->seed) ||
            prov_add(p, e, "steps", "%d", res->steps) || prov_add(p, e, "data", "%s", s->data) ||
            prov_add(p, e, "data_sha256", "%s", data_sha) ||
@@ -81,10 +85,9 @@ static int pretrain_provenance(provenance *p, const pretrain_spec *s, const trai
            prov_add(p, e, "val_loss", "%.6f", res->best_val) ||
            prov_add(p, e, "train_config",
                     "{\"steps\":%d,\"batch\":%d,\"micro_batch\":%d,\"lr\":%g,\"min_lr_frac\":%g,"
-                    "\"warmup\":%d,\"weight_decay\":%g,\"clip\":%g,\"beta1\":%g,\"beta2\":%g}",
+                    "\"warmup\":%d,\"weight_decay\":%g,\"clip\":%g,%s}",
                     o->steps, o->batch, micro, (double)o->lr, (double)o->min_lr_frac, o->warmup,
-                    (double)o->weight_decay, (double)o->clip, (double)o->beta1,
-                    (double)o->beta2) ||
+                    (double)o->weight_decay, (double)o->clip, optim_s) ||
            prov_add(p, e, "generator", "minilora pretrain");
 }
 

@@ -1,6 +1,7 @@
 /* finetune.c — LoRA or full fine-tuning of a base model through the shared training loop. */
 #include "finetune.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,12 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
                   const dataset *val, const finetune_opts *o, const char *label, ml_error *e) {
     memset(f, 0, sizeof *f);
     f->m = m;
+    const float ratio = o->loraplus_ratio == 0.0f ? 1.0f : o->loraplus_ratio;
+    if (!(ratio > 0.0f) || !isfinite(ratio))
+        return ml_fail(e, "LoRA+ ratio %g is not a positive number", (double)o->loraplus_ratio);
+    if (o->full && ratio != 1.0f)
+        return ml_fail(e, "a LoRA+ ratio (%g) applies to LoRA's B matrices, not to a full "
+                          "fine-tune", (double)ratio);
     const int rank = o->full ? 0 : o->rank;
     if (lora_init(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, e)) return -1;
     lora_init_weights(&f->adapter, o->train.seed);
@@ -37,14 +44,18 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
             const minigpt_linear *L = &m->linears[i];
             if (!(o->targets & (1u << L->role))) continue;
             const minigpt_tensor *t = &m->tensors[L->w_tensor];
-            f->tensors[f->n_tensors++] = (train_tensor){L->w, t->numel, t->offset, 1, t->name};
+            f->tensors[f->n_tensors++] =
+                (train_tensor){L->w, t->numel, t->offset, 1, t->name, 1.0f};
         }
     } else if (rank > 0) {
         for (int i = 0; i < f->adapter.n_layers; i++) {
             const lora_layer *L = &f->adapter.layers[i];
             const size_t na = (size_t)rank * L->slot->in, nb = (size_t)L->slot->out * rank;
-            f->tensors[f->n_tensors++] = (train_tensor){L->A, na, L->a_off, 1, L->slot->path};
-            f->tensors[f->n_tensors++] = (train_tensor){L->B, nb, L->b_off, 1, L->slot->path};
+            /* LoRA+ (Hayou et al. 2024): B learns ratio times faster than A */
+            f->tensors[f->n_tensors++] =
+                (train_tensor){L->A, na, L->a_off, 1, L->slot->path, 1.0f};
+            f->tensors[f->n_tensors++] =
+                (train_tensor){L->B, nb, L->b_off, 1, L->slot->path, ratio};
         }
     }
     f->opts = o->train;
@@ -75,7 +86,7 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
                            const char *val_sha, const char *replay_sha) {
     const train_opts *t = &o->train;
     char buf[2048];
-    snprintf(buf, sizeof buf,
+    int len = snprintf(buf, sizeof buf,
              "{\"rank\":%d,\"alpha\":%.9g,\"rslora\":%d,\"targets\":%u,\"full\":%d,\"steps\":%d,"
              "\"batch\":%d,\"micro_batch\":%d,\"warmup\":%d,\"lr\":%.9g,\"min_lr_frac\":%.9g,"
              "\"weight_decay\":%.9g,\"clip\":%.9g,\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,"
@@ -88,6 +99,21 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
              (unsigned long long)t->seed, replay_sha ? (double)t->replay_frac : 0.0,
              (double)t->preserve_kl, base_sha,
              data_sha, val_sha ? val_sha : "", replay_sha ? replay_sha : "");
+    /* settings that did not exist before: only when in use (see finetune.h) */
+    char extra[256] = "";
+    if (t->optimizer != OPTIM_ADAMW) {
+        const optim_kind *k = optim_kind_at(t->optimizer);
+        snprintf(extra, sizeof extra, ",\"optimizer\":\"%s\",\"momentum\":%.9g,\"nesterov\":%d",
+                 k ? k->name : "?", (double)t->momentum, t->nesterov);
+    }
+    const float ratio = o->loraplus_ratio == 0.0f ? 1.0f : o->loraplus_ratio;
+    if (ratio != 1.0f) {
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"loraplus_ratio\":%.9g", (double)ratio);
+    }
+    if (len < 1 || (size_t)len + strlen(extra) >= sizeof buf) return NULL;
+    memcpy(buf + len - 1, extra, strlen(extra));         /* before the closing brace */
+    strcpy(buf + len - 1 + strlen(extra), "}");
     return strdup(buf);
 }
 

@@ -26,13 +26,12 @@ int train_state_init(train_state *s, const train_job *job, const train_opts *o, 
     memset(s, 0, sizeof *s);
     for (int i = 0; i < job->n_tensors; i++) s->n_floats += job->tensors[i].n;
     const size_t nf = s->n_floats ? s->n_floats : 1;
-    s->m = calloc(nf, sizeof(float));
-    s->v = calloc(nf, sizeof(float));
+    if (optim_state_init(&s->opt, o->optimizer, s->n_floats, e)) return -1;
     s->best = calloc(nf, sizeof(float));
     s->prev = calloc(nf, sizeof(float));
     s->order = malloc(sizeof(int) * (size_t)job->train->n);
     s->replay_order = job->replay ? malloc(sizeof(int) * (size_t)job->replay->n) : NULL;
-    if (!s->m || !s->v || !s->best || !s->prev || !s->order || (job->replay && !s->replay_order)) {
+    if (!s->best || !s->prev || !s->order || (job->replay && !s->replay_order)) {
         train_state_free(s);
         return ml_fail(e, "out of memory for the optimizer state");
     }
@@ -51,8 +50,7 @@ int train_state_init(train_state *s, const train_job *job, const train_opts *o, 
 }
 
 void train_state_free(train_state *s) {
-    free(s->m);
-    free(s->v);
+    optim_state_free(&s->opt);
     free(s->best);
     free(s->prev);
     free(s->order);
@@ -139,10 +137,25 @@ static const char *nonfinite_grad(const train_job *job) {
     return NULL;
 }
 
+optim_hparams train_hparams(const train_opts *o) {
+    return (optim_hparams){.beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps,
+                           .momentum = o->momentum, .nesterov = o->nesterov};
+}
+
 int train_run(const train_job *job, const train_opts *o, train_state *s, train_result *r,
               ml_error *e) {
     memset(r, 0, sizeof *r);
     r->best_val = NAN;
+    const optim_kind *kind = optim_kind_at(o->optimizer);
+    if (!kind || !s->opt.kind || s->opt.kind_index != o->optimizer)
+        return ml_fail(e, "the training state holds a %s optimizer, the options ask for %s",
+                       s->opt.kind ? s->opt.kind->name : "missing",
+                       kind ? kind->name : "an unknown one");
+    for (int i = 0; i < job->n_tensors; i++)
+        if (!(job->tensors[i].lr_mult > 0.0f) || !isfinite(job->tensors[i].lr_mult))
+            return ml_fail(e, "tensor %s: learning-rate multiplier %g is not a positive number",
+                           job->tensors[i].name, (double)job->tensors[i].lr_mult);
+    const optim_hparams hp = train_hparams(o);
     if (o->batch > job->g->max_B)
         return ml_fail(e, "batch %d exceeds the engine's %d", o->batch, job->g->max_B);
     const int n_replay = job->replay ? (int)lroundf(o->replay_frac * (float)o->batch) : 0;
@@ -188,8 +201,8 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
             float *g = job->g->grad + t->grad_off;
             if (scale != 1.0f)
                 for (size_t j = 0; j < t->n; j++) g[j] *= scale;
-            adamw_step(t->p, g, s->m + off, s->v + off, t->n, lr, t->decay ? o->weight_decay : 0.0f,
-                       o->beta1, o->beta2, o->eps, s->step + 1);
+            optim_step(&s->opt, off, t->p, g, t->n, lr * t->lr_mult,
+                       t->decay ? o->weight_decay : 0.0f, &hp, s->step + 1);
             off += t->n;
         }
         /* an update that leaves a non-finite parameter is undone: the last good values stay */

@@ -1,8 +1,10 @@
 /* train_state.c — saving and restoring a training run mid-way (for --resume).
  *
- * The file is safetensors: tensors "params" (the current trained values), "adam_m", "adam_v",
- * "best" (F32), "order", "replay_order" (I32); metadata holds the step, the data positions,
- * the RNG states, the best validation loss and step, and the fingerprint of the settings.
+ * The file is safetensors: tensors "params" (the current trained values), one per optimizer
+ * state slot named by the slot ("adam_m", "adam_v" for AdamW; "momentum" for SGD), "best"
+ * (F32), "order", "replay_order" (I32); metadata holds the optimizer's name, the step, the data
+ * positions, the RNG states, the best validation loss and step, and the fingerprint of the
+ * settings. A file without "optimizer" metadata (written before there was a choice) is AdamW's.
  * Resuming from it continues the exact same computation: the run ends bit-identical to one
  * that was never interrupted.
  */
@@ -52,14 +54,17 @@ int train_state_save(const char *path, const train_job *job, const train_state *
     snprintf(best_val, sizeof best_val, "%.17g", s->best_val);
     rng_hex(drng, sizeof drng, &s->data_rng);
     rng_hex(rrng, sizeof rrng, &s->replay_rng);
-    const char *k[] = {"format", "fingerprint", "step", "pos", "replay_pos", "best_step", "best_val", "data_rng", "replay_rng"};
-    const char *v[] = {"minilora-train-state", fingerprint, step, pos, rpos, best_step, best_val, drng, rrng};
-    for (int i = 0; !rc && i < 9; i++) rc = st_writer_meta(w, k[i], v[i], e);
+    const char *k[] = {"format", "fingerprint", "optimizer", "step", "pos", "replay_pos",
+                       "best_step", "best_val", "data_rng", "replay_rng"};
+    const char *v[] = {"minilora-train-state", fingerprint, s->opt.kind->name, step, pos, rpos,
+                       best_step, best_val, drng, rrng};
+    for (int i = 0; !rc && i < 10; i++) rc = st_writer_meta(w, k[i], v[i], e);
     int64_t nf[1] = {(int64_t)s->n_floats}, nt[1] = {job->train->n},
             nr[1] = {job->replay ? job->replay->n : 0};
     if (!rc) rc = st_writer_add_f32(w, "params", ST_F32, cur, 1, nf, e);
-    if (!rc) rc = st_writer_add_f32(w, "adam_m", ST_F32, s->m, 1, nf, e);
-    if (!rc) rc = st_writer_add_f32(w, "adam_v", ST_F32, s->v, 1, nf, e);
+    for (int i = 0; !rc && i < s->opt.kind->n_slots; i++)
+        rc = st_writer_add_f32(w, s->opt.kind->slots[i], ST_F32, optim_slot(&s->opt, i, 0), 1, nf,
+                               e);
     if (!rc) rc = st_writer_add_f32(w, "best", ST_F32, s->best, 1, nf, e);
     if (!rc) rc = st_writer_add_i32(w, "order", s->order, 1, nt, e);
     if (!rc && job->replay) rc = st_writer_add_i32(w, "replay_order", s->replay_order, 1, nr, e);
@@ -72,7 +77,7 @@ int train_state_save(const char *path, const train_job *job, const train_state *
 /* Names the first key whose value differs between two fingerprints. */
 static int fingerprint_mismatch(const char *path, const char *have, const char *want, ml_error *e) {
     cJSON *a = cJSON_Parse(have), *b = cJSON_Parse(want);
-    int rc = ml_fail(e, "%s: was saved with other settings", path);
+    int rc = ml_fail(e, "%s: was saved with other settings", path), named = 0;
     for (const cJSON *it = b ? b->child : NULL; it; it = it->next) {
         const cJSON *o = a ? cJSON_GetObjectItemCaseSensitive(a, it->string) : NULL;
         char *x = o ? cJSON_PrintUnformatted(o) : NULL, *y = cJSON_PrintUnformatted(it);
@@ -82,7 +87,17 @@ static int fingerprint_mismatch(const char *path, const char *have, const char *
                          path, it->string, x ? x : "(none)", y ? y : "?");
         free(x);
         free(y);
-        if (differ) break;
+        if ((named = differ)) break;
+    }
+    /* a setting the file has and this run leaves at its default (settings at their default
+     * are left out of the fingerprint, so that older files still resume) */
+    for (const cJSON *it = a ? a->child : NULL; it && !named; it = it->next) {
+        if (b && cJSON_GetObjectItemCaseSensitive(b, it->string)) continue;
+        char *x = cJSON_PrintUnformatted(it);
+        rc = ml_fail(e, "%s: was saved with %s = %s, this run has the default (resume with the "
+                        "same settings)", path, it->string, x ? x : "?");
+        free(x);
+        break;
     }
     cJSON_Delete(a);
     cJSON_Delete(b);
@@ -120,6 +135,14 @@ int train_state_load(const char *path, const train_job *job, train_state *s,
     const char *fmt = st_meta(&f, "format"), *fp = st_meta(&f, "fingerprint");
     if (!fmt || strcmp(fmt, "minilora-train-state") != 0)
         rc = ml_fail(e, "%s: not a minilora training state (metadata format is %s)", path, fmt ? fmt : "missing");
+    const char *saved_opt = st_meta(&f, "optimizer");
+    if (!saved_opt) saved_opt = "adamw"; /* files from before the choice */
+    if (!rc && strcmp(saved_opt, s->opt.kind->name) != 0) {
+        char shown[64];
+        rc = ml_fail(e, "%s: was saved with optimizer = %s, this run has %s (resume with the "
+                        "same settings)", path, ml_one_line(shown, sizeof shown, saved_opt),
+                     s->opt.kind->name);
+    }
     if (!rc && (!fp || strcmp(fp, fingerprint) != 0)) rc = fingerprint_mismatch(path, fp ? fp : "{}", fingerprint, e);
     const int nt = job->train->n, nr = job->replay ? job->replay->n : 0;
     int step = 0, pos = 0, rpos = 0, best_step = -1;
@@ -139,8 +162,8 @@ int train_state_load(const char *path, const train_job *job, train_state *s,
     int64_t nf[1] = {(int64_t)s->n_floats}, snt[1] = {nt}, snr[1] = {nr};
     if (!rc && !cur) rc = ml_fail(e, "out of memory");
     if (!rc) rc = st_read_f32(&f, "params", ST_F32, cur, 1, nf, e);
-    if (!rc) rc = st_read_f32(&f, "adam_m", ST_F32, s->m, 1, nf, e);
-    if (!rc) rc = st_read_f32(&f, "adam_v", ST_F32, s->v, 1, nf, e);
+    for (int i = 0; !rc && i < s->opt.kind->n_slots; i++)
+        rc = st_read_f32(&f, s->opt.kind->slots[i], ST_F32, optim_slot(&s->opt, i, 0), 1, nf, e);
     if (!rc) rc = st_read_f32(&f, "best", ST_F32, s->best, 1, nf, e);
     if (!rc) rc = st_read_i32(&f, "order", s->order, 1, snt, e);
     if (!rc) rc = check_permutation(&f, "order", s->order, nt, e);
