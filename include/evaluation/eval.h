@@ -61,9 +61,6 @@ double eval_cell_drop(const eval_cell *c);
 /* Index of the cell with the largest drop (the first on ties), or -1 when n is 0. */
 int eval_largest_drop(const eval_cell *cells, int n);
 
-/* The default evaluation files (seen and new frames, the change and its side effects), as
- * paths relative to the project's data; NULL-terminated. */
-extern const char *const eval_default_files[];
 
 /* Logits (every example's whole sequence, padded to the context: (Σ n, context, V)) of the
  * model behind m on each dataset of sets[0..nsets), in batches; buffers come from m's config.

@@ -4,12 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
 #include "commands.h"
 #include "common.h"
-#include "grad_engine.h"
-#include "eval.h"
-#include "lora.h"
+#include "eval_job.h"
 #include "opts.h"
 #include "blas_runtime.h"
 
@@ -17,23 +14,9 @@
 
 #define MAX_CELLS 512 /* (verb, non-past form) cells per file */
 
-/* Results of one model on one file. */
-typedef struct {
-    eval_item *items;
-    eval_totals all;
-} result;
-
 static void pct(char *buf, size_t n, int a, int b) {
     if (b == 0) snprintf(buf, n, "-");
     else snprintf(buf, n, "%.1f%%", 100.0 * a / b);
-}
-
-/* Column label: the file name without directory and extension. */
-static void label_of(char *buf, size_t n, const char *path) {
-    const char *s = strrchr(path, '/');
-    s = s ? s + 1 : path;
-    const char *dot = strrchr(s, '.');
-    snprintf(buf, n, "%.*s", dot ? (int)(dot - s) : (int)strlen(s), s);
 }
 
 /* Removes trailing spaces in place; returns s. */
@@ -43,37 +26,28 @@ static char *rtrim(char *s) {
     return s;
 }
 
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 /* brief: the totals only, without the per-verb table */
-static void print_table(const char *file, const dataset *d, result *res, int nmodels,
-                        char labels[][64], int brief) {
+/* items, totals: the file's row of the results, one entry per model */
+static void print_table(const char *file, const dataset *d, eval_item *const *items,
+                        const eval_totals *totals, int nmodels, char labels[][64], int brief) {
     char a[32];
     printf("%s (%d examples)\n", file, d->n);
     printf("  %-16s", "");
     for (int k = 0; k < nmodels; k++) printf(" %14.14s", labels[k]);
     printf("\n  %-16s", "exact match");
     for (int k = 0; k < nmodels; k++) {
-        pct(a, sizeof a, res[k].all.correct, res[k].all.n);
+        pct(a, sizeof a, totals[k].correct, totals[k].n);
         printf(" %14s", a);
     }
-    if (res[0].all.n_pref) {
+    if (totals[0].n_pref) {
         printf("\n  %-16s", "preference");
         for (int k = 0; k < nmodels; k++) {
-            pct(a, sizeof a, res[k].all.pref_correct, res[k].all.n_pref);
+            pct(a, sizeof a, totals[k].pref_correct, totals[k].n_pref);
             printf(" %14s", a);
         }
     }
     printf("\n  %-16s", "perplexity");
-    for (int k = 0; k < nmodels; k++) printf(" %14.4f", eval_ppl(&res[k].all));
+    for (int k = 0; k < nmodels; k++) printf(" %14.4f", eval_ppl(&totals[k]));
     printf("\n");
     /* per verb, in order of first appearance */
     const char *seen[1024];
@@ -94,11 +68,11 @@ static void print_table(const char *file, const dataset *d, result *res, int nmo
         for (int j = 0; j < ns; j++) {
             len = snprintf(line, sizeof line, "    %-12.12s", seen[j]);
             for (int k = 0; k < nmodels && len < (int)sizeof line; k++) {
-                eval_totals t = eval_sum(d, res[k].items, seen[j]);
+                eval_totals t = eval_sum(d, items[k], seen[j]);
                 const char *pred = "";
                 for (int i = 0; i < d->n; i++)
                     if (d->ex[i].verb && strcmp(d->ex[i].verb, seen[j]) == 0) {
-                        pred = res[k].items[i].prediction;
+                        pred = items[k][i].prediction;
                         break;
                     }
                 pct(a, sizeof a, t.correct, t.n);
@@ -111,12 +85,12 @@ static void print_table(const char *file, const dataset *d, result *res, int nmo
 
 /* The non-past forms of each verb, base -> each adapter, and the largest drop; returns the
  * largest drop over the adapters (NAN when the file has no non-past records). */
-static double print_collateral(const dataset *d, result *res, int nmodels, char labels[][64],
-                               int brief) {
+static double print_collateral(const dataset *d, eval_item *const *items, int nmodels,
+                               char labels[][64], int brief) {
     static eval_cell cells[MAX_CELLS];
     double worst = NAN;
     for (int k = 1; k < nmodels; k++) {
-        const int n = eval_collateral(d, res[0].items, res[k].items, cells, MAX_CELLS);
+        const int n = eval_collateral(d, items[0], items[k], cells, MAX_CELLS);
         if (n == 0) return NAN;
         const int w = eval_largest_drop(cells, n);
         const double drop = eval_cell_drop(&cells[w]);
@@ -172,15 +146,15 @@ static void json_collateral(FILE *out, const dataset *d, const eval_item *base, 
     if (worst->file < 0 || eval_cell_drop(&cells[w]) > worst->drop)
         *worst = (worst_cell){eval_cell_drop(&cells[w]), file, cells[w].verb, cells[w].form};
     fprintf(out, ",\"collateral\":{\"largest_drop\":%.6f,\"verb\":", eval_cell_drop(&cells[w]));
-    json_string(out, cells[w].verb);
+    json_print_string(out, cells[w].verb);
     fprintf(out, ",\"form\":");
-    json_string(out, cells[w].form);
+    json_print_string(out, cells[w].form);
     fprintf(out, ",\"cells\":[");
     for (int i = 0; i < n; i++) {
         fprintf(out, "%s{\"verb\":", i ? "," : "");
-        json_string(out, cells[i].verb);
+        json_print_string(out, cells[i].verb);
         fprintf(out, ",\"form\":");
-        json_string(out, cells[i].form);
+        json_print_string(out, cells[i].form);
         fprintf(out, ",\"n\":%d,\"base_correct\":%d,\"model_correct\":%d,\"drop\":%.6f}",
                 cells[i].n, cells[i].base_correct, cells[i].model_correct, eval_cell_drop(&cells[i]));
     }
@@ -200,7 +174,7 @@ int cmd_eval(int argc, char **argv) {
         {"threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: all cores)"},
     };
     int pos;
-    int r = opts_parse("[options] [DATA.jsonl ...]",
+    int pr = opts_parse("[options] [DATA.jsonl ...]",
                        "Scores the base model and each --adapter on each DATA file (default: the\n"
                        "held-out files on seen and new sentence frames, data/*_test*, control*,\n"
                        "regular_heldout*, irreg_nonpast*, irreg_unseen): greedy exact match,\n"
@@ -209,51 +183,28 @@ int cmd_eval(int argc, char **argv) {
                        "for each verb, the change on the non-past forms (3sg, base, ing), and the\n"
                        "largest drop.",
                        NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
-    if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
+    if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
     const char **files = (const char **)argv + pos;
     int nfiles = argc - pos;
     const char *default_files[16];
     if (nfiles == 0) {
-        while (eval_default_files[nfiles]) {
-            default_files[nfiles] = default_path(eval_default_files[nfiles]);
-            nfiles++;
-        }
+        nfiles = default_eval_files(default_files, 16);
         files = default_files;
     }
     const int nmodels = 1 + adapters.n;
     if (nmodels > MAX_MODELS) return usage_fail(cmd, "too many --adapter files");
-    threads = runtime_threads(threads);
-
+    const eval_spec spec = {.base = base_path, .adapters = adapters.v, .n_adapters = adapters.n,
+                            .files = files, .n_files = nfiles, .threads = runtime_threads(threads)};
     ml_error e;
-    loaded_model lm = {0};
+    eval_results r;
+    if (eval_job_run(&spec, &r, &e)) {
+        cli_error(cmd, e.msg);
+        return EXIT_RUNTIME;
+    }
+    const dataset *data = r.data;
     char labels[MAX_MODELS][64];
-    dataset *data = calloc((size_t)nfiles, sizeof *data);
-    result *res = calloc((size_t)nfiles * nmodels, sizeof *res);
-    int rc = EXIT_RUNTIME;
-    if (!data || !res) {
-        ml_fail(&e, "out of memory");
-        goto done;
-    }
-    if (loaded_model_init(&lm, base_path, NULL, &e)) goto done;
-    for (int f = 0; f < nfiles; f++)
-        if (ds_load(&data[f], files[f], &lm.vocab, lm.base.cfg.context, &e)) goto done;
-    loaded_model_free(&lm);
     snprintf(labels[0], sizeof labels[0], "base");
-    for (int k = 0; k < nmodels; k++) {
-        if (k > 0) label_of(labels[k], sizeof labels[k], adapters.v[k - 1]);
-        if (loaded_model_init(&lm, base_path, k ? adapters.v[k - 1] : NULL, &e)) goto done;
-        engine g;
-        if (engine_init(&g, lm.m, threads, 256, 32, 0, 0, &e)) goto done;
-        for (int f = 0; f < nfiles; f++) {
-            result *rs = &res[f * nmodels + k];
-            rs->items = calloc((size_t)data[f].n, sizeof *rs->items);
-            if (!rs->items) abort();
-            eval_dataset(&g, &lm.vocab, &data[f], rs->items);
-            rs->all = eval_sum(&data[f], rs->items, NULL);
-        }
-        engine_free(&g);
-        loaded_model_free(&lm);
-    }
+    for (int k = 1; k < nmodels; k++) file_stem(labels[k], sizeof labels[k], adapters.v[k - 1]);
     double worst_drop = NAN;
     int worst_file = -1;
     for (int f = 0; f < nfiles; f++) {
@@ -261,35 +212,36 @@ int cmd_eval(int argc, char **argv) {
             for (int k = 0; k < nmodels; k++)
                 for (int i = 0; i < data[f].n; i++) {
                     const ds_example *x = &data[f].ex[i];
-                    const eval_item *it = &res[f * nmodels + k].items[i];
+                    const eval_item *it = &r.items[f * nmodels + k][i];
                     printf("{\"file\":");
-                    json_string(stdout, files[f]);
+                    json_print_string(stdout, files[f]);
                     printf(",\"model\":");
-                    json_string(stdout, k ? adapters.v[k - 1] : base_path);
+                    json_print_string(stdout, k ? adapters.v[k - 1] : base_path);
                     printf(",\"line\":%d,\"verb\":", x->line);
-                    if (x->verb) json_string(stdout, x->verb);
+                    if (x->verb) json_print_string(stdout, x->verb);
                     else printf("null");
                     printf(",\"form\":");
-                    if (x->form) json_string(stdout, x->form);
+                    if (x->form) json_print_string(stdout, x->form);
                     else printf("null");
                     printf(",\"prompt\":");
-                    json_string(stdout, x->prompt);
+                    json_print_string(stdout, x->prompt);
                     printf(",\"target\":");
-                    json_string(stdout, x->completion);
+                    json_print_string(stdout, x->completion);
                     printf(",\"prediction\":");
-                    json_string(stdout, it->prediction);
+                    json_print_string(stdout, it->prediction);
                     printf(",\"correct\":%s,\"logprob_target\":%.6f", it->correct ? "true" : "false",
                            it->logp_target);
                     if (x->distractor_text) {
                         printf(",\"distractor\":");
-                        json_string(stdout, x->distractor_text);
+                        json_print_string(stdout, x->distractor_text);
                         printf(",\"logprob_distractor\":%.6f", it->logp_distractor);
                     }
                     printf("}\n");
                 }
         } else {
-            print_table(files[f], &data[f], &res[f * nmodels], nmodels, labels, brief);
-            const double drop = print_collateral(&data[f], &res[f * nmodels], nmodels, labels, brief);
+            print_table(files[f], &data[f], r.items + f * nmodels, r.totals + f * nmodels, nmodels,
+                        labels, brief);
+            const double drop = print_collateral(&data[f], r.items + f * nmodels, nmodels, labels, brief);
             printf("\n");
             if (!isnan(drop) && !(drop <= worst_drop)) worst_drop = drop, worst_file = f;
         }
@@ -303,11 +255,11 @@ int cmd_eval(int argc, char **argv) {
         printf("{\"summary\":[");
         for (int f = 0; f < nfiles; f++)
             for (int k = 0; k < nmodels; k++) {
-                const eval_totals *t = &res[f * nmodels + k].all;
+                const eval_totals *t = &r.totals[f * nmodels + k];
                 printf("%s{\"file\":", f || k ? "," : "");
-                json_string(stdout, files[f]);
+                json_print_string(stdout, files[f]);
                 printf(",\"model\":");
-                json_string(stdout, k ? adapters.v[k - 1] : base_path);
+                json_print_string(stdout, k ? adapters.v[k - 1] : base_path);
                 printf(",\"n\":%d,\"exact_match\":%.6f,\"correct\":%d", t->n,
                        t->n ? (double)t->correct / t->n : 0.0, t->correct);
                 if (t->n_pref)
@@ -315,7 +267,7 @@ int cmd_eval(int argc, char **argv) {
                            t->n_pref);
                 printf(",\"perplexity\":%.6f", eval_ppl(t));
                 if (k > 0)
-                    json_collateral(stdout, &data[f], res[f * nmodels].items, res[f * nmodels + k].items,
+                    json_collateral(stdout, &data[f], r.items[f * nmodels], r.items[f * nmodels + k],
                                     f, &worst[k]);
                 printf("}");
             }
@@ -323,30 +275,21 @@ int cmd_eval(int argc, char **argv) {
         printf("],\"collateral_damage\":[");
         for (int k = 1; k < nmodels; k++) {
             printf("%s{\"model\":", k > 1 ? "," : "");
-            json_string(stdout, adapters.v[k - 1]);
+            json_print_string(stdout, adapters.v[k - 1]);
             if (worst[k].file < 0) {
                 printf(",\"largest_drop\":null}");
                 continue;
             }
             printf(",\"largest_drop\":%.6f,\"file\":", worst[k].drop);
-            json_string(stdout, files[worst[k].file]);
+            json_print_string(stdout, files[worst[k].file]);
             printf(",\"verb\":");
-            json_string(stdout, worst[k].verb);
+            json_print_string(stdout, worst[k].verb);
             printf(",\"form\":");
-            json_string(stdout, worst[k].form);
+            json_print_string(stdout, worst[k].form);
             printf("}");
         }
         printf("]}\n");
     }
-    rc = EXIT_OK;
-done:
-    if (rc != EXIT_OK) cli_error(cmd, e.msg);
-    if (res)
-        for (int i = 0; i < nfiles * nmodels; i++) free(res[i].items);
-    if (data)
-        for (int f = 0; f < nfiles; f++) ds_free(&data[f]);
-    free(res);
-    free(data);
-    loaded_model_free(&lm);
-    return rc;
+    eval_results_free(&r);
+    return EXIT_OK;
 }

@@ -1,6 +1,5 @@
 /* cmd_generate.c — `lora-generate`: complete prompts with the base or an adapter, greedily or
  * by sampling; without a PROMPT, a line-by-line grammar tutor on stdin. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,70 +7,17 @@
 
 #include "commands.h"
 #include "common.h"
-#include "eval.h"
+#include "generator.h"
 #include "opts.h"
-#include "rng.h"
 
-typedef struct {
-    const minigpt *m;
-    minigpt_ws ws;
-    const tok_vocab *v;
-    float temperature;
-    int max_new, raw;
-    rng r;
-} generator;
-
-/* Completes one prompt; prints the completion on stdout. Returns 0, or -1 with e filled. */
+/* Completes one prompt and prints the completion on stdout. */
 static int complete(generator *g, const char *text, ml_error *e) {
-    const int ctx = g->m->cfg.context;
-    /* every training prompt ends with a space before the verb form */
-    const size_t len = strlen(text);
-    const int add_space = !g->raw && len && text[len - 1] != ' ';
-    char *prompt = malloc(len + 2);
-    if (!prompt) return ml_fail(e, "out of memory");
-    memcpy(prompt, text, len);
-    strcpy(prompt + len, add_space ? " " : "");
-    /* buffers from the loaded model's config: any context length */
-    int *ids = malloc(sizeof(int) * (size_t)ctx), *out = malloc(sizeof(int) * (size_t)ctx), n, nout = 0;
-    int rc = -1;
-    if (!ids || !out) {
-        ml_fail(e, "out of memory");
-        goto done;
-    }
-    if (tok_encode(g->v, prompt, ids, ctx, &n, e)) goto done;
-    if (n == 0) {
-        ml_fail(e, "empty prompt");
-        goto done;
-    }
-    for (int i = 0; i < n; i++) /* "\n" is token 0, the end-of-text marker: not prompt text */
-        if (ids[i] == TOK_END) {
-            ml_fail(e, "line break (the end-of-text marker) at token %d", i + 1);
-            goto done;
-        }
-    if (n >= ctx) {
-        ml_fail(e, "prompt is %d symbols; the context holds %d", n, ctx);
-        goto done;
-    }
-    nout = g->temperature <= 0 ? eval_greedy(g->m, &g->ws, ids, n, out, g->max_new)
-                               : eval_sample(g->m, &g->ws, ids, n, out, g->max_new, g->temperature, &g->r);
-    if (nout < 0) {
-        ml_fail(e, "out of memory");
-        goto done;
-    }
-    char *buf = malloc(4 * (size_t)nout + 1); /* a symbol is at most 4 bytes of UTF-8 */
-    if (!buf) {
-        ml_fail(e, "out of memory");
-        goto done;
-    }
-    printf("%s\n", tok_decode(g->v, out, nout, buf, 4 * nout + 1));
+    char *out;
+    if (generator_complete(g, text, &out, e)) return -1;
+    printf("%s\n", out);
     fflush(stdout);
-    free(buf);
-    rc = 0;
-done:
-    free(prompt);
-    free(ids);
     free(out);
-    return rc;
+    return 0;
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -101,10 +47,9 @@ int cmd_generate(int argc, char **argv) {
         cli_error(cmd, e.msg);
         return EXIT_RUNTIME;
     }
-    generator g = {.m = lm.m, .v = &lm.vocab, .temperature = temperature, .max_new = max_new, .raw = raw};
-    rng_seed(&g.r, seed);
+    generator g;
     int rc = EXIT_OK;
-    if (minigpt_ws_init(&g.ws, lm.m, 1, lm.m->cfg.context, &e)) {
+    if (generator_init(&g, lm.m, &lm.vocab, temperature, max_new, raw, seed, &e)) {
         cli_error(cmd, e.msg);
         loaded_model_free(&lm);
         return EXIT_RUNTIME;
@@ -142,7 +87,7 @@ int cmd_generate(int argc, char **argv) {
             }
         }
     }
-    minigpt_ws_free(&g.ws);
+    generator_free(&g);
     loaded_model_free(&lm);
     return rc;
 }

@@ -40,6 +40,11 @@ const char *default_path(const char *rel);
     {"threads", OPT_INT, &(o)->threads, 0, 1024, "N", "threads (0: all cores)"},                     \
     {"quiet", OPT_FLAG, &(o)->quiet, 0, 0, NULL, "no progress output"}
 
+/* The held-out files lora-eval and lora-merge score when given none (seen and new frames,
+ * irregular pasts, regular control, non-past forms, unseen verbs), each found like a default
+ * input, into files[0..max); returns how many. The strings live until exit. */
+int default_eval_files(const char **files, int max);
+
 /* Prints "cmd: msg (see cmd --help)" and returns the usage exit status (2). */
 int usage_fail(const char *cmd, const char *msg);
 

@@ -189,14 +189,6 @@ eval_totals eval_sum(const dataset *d, const eval_item *items, const char *verb)
 
 double eval_ppl(const eval_totals *t) { return t->tokens ? exp(t->nll / (double)t->tokens) : NAN; }
 
-const char *const eval_default_files[] = {
-    "data/irreg_test.jsonl",       "data/irreg_test_new.jsonl",       /* what was taught */
-    "data/control_regular.jsonl",  "data/control_new.jsonl",          /* the rule, kept */
-    "data/regular_heldout.jsonl",  "data/regular_heldout_new.jsonl",
-    "data/irreg_nonpast.jsonl",    "data/irreg_nonpast_new.jsonl",    /* collateral damage */
-    "data/irreg_unseen.jsonl",                                        /* verbs never taught */
-    NULL};
-
 int eval_is_nonpast(const char *form) {
     return form && (strcmp(form, "3sg") == 0 || strcmp(form, "base") == 0 || strcmp(form, "ing") == 0);
 }

@@ -1,0 +1,68 @@
+/* generator.c — prompt in, completion out, with every buffer sized by the model's context. */
+#include "generator.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval.h"
+
+int generator_init(generator *g, const minigpt *m, const tok_vocab *v, float temperature,
+                   int max_new, int raw, uint64_t seed, ml_error *e) {
+    memset(g, 0, sizeof *g);
+    *g = (generator){.m = m, .v = v, .temperature = temperature, .max_new = max_new, .raw = raw};
+    rng_seed(&g->r, seed);
+    return minigpt_ws_init(&g->ws, m, 1, m->cfg.context, e);
+}
+
+void generator_free(generator *g) {
+    minigpt_ws_free(&g->ws);
+    memset(g, 0, sizeof *g);
+}
+
+int generator_complete(generator *g, const char *text, char **out, ml_error *e) {
+    const int ctx = g->m->cfg.context;
+    *out = NULL;
+    /* every training prompt ends with a space before the verb form */
+    const size_t len = strlen(text);
+    const int add_space = !g->raw && len && text[len - 1] != ' ';
+    char *prompt = malloc(len + 2);
+    int *ids = malloc(sizeof(int) * (size_t)ctx);  // (context)
+    int *next = malloc(sizeof(int) * (size_t)ctx); // (context)
+    int n, rc = -1;
+    if (!prompt || !ids || !next) {
+        ml_fail(e, "out of memory");
+        goto done;
+    }
+    memcpy(prompt, text, len);
+    strcpy(prompt + len, add_space ? " " : "");
+    if (tok_encode(g->v, prompt, ids, ctx, &n, e)) goto done;
+    if (n == 0) {
+        ml_fail(e, "empty prompt");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) /* "\n" is token 0, the end-of-text marker: not prompt text */
+        if (ids[i] == TOK_END) {
+            ml_fail(e, "line break (the end-of-text marker) at token %d", i + 1);
+            goto done;
+        }
+    if (n >= ctx) {
+        ml_fail(e, "prompt is %d symbols; the context holds %d", n, ctx);
+        goto done;
+    }
+    const int nout = g->temperature <= 0
+                         ? eval_greedy(g->m, &g->ws, ids, n, next, g->max_new)
+                         : eval_sample(g->m, &g->ws, ids, n, next, g->max_new, g->temperature, &g->r);
+    char *buf = nout >= 0 ? malloc(4 * (size_t)nout + 1) : NULL; /* a symbol: at most 4 bytes */
+    if (!buf) {
+        ml_fail(e, "out of memory");
+        goto done;
+    }
+    tok_decode(g->v, next, nout, buf, 4 * nout + 1);
+    *out = buf;
+    rc = 0;
+done:
+    free(prompt);
+    free(ids);
+    free(next);
+    return rc;
+}

@@ -1,0 +1,71 @@
+/* merge_job.c — adapter into base, checked on the logits, written with provenance. */
+#include "merge_job.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "dataset.h"
+#include "eval.h"
+#include "file_checks.h"
+#include "loaded_model.h"
+#include "provenance.h"
+#include "sha256.h"
+
+int merge_job_run(const merge_spec *s, merge_report *r, ml_error *e) {
+    memset(r, 0, sizeof *r);
+    if (s->n_files > MERGE_MAX_FILES)
+        return ml_fail(e, "at most %d files for the merge check", MERGE_MAX_FILES);
+    loaded_model lm = {0};
+    dataset data[MERGE_MAX_FILES] = {{0}};
+    const dataset *sets[MERGE_MAX_FILES];
+    float *before = NULL, *after = NULL;
+    provenance prov = {0};
+    int rc = -1;
+    const char *inputs[MERGE_MAX_FILES + 2] = {s->base, s->adapter};
+    for (int f = 0; f < s->n_files; f++) inputs[2 + f] = s->files[f];
+    if (loaded_model_init(&lm, s->base, s->adapter, e)) goto done;
+    if (lm.m != &lm.base) {
+        ml_fail(e, "%s: not a LoRA adapter (a full checkpoint needs no merging)", s->adapter);
+        goto done;
+    }
+    for (int f = 0; f < s->n_files; f++) {
+        if (ds_load(&data[f], s->files[f], &lm.vocab, lm.base.cfg.context, e)) goto done;
+        sets[f] = &data[f];
+    }
+    if (check_not_input(s->out, inputs, 2 + s->n_files, e) || check_writable(s->out, e)) goto done;
+    size_t n_before, n_after;
+    if (!(before = eval_logits(&lm.base, sets, s->n_files, &n_before, e))) goto done;
+    lora_merge_into(&lm.adapter);
+    r->rank = lm.adapter.rank;
+    r->alpha = lm.adapter.alpha;
+    r->scale = lm.adapter.scale;
+    r->n_layers = lm.adapter.n_layers;
+    lora_free(&lm.adapter); /* uninstall: the merged weights now carry the update */
+    if (!(after = eval_logits(&lm.base, sets, s->n_files, &n_after, e))) goto done;
+    for (size_t i = 0; i < n_before; i++) {
+        const double d = fabs((double)after[i] - before[i]);
+        if (d > r->max_diff) r->max_diff = d;
+        if (fabs(before[i]) > r->max_logit) r->max_logit = fabs(before[i]);
+    }
+    r->n_logits = n_before;
+    char adapter_sha[65];
+    if (sha256_file_hex(s->adapter, adapter_sha, e) ||
+        prov_add(&prov, e, "merged_adapter", "%s", s->adapter) ||
+        prov_add(&prov, e, "merged_adapter_sha256", "%s", adapter_sha) ||
+        prov_add(&prov, e, "base_sha256", "%s", lm.base_sha) ||
+        prov_add(&prov, e, "lora_r", "%d", r->rank) ||
+        prov_add(&prov, e, "lora_alpha", "%g", (double)r->alpha) ||
+        prov_add(&prov, e, "generator", "minilora merge") ||
+        checkpoint_save(s->out, &lm.base, &lm.vocab, prov.n, prov.keys, prov.vals, e))
+        goto done;
+    rc = 0;
+done:
+    prov_free(&prov);
+    free(before);
+    free(after);
+    for (int f = 0; f < s->n_files; f++) ds_free(&data[f]);
+    loaded_model_free(&lm);
+    return rc;
+}
