@@ -12,6 +12,7 @@
 #include "lora.h"
 #include "opts.h"
 #include "blas_runtime.h"
+#include "text.h"
 
 #define MAX_MODELS 17
 
@@ -28,29 +29,11 @@ static void pct(char *buf, size_t n, int a, int b) {
     else snprintf(buf, n, "%.1f%%", 100.0 * a / b);
 }
 
-/* Column label: the file name without directory and extension. */
-static void label_of(char *buf, size_t n, const char *path) {
-    const char *s = strrchr(path, '/');
-    s = s ? s + 1 : path;
-    const char *dot = strrchr(s, '.');
-    snprintf(buf, n, "%.*s", dot ? (int)(dot - s) : (int)strlen(s), s);
-}
-
 /* Removes trailing spaces in place; returns s. */
 static char *rtrim(char *s) {
     size_t n = strlen(s);
     while (n && s[n - 1] == ' ') s[--n] = '\0';
     return s;
-}
-
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
 }
 
 /* brief: the totals only, without the per-verb table */
@@ -172,15 +155,15 @@ static void json_collateral(FILE *out, const dataset *d, const eval_item *base, 
     if (worst->file < 0 || eval_cell_drop(&cells[w]) > worst->drop)
         *worst = (worst_cell){eval_cell_drop(&cells[w]), file, cells[w].verb, cells[w].form};
     fprintf(out, ",\"collateral\":{\"largest_drop\":%.6f,\"verb\":", eval_cell_drop(&cells[w]));
-    json_string(out, cells[w].verb);
+    text_json_print(out, cells[w].verb);
     fprintf(out, ",\"form\":");
-    json_string(out, cells[w].form);
+    text_json_print(out, cells[w].form);
     fprintf(out, ",\"cells\":[");
     for (int i = 0; i < n; i++) {
         fprintf(out, "%s{\"verb\":", i ? "," : "");
-        json_string(out, cells[i].verb);
+        text_json_print(out, cells[i].verb);
         fprintf(out, ",\"form\":");
-        json_string(out, cells[i].form);
+        text_json_print(out, cells[i].form);
         fprintf(out, ",\"n\":%d,\"base_correct\":%d,\"model_correct\":%d,\"drop\":%.6f}",
                 cells[i].n, cells[i].base_correct, cells[i].model_correct, eval_cell_drop(&cells[i]));
     }
@@ -240,7 +223,7 @@ int cmd_eval(int argc, char **argv) {
     loaded_model_free(&lm);
     snprintf(labels[0], sizeof labels[0], "base");
     for (int k = 0; k < nmodels; k++) {
-        if (k > 0) label_of(labels[k], sizeof labels[k], adapters.v[k - 1]);
+        if (k > 0) text_stem(labels[k], sizeof labels[k], adapters.v[k - 1]);
         if (loaded_model_init(&lm, base_path, k ? adapters.v[k - 1] : NULL, &e)) goto done;
         engine g;
         if (engine_init(&g, lm.m, threads, 256, 32, 0, 0, &e)) goto done;
@@ -263,26 +246,26 @@ int cmd_eval(int argc, char **argv) {
                     const ds_example *x = &data[f].ex[i];
                     const eval_item *it = &res[f * nmodels + k].items[i];
                     printf("{\"file\":");
-                    json_string(stdout, files[f]);
+                    text_json_print(stdout, files[f]);
                     printf(",\"model\":");
-                    json_string(stdout, k ? adapters.v[k - 1] : base_path);
+                    text_json_print(stdout, k ? adapters.v[k - 1] : base_path);
                     printf(",\"line\":%d,\"verb\":", x->line);
-                    if (x->verb) json_string(stdout, x->verb);
+                    if (x->verb) text_json_print(stdout, x->verb);
                     else printf("null");
                     printf(",\"form\":");
-                    if (x->form) json_string(stdout, x->form);
+                    if (x->form) text_json_print(stdout, x->form);
                     else printf("null");
                     printf(",\"prompt\":");
-                    json_string(stdout, x->prompt);
+                    text_json_print(stdout, x->prompt);
                     printf(",\"target\":");
-                    json_string(stdout, x->completion);
+                    text_json_print(stdout, x->completion);
                     printf(",\"prediction\":");
-                    json_string(stdout, it->prediction);
+                    text_json_print(stdout, it->prediction);
                     printf(",\"correct\":%s,\"logprob_target\":%.6f", it->correct ? "true" : "false",
                            it->logp_target);
                     if (x->distractor_text) {
                         printf(",\"distractor\":");
-                        json_string(stdout, x->distractor_text);
+                        text_json_print(stdout, x->distractor_text);
                         printf(",\"logprob_distractor\":%.6f", it->logp_distractor);
                     }
                     printf("}\n");
@@ -305,9 +288,9 @@ int cmd_eval(int argc, char **argv) {
             for (int k = 0; k < nmodels; k++) {
                 const eval_totals *t = &res[f * nmodels + k].all;
                 printf("%s{\"file\":", f || k ? "," : "");
-                json_string(stdout, files[f]);
+                text_json_print(stdout, files[f]);
                 printf(",\"model\":");
-                json_string(stdout, k ? adapters.v[k - 1] : base_path);
+                text_json_print(stdout, k ? adapters.v[k - 1] : base_path);
                 printf(",\"n\":%d,\"exact_match\":%.6f,\"correct\":%d", t->n,
                        t->n ? (double)t->correct / t->n : 0.0, t->correct);
                 if (t->n_pref)
@@ -323,17 +306,17 @@ int cmd_eval(int argc, char **argv) {
         printf("],\"collateral_damage\":[");
         for (int k = 1; k < nmodels; k++) {
             printf("%s{\"model\":", k > 1 ? "," : "");
-            json_string(stdout, adapters.v[k - 1]);
+            text_json_print(stdout, adapters.v[k - 1]);
             if (worst[k].file < 0) {
                 printf(",\"largest_drop\":null}");
                 continue;
             }
             printf(",\"largest_drop\":%.6f,\"file\":", worst[k].drop);
-            json_string(stdout, files[worst[k].file]);
+            text_json_print(stdout, files[worst[k].file]);
             printf(",\"verb\":");
-            json_string(stdout, worst[k].verb);
+            text_json_print(stdout, worst[k].verb);
             printf(",\"form\":");
-            json_string(stdout, worst[k].form);
+            text_json_print(stdout, worst[k].form);
             printf("}");
         }
         printf("]}\n");

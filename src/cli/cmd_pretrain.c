@@ -13,6 +13,7 @@
 #include "opts.h"
 #include "blas_runtime.h"
 #include "sha256.h"
+#include "text.h"
 #include "train_loop.h"
 
 /* The learning curve: one CSV row per validation with the exact-match (and preference, where
@@ -39,13 +40,6 @@ static void curve_row(void *ctx, int step, double train_loss, double val_loss) {
     }
     fprintf(c->csv, "\n");
     fflush(c->csv);
-}
-
-static void stem(char *buf, size_t n, const char *path) {
-    const char *s = strrchr(path, '/');
-    s = s ? s + 1 : path;
-    const char *dot = strrchr(s, '.');
-    snprintf(buf, n, "%.*s", dot ? (int)(dot - s) : (int)strlen(s), s);
 }
 
 int cmd_pretrain(int argc, char **argv) {
@@ -114,7 +108,7 @@ int cmd_pretrain(int argc, char **argv) {
         snprintf(list, sizeof list, "%s", curve_files);
         for (char *f = strtok(list, ","); f && cv.nsets < 8; f = strtok(NULL, ",")) {
             if (ds_load(&cv.sets[cv.nsets], f, &vocab, cfg.context, &e)) goto done;
-            stem(name, sizeof name, f);
+            text_stem(name, sizeof name, f);
             const size_t used = strlen(header);
             if (cv.sets[cv.nsets].ex[0].distractor)
                 snprintf(header + used, sizeof header - used, ",%s_exact,%s_pref", name, name);
@@ -163,7 +157,7 @@ int cmd_pretrain(int argc, char **argv) {
         char best_val[32] = "null"; /* JSON has no NaN: no validation set */
         if (isfinite(res.best_val)) snprintf(best_val, sizeof best_val, "%.6f", res.best_val);
         printf("{\"out\":");
-        json_print_string(stdout, out);
+        text_json_print(stdout, out);
         printf(",\"steps\":%d,\"best_step\":%d,\"val_loss\":%s,\"seconds\":%.2f,"
                "\"tokens_per_s\":%.0f,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
                res.steps, res.best_step, best_val, res.seconds, tok_s, g.nthreads,

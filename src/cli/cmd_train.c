@@ -14,6 +14,7 @@
 #include "opts.h"
 #include "blas_runtime.h"
 #include "sha256.h"
+#include "text.h"
 
 /* data/irreg.jsonl -> data/irreg_val.jsonl when that file exists; malloc'ed or NULL. */
 static char *val_sibling(const char *data) {
@@ -35,11 +36,10 @@ static char *val_sibling(const char *data) {
 
 /* runs/<stem>-r<rank>.safetensors (or -full for the full fine-tune). */
 static void default_out(char *buf, size_t n, const char *data, int rank, int full) {
-    const char *slash = strrchr(data, '/'), *stem = slash ? slash + 1 : data;
-    const char *dot = strrchr(stem, '.');
-    int len = dot ? (int)(dot - stem) : (int)strlen(stem);
-    if (full) snprintf(buf, n, "runs/%.*s-full.safetensors", len, stem);
-    else snprintf(buf, n, "runs/%.*s-r%d.safetensors", len, stem, rank);
+    char stem[256];
+    text_stem(stem, sizeof stem, data);
+    if (full) snprintf(buf, n, "runs/%s-full.safetensors", stem);
+    else snprintf(buf, n, "runs/%s-r%d.safetensors", stem, rank);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -236,7 +236,7 @@ int cmd_train(int argc, char **argv) {
         if (f.state.best_step >= 0 && isfinite(f.state.best_val))
             snprintf(best_val, sizeof best_val, "%.6g", f.state.best_val);
         printf("{\"adapter\":");
-        json_print_string(stdout, out);
+        text_json_print(stdout, out);
         printf(",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"full\":%s,"
                "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
                "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"

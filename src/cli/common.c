@@ -63,16 +63,6 @@ int check_not_input(const char *path, const char *const *inputs, int n, ml_error
     return 0;
 }
 
-void json_print_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 static void on_signal(int sig) { train_stop_signal = sig; }
 
 void install_stop_handlers(void) {
@@ -90,10 +80,8 @@ int loaded_model_init(loaded_model *lm, const char *base_path, const char *adapt
     if (checkpoint_load(base_path, &lm->base, &lm->vocab, lm->base_sha, e)) return -1;
     lm->m = &lm->base;
     if (!adapter_path) return 0;
-    st_file probe;
-    if (st_open(&probe, adapter_path, e)) goto fail;
-    const int is_adapter = st_meta(&probe, "peft_type") != NULL;
-    st_close(&probe);
+    int is_adapter;
+    if (lora_probe(adapter_path, &is_adapter, e)) goto fail;
     if (is_adapter) {
         if (lora_load(&lm->adapter, &lm->base, adapter_path, lm->base_sha, e)) goto fail;
         return 0;

@@ -66,9 +66,6 @@ int loaded_model_init(loaded_model *lm, const char *base_path, const char *adapt
                       ml_error *e);
 void loaded_model_free(loaded_model *lm);
 
-/* Prints s as a JSON string literal (quotes, backslashes and control bytes escaped). */
-void json_print_string(FILE *f, const char *s);
-
 
 /* SIGINT and SIGTERM set train_stop_signal so a training loop can stop cleanly. */
 void install_stop_handlers(void);
