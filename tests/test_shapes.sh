@@ -143,7 +143,8 @@ for s in s1 s2 s3; do
     d=$T/$s
     mkdir "$d"
     ctx=$(check "$s" "print(CTX, end='') or True")
-    desc=$(check "$s" "print('V %d C %d NH %d L %d F %d context %d' % (V, C, NH, L, F, CTX), end='') or True")
+    desc=$(check "$s" "print('V %d C %d NH %d L %d F %d context %d' % (V, C, NH, L, F, CTX),
+                             end='') or True")
 
     # pretrain: the checkpoint holds the shape of the config and its vocabulary
     run "$LORA-pretrain" --model "$cfg" --steps 3 --batch 4 --micro-batch 2 --val "" --quiet \
@@ -163,10 +164,12 @@ for s in s1 s2 s3; do
         d["total"] == V * C + L * (4 * C * C + 2 * C * F + F + 5 * C) + 2 * C and
         sum(t["params"] for t in d["tensors"]) == d["total"] and
         d["lora_params_per_rank"] == L * (10 * C + 2 * F)' "$T/out")"
-    verdict "$s ($desc): lora-pretrain; lora-info --json config and parameter counts match the formulas" "$why"
+    verdict "$s ($desc): lora-pretrain; lora-info --json config and counts match the formulas" \
+        "$why"
 
     # train: two adapters (rank 8 on every Linear, rank 3 on attention only)
-    run "$LORA-train" --base "$d/b.st" --config "$SMALL" --quiet --val "$data" --out "$d/a8.st" "$data"
+    run "$LORA-train" --base "$d/b.st" --config "$SMALL" --quiet --val "$data" --out "$d/a8.st" \
+        "$data"
     why=$(status "train r8")
     run "$LORA-train" --base "$d/b.st" --config "$SMALL" --quiet --val "$data" --rank 3 \
         --targets attn --seed 2 --micro-batch 3 --out "$d/a3.st" "$data"
@@ -177,7 +180,8 @@ for s in s1 s2 s3; do
         len(d) == 2 and d[0]["rank"] == 8 and d[0]["params"] == 8 * L * (10 * C + 2 * F) and
         d[1]["rank"] == 3 and d[1]["params"] == 3 * L * 8 * C and
         all(x["matches_base"] and x["payload_bytes"] == 2 * x["params"] for x in d)' "$T/out")"
-    verdict "$s: lora-train rank 8 (all) and rank 3 (attn); lora-info counts r·L·(10C+2F) and 8·r·L·C" "$why"
+    verdict "$s: lora-train rank 8 (all), rank 3 (attn); lora-info: r·L·(10C+2F), 8·r·L·C" \
+        "$why"
 
     # eval: one line per example and model, a summary with finite perplexities
     run "$LORA-eval" --json --base "$d/b.st" --adapter "$d/a8.st" --adapter "$d/a3.st" "$data"
@@ -196,8 +200,10 @@ for s in s1 s2 s3; do
         why="$why; no logit difference line below 1e-3: $(grep '^max' "$T/out")"
     run "$LORA-info" --base "$d/m.st" --json
     why="$why$(status "info merged")"
-    [ "$rc" -eq 0 ] && why="$why$(check "$s" 'd["config"] == {k: c[k] for k in d["config"]}' "$T/out")"
-    verdict "$s: lora-merge; merged and base+adapter logits within 1e-3; the merged file has the shape" "$why"
+    [ "$rc" -eq 0 ] &&
+        why="$why$(check "$s" 'd["config"] == {k: c[k] for k in d["config"]}' "$T/out")"
+    verdict "$s: lora-merge; merged vs base+adapter logits within 1e-3; merged file has the shape" \
+        "$why"
 
     # generate: a prompt that leaves room for 9 symbols (more than 64 where the context allows),
     # greedy and sampled; one 10 symbols longer is refused
@@ -213,7 +219,8 @@ print((w * 3)[:$ctx - 10 - len(suf)] + suf)")
     cp "$T/out" "$T/gm"
     run "$LORA-generate" --base "$d/b.st" --adapter "$d/a8.st" --max-tokens 300 "$prompt"
     why="$why$(status generate)"
-    cmp -s "$T/out" "$T/gm" || why="$why; merged greedy '$(cat "$T/gm")' != base+adapter '$(cat "$T/out")'"
+    cmp -s "$T/out" "$T/gm" ||
+        why="$why; merged greedy '$(cat "$T/gm")' != base+adapter '$(cat "$T/out")'"
     [ "$rc" -eq 0 ] && why="$why$(check "$s" "
         len(s.rstrip(chr(10))) <= CTX - $plen - 1 and
         all(ch in c['vocab'] for ch in s.rstrip(chr(10)))" "$T/out")"
@@ -224,9 +231,10 @@ print((w * 3)[:$ctx - 10 - len(suf)] + suf)")
         len(s.rstrip(chr(10))) <= CTX - $plen - 1 and
         all(ch in c['vocab'] for ch in s.rstrip(chr(10)))" "$T/out")"
     run "$LORA-generate" --base "$d/b.st" "${prompt}xxxxxxxxxx"
-    [ "$rc" -eq 1 ] || why="$why; a prompt of $((plen + 10)) symbols (+1 space) gave exit $rc, expected 1"
+    [ "$rc" -eq 1 ] || why="$why; a $((plen + 10))-symbol prompt gave exit $rc, expected 1"
     grep -q "longer than $ctx symbols" "$T/err" || why="$why; no 'longer than $ctx symbols' error"
-    verdict "$s: lora-generate greedy (merged == base+adapter) and sampled on a $plen-symbol prompt stay within context $ctx; a longer prompt is refused" "$why"
+    verdict "$s: lora-generate greedy (merged == base+adapter), sampled: $plen-symbol prompt, \
+output within context $ctx and vocabulary; $((plen + 10)) symbols refused" "$why"
 
     # analyze: every adapted layer of both files, the similarity of the 4L shared layers
     run "$LORA-analyze" --json --base "$d/b.st" "$d/a8.st" "$d/a3.st"
@@ -242,7 +250,8 @@ print((w * 3)[:$ctx - 10 - len(suf)] + suf)")
         len(d["similarity"]) == 4 * L' "$T/out")"
     run "$LORA-analyze" --base "$d/b.st" "$d/m.st"
     why="$why$(status "analyze merged")"
-    verdict "$s: lora-analyze --json of both adapters (layer shapes, ranks, 4L similarities) and of the merged checkpoint" "$why"
+    verdict "$s: lora-analyze --json of both adapters (shapes, ranks, 4L similarities), of the \
+merged checkpoint" "$why"
 done
 
 elapsed=$(($(date +%s) - started))
