@@ -259,6 +259,7 @@ int main(void) {
         char name[96];
         snprintf(name, sizeof name, "grad %s", shapes[i].name);
         cur = &shapes[i];
+        printf("%s\n", name);
         const size_t n = sizeof tests / sizeof tests[0] - (cur->lora_rank ? 0 : 1); /* LoRA last */
         failed += _cmocka_run_group_tests(name, tests, n, setup, teardown);
     }
