@@ -11,11 +11,12 @@
 #   s3  V 89   C 96  NH 6 (HS 16)  L 2  F 136  context  48  (vocabulary + digits and symbols)
 # F is never 4·C. For each shape: write the model config, lora-pretrain (3 steps), lora-train
 # (rank 8 all targets, and rank 3 attn), lora-eval, lora-merge, lora-generate (greedy and
-# sampled, the longest prompt the context allows), lora-analyze and lora-info, asserting exit 0
-# and what each output must say for this shape: the config and parameter counts against the
-# formulas, the merge check, completions within the context and the vocabulary, a prompt one
-# symbol too long refused. Data are generated here, with prompts near the context so that
-# greedy decoding (no KV cache) stays short under the sanitizers.
+# sampled, a prompt that leaves 9 symbols of context: 118 symbols at context 128), lora-analyze
+# and lora-info, asserting exit 0 and what each output must say for this shape: the config and
+# parameter counts against the formulas, the merge check, completions within the context and
+# the vocabulary, a prompt past the context refused; and lora-bench on the context-16 model.
+# Data are generated here, with prompts near the context so that greedy decoding (no KV cache)
+# stays short under the sanitizers.
 #
 # Prints one TAP-like line per case and a summary; exits 1 if any case failed.
 set -u
@@ -25,7 +26,7 @@ cd "$(dirname "$0")/.." || exit 1
 bindir=${LORA_BIN:-bin}
 if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
 LORA=$bindir/lora
-for c in -train -eval -merge -info -generate -pretrain -analyze; do
+for c in -train -eval -merge -info -generate -pretrain -analyze -bench; do
     if [ ! -x "$LORA$c" ]; then
         echo "test_shapes: FAIL: $LORA$c is missing (run make)"
         exit 1
@@ -252,6 +253,18 @@ output within context $ctx and vocabulary; $((plen + 10)) symbols refused" "$why
     why="$why$(status "analyze merged")"
     verdict "$s: lora-analyze --json of both adapters (shapes, ranks, 4L similarities), of the \
 merged checkpoint" "$why"
+
+    # bench: sequences of 32 tokens used to overflow the buffers of a context below 32; the
+    # rows whose names contain "e" (train full model, score sequences, greedy generation)
+    if [ "$s" = s1 ]; then
+        run "$LORA-bench" --base "$d/b.st" --seconds 0.1 --threads 1 --only e --json
+        why=$(status bench)
+        [ "$rc" -eq 0 ] && why="$why$(check "$s" '
+            d["T"] == min(32, CTX) and len(d["rows"]) == 3 and
+            all(r["value"] > 0 for r in d["rows"])' "$T/out")"
+        verdict "$s: lora-bench on a context of $ctx (below its 32 positions) runs at T = $ctx" \
+            "$why"
+    fi
 done
 
 elapsed=$(($(date +%s) - started))
