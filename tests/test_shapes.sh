@@ -254,6 +254,27 @@ output within context $ctx and vocabulary; $((plen + 10)) symbols refused" "$why
     verdict "$s: lora-analyze --json of both adapters (shapes, ranks, 4L similarities), of the \
 merged checkpoint" "$why"
 
+    # the other training modes: the full fine-tune, and rank 5 on the MLP with replay and the
+    # preservation term; the full checkpoint analyzed as W_file - W_base
+    run "$LORA-train" --base "$d/b.st" --config "$SMALL" --quiet --val "$data" --full \
+        --out "$d/full.st" "$data"
+    why=$(status "train --full")
+    run "$LORA-train" --base "$d/b.st" --config "$SMALL" --quiet --val "$data" --rank 5 \
+        --targets ffn --replay "$data" --replay-frac 0.5 --preserve-kl 0.5 --out "$d/kl.st" "$data"
+    why="$why$(status "train --preserve-kl")"
+    run "$LORA-info" --base "$d/b.st" --json "$d/kl.st"
+    why="$why$(status info)"
+    [ "$rc" -eq 0 ] &&
+        why="$why$(check "$s" 'd["rank"] == 5 and d["params"] == 5 * L * 2 * (C + F)' "$T/out")"
+    run "$LORA-analyze" --json --base "$d/b.st" "$d/full.st" "$d/kl.st"
+    why="$why$(status analyze)"
+    [ "$rc" -eq 0 ] && why="$why$(check "$s" '
+        d["files"][0]["kind"] == "full" and len(d["files"][0]["layers"]) == 6 * L and
+        all(l["max_rank"] == min(l["out"], l["in"]) for l in d["files"][0]["layers"]) and
+        len(d["files"][1]["layers"]) == 2 * L' "$T/out")"
+    verdict "$s: lora-train --full and --preserve-kl (rank 5, ffn, replay); lora-analyze of both" \
+        "$why"
+
     # bench: sequences of 32 tokens used to overflow the buffers of a context below 32; the
     # rows whose names contain "e" (train full model, score sequences, greedy generation)
     if [ "$s" = s1 ]; then
