@@ -187,7 +187,12 @@ static int bench_generate(const char *base, double seconds, bench_row *row, ml_e
         free(ids), free(out);
         return ml_fail(e, "out of memory");
     }
-    if (tok_encode(&v, "walk: yesterday they ", ids, ctx, &n, e)) {
+    /* the prompt, cut to leave room for half the context when the context is short */
+    const char *prompt = "walk: yesterday they ";
+    const int keep = (int)strlen(prompt) < (ctx + 1) / 2 ? (int)strlen(prompt) : (ctx + 1) / 2;
+    char text[32];
+    snprintf(text, sizeof text, "%.*s", keep, prompt);
+    if (tok_encode(&v, text, ids, ctx, &n, e)) {
         free(ids), free(out);
         return -1;
     }
@@ -305,6 +310,7 @@ int cmd_bench(int argc, char **argv) {
         cli_error(cmd, e.msg);
         return EXIT_RUNTIME;
     }
+    if (T > m.cfg.context) T = m.cfg.context; /* sequences of T + 1 tokens fill the context */
     const double fwd = forward_flops(&m, T);
     minigpt_free(&m);
     const double peak1 = sgemm_peak(1, seconds);
