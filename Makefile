@@ -3,6 +3,8 @@
 #   make            build bin/lora and its lora-* links
 #   make test       install missing Debian packages, build, run the test suite (fast)
 #   make deps       only install the Debian packages the build needs
+#   make test WERROR=1   the same with every compiler warning an error (CI)
+#   make format-check    clang-format --dry-run -Werror on the sources (mk/format.mk)
 
 CC      ?= cc
 PKGS    := openblas libcjson
@@ -13,8 +15,11 @@ OPT     ?= -O3
 CFLAGS  ?= $(OPT) $(ARCH) -g
 # Recursively expanded on purpose: pkg-config runs only when a recipe needs the flags,
 # i.e. after the deps stamp has installed the packages.
+# `make ... WERROR=1` (as CI does) makes every warning an error, in every build (normal, asan, fuzz).
+WERROR  ?=
 ALL_CFLAGS = $(CFLAGS) -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
-             -Wshadow -Wno-unused-parameter $(INC_FLAGS) $(shell pkg-config --cflags $(PKGS))
+             -Wshadow -Wno-unused-parameter $(if $(filter 1,$(WERROR)),-Werror) $(INC_FLAGS) \
+             $(shell pkg-config --cflags $(PKGS))
 LIBS    = $(shell pkg-config --libs $(PKGS)) -llapacke -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka)
 
@@ -32,7 +37,12 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SH  := $(wildcard tests/test_*.sh)
 DEPS_STAMP := $(BUILD)/.deps-ok
-COMMANDS := train eval merge info generate pretrain bench analyze
+# The command names, from the table between COMMANDS-BEGIN and COMMANDS-END in src/cli/main.c
+# (the one list of commands; `bin/lora --list-commands` prints the same).
+COMMANDS := $(shell sed -n '/COMMANDS-BEGIN/,/COMMANDS-END/s/^ *{"\([a-z0-9_-]*\)",.*/\1/p' src/cli/main.c)
+ifeq ($(strip $(COMMANDS)),)
+$(error no command names found between COMMANDS-BEGIN and COMMANDS-END in src/cli/main.c)
+endif
 
 .PHONY: all deps test check-all clean base data bench demo results install uninstall
 all: bin/lora

@@ -3,6 +3,7 @@
 #   make fuzz                      build every target into build/fuzz/ and run each 60 s
 #   make fuzz FUZZ_SECONDS=300     run each target 300 s
 #   make fuzz FUZZ_TARGETS=jsonl   only some targets
+#   make fuzz FUZZ_SECONDS=5       the smoke run of CI (.ci/run)
 #   make fuzz-build                only build
 #
 # Targets (tests/fuzz/fuzz_<name>.c): safetensors (st_parse, tensor reads, the checkpoint and

@@ -21,9 +21,19 @@ cd "$(dirname "$0")/.." || exit 1
 bindir=${LORA_BIN:-bin}
 if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
 LORA=$bindir/lora
-for c in "" -train -eval -merge -info -generate -pretrain -bench -analyze; do
-    if [ ! -x "$LORA$c" ]; then
-        echo "test_cli: FAIL: $LORA$c is missing (run make)"
+# The commands, from the binary (src/cli/main.c's table is the one list).
+if [ ! -x "$LORA" ]; then
+    echo "test_cli: FAIL: $LORA is missing (run make)"
+    exit 1
+fi
+COMMANDS=$("$LORA" --list-commands | tr '\n' ' ')
+if [ -z "$COMMANDS" ]; then
+    echo "test_cli: FAIL: $LORA --list-commands printed no command"
+    exit 1
+fi
+for c in $COMMANDS; do
+    if [ ! -x "$LORA-$c" ]; then
+        echo "test_cli: FAIL: $LORA-$c is missing (run make)"
         exit 1
     fi
 done
@@ -180,12 +190,18 @@ echo '{"steps": 300}' >"$T/pretrain.json"
 run "$LORA" --help
 why=""
 [ "$rc" -eq 0 ] || why="exit $rc"
-for c in train eval merge info generate pretrain bench analyze; do
+for c in $COMMANDS; do
     grep -q "^  $c " "$T/out" || why="$why; does not list $c"
 done
-verdict "lora --help: exit 0, lists the 8 commands" "$why"
+verdict "lora --help: exit 0, lists the commands ($COMMANDS)" "$why"
 
-for c in train eval merge info generate pretrain bench analyze; do
+# the Makefile makes the lora-* links from the same table (sed over src/cli/main.c)
+table=$(sed -n '/COMMANDS-BEGIN/,/COMMANDS-END/s/^ *{"\([a-z0-9_-]*\)",.*/\1/p' src/cli/main.c | tr '\n' ' ')
+why=""
+[ "$table" = "$COMMANDS" ] || why="lora --list-commands: '$COMMANDS', main.c's table: '$table'"
+verdict "lora --list-commands: the names of src/cli/main.c's command table, in order" "$why"
+
+for c in $COMMANDS; do
     run "$LORA-$c" --help
     why=""
     [ "$rc" -eq 0 ] || why="exit $rc"
@@ -195,7 +211,7 @@ for c in train eval merge info generate pretrain bench analyze; do
 done
 
 why=""
-for c in train eval merge info generate pretrain bench analyze; do
+for c in $COMMANDS; do
     "$LORA" "$c" --help >"$T/h1" 2>&1
     "$LORA-$c" --help >"$T/h2" 2>&1
     cmp -s "$T/h1" "$T/h2" || why="$why; lora $c --help differs from lora-$c --help"

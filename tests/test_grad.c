@@ -10,6 +10,12 @@
  * error ≈ δ/h + h⁴·|f⁽⁵⁾|/30. With h = 2⁻⁷ the noise term is ≈ 1e-4 and the truncation term
  * is far below it, so an element check passes when |fd − g| ≤ 2e-4 + 1e-2·|g|. A wrong
  * backward (a missing term, a transposed weight, a wrong sign) is off by O(|g|), far outside.
+ *
+ * Shapes (issue 12: any shape is safe): the default model and a matrix covering every axis:
+ * context 16 and 128, d_model 32 and 96, heads 2, 3 and 6 (head sizes 16 and 32), layers 1, 2
+ * and 3, d_ff not 4·C, and an 89-symbol vocabulary. Each runs every check below as its own
+ * group; in the groups with a LoRA adapter (rank 3 on every Linear, A and B random) the base
+ * gradients are checked through the adapter and A and B of every adapted layer are checked too.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,19 +24,37 @@
 #include <cmocka.h>
 
 #include "test_util.h"
+#include "lora.h"
 
-enum { B = 2, T = 12 };
+enum { B = 2, MAX_T = 32 };
+
+typedef struct {
+    const char *name;
+    int V, C, NH, L, F, context;
+    int T;         /* positions per sequence in the check */
+    int lora_rank; /* 0: no adapter */
+} shape;
+
+static const shape shapes[] = {
+    {"default", 0, 0, 0, 0, 0, 0, 12, 0}, /* zeros: minigpt_default_config() */
+    {"s1 V64 C32 NH2 L1 F80 ctx16", 64, 32, 2, 1, 80, 16, 16, 0},
+    {"s2 V64 C96 NH3 L3 F200 ctx128 + LoRA r3", 64, 96, 3, 3, 200, 128, 24, 3},
+    {"s3 V89 C96 NH6 L2 F136 ctx48 + LoRA r3", 89, 96, 6, 2, 136, 48, 20, 3},
+};
+static const shape *cur; /* the shape of the group being run */
 
 typedef struct {
     minigpt m;
+    lora a;
     minigpt_ws ws;
-    int tokens[B * T], targets[B * T];
+    int T;
+    int tokens[B * MAX_T], targets[B * MAX_T];
     int count;
-    float *grad;
+    float *grad, *lora_grad;
 } fixture;
 
 static double loss_at(fixture *f) {
-    minigpt_forward(&f->m, &f->ws, f->tokens, B, T);
+    minigpt_forward(&f->m, &f->ws, f->tokens, B, f->T);
     return minigpt_xent(&f->m, &f->ws, f->targets, 0.0f) / f->count;
 }
 
@@ -38,23 +62,42 @@ static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     ml_error e;
     minigpt_config cfg = minigpt_default_config();
-    if (!f || minigpt_init(&f->m, &cfg, &e) || minigpt_ws_init(&f->ws, &f->m, B, T, &e)) return -1;
+    if (cur->V) {
+        cfg.vocab_size = cur->V, cfg.d_model = cur->C, cfg.n_heads = cur->NH;
+        cfg.n_layers = cur->L, cfg.d_ff = cur->F, cfg.context = cur->context;
+    }
+    const int T = cur->T, V = cfg.vocab_size;
+    if (!f || T > MAX_T || minigpt_init(&f->m, &cfg, &e)) return -1;
+    f->T = T;
     tu_random_weights(&f->m, 7);
+    if (cur->lora_rank) {
+        if (lora_init(&f->a, &f->m, cur->lora_rank, 2.0f * cur->lora_rank, 0, LORA_ALL_TARGETS, &e))
+            return -1;
+        lora_init_weights(&f->a, 8);
+        rng r;
+        rng_seed(&r, 9);
+        for (int i = 0; i < f->a.n_layers; i++) /* B != 0, so that A gets gradient */
+            for (size_t j = 0; j < (size_t)f->a.layers[i].slot->out * f->a.rank; j++)
+                f->a.layers[i].B[j] = 0.2f * rng_normal(&r);
+    }
+    if (minigpt_ws_init(&f->ws, &f->m, B, T, &e)) return -1; /* after lora_init: room for it */
     rng r;
     rng_seed(&r, 99);
-    /* tokens drawn from the lower half of the vocabulary, so rows 32..63 of the embedding
-     * receive gradient only through the tied head */
-    for (int i = 0; i < B * T; i++) f->tokens[i] = (int)rng_below(&r, 32);
+    /* tokens drawn from the lower half of the vocabulary, so the rows above V/2 of the
+     * embedding receive gradient only through the tied head */
+    for (int i = 0; i < B * T; i++) f->tokens[i] = (int)rng_below(&r, (uint32_t)V / 2);
     for (int i = 0; i < B * T; i++) {
         int t = i % T;
-        f->targets[i] = (i / T == 1 && t < 5) ? -1 : (int)rng_below(&r, 64); /* row 1: prompt masked */
+        /* row 1: prompt masked */
+        f->targets[i] = (i / T == 1 && t < 5) ? -1 : (int)rng_below(&r, (uint32_t)V);
         if (f->targets[i] >= 0) f->count++;
     }
     f->grad = calloc(f->m.n_params, sizeof(float));
-    if (!f->grad) return -1;
+    f->lora_grad = calloc(f->a.n_params + 1, sizeof(float));
+    if (!f->grad || !f->lora_grad) return -1;
     minigpt_forward(&f->m, &f->ws, f->tokens, B, T);
     minigpt_xent(&f->m, &f->ws, f->targets, 1.0f / f->count);
-    minigpt_backward(&f->m, &f->ws, f->grad, NULL);
+    minigpt_backward(&f->m, &f->ws, f->grad, cur->lora_rank ? f->lora_grad : NULL);
     *state = f;
     return 0;
 }
@@ -62,16 +105,17 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fixture *f = *state;
     minigpt_ws_free(&f->ws);
+    if (cur->lora_rank) lora_free(&f->a);
     minigpt_free(&f->m);
     free(f->grad);
+    free(f->lora_grad);
     free(f);
     return 0;
 }
 
-/* 4-point central difference of the loss in parameter p (index into the block). */
-static double fd_element(fixture *f, size_t p) {
+/* 4-point central difference of the loss in the parameter at x (base or adapter). */
+static double fd_element(fixture *f, float *x) {
     const float h = 0.0078125f; /* 2^-7: x ± h, x ± 2h are exact for |x| < 1 */
-    float *x = &f->m.params[p];
     const float x0 = *x;
     double v[4];
     const float steps[4] = {-2 * h, -h, h, 2 * h};
@@ -83,15 +127,21 @@ static double fd_element(fixture *f, size_t p) {
     return (v[0] - 8 * v[1] + 8 * v[2] - v[3]) / (12.0 * h);
 }
 
-static void check_element(fixture *f, const minigpt_tensor *t, size_t j, const char *why,
-                          double *worst) {
-    size_t p = t->offset + j;
-    double g = f->grad[p], fd = fd_element(f, p);
+/* The parameter at x whose backward gradient is g against its finite difference. */
+static void check_param(fixture *f, float *x, double g, const char *name, size_t j,
+                        const char *why, double *worst) {
+    double fd = fd_element(f, x);
     double err = fabs(fd - g), tol = 2e-4 + 1e-2 * fabs(g);
     if (err / tol > *worst) *worst = err / tol;
     if (err > tol)
-        fail_msg("%s[%zu] (%s): backward %.7g, finite difference %.7g, |diff| %.3g > tol %.3g",
-                 t->name, j, why, g, fd, err, tol);
+        fail_msg("%s: %s[%zu] (%s): backward %.7g, finite difference %.7g, |diff| %.3g > tol %.3g",
+                 cur->name, name, j, why, g, fd, err, tol);
+}
+
+static void check_element(fixture *f, const minigpt_tensor *t, size_t j, const char *why,
+                          double *worst) {
+    size_t p = t->offset + j;
+    check_param(f, &f->m.params[p], f->grad[p], t->name, j, why, worst);
 }
 
 static void test_every_tensor_elementwise(void **state) {
@@ -108,7 +158,8 @@ static void test_every_tensor_elementwise(void **state) {
         check_element(f, t, jmax, "largest gradient", &worst);
         check_element(f, t, rng_below(&r, (uint32_t)t->numel), "random element", &worst);
     }
-    printf("  elementwise: %d tensors, worst |fd-g|/tol = %.3f\n", f->m.n_tensors, worst);
+    printf("  %s elementwise: %d tensors, worst |fd-g|/tol = %.3f\n", cur->name, f->m.n_tensors,
+           worst);
 }
 
 static void test_embedding_paths(void **state) {
@@ -122,8 +173,10 @@ static void test_embedding_paths(void **state) {
         check_element(f, t, (size_t)row * C + col, "input-embedding row", &worst);
     }
     /* rows never used as input: gradient from the tied head alone */
-    for (int row = 40; row < 64; row += 11) check_element(f, t, (size_t)row * C + 3, "head-only row", &worst);
-    printf("  embedding paths: worst |fd-g|/tol = %.3f\n", worst);
+    const int V = f->m.cfg.vocab_size;
+    for (int row = V / 2 + 8; row < V; row += 11)
+        check_element(f, t, (size_t)row * C + 3, "head-only row", &worst);
+    printf("  %s embedding paths: worst |fd-g|/tol = %.3f\n", cur->name, worst);
 }
 
 static void test_every_tensor_directional(void **state) {
@@ -162,7 +215,36 @@ static void test_every_tensor_directional(void **state) {
         free(saved);
         free(u);
     }
-    printf("  directional: worst |fd-g|/tol = %.3f\n", worst);
+    printf("  %s directional: worst |fd-g|/tol = %.3f\n", cur->name, worst);
+}
+
+/* With an adapter: A and B of every adapted layer, at the largest-gradient element and a
+ * random one each (the base's own tensors are checked through the adapter above). */
+static void test_lora_elementwise(void **state) {
+    fixture *f = *state;
+    rng r;
+    rng_seed(&r, 13);
+    double worst = 0.0;
+    for (int i = 0; i < f->a.n_layers; i++) {
+        const lora_layer *L = &f->a.layers[i];
+        const size_t na = (size_t)f->a.rank * L->slot->in, nb = (size_t)L->slot->out * f->a.rank;
+        struct { const char *what; float *p; size_t off, n; } mats[2] = {
+            {"lora_A", L->A, L->a_off, na}, {"lora_B", L->B, L->b_off, nb}};
+        for (int k = 0; k < 2; k++) {
+            const float *g = f->lora_grad + mats[k].off;
+            char name[MINIGPT_MAX_NAME + 16];
+            snprintf(name, sizeof name, "%s.%s", L->slot->path, mats[k].what);
+            size_t jmax = 0;
+            for (size_t j = 1; j < mats[k].n; j++)
+                if (fabsf(g[j]) > fabsf(g[jmax])) jmax = j;
+            assert_true(fabsf(g[jmax]) > 1e-4f);
+            check_param(f, mats[k].p + jmax, g[jmax], name, jmax, "largest gradient", &worst);
+            size_t j = rng_below(&r, (uint32_t)mats[k].n);
+            check_param(f, mats[k].p + j, g[j], name, j, "random element", &worst);
+        }
+    }
+    printf("  %s LoRA elementwise: %d layers, worst |fd-g|/tol = %.3f\n", cur->name,
+           f->a.n_layers, worst);
 }
 
 int main(void) {
@@ -170,6 +252,16 @@ int main(void) {
         cmocka_unit_test(test_every_tensor_elementwise),
         cmocka_unit_test(test_embedding_paths),
         cmocka_unit_test(test_every_tensor_directional),
+        cmocka_unit_test(test_lora_elementwise),
     };
-    return cmocka_run_group_tests_name("grad", tests, setup, teardown);
+    int failed = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "grad %s", shapes[i].name);
+        cur = &shapes[i];
+        printf("%s\n", name);
+        const size_t n = sizeof tests / sizeof tests[0] - (cur->lora_rank ? 0 : 1); /* LoRA last */
+        failed += _cmocka_run_group_tests(name, tests, n, setup, teardown);
+    }
+    return failed != 0;
 }

@@ -5,9 +5,11 @@
  * For each target T in {safetensors, jsonl, config}, every file in tests/fuzz/corpus/T/ and
  * tests/regress/T/ is fed to fuzz_T_one: no crash (under `make test-asan`, no sanitizer
  * report either), no broken invariant of the target, and a refused input must come with a
- * non-empty one-line message. Seeds whose name starts with "ok-" must be accepted; files in
- * tests/regress/ whose name starts with "bad-" must be refused; "ok-base*" seeds must load as a
- * model and "ok-adapter*" seeds as an adapter on the fuzz target's tiny base.
+ * non-empty, bounded, one-line message (fz_msg_problem in fuzz_common.h). Seeds whose name starts
+ * with "ok-" must be accepted; files in tests/regress/ whose name starts with "bad-" must be
+ * refused; "ok-base*" seeds must load as a model and "ok-adapter*" seeds as an adapter on the
+ * fuzz target's tiny base; "bad-adapter*" files (safetensors) parse but must be refused by
+ * lora_load on that base, with a one-line message.
  * Run from the repository root (as `make test` does).
  */
 #define _GNU_SOURCE
@@ -64,17 +66,22 @@ static int replay_dir(const char *dir, fuzz_one_fn fn, int must_exist) {
             }
             fail_msg("%s", e.msg);
         }
-        const int before = fz_violations, models = fz_st_models_loaded, adapters = fz_st_adapters_loaded;
+        const int before = fz_violations, models = fz_st_models_loaded, adapters = fz_st_adapters_loaded,
+                  refused = fz_st_adapters_refused;
         ml_error err = {{0}};
         const int ok = fn((const uint8_t *)data, size, &err);
         free(data);
         if (fz_violations != before) fail_msg("%s: %d fuzz invariant(s) broken (see above)", path, fz_violations - before);
         if (!ok) {
-            if (!err.msg[0]) fail_msg("%s: refused without a message", path);
-            if (strpbrk(err.msg, "\n\r")) fail_msg("%s: message is not one line: %s", path, err.msg);
+            const char *why = fz_msg_problem(err.msg);
+            if (why) fail_msg("%s: %s: %s", path, why, err.msg);
         }
+        const int bad_adapter = strncmp(names[i], "bad-adapter", 11) == 0;
         if (strncmp(names[i], "ok-", 3) == 0 && !ok) fail_msg("%s: valid seed refused: %s", path, err.msg);
-        if (strncmp(names[i], "bad-", 4) == 0 && ok) fail_msg("%s: invalid input accepted", path);
+        if (strncmp(names[i], "bad-", 4) == 0 && !bad_adapter && ok)
+            fail_msg("%s: invalid input accepted", path);
+        if (bad_adapter && (!ok || fz_st_adapters_refused == refused))
+            fail_msg("%s: must parse, then be refused as an adapter", path);
         if (strncmp(names[i], "ok-base", 7) == 0 && fz_st_models_loaded == models)
             fail_msg("%s: the base-checkpoint seed does not load as a model", path);
         if (strncmp(names[i], "ok-adapter", 10) == 0 && fz_st_adapters_loaded == adapters)

@@ -89,4 +89,9 @@ int lora_save(const lora *a, const char *path, const char *base_sha256, int n_me
  * the file and what differs. */
 int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e);
 
+/* Whether the safetensors file at path is a LoRA adapter (it has "peft_type" metadata) rather
+ * than a full checkpoint: *is_adapter gets 1 or 0. Fails when the file cannot be opened or
+ * parsed. Nothing to free. */
+int lora_probe(const char *path, int *is_adapter, ml_error *e);
+
 #endif

@@ -1,4 +1,4 @@
-/* file_checks.h — what a job checks about its paths before hours of work, and file names. */
+/* file_checks.h — what a job checks about its output paths before hours of work. */
 #ifndef FILE_CHECKS_H
 #define FILE_CHECKS_H
 
@@ -13,9 +13,5 @@ int check_writable(const char *path, ml_error *e);
 /* Fails when path is one of the n input files (the same file, by device and inode; NULL and
  * "" entries are skipped): an output must never overwrite what the command reads. */
 int check_not_input(const char *path, const char *const *inputs, int n, ml_error *e);
-
-/* The file name of path without its directory and last extension ("data/irreg.jsonl" ->
- * "irreg") into buf (n bytes, always terminated). Returns buf. */
-char *file_stem(char *buf, size_t n, const char *path);
 
 #endif

@@ -9,19 +9,20 @@
 
 #include <stddef.h>
 
+#include "text.h" /* ml_one_line: the rule for untrusted text in messages */
+
 typedef struct {
     char msg[512];
 } ml_error;
 
 /* Formats the message into e->msg (e may be NULL) and returns -1, so callers can write
- * `return ml_fail(e, "%s: bad header", path);`. */
+ * `return ml_fail(e, "%s: bad header", path);`. Untrusted text should still go through
+ * ml_one_line (text.h) into the arguments; as a last defence the whole formatted message is put
+ * through it too, so e->msg is always one line of valid UTF-8, cut with "…" when too long. */
 int ml_fail(ml_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Prefixes an existing message: "<prefix>: <old message>". Returns -1. */
+/* Prefixes an existing message: "<prefix>: <old message>", under the same one-line rule.
+ * Returns -1. */
 int ml_wrap(ml_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Copies s into buf (n bytes, always terminated, truncated if needed) with every control
- * character shown as '?', so text from a file can go into a one-line message. Returns buf. */
-const char *ml_one_line(char *buf, size_t n, const char *s);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "rng.h"
 #include "safetensors.h"
+#include "text.h"
 
 /* ---- targets ---------------------------------------------------------------------------- */
 
@@ -305,12 +306,23 @@ int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml
                 tensor_name(nb, sizeof nb, &a->layers[j], 'B');
                 ours = !strcmp(f.tensors[i].name, na) || !strcmp(f.tensors[i].name, nb);
             }
+            char shown_name[96], shown_tm[96]; /* untrusted: one line, bounded */
             if (!ours)
                 rc = ml_fail(e, "%s: unexpected tensor '%s' (not among the targets %s of rank %d)", path,
-                             f.tensors[i].name, st_meta(&f, "target_modules"), rank);
+                             ml_one_line(shown_name, sizeof shown_name, f.tensors[i].name),
+                             ml_one_line(shown_tm, sizeof shown_tm, st_meta(&f, "target_modules")), rank);
         }
     }
     st_close(&f);
     if (rc) lora_free(a);
     return rc;
+}
+
+int lora_probe(const char *path, int *is_adapter, ml_error *e) {
+    st_file f;
+    *is_adapter = 0;
+    if (st_open(&f, path, e)) return -1;
+    *is_adapter = st_meta(&f, "peft_type") != NULL;
+    st_close(&f);
+    return 0;
 }

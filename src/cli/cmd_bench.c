@@ -35,17 +35,12 @@
 #include "optimizer.h"
 #include "rng.h"
 #include "blas_runtime.h"
+#include "text.h"
 
 char *openblas_get_config(void);
 void openblas_set_num_threads(int);
 
 #define BENCH_WINDOWS 4
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     char name[48];
@@ -121,13 +116,13 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
     double best = 0;
     for (int w = 0; w < BENCH_WINDOWS; w++) {
         int done = 0;
-        const double t0 = now_s();
+        const double t0 = ml_now_s();
         do {
             engine_grad(&g, batch, B, 0, NULL);
             optim_step(&opt, 0, params, g.grad, np, 1e-4f, 0.0f, &hp, ++steps);
             done++;
-        } while (now_s() - t0 < seconds / BENCH_WINDOWS);
-        const double rate = (double)done * B * T / (now_s() - t0);
+        } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
+        const double rate = (double)done * B * T / (ml_now_s() - t0);
         if (rate > best) best = rate;
     }
     row->value = best;
@@ -160,12 +155,12 @@ static int bench_eval(const char *base, int threads, int T, double seconds, benc
     double best = 0;
     for (int w = 0; w < BENCH_WINDOWS; w++) {
         int rounds = 0;
-        const double t0 = now_s();
+        const double t0 = ml_now_s();
         do {
             engine_loss(&g, set, n, NULL);
             rounds++;
-        } while (now_s() - t0 < seconds / BENCH_WINDOWS);
-        const double rate = (double)rounds * n / (now_s() - t0);
+        } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
+        const double rate = (double)rounds * n / (ml_now_s() - t0);
         if (rate > best) best = rate;
     }
     row->value = best;
@@ -192,19 +187,24 @@ static int bench_generate(const char *base, double seconds, bench_row *row, ml_e
         free(ids), free(out);
         return ml_fail(e, "out of memory");
     }
-    if (tok_encode(&v, "walk: yesterday they ", ids, ctx, &n, e)) {
+    /* the prompt, cut to leave room for half the context when the context is short */
+    const char *prompt = "walk: yesterday they ";
+    const int keep = (int)strlen(prompt) < (ctx + 1) / 2 ? (int)strlen(prompt) : (ctx + 1) / 2;
+    char text[32];
+    snprintf(text, sizeof text, "%.*s", keep, prompt);
+    if (tok_encode(&v, text, ids, ctx, &n, e)) {
         free(ids), free(out);
         return -1;
     }
     double best = INFINITY;
     for (int w = 0; w < BENCH_WINDOWS; w++) {
         int k = 0;
-        const double t0 = now_s();
+        const double t0 = ml_now_s();
         do {
             produced += eval_greedy(&m, &ws, ids, n, out, 32) + 1; /* + the end token */
             runs++, k++;
-        } while (now_s() - t0 < seconds / BENCH_WINDOWS);
-        const double ms = 1e3 * (now_s() - t0) / k;
+        } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
+        const double ms = 1e3 * (ml_now_s() - t0) / k;
         if (ms < best) best = ms;
     }
     row->value = best;
@@ -230,12 +230,12 @@ static double sgemm_peak(int threads, double seconds) {
     double best = 0;
     for (int w = 0; w < BENCH_WINDOWS; w++) {
         int reps = 0;
-        const double t0 = now_s();
+        const double t0 = ml_now_s();
         do {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
             reps++;
-        } while (now_s() - t0 < seconds / BENCH_WINDOWS);
-        const double gf = 2.0 * n * n * (double)n * reps / (now_s() - t0) / 1e9;
+        } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
+        const double gf = 2.0 * n * n * (double)n * reps / (ml_now_s() - t0) / 1e9;
         if (gf > best) best = gf;
     }
     openblas_set_num_threads(1);
@@ -310,6 +310,7 @@ int cmd_bench(int argc, char **argv) {
         cli_error(cmd, e.msg);
         return EXIT_RUNTIME;
     }
+    if (T > m.cfg.context) T = m.cfg.context; /* sequences of T + 1 tokens fill the context */
     const double fwd = forward_flops(&m, T);
     minigpt_free(&m);
     const double peak1 = sgemm_peak(1, seconds);

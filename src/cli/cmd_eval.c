@@ -146,15 +146,15 @@ static void json_collateral(FILE *out, const dataset *d, const eval_item *base, 
     if (worst->file < 0 || eval_cell_drop(&cells[w]) > worst->drop)
         *worst = (worst_cell){eval_cell_drop(&cells[w]), file, cells[w].verb, cells[w].form};
     fprintf(out, ",\"collateral\":{\"largest_drop\":%.6f,\"verb\":", eval_cell_drop(&cells[w]));
-    json_print_string(out, cells[w].verb);
+    text_json_print(out, cells[w].verb);
     fprintf(out, ",\"form\":");
-    json_print_string(out, cells[w].form);
+    text_json_print(out, cells[w].form);
     fprintf(out, ",\"cells\":[");
     for (int i = 0; i < n; i++) {
         fprintf(out, "%s{\"verb\":", i ? "," : "");
-        json_print_string(out, cells[i].verb);
+        text_json_print(out, cells[i].verb);
         fprintf(out, ",\"form\":");
-        json_print_string(out, cells[i].form);
+        text_json_print(out, cells[i].form);
         fprintf(out, ",\"n\":%d,\"base_correct\":%d,\"model_correct\":%d,\"drop\":%.6f}",
                 cells[i].n, cells[i].base_correct, cells[i].model_correct, eval_cell_drop(&cells[i]));
     }
@@ -204,7 +204,7 @@ int cmd_eval(int argc, char **argv) {
     const dataset *data = r.data;
     char labels[MAX_MODELS][64];
     snprintf(labels[0], sizeof labels[0], "base");
-    for (int k = 1; k < nmodels; k++) file_stem(labels[k], sizeof labels[k], adapters.v[k - 1]);
+    for (int k = 1; k < nmodels; k++) text_stem(labels[k], sizeof labels[k], adapters.v[k - 1]);
     double worst_drop = NAN;
     int worst_file = -1;
     for (int f = 0; f < nfiles; f++) {
@@ -214,26 +214,26 @@ int cmd_eval(int argc, char **argv) {
                     const ds_example *x = &data[f].ex[i];
                     const eval_item *it = &r.items[f * nmodels + k][i];
                     printf("{\"file\":");
-                    json_print_string(stdout, files[f]);
+                    text_json_print(stdout, files[f]);
                     printf(",\"model\":");
-                    json_print_string(stdout, k ? adapters.v[k - 1] : base_path);
+                    text_json_print(stdout, k ? adapters.v[k - 1] : base_path);
                     printf(",\"line\":%d,\"verb\":", x->line);
-                    if (x->verb) json_print_string(stdout, x->verb);
+                    if (x->verb) text_json_print(stdout, x->verb);
                     else printf("null");
                     printf(",\"form\":");
-                    if (x->form) json_print_string(stdout, x->form);
+                    if (x->form) text_json_print(stdout, x->form);
                     else printf("null");
                     printf(",\"prompt\":");
-                    json_print_string(stdout, x->prompt);
+                    text_json_print(stdout, x->prompt);
                     printf(",\"target\":");
-                    json_print_string(stdout, x->completion);
+                    text_json_print(stdout, x->completion);
                     printf(",\"prediction\":");
-                    json_print_string(stdout, it->prediction);
+                    text_json_print(stdout, it->prediction);
                     printf(",\"correct\":%s,\"logprob_target\":%.6f", it->correct ? "true" : "false",
                            it->logp_target);
                     if (x->distractor_text) {
                         printf(",\"distractor\":");
-                        json_print_string(stdout, x->distractor_text);
+                        text_json_print(stdout, x->distractor_text);
                         printf(",\"logprob_distractor\":%.6f", it->logp_distractor);
                     }
                     printf("}\n");
@@ -257,9 +257,9 @@ int cmd_eval(int argc, char **argv) {
             for (int k = 0; k < nmodels; k++) {
                 const eval_totals *t = &r.totals[f * nmodels + k];
                 printf("%s{\"file\":", f || k ? "," : "");
-                json_print_string(stdout, files[f]);
+                text_json_print(stdout, files[f]);
                 printf(",\"model\":");
-                json_print_string(stdout, k ? adapters.v[k - 1] : base_path);
+                text_json_print(stdout, k ? adapters.v[k - 1] : base_path);
                 printf(",\"n\":%d,\"exact_match\":%.6f,\"correct\":%d", t->n,
                        t->n ? (double)t->correct / t->n : 0.0, t->correct);
                 if (t->n_pref)
@@ -275,17 +275,17 @@ int cmd_eval(int argc, char **argv) {
         printf("],\"collateral_damage\":[");
         for (int k = 1; k < nmodels; k++) {
             printf("%s{\"model\":", k > 1 ? "," : "");
-            json_print_string(stdout, adapters.v[k - 1]);
+            text_json_print(stdout, adapters.v[k - 1]);
             if (worst[k].file < 0) {
                 printf(",\"largest_drop\":null}");
                 continue;
             }
             printf(",\"largest_drop\":%.6f,\"file\":", worst[k].drop);
-            json_print_string(stdout, files[worst[k].file]);
+            text_json_print(stdout, files[worst[k].file]);
             printf(",\"verb\":");
-            json_print_string(stdout, worst[k].verb);
+            text_json_print(stdout, worst[k].verb);
             printf(",\"form\":");
-            json_print_string(stdout, worst[k].form);
+            text_json_print(stdout, worst[k].form);
             printf("}");
         }
         printf("]}\n");

@@ -12,6 +12,7 @@
 #include "lora.h"
 #include "opts.h"
 #include "safetensors.h"
+#include "text.h"
 
 /* "98,944" */
 static const char *grouped(size_t v, char *buf) {
@@ -112,13 +113,13 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, int 
     const char *match = !sha ? "unknown" : (base_sha && !strcmp(sha, base_sha)) ? "yes" : "no";
     if (json) {
         printf("{\"adapter\":");
-        json_print_string(stdout, path);
+        text_json_print(stdout, path);
         printf(",\"rank\":%d,\"lora_alpha\":%g,\"scale\":%g,\"use_rslora\":%s,"
                "\"target_modules\":%s,\"params\":%zu,\"payload_bytes\":%zu,\"file_bytes\":%zu,"
                "\"header_bytes\":%zu,\"base_sha256\":",
                rank, alpha, scale, rs && !strcmp(rs, "true") ? "true" : "false", tm_json, params, payload,
                f.size, f.data_start);
-        json_print_string(stdout, sha ? sha : "");
+        text_json_print(stdout, sha ? sha : "");
         printf(",\"matches_base\":%s}\n", !strcmp(match, "yes") ? "true" : "false");
     } else {
         printf("%s\n  rank %d, alpha %g, scale %g%s\n  targets %s\n", path, rank, alpha, scale,

@@ -76,7 +76,7 @@ int cmd_pretrain(int argc, char **argv) {
         char best_val[32] = "null"; /* JSON has no NaN: no validation set */
         if (isfinite(res->best_val)) snprintf(best_val, sizeof best_val, "%.6f", res->best_val);
         printf("{\"out\":");
-        json_print_string(stdout, s.out);
+        text_json_print(stdout, s.out);
         printf(",\"steps\":%d,\"best_step\":%d,\"val_loss\":%s,\"seconds\":%.2f,"
                "\"tokens_per_s\":%.0f,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
                res->steps, res->best_step, best_val, res->seconds, tok_s, rep.threads,

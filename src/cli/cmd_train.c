@@ -70,7 +70,7 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
     if (r->best_step >= 0 && isfinite(r->best_val))
         snprintf(best_val, sizeof best_val, "%.6g", r->best_val);
     printf("{\"adapter\":");
-    json_print_string(stdout, s->out);
+    text_json_print(stdout, s->out);
     printf(",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"full\":%s,"
            "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
            "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
@@ -129,7 +129,7 @@ int cmd_train(int argc, char **argv) {
     o->threads = runtime_threads(o->threads);
     char out_buf[4096], state_buf[4200], stem[256];
     if (!s.out) { /* runs/<stem>-r<rank>.safetensors, or -full for the full fine-tune */
-        file_stem(stem, sizeof stem, s.data);
+        text_stem(stem, sizeof stem, s.data);
         if (fo->full) snprintf(out_buf, sizeof out_buf, "runs/%s-full.safetensors", stem);
         else snprintf(out_buf, sizeof out_buf, "runs/%s-r%d.safetensors", stem, fo->rank);
         s.out = out_buf;

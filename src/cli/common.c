@@ -9,9 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
 #include "opts.h"
-#include "safetensors.h"
 #include "train_loop.h"
 
 const char *default_path(const char *rel) {
@@ -38,16 +36,6 @@ const char *default_path(const char *rel) {
 int usage_fail(const char *cmd, const char *msg) {
     fprintf(stderr, "%s: %s (see %s --help)\n", cmd, msg, cmd);
     return EXIT_USAGE;
-}
-
-void json_print_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
 }
 
 static void on_signal(int sig) { train_stop_signal = sig; }

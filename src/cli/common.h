@@ -5,8 +5,11 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "file_checks.h"
+#include "loaded_model.h"
 #include "ml_error.h"
 #include "optimizer.h"
+#include "text.h" /* text_json_print for --json output */
 
 /* Where a DEFAULT input file is (never applied to paths the user typed): rel itself when it
  * exists relative to the working directory; else next to the program, in
@@ -47,13 +50,6 @@ int default_eval_files(const char **files, int max);
 
 /* Prints "cmd: msg (see cmd --help)" and returns the usage exit status (2). */
 int usage_fail(const char *cmd, const char *msg);
-
-#include "file_checks.h"
-#include "loaded_model.h"
-
-/* Prints s as a JSON string literal (quotes, backslashes and control bytes escaped). */
-void json_print_string(FILE *f, const char *s);
-
 
 /* SIGINT and SIGTERM set train_stop_signal so a training loop can stop cleanly. */
 void install_stop_handlers(void);

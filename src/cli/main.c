@@ -1,5 +1,13 @@
 /* main.c — the multi-call binary: `lora-train ...` (a link named lora-train) and
- * `lora train ...` run the same command. */
+ * `lora train ...` run the same command.
+ *
+ * Adding a command: write src/cli/cmd_<name>.c with `int cmd_<name>(int argc, char **argv)`
+ * (declared in commands.h) and add one line to the table between the COMMANDS-BEGIN and
+ * COMMANDS-END markers below, in the form {"name", cmd_name, "what it does"}. Nothing else
+ * lists the commands: the Makefile reads the names from this table (for the bin/lora-<name>
+ * links, make install and uninstall), and tests/test_cli.sh asks the binary
+ * (`lora --list-commands`, one name per line). Then document it in man/lora.1 and README.md.
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +21,7 @@ typedef struct {
     const char *about;
 } command;
 
+/* COMMANDS-BEGIN: one command per line, read by the Makefile (keep the form) */
 static const command commands[] = {
     {"train", cmd_train, "fine-tune a LoRA adapter on the base model"},
     {"eval", cmd_eval, "score the base and adapters on held-out data"},
@@ -23,12 +32,14 @@ static const command commands[] = {
     {"bench", cmd_bench, "measure training and inference throughput"},
     {"analyze", cmd_analyze, "singular values and subspaces of learned updates"},
 };
+/* COMMANDS-END */
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lora COMMAND [options]   (or lora-COMMAND [options])\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].about);
-    fprintf(f, "\n`lora COMMAND --help` describes each command.\n");
+    fprintf(f, "\n`lora COMMAND --help` describes each command; `lora --list-commands` prints the\n"
+               "command names, one per line.\n");
 }
 
 static const command *lookup(const char *name) {
@@ -38,6 +49,10 @@ static const command *lookup(const char *name) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--list-commands") == 0) { /* for scripts and tests */
+        for (int i = 0; i < N_COMMANDS; i++) printf("%s\n", commands[i].name);
+        return EXIT_OK;
+    }
     runtime_init(argv);
     const char *base = strrchr(argv[0], '/');
     base = base ? base + 1 : argv[0];

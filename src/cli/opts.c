@@ -9,12 +9,15 @@
 
 #include "atomic_file.h"
 #include "common.h"
+#include "text.h"
 
 void cli_error(const char *cmd, const char *msg) { fprintf(stderr, "%s: error: %s\n", cmd, msg); }
 
+/* a and b come from the command line: shown under the one-line rule (text.h). */
 static void usage_error(const char *cmd, const char *fmt, const char *a, const char *b) {
+    char sa[512], sb[512];
     fprintf(stderr, "%s: ", cmd);
-    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, fmt, ml_one_line(sa, sizeof sa, a), ml_one_line(sb, sizeof sb, b));
     fprintf(stderr, " (see %s --help)\n", cmd);
 }
 
@@ -160,19 +163,17 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
         for (char *c = key; *c; c++)
             if (*c == '_') *c = '-';
         /* the key as messages show it: one line (cJSON lets raw control bytes into strings) */
-        snprintf(shown, sizeof shown, "%s", it->string);
-        for (char *c = shown; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+        ml_one_line(shown, sizeof shown, it->string);
         opt_def *d = find(defs, n, key, strlen(key));
         char msg[300] = "", num[64];
         if (d && d - defs < 128) set[d - defs] = 1;
         if (!d || strcmp(d->name, "config") == 0) {
             snprintf(msg, sizeof msg, "unknown setting \"%s\"", shown);
         } else if (d->type == OPT_FLAG) {
-            if (!cJSON_IsBool(it)) snprintf(msg, sizeof msg, "\"%s\" must be true or false", it->string);
+            if (!cJSON_IsBool(it)) snprintf(msg, sizeof msg, "\"%s\" must be true or false", shown);
             else *(int *)d->dst = cJSON_IsTrue(it);
         } else if (d->type == OPT_STRING) {
-            if (!cJSON_IsString(it)) snprintf(msg, sizeof msg, "\"%s\" must be a string", it->string);
+            if (!cJSON_IsString(it)) snprintf(msg, sizeof msg, "\"%s\" must be a string", shown);
             else {
                 /* relative paths in a config resolve like the defaults they replace */
                 const char *kept = keep_string(it->valuestring);
@@ -184,9 +185,9 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
                 snprintf(msg, sizeof msg, "\"%s\" must be a string", it->string);
             else set_value(d, it->valuestring, msg, sizeof msg);
         } else if (d->type == OPT_LIST) {
-            snprintf(msg, sizeof msg, "\"%s\" cannot be set in a config file", it->string);
+            snprintf(msg, sizeof msg, "\"%s\" cannot be set in a config file", shown);
         } else if (!cJSON_IsNumber(it)) {
-            snprintf(msg, sizeof msg, "\"%s\" must be a number", it->string);
+            snprintf(msg, sizeof msg, "\"%s\" must be a number", shown);
         } else {
             snprintf(num, sizeof num, "%.17g", it->valuedouble);
             set_value(d, num, msg, sizeof msg);

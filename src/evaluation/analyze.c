@@ -154,10 +154,8 @@ static int load_full(analyze_update *u, const minigpt *base, const char *path, m
 int analyze_update_load(analyze_update *u, minigpt *base, const char *base_sha256,
                         const char *path, ml_error *e) {
     memset(u, 0, sizeof *u);
-    st_file probe;
-    if (st_open(&probe, path, e)) return -1;
-    const int is_adapter = st_meta(&probe, "peft_type") != NULL;
-    st_close(&probe);
+    int is_adapter;
+    if (lora_probe(path, &is_adapter, e)) return -1;
     const int rc = is_adapter ? load_adapter(u, base, base_sha256, path, e) : load_full(u, base, path, e);
     if (rc) analyze_update_free(u);
     return rc;

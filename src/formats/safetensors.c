@@ -18,6 +18,7 @@
 
 #include "atomic_file.h"
 #include "fp16.h"
+#include "text.h"
 
 /* Largest integer a double holds exactly together with all smaller ones; JSON numbers above
  * it may already have been rounded by the parser, so they are refused. */
@@ -87,55 +88,6 @@ static const char *fmt_shape(char *buf, size_t cap, int ndim, const int64_t *sha
     return buf;
 }
 
-/* A copy of an untrusted string fit for a one-line message: control bytes become '?', long
- * strings are cut. Returns buf. */
-static const char *printable(const char *s, char *buf, size_t cap) {
-    size_t i = 0;
-    for (; s[i] && i + 1 < cap; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    buf[i] = '\0';
-    return buf;
-}
-
-/* Length of the valid UTF-8 sequence starting at p (n bytes available), 0 if invalid.
- * Rejects overlong forms, surrogates and code points above U+10FFFF. */
-static size_t utf8_seq(const uint8_t *p, size_t n) {
-    uint8_t c = p[0];
-    size_t len;
-    uint8_t lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0) lo = 0xa0;
-        if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f;
-    } else
-        return 0;
-    if (n < len || p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
-    return len;
-}
-
-static int utf8_valid(const char *s) {
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const uint8_t *)s + i, n - i);
-        if (!k) return 0;
-        i += k;
-    }
-    return 1;
-}
-
-static int has_control(const char *s) {
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
-    return 0;
-}
-
 /* ---- reader ---------------------------------------------------------------------------- */
 
 /* Lexical checks cJSON does not make: the header is valid UTF-8, has no raw control bytes
@@ -163,7 +115,7 @@ static int scan_header(const char *label, const uint8_t *h, size_t n, size_t *ba
                 return ml_fail(e, "%s: header has control byte 0x%02x inside a string at byte %zu",
                                label, c, 8 + i);
             else if (c >= 0x80) {
-                size_t k = utf8_seq(h + i, n - i);
+                size_t k = text_utf8_decode((const char *)h + i, n - i, NULL);
                 if (!k) return ml_fail(e, "%s: header is not valid UTF-8 at byte %zu", label, 8 + i);
                 i += k;
                 continue;
@@ -234,9 +186,9 @@ typedef struct {
 static int check_name(const parse_ctx *c, const char *name, const char *what) {
     char pb[64];
     if (!*name) return ml_fail(c->e, "%s: %s name is empty", c->label, what);
-    if (has_control(name))
+    if (text_has_control(name))
         return ml_fail(c->e, "%s: %s name '%s' contains a control character", c->label, what,
-                       printable(name, pb, sizeof pb));
+                       ml_one_line(pb, sizeof pb, name));
     return 0;
 }
 
@@ -246,7 +198,7 @@ static int parse_dtype(const parse_ctx *c, const char *name, const cJSON *j, st_
         return ml_fail(c->e, "%s: tensor '%s' dtype is not a string", c->label, name);
     if (dtype_from_name(j->valuestring, d) != 0)
         return ml_fail(c->e, "%s: tensor '%s' has unknown dtype '%s' (expected F32, F16, I32 or I64)",
-                       c->label, name, printable(j->valuestring, pb, sizeof pb));
+                       c->label, name, ml_one_line(pb, sizeof pb, j->valuestring));
     return 0;
 }
 
@@ -320,7 +272,7 @@ static int parse_tensor(const parse_ctx *c, const cJSON *j, st_tensor *t) {
         char pb[64];
         if (idx < 0)
             return ml_fail(c->e, "%s: tensor '%s' has unknown field '%s'", c->label, name,
-                           printable(k->string, pb, sizeof pb));
+                           ml_one_line(pb, sizeof pb, k->string));
         if (fields[idx])
             return ml_fail(c->e, "%s: tensor '%s' has duplicate field '%s'", c->label, name,
                            keys[idx]);
@@ -715,9 +667,9 @@ static int check_new(const st_writer *w, const char *name, st_dtype dtype, const
                      int ndim, const int64_t *shape, size_t *numel, size_t *nbytes, ml_error *e) {
     char pb[64];
     if (!name || !*name) return ml_fail(e, "tensor name is empty");
-    if (!utf8_valid(name) || has_control(name))
+    if (!text_utf8_valid(name) || text_has_control(name))
         return ml_fail(e, "tensor name '%s' is not valid UTF-8 text without control characters",
-                       printable(name, pb, sizeof pb));
+                       ml_one_line(pb, sizeof pb, name));
     if (strcmp(name, "__metadata__") == 0)
         return ml_fail(e, "tensor name '__metadata__' is reserved");
     for (int i = 0; i < w->n; i++)
@@ -817,10 +769,10 @@ int st_writer_add_i32(st_writer *w, const char *name, const int32_t *data, int n
 int st_writer_meta(st_writer *w, const char *key, const char *value, ml_error *e) {
     char pb[64];
     if (!key || !*key || !value) return ml_fail(e, "__metadata__: empty key or missing value");
-    if (!utf8_valid(key) || has_control(key))
+    if (!text_utf8_valid(key) || text_has_control(key))
         return ml_fail(e, "__metadata__ key '%s' is not valid UTF-8 text without control "
-                          "characters", printable(key, pb, sizeof pb));
-    if (!utf8_valid(value))
+                          "characters", ml_one_line(pb, sizeof pb, key));
+    if (!text_utf8_valid(value))
         return ml_fail(e, "__metadata__ value of '%s' is not valid UTF-8", key);
     char *v = strdup(value);
     if (!v) return ml_fail(e, "__metadata__ '%s': out of memory", key);

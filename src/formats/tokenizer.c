@@ -7,30 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the UTF-8 sequence starting at s (1..4), or 0 if it is not valid UTF-8. */
-static int utf8_len(const unsigned char *s) {
-    int n;
-    uint32_t cp;
-    if (s[0] < 0x80) return 1;
-    if ((s[0] & 0xE0) == 0xC0) n = 2, cp = s[0] & 0x1F;
-    else if ((s[0] & 0xF0) == 0xE0) n = 3, cp = s[0] & 0x0F;
-    else if ((s[0] & 0xF8) == 0xF0) n = 4, cp = s[0] & 0x07;
-    else return 0;
-    for (int i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    /* refuse overlong forms, surrogates and values past U+10FFFF */
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[n] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
-    return n;
-}
+#include "text.h"
 
-static uint32_t utf8_codepoint(const unsigned char *s, int n) {
-    if (n == 1) return s[0];
-    uint32_t cp = s[0] & (0x7F >> n);
-    for (int i = 1; i < n; i++) cp = (cp << 6) | (s[i] & 0x3F);
-    return cp;
+/* Length of the UTF-8 character at s (1..4; 0: not valid UTF-8); its code point in *cp. */
+static int utf8_len(const unsigned char *s, uint32_t *cp) {
+    return (int)text_utf8_decode((const char *)s, strnlen((const char *)s, 4), cp);
 }
 
 int tok_from_json(tok_vocab *v, const char *json_array, const char *label, ml_error *e) {
@@ -46,7 +27,7 @@ int tok_from_json(tok_vocab *v, const char *json_array, const char *label, ml_er
     for (int i = 0; !rc && i < n; i++) {
         const cJSON *it = cJSON_GetArrayItem(a, i);
         const unsigned char *s = (const unsigned char *)cJSON_GetStringValue(it);
-        int len = s && s[0] ? utf8_len(s) : 0;
+        int len = s && s[0] ? utf8_len(s, NULL) : 0;
         if (!len || s[len] != '\0') {
             rc = ml_fail(e, "%s: vocab entry %d is not a single UTF-8 character", label, i);
             break;
@@ -78,7 +59,8 @@ int tok_encode(const tok_vocab *v, const char *text, int *ids, int max_ids, int 
     const unsigned char *s = (const unsigned char *)text;
     int count = 0;
     for (int pos = 1; *s; pos++) {
-        int len = utf8_len(s);
+        uint32_t cp = 0;
+        int len = utf8_len(s, &cp);
         if (!len) return ml_fail(e, "invalid UTF-8 byte 0x%02x at character %d", s[0], pos);
         int id = -1;
         if (len == 1) id = v->ascii[s[0]];
@@ -87,7 +69,6 @@ int tok_encode(const tok_vocab *v, const char *text, int *ids, int max_ids, int 
                 if (strncmp(v->sym[i], (const char *)s, (size_t)len) == 0 && v->sym[i][len] == '\0')
                     id = i;
         if (id < 0) {
-            const uint32_t cp = utf8_codepoint(s, len);
             if (cp < 0x20 || cp == 0x7F)
                 return ml_fail(e, "unknown symbol U+%04X (a control character) at character %d",
                                (unsigned)cp, pos);

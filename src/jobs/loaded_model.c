@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "checkpoint.h"
-#include "safetensors.h"
 
 int loaded_model_init(loaded_model *lm, const char *base_path, const char *adapter_path,
                       ml_error *e) {
@@ -12,10 +11,8 @@ int loaded_model_init(loaded_model *lm, const char *base_path, const char *adapt
     if (checkpoint_load(base_path, &lm->base, &lm->vocab, lm->base_sha, e)) return -1;
     lm->m = &lm->base;
     if (!adapter_path) return 0;
-    st_file probe;
-    if (st_open(&probe, adapter_path, e)) goto fail;
-    const int is_adapter = st_meta(&probe, "peft_type") != NULL;
-    st_close(&probe);
+    int is_adapter;
+    if (lora_probe(adapter_path, &is_adapter, e)) goto fail;
     if (is_adapter) {
         if (lora_load(&lm->adapter, &lm->base, adapter_path, lm->base_sha, e)) goto fail;
         return 0;

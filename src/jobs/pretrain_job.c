@@ -44,7 +44,7 @@ static int curve_open(curve *c, const pretrain_spec *s, const tok_vocab *v, int 
     snprintf(list, sizeof list, "%s", s->curve_data);
     for (char *f = strtok(list, ","); f && c->nsets < PRETRAIN_MAX_CURVE; f = strtok(NULL, ",")) {
         if (ds_load(&c->sets[c->nsets], f, v, context, e)) return -1;
-        file_stem(name, sizeof name, f);
+        text_stem(name, sizeof name, f);
         const size_t used = strlen(header);
         if (c->sets[c->nsets].ex[0].distractor)
             snprintf(header + used, sizeof header - used, ",%s_exact,%s_pref", name, name);

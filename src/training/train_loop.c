@@ -9,14 +9,9 @@
 #include <unistd.h>
 
 #include "optimizer.h"
+#include "text.h"
 
 volatile sig_atomic_t train_stop_signal = 0;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void identity(int *idx, int n) {
     for (int i = 0; i < n; i++) idx[i] = i;
@@ -110,7 +105,7 @@ typedef struct {
 static void report(progress *p, const train_job *job, const train_opts *o, int step, double loss,
                    double kl, double val, float lr, double tok_s, double eta, int force) {
     if (p->quiet) return;
-    const double t = now_s();
+    const double t = ml_now_s();
     /* a terminal gets a live line (validations always shown); a log gets a line every
      * log_every steps and at the end, whatever the validation interval */
     if (p->tty && !force && t - p->last_draw < 0.2) return;
@@ -166,7 +161,7 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
     const char *term = getenv("TERM");
     progress p = {isatty(2), o->quiet, o->log_every > 0 ? o->log_every : (o->steps >= 10 ? o->steps / 10 : 1),
                   getenv("NO_COLOR") != NULL || (term && strcmp(term, "dumb") == 0), 0};
-    const double t0 = now_s();
+    const double t0 = ml_now_s();
     double val = NAN, loss_sum = 0.0, last_loss = NAN, kl_sum = 0.0, last_kl = NAN;
     int loss_n = 0, rc = 0;
     const int first = s->step;
@@ -229,7 +224,7 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
                 copy_params(job, s->best, 0);
             }
         }
-        const double elapsed = now_s() - t0;
+        const double elapsed = ml_now_s() - t0;
         const double tok_s = (double)r->positions / (elapsed > 0 ? elapsed : 1e-9);
         const double eta = elapsed / (s->step - first) * (o->steps - s->step);
         last_loss = loss_sum / loss_n;
@@ -244,6 +239,6 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
     r->loss = last_loss;
     r->best_val = job->val ? s->best_val : NAN;
     r->best_step = s->best_step;
-    r->seconds = now_s() - t0;
+    r->seconds = ml_now_s() - t0;
     return rc;
 }

@@ -82,9 +82,10 @@ static int fingerprint_mismatch(const char *path, const char *have, const char *
         const cJSON *o = a ? cJSON_GetObjectItemCaseSensitive(a, it->string) : NULL;
         char *x = o ? cJSON_PrintUnformatted(o) : NULL, *y = cJSON_PrintUnformatted(it);
         const int differ = !x || !y || strcmp(x, y) != 0;
+        char shown[128]; /* x comes from the file: one line, bounded */
         if (differ)
             rc = ml_fail(e, "%s: was saved with %s = %s, this run has %s (resume with the same settings)",
-                         path, it->string, x ? x : "(none)", y ? y : "?");
+                         path, it->string, x ? ml_one_line(shown, sizeof shown, x) : "(none)", y ? y : "?");
         free(x);
         free(y);
         if ((named = differ)) break;
@@ -94,8 +95,10 @@ static int fingerprint_mismatch(const char *path, const char *have, const char *
     for (const cJSON *it = a ? a->child : NULL; it && !named; it = it->next) {
         if (b && cJSON_GetObjectItemCaseSensitive(b, it->string)) continue;
         char *x = cJSON_PrintUnformatted(it);
+        char key[64], val[128]; /* both come from the file: one line, bounded */
         rc = ml_fail(e, "%s: was saved with %s = %s, this run has the default (resume with the "
-                        "same settings)", path, it->string, x ? x : "?");
+                        "same settings)", path, ml_one_line(key, sizeof key, it->string),
+                     x ? ml_one_line(val, sizeof val, x) : "?");
         free(x);
         break;
     }
@@ -108,8 +111,10 @@ static int meta_int(const st_file *f, const char *key, int lo, int hi, int *out,
     const char *v = st_meta(f, key);
     char *end;
     long x = v ? strtol(v, &end, 10) : 0;
+    char shown[64]; /* untrusted: one line, bounded */
     if (!v || *end || x < lo || x > hi)
-        return ml_fail(e, "%s: metadata %s is %s, expected %d..%d", f->label, key, v ? v : "missing", lo, hi);
+        return ml_fail(e, "%s: metadata %s is %s, expected %d..%d", f->label, key,
+                       v ? ml_one_line(shown, sizeof shown, v) : "missing", lo, hi);
     *out = (int)x;
     return 0;
 }
@@ -133,16 +138,16 @@ int train_state_load(const char *path, const train_job *job, train_state *s,
     if (st_open(&f, path, e)) return -1;
     int rc = 0;
     const char *fmt = st_meta(&f, "format"), *fp = st_meta(&f, "fingerprint");
+    char shown[64]; /* metadata values quoted in messages: one line, bounded */
     if (!fmt || strcmp(fmt, "minilora-train-state") != 0)
-        rc = ml_fail(e, "%s: not a minilora training state (metadata format is %s)", path, fmt ? fmt : "missing");
+        rc = ml_fail(e, "%s: not a minilora training state (metadata format is %s)", path,
+                     fmt ? ml_one_line(shown, sizeof shown, fmt) : "missing");
     const char *saved_opt = st_meta(&f, "optimizer");
     if (!saved_opt) saved_opt = "adamw"; /* files from before the choice */
-    if (!rc && strcmp(saved_opt, s->opt.kind->name) != 0) {
-        char shown[64];
+    if (!rc && strcmp(saved_opt, s->opt.kind->name) != 0)
         rc = ml_fail(e, "%s: was saved with optimizer = %s, this run has %s (resume with the "
                         "same settings)", path, ml_one_line(shown, sizeof shown, saved_opt),
                      s->opt.kind->name);
-    }
     if (!rc && (!fp || strcmp(fp, fingerprint) != 0)) rc = fingerprint_mismatch(path, fp ? fp : "{}", fingerprint, e);
     const int nt = job->train->n, nr = job->replay ? job->replay->n : 0;
     int step = 0, pos = 0, rpos = 0, best_step = -1;
@@ -154,7 +159,7 @@ int train_state_load(const char *path, const train_job *job, train_state *s,
     char *end = NULL;
     const double best_val = bv ? strtod(bv, &end) : NAN;
     if (!rc && (!bv || *end || isnan(best_val)))
-        rc = ml_fail(e, "%s: metadata best_val is %s", path, bv ? bv : "missing");
+        rc = ml_fail(e, "%s: metadata best_val is %s", path, bv ? ml_one_line(shown, sizeof shown, bv) : "missing");
     rng dr, rr;
     if (!rc && (rng_parse(&dr, st_meta(&f, "data_rng")) || rng_parse(&rr, st_meta(&f, "replay_rng"))))
         rc = ml_fail(e, "%s: metadata data_rng/replay_rng are not 64 hex digits", path);

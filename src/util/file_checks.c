@@ -1,4 +1,4 @@
-/* file_checks.c — output-path checks and file stems. */
+/* file_checks.c — output-path checks. */
 #include "file_checks.h"
 
 #include <errno.h>
@@ -29,12 +29,4 @@ int check_not_input(const char *path, const char *const *inputs, int n, ml_error
             in.st_ino == out.st_ino)
             return ml_fail(e, "%s: is also an input (%s); refusing to overwrite it", path, inputs[i]);
     return 0;
-}
-
-char *file_stem(char *buf, size_t n, const char *path) {
-    const char *s = strrchr(path, '/');
-    s = s ? s + 1 : path;
-    const char *dot = strrchr(s, '.');
-    snprintf(buf, n, "%.*s", dot ? (int)(dot - s) : (int)strlen(s), s);
-    return buf;
 }

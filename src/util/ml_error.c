@@ -5,39 +5,32 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
+
+/* The formatted text before the one-line rule: room for escapes to expand and still fill
+ * e->msg, the rest shows as "…". */
+#define RAW_CAP (2 * sizeof(((ml_error *)0)->msg))
+
 int ml_fail(ml_error *e, const char *fmt, ...) {
     if (!e) return -1;
+    char raw[RAW_CAP];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    ml_one_line(e->msg, sizeof e->msg, raw); /* last defence: one line whatever the caller passed */
     return -1;
 }
 
 int ml_wrap(ml_error *e, const char *fmt, ...) {
     if (!e) return -1;
-    char prefix[256], old[sizeof e->msg];
+    char prefix[256], raw[RAW_CAP];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, e->msg, sizeof old);
     /* prefix, ": ", then as much of the old message as fits */
-    size_t n = strlen(prefix);
-    if (n > sizeof e->msg - 3) n = sizeof e->msg - 3;
-    memcpy(e->msg, prefix, n);
-    memcpy(e->msg + n, ": ", 2);
-    size_t room = sizeof e->msg - n - 3, m = strnlen(old, sizeof old);
-    if (m > room) m = room;
-    memcpy(e->msg + n + 2, old, m);
-    e->msg[n + 2 + m] = '\0';
+    snprintf(raw, sizeof raw, "%s: %.*s", prefix, (int)sizeof e->msg, e->msg);
+    ml_one_line(e->msg, sizeof e->msg, raw);
     return -1;
-}
-
-const char *ml_one_line(char *buf, size_t n, const char *s) {
-    if (n == 0) return buf;
-    snprintf(buf, n, "%s", s ? s : "");
-    for (char *c = buf; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
-    return buf;
 }

@@ -9,8 +9,9 @@
  * -DFUZZ_REPLAY it prints the reason and counts it in fz_violations, which the cmocka replay
  * asserts to be zero.
  *
- * Invariants common to every target: a refused input comes with a message that is non-empty
- * and one line (no '\n' or '\r' inside), the contract of ml_error.h.
+ * Invariants common to every target: a refused input comes with a message that is non-empty,
+ * bounded, one line (no '\n', '\r' or other control character inside) and valid UTF-8: the
+ * contract of ml_error.h (fz_msg_problem).
  */
 #ifndef FUZZ_COMMON_H
 #define FUZZ_COMMON_H
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "ml_error.h"
+#include "text.h"
 
 static int fz_violations;
 
@@ -40,15 +42,27 @@ __attribute__((format(printf, 1, 2))) static void fz_fail(const char *fmt, ...) 
 #endif
 }
 
-/* A message is non-empty, one line, and starts with `prefix` (the label or path given to the
+/* The contract of ml_error.h for a refused input's message m (NULL when it is fine, else the
+ * broken rule): non-empty, terminated within an ml_error, one line (no control character at
+ * all: no '\n', '\r', C0 byte or DEL) and valid UTF-8 (the one-line rule of text.h escapes
+ * invalid bytes). Shared by fz_check_msg and tests/test_regress.c. */
+static const char *fz_msg_problem(const char *m) {
+    if (!m[0]) return "the message is empty";
+    if (strnlen(m, sizeof(((ml_error *)0)->msg)) >= sizeof(((ml_error *)0)->msg))
+        return "the message is not terminated within an ml_error";
+    if (text_has_control(m)) return "the message is not one line (it holds a control character)";
+    if (!text_utf8_valid(m)) return "the message is not valid UTF-8";
+    return NULL;
+}
+
+/* A message obeys fz_msg_problem and starts with `prefix` (the label or path given to the
  * parser; NULL: no prefix check). `what` names the call for the report. */
 static void fz_check_msg(const char *what, const ml_error *e, const char *prefix) {
-    const char *m = e->msg;
-    if (!m[0]) {
-        fz_fail("%s failed with an empty message", what);
+    const char *m = e->msg, *why = fz_msg_problem(m);
+    if (why) {
+        fz_fail("%s: %s: \"%.*s\"", what, why, (int)sizeof e->msg, m);
         return;
     }
-    if (strpbrk(m, "\n\r")) fz_fail("%s: message is not one line: \"%s\"", what, m);
     if (prefix && strncmp(m, prefix, strlen(prefix)) != 0)
         fz_fail("%s: message does not start with '%s': \"%s\"", what, prefix, m);
 }

@@ -170,6 +170,11 @@ static void check_opts_config(const uint8_t *data, size_t size) {
             fz_fail("opts_parse failed without exactly one line of message: \"%s\"", out);
         else if (strncmp(out, "lora-fuzz: error: ", 18) != 0)
             fz_fail("opts_parse message does not start with the command: \"%s\"", out);
+        else {
+            out[n - 1] = '\0'; /* the line without its '\n' obeys the message contract too */
+            const char *why = n > sizeof(ml_error) ? "the message is too long" : fz_msg_problem(out);
+            if (why) fz_fail("opts_parse: %s: \"%s\"", why, out);
+        }
     } else {
         fz_fail("opts_parse returned %d", rc);
     }

@@ -38,7 +38,7 @@
 #define FZ_TINY_SHA "00000000000000000000000000000000000000000000000000000000000000aa"
 
 /* How often each deeper path accepted its input (the replay test checks the seeds reach it). */
-static int fz_st_models_loaded, fz_st_adapters_loaded;
+static int fz_st_models_loaded, fz_st_adapters_loaded, fz_st_adapters_refused;
 
 /* Largest model the checkpoint path builds from a fuzzed config (floats). */
 #define FZ_MAX_MODEL_FLOATS ((size_t)1 << 20)
@@ -244,6 +244,7 @@ static void check_adapter(const st_file *f, const uint8_t *data, size_t size) {
     lora a;
     ml_error e = {{0}};
     if (lora_load(&a, &base, path, FZ_TINY_SHA, &e)) {
+        fz_st_adapters_refused++;
         fz_check_msg("lora_load", &e, path);
     } else {
         fz_st_adapters_loaded++;

@@ -6,7 +6,15 @@ model in float32, runs it in float64, and stores the weights, a batch, the logit
 loss, the gradients of every parameter, some intermediate activations and a LoRA case
 (r=4, alpha=8) in tests/fixtures/reference.safetensors, which the C tests compare against.
 
-Usage:  /usr/bin/python3 tests/reference/gen_reference.py [OUTPUT]
+It also writes one smaller fixture per model shape of the issue-12 matrix (SHAPES below:
+context 16, 48 and 128, d_model 32 and 96, heads 2, 3 and 6, layers 1, 2 and 3, d_ff not
+4*d_model, an 89-symbol vocabulary) to tests/fixtures/reference-<shape>.safetensors: the
+weights, a batch of BATCH_SHAPES rows that fill the whole context, logits, loss, every
+gradient, and the LoRA case (no activations, no KL case).
+
+Usage:  /usr/bin/python3 tests/reference/gen_reference.py            (every fixture)
+        /usr/bin/python3 tests/reference/gen_reference.py OUTPUT     (the default model only)
+        /usr/bin/python3 tests/reference/gen_reference.py --shape NAME OUTPUT
 Needs Debian's python3-torch (PyTorch 1.13); no other packages.
 The output is deterministic: two runs give byte-identical files.
 """
@@ -35,6 +43,16 @@ GENERATOR = "tests/reference/gen_reference.py"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_PATH = os.path.join(REPO, "configs", "minigpt.json")
 DEFAULT_OUT = os.path.join(REPO, "tests", "fixtures", "reference.safetensors")
+
+# The shape matrix: changes to configs/minigpt.json. Each shape draws from its own seed, so the
+# default fixture is unchanged by it. "extra_vocab" symbols are appended to the vocabulary.
+EXTRA_VOCAB = list("0123456789") + list("\"#$%&*+/<=>@[]_")
+SHAPES = {
+    "s1": dict(d_model=32, n_heads=2, n_layers=1, d_ff=80, context=16),
+    "s2": dict(d_model=96, n_heads=3, n_layers=3, d_ff=200, context=128),
+    "s3": dict(d_model=96, n_heads=6, n_layers=2, d_ff=136, context=48, extra_vocab=EXTRA_VOCAB),
+}
+BATCH_SHAPES = 3
 
 LINEAR_NAMES = ["attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj", "ffn.fc1", "ffn.fc2"]
 
@@ -254,33 +272,38 @@ def rope_complex(x, T, hs, base):
     return torch.view_as_real(z * rot).flatten(-2)
 
 
-def self_checks(cfg, p64, lora64, scale, tokens, targets):
+def self_checks(cfg, p64, lora64, scale, tokens, targets, per_tensor=4):
     res = {}
     gen = torch.Generator().manual_seed(12345)           # separate stream: output unaffected
     C, H = cfg["d_model"], cfg["n_heads"]
     hs = C // H
     T = tokens.shape[1]
 
-    # parameter counts from the spec
+    # parameter counts from the spec (103,680 and 2304·r for the default model)
+    V, L, D = cfg["vocab_size"], cfg["n_layers"], cfg["d_ff"]
     n_params = sum(t.numel() for t in p64.values())
-    assert n_params == 103680, n_params
+    assert n_params == V * C + L * (4 * C * C + 2 * C * D + D + 5 * C) + 2 * C, n_params
     n_lora = sum(a.numel() + b.numel() for a, b in lora64.values())
-    assert n_lora == 2304 * LORA_R, n_lora
+    assert n_lora == L * (10 * C + 2 * D) * LORA_R, n_lora
 
     # (1) gradients vs central finite differences
     base = {k: v.clone().requires_grad_(True) for k, v in p64.items()}
-    res["fd_base"] = fd_check(lambda: masked_mean_ce(forward(cfg, base, tokens), targets), base, gen)
+    res["fd_base"] = fd_check(lambda: masked_mean_ce(forward(cfg, base, tokens), targets), base,
+                              gen, per_tensor)
     lt = {}
     for path, (a, b) in lora64.items():
         lt[path + ".lora_A"] = a.clone().requires_grad_(True)
         lt[path + ".lora_B"] = b.clone().requires_grad_(True)
     lpairs = {path: (lt[path + ".lora_A"], lt[path + ".lora_B"]) for path in lora64}
     res["fd_lora"] = fd_check(
-        lambda: masked_mean_ce(forward(cfg, p64, tokens, lpairs, scale), targets), lt, gen)
+        lambda: masked_mean_ce(forward(cfg, p64, tokens, lpairs, scale), targets), lt, gen,
+        per_tensor)
     # and torch.autograd.gradcheck (full numerical Jacobian) on a reduced function: the loss on
     # 2 rows of 8 tokens w.r.t. a few whole small tensors spread over the network
     small_tok, small_tgt = tokens[:2, :8], targets[:2, :8]
-    names = ["blocks.0.ln1.weight", "blocks.0.ln2.bias", "blocks.1.ffn.fc2.bias", "ln_f.weight"]
+    last = cfg["n_layers"] - 1
+    names = ["blocks.0.ln1.weight", "blocks.0.ln2.bias", "blocks.%d.ffn.fc2.bias" % last,
+             "ln_f.weight"]
 
     def reduced(*ts):
         pp = dict(p64)
@@ -292,17 +315,18 @@ def self_checks(cfg, p64, lora64, scale, tokens, targets):
 
     # (2) RoPE vs complex formulation (on the recorded pre-RoPE q of block 0 and random data)
     cos, sin = rope_angles(T, hs, cfg["rope_base"], torch.float64)
-    x = torch.randn(BATCH, H, T, hs, dtype=torch.float64, generator=gen)
+    Bn = tokens.shape[0]
+    x = torch.randn(Bn, H, T, hs, dtype=torch.float64, generator=gen)
     err = (apply_rope(x, cos, sin) - rope_complex(x, T, hs, cfg["rope_base"])).abs().max().item()
     h = F.layer_norm(p64["tok_emb.weight"][tokens], (C,), p64["blocks.0.ln1.weight"],
                      p64["blocks.0.ln1.bias"], cfg["ln_eps"])
-    q = (h @ p64["blocks.0.attn.q_proj.weight"].t()).view(BATCH, T, H, hs).transpose(1, 2)
+    q = (h @ p64["blocks.0.attn.q_proj.weight"].t()).view(Bn, T, H, hs).transpose(1, 2)
     acts = {}
     forward(cfg, p64, tokens, acts=acts)
-    qr = rope_complex(q, T, hs, cfg["rope_base"]).transpose(1, 2).reshape(BATCH, T, C)
+    qr = rope_complex(q, T, hs, cfg["rope_base"]).transpose(1, 2).reshape(Bn, T, C)
     err = max(err, (qr - acts["blocks.0.q_rope"]).abs().max().item())
     # position 0 is the identity
-    err = max(err, (acts["blocks.0.q_rope"][:, 0] - q.transpose(1, 2).reshape(BATCH, T, C)[:, 0])
+    err = max(err, (acts["blocks.0.q_rope"][:, 0] - q.transpose(1, 2).reshape(Bn, T, C)[:, 0])
               .abs().max().item())
     res["rope"] = err
 
@@ -324,9 +348,10 @@ def self_checks(cfg, p64, lora64, scale, tokens, targets):
     res["ce"] = abs(masked_mean_ce(base_logits, targets).item() -
                     F.cross_entropy(base_logits.reshape(-1, base_logits.shape[-1]),
                                     targets.reshape(-1), ignore_index=-1).item())
+    cut = min(20, T // 2)
     t2 = tokens.clone()
-    t2[:, 20:] = (t2[:, 20:] + 1) % cfg["vocab_size"]
-    res["causal"] = (forward(cfg, p64, t2)[:, :20] - base_logits[:, :20]).abs().max().item()
+    t2[:, cut:] = (t2[:, cut:] + 1) % cfg["vocab_size"]
+    res["causal"] = (forward(cfg, p64, t2)[:, :cut] - base_logits[:, :cut]).abs().max().item()
 
     # how "non-trivial" the random model is
     res["att_max_mean"] = torch.stack(
@@ -474,8 +499,123 @@ def read_safetensors(path):
 
 # ---------------------------------------------------------------------------------------
 
+def shape_config(name):
+    """configs/minigpt.json with the shape SHAPES[name]: (config without vocab, vocab)."""
+    cfg, vocab = load_config()
+    kw = dict(SHAPES[name])
+    vocab = vocab + kw.pop("extra_vocab", [])
+    assert len(set(vocab)) == len(vocab)
+    cfg.update(kw)
+    cfg["vocab_size"] = len(vocab)
+    assert cfg["d_model"] % cfg["n_heads"] == 0 and (cfg["d_model"] // cfg["n_heads"]) % 2 == 0
+    assert cfg["d_ff"] != 4 * cfg["d_model"]
+    return cfg, vocab
+
+
+def make_shape_batch(cfg):
+    """BATCH_SHAPES rows filling the whole context; token 0 and V-1 appear, some targets
+    are masked (row 0: none; row 1: the first third; row 2: all but the last 5)."""
+    V, T = cfg["vocab_size"], cfg["context"]
+    tokens = torch.randint(0, V, (BATCH_SHAPES, T), dtype=torch.int64)
+    tokens[0, T // 4] = 0
+    tokens[1, 3] = V - 1
+    targets = torch.empty_like(tokens)
+    targets[:, :-1] = tokens[:, 1:]
+    targets[:, -1] = torch.randint(0, V, (BATCH_SHAPES,), dtype=torch.int64)
+    targets[1, :T // 3] = -1
+    targets[2, :T - 5] = -1
+    return tokens, targets
+
+
+def write_shape(name, out_path):
+    """The fixture of one shape of the matrix: weights, batch, logits, loss, every gradient and
+    the LoRA case, after the same self-checks as the default model (fewer elements)."""
+    cfg, vocab = shape_config(name)
+    torch.manual_seed(SEED + 1 + sorted(SHAPES).index(name))
+    params32 = draw_params(cfg)
+    tokens, targets = make_shape_batch(cfg)
+    lora32 = draw_lora(cfg, params32, LORA_R)
+    scale = LORA_ALPHA / LORA_R
+    p64 = {k: v.double() for k, v in params32.items()}
+    lora64 = {k: (a.double(), b.double()) for k, (a, b) in lora32.items()}
+
+    checks = self_checks(cfg, p64, lora64, scale, tokens, targets, per_tensor=1)
+    tol = {"rope": 1e-12, "merge": 1e-12, "b_zero": 0.0, "gelu": 1e-14, "ce": 1e-12,
+           "causal": 0.0}
+    for k, lim in tol.items():
+        assert checks[k] <= lim, (name, k, checks[k])
+    for k in ("fd_base", "fd_lora"):
+        assert checks[k][0] < 1e-7, (name, k, checks[k])
+    assert checks["gradcheck"]
+
+    pg = {k: v.clone().requires_grad_(True) for k, v in p64.items()}
+    logits = forward(cfg, pg, tokens)
+    loss = masked_mean_ce(logits, targets)
+    grads = torch.autograd.grad(loss, list(pg.values()))
+    lg = {path: (a.clone().requires_grad_(True), b.clone().requires_grad_(True))
+          for path, (a, b) in lora64.items()}
+    lora_logits = forward(cfg, p64, tokens, lg, scale)
+    lora_loss = masked_mean_ce(lora_logits, targets)
+    lgrads = torch.autograd.grad(lora_loss, [t for path in lg for t in lg[path]])
+
+    f32 = lambda t: t.detach().to(torch.float32)
+    tensors = [(k, params32[k]) for k, _ in param_shapes(cfg)]
+    tensors.append(("ref.tokens", tokens.to(torch.int32)))
+    tensors.append(("ref.targets", targets.to(torch.int32)))
+    tensors.append(("ref.logits", f32(logits)))
+    tensors.append(("ref.loss", f32(loss).reshape(1)))
+    for (k, _), g in zip(param_shapes(cfg), grads):
+        tensors.append(("ref.grad." + k, f32(g)))
+    for path, (a, b) in lora32.items():
+        tensors.append(("lora.%s.lora_A" % path, a))
+        tensors.append(("lora.%s.lora_B" % path, b))
+    tensors.append(("lora.logits", f32(lora_logits)))
+    tensors.append(("lora.loss", f32(lora_loss).reshape(1)))
+    gi = iter(lgrads)
+    for path in lg:
+        tensors.append(("lora.grad.%s.lora_A" % path, f32(next(gi))))
+        tensors.append(("lora.grad.%s.lora_B" % path, f32(next(gi))))
+    metadata = {
+        "config": json.dumps(cfg, separators=(",", ":")),
+        "vocab": json.dumps(vocab, separators=(",", ":")),
+        "lora_r": str(LORA_R),
+        "lora_alpha": str(LORA_ALPHA),
+        "shape": name,
+        "generator": GENERATOR,
+        "torch_version": torch.__version__,
+    }
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    size = write_safetensors(out_path, tensors, metadata)
+    back, meta = read_safetensors(out_path)
+    assert meta == metadata and list(back) == [n for n, _ in tensors]
+    for n, t in tensors:
+        assert torch.equal(back[n], t.detach().contiguous()), n
+    with open(out_path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    print("shape %s: V %d C %d NH %d L %d F %d context %d; batch %dx%d; loss %.6f, lora loss %.6f"
+          % (name, cfg["vocab_size"], cfg["d_model"], cfg["n_heads"], cfg["n_layers"],
+             cfg["d_ff"], cfg["context"], BATCH_SHAPES, cfg["context"], loss.item(),
+             lora_loss.item()))
+    print("  self-checks: finite differences base %.2e, lora %.2e; rope %.2e, merge %.2e"
+          % (checks["fd_base"][0], checks["fd_lora"][0], checks["rope"], checks["merge"]))
+    print("  wrote %s: %d tensors, %d bytes, sha256 %s" % (out_path, len(tensors), size, sha))
+
+
 def main(argv):
-    out_path = os.path.abspath(argv[1]) if len(argv) > 1 else DEFAULT_OUT
+    torch.set_num_threads(1)                             # fixed reduction order
+    if len(argv) > 1 and argv[1] == "--shape":
+        if len(argv) != 4 or argv[2] not in SHAPES:
+            sys.exit("usage: gen_reference.py --shape {%s} OUTPUT" % ",".join(sorted(SHAPES)))
+        write_shape(argv[2], os.path.abspath(argv[3]))
+        return
+    if len(argv) == 1:
+        for name in sorted(SHAPES):
+            write_shape(name, os.path.join(os.path.dirname(DEFAULT_OUT),
+                                           "reference-%s.safetensors" % name))
+    write_default(os.path.abspath(argv[1]) if len(argv) > 1 else DEFAULT_OUT)
+
+
+def write_default(out_path):
     torch.set_num_threads(1)                             # fixed reduction order
     torch.manual_seed(SEED)
     cfg, vocab = load_config()
