@@ -1,59 +1,20 @@
 /* cmd_analyze.c — `lora-analyze`: the LoRA paper's §7 analysis (Hu et al. 2021) of learned
  * updates. One file: the singular values of each layer's ΔW, its effective rank and energy
  * shares, and its size against the frozen W. Two files: how much the subspaces they learned
- * overlap, φ(i,j) = ||U1[:i]ᵀ U2[:j]||_F² / min(i,j). */
+ * overlap, φ(i,j) = ||U1[:i]ᵀ U2[:j]||_F² / min(i,j). Options in, analyze_job_run
+ * (src/jobs/analyze_job.c: loading, spectra and grids), text or JSON out. */
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze.h"
-#include "checkpoint.h"
+#include "analyze_job.h"
 #include "commands.h"
 #include "common.h"
 #include "opts.h"
 
 #define SIGMA_SHOWN 6 /* singular values per row of the text table */
-#define MAX_DIMS 16   /* 1,2,4,...,64 plus an odd rank fits easily */
-
-typedef struct {
-    const char *path;
-    analyze_update up;
-    analyze_report rep[ANALYZE_MAX_LAYERS];
-} analyze_file;
-
-/* Loads one file and reports every layer; frees what it built on failure. */
-static int analyze_file_run(analyze_file *f, const char *path, minigpt *base, const char *sha,
-                            double threshold, ml_error *e) {
-    memset(f, 0, sizeof *f);
-    f->path = path;
-    if (analyze_update_load(&f->up, base, sha, path, e)) return -1;
-    for (int i = 0; i < f->up.n_layers; i++)
-        if (analyze_layer_report(&f->up.layers[i], f->up.rank, threshold, &f->rep[i], e))
-            return ml_wrap(e, "%s", path);
-    return 0;
-}
-
-static void analyze_file_free(analyze_file *f) {
-    for (int i = 0; i < ANALYZE_MAX_LAYERS; i++) analyze_report_free(&f->rep[i]);
-    analyze_update_free(&f->up);
-}
-
-/* Directions of ΔW worth comparing: those above the threshold, and never more than r for an
- * adapter (beyond r the singular vectors are rounding noise). */
-static int dw_dims(const analyze_file *f, int layer) {
-    const int k = f->rep[layer].eff_rank;
-    return f->up.is_adapter && f->up.rank < k ? f->up.rank : k;
-}
-
-/* The grid sizes 1,2,4,... up to k, then k itself when it is not a power of two. */
-static int grid_dims(int k, int *d) {
-    int n = 0;
-    for (int v = 1; v <= k && n < MAX_DIMS - 1; v *= 2) d[n++] = v;
-    if (n && d[n - 1] != k) d[n++] = k;
-    return n;
-}
 
 /* ---- text ------------------------------------------------------------------------------ */
 
@@ -98,40 +59,34 @@ static void spectrum_text(const analyze_file *f) {
     printf("\n");
 }
 
-/* One φ grid: rows i from u1 (k1 directions), columns j from u2 (k2), vectors of length dim. */
-static void grid_text(const char *what, const double *u1, int k1, const double *u2, int k2, int dim) {
-    if (k1 == 0 || k2 == 0) {
-        printf("  %s: nothing to compare (%s)\n", what, k1 == 0 ? "file 1 has no direction" : "file 2 has no direction");
+/* One φ grid, as a title line and a table. */
+static void grid_text(const char *what, const analyze_grid *g) {
+    if (g->k1 == 0 || g->k2 == 0) {
+        printf("  %s: nothing to compare (%s)\n", what,
+               g->k1 == 0 ? "file 1 has no direction" : "file 2 has no direction");
         return;
     }
-    int di[MAX_DIMS], dj[MAX_DIMS];
-    const int ni = grid_dims(k1, di), nj = grid_dims(k2, dj);
-    const double top1 = sqrt(analyze_subspace_similarity(u1, 1, u2, 1, dim));
-    printf("  %s (dim %d), top-1 overlap |cos| = %.3f\n    i\\j  ", what, dim, top1);
-    for (int b = 0; b < nj; b++) printf(" %6d", dj[b]);
+    printf("  %s (dim %d), top-1 overlap |cos| = %.3f\n    i\\j  ", what, g->dim, g->top1);
+    for (int b = 0; b < g->nj; b++) printf(" %6d", g->dj[b]);
     printf("\n");
-    for (int a = 0; a < ni; a++) {
-        printf("    %-5d", di[a]);
-        for (int b = 0; b < nj; b++) printf(" %6.3f", analyze_subspace_similarity(u1, di[a], u2, dj[b], dim));
+    for (int a = 0; a < g->ni; a++) {
+        printf("    %-5d", g->di[a]);
+        for (int b = 0; b < g->nj; b++) printf(" %6.3f", g->phi[a][b]);
         printf("\n");
     }
 }
 
-static void similarity_text(const analyze_file *f1, const analyze_file *f2) {
+static void similarity_text(const analyze_results *r) {
     printf("Subspace similarity (Hu et al. 2021, §7): φ(i,j) = |U1[:i]ᵀ U2[:j]|_F² / min(i,j)\n"
            "  U1: top-i singular directions of %s (rows), U2: top-j of %s (columns);\n"
            "  1 = one span contains the other, 0 = orthogonal; random subspaces give about max(i,j)/dim.\n"
            "  ΔW column spaces use the directions above the threshold.\n\n",
-           f1->path, f2->path);
-    for (int i = 0; i < f1->up.n_layers; i++) {
-        const analyze_layer *l1 = &f1->up.layers[i], *l2 = analyze_update_find(&f2->up, l1->path);
-        if (!l2) continue;
-        const analyze_report *r1 = &f1->rep[i], *r2 = &f2->rep[l2 - f2->up.layers];
-        printf("%s\n", l1->path);
-        if (f1->up.is_adapter && f2->up.is_adapter)
-            grid_text("row space of A", r1->a_v, r1->a_n, r2->a_v, r2->a_n, l1->in);
-        grid_text("column space of ΔW", r1->u, dw_dims(f1, i), r2->u, dw_dims(f2, (int)(l2 - f2->up.layers)),
-                  l1->out);
+           r->files[0].path, r->files[1].path);
+    for (int p = 0; p < r->n_pairs; p++) {
+        const analyze_pair *pr = &r->pairs[p];
+        printf("%s\n", r->files[0].up.layers[pr->layer1].path);
+        if (pr->has_a_rows) grid_text("row space of A", &pr->a_rows);
+        grid_text("column space of ΔW", &pr->dw_cols);
         printf("\n");
     }
 }
@@ -172,53 +127,43 @@ static cJSON *spectrum_json(const analyze_file *f) {
     return o;
 }
 
-static cJSON *grid_json(const double *u1, int k1, const double *u2, int k2, int dim) {
-    if (k1 == 0 || k2 == 0) return cJSON_CreateNull();
-    int di[MAX_DIMS], dj[MAX_DIMS];
-    const int ni = grid_dims(k1, di), nj = grid_dims(k2, dj);
+static cJSON *grid_json(const analyze_grid *g) {
+    if (g->k1 == 0 || g->k2 == 0) return cJSON_CreateNull();
     cJSON *o = cJSON_CreateObject(), *phi = cJSON_CreateArray();
-    cJSON_AddNumberToObject(o, "dim", dim);
-    cJSON_AddItemToObject(o, "i", cJSON_CreateIntArray(di, ni));
-    cJSON_AddItemToObject(o, "j", cJSON_CreateIntArray(dj, nj));
-    for (int a = 0; a < ni; a++) {
-        double row[MAX_DIMS];
-        for (int b = 0; b < nj; b++) row[b] = analyze_subspace_similarity(u1, di[a], u2, dj[b], dim);
-        cJSON_AddItemToArray(phi, cJSON_CreateDoubleArray(row, nj));
-    }
+    cJSON_AddNumberToObject(o, "dim", g->dim);
+    cJSON_AddItemToObject(o, "i", cJSON_CreateIntArray(g->di, g->ni));
+    cJSON_AddItemToObject(o, "j", cJSON_CreateIntArray(g->dj, g->nj));
+    for (int a = 0; a < g->ni; a++)
+        cJSON_AddItemToArray(phi, cJSON_CreateDoubleArray(g->phi[a], g->nj));
     cJSON_AddItemToObject(o, "phi", phi);
-    cJSON_AddNumberToObject(o, "top1_overlap", sqrt(analyze_subspace_similarity(u1, 1, u2, 1, dim)));
+    cJSON_AddNumberToObject(o, "top1_overlap", g->top1);
     return o;
 }
 
-static cJSON *similarity_json(const analyze_file *f1, const analyze_file *f2) {
+static cJSON *similarity_json(const analyze_results *r) {
     cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < f1->up.n_layers; i++) {
-        const analyze_layer *l1 = &f1->up.layers[i], *l2 = analyze_update_find(&f2->up, l1->path);
-        if (!l2) continue;
-        const int i2 = (int)(l2 - f2->up.layers);
-        const analyze_report *r1 = &f1->rep[i], *r2 = &f2->rep[i2];
+    for (int p = 0; p < r->n_pairs; p++) {
+        const analyze_pair *pr = &r->pairs[p];
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "path", l1->path);
+        cJSON_AddStringToObject(o, "path", r->files[0].up.layers[pr->layer1].path);
         cJSON_AddItemToObject(o, "a_row_space",
-                              f1->up.is_adapter && f2->up.is_adapter
-                                  ? grid_json(r1->a_v, r1->a_n, r2->a_v, r2->a_n, l1->in)
-                                  : cJSON_CreateNull());
-        cJSON_AddItemToObject(o, "dw_column_space", grid_json(r1->u, dw_dims(f1, i), r2->u, dw_dims(f2, i2), l1->out));
+                              pr->has_a_rows ? grid_json(&pr->a_rows) : cJSON_CreateNull());
+        cJSON_AddItemToObject(o, "dw_column_space", grid_json(&pr->dw_cols));
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
 }
 
 /* Prints the whole result as one line of JSON; -1 when out of memory. */
-static int analyze_json(const char *base_path, const char *sha, double threshold, const analyze_file *f,
-                        int nf, ml_error *e) {
+static int analyze_json(const char *base_path, double threshold, const analyze_results *r,
+                        ml_error *e) {
     cJSON *root = cJSON_CreateObject(), *files = cJSON_CreateArray();
     cJSON_AddStringToObject(root, "base", base_path);
-    cJSON_AddStringToObject(root, "base_sha256", sha);
+    cJSON_AddStringToObject(root, "base_sha256", r->base_sha);
     cJSON_AddNumberToObject(root, "threshold", threshold);
-    for (int k = 0; k < nf; k++) cJSON_AddItemToArray(files, spectrum_json(&f[k]));
+    for (int k = 0; k < r->n_files; k++) cJSON_AddItemToArray(files, spectrum_json(&r->files[k]));
     cJSON_AddItemToObject(root, "files", files);
-    if (nf == 2) cJSON_AddItemToObject(root, "similarity", similarity_json(&f[0], &f[1]));
+    if (r->n_files == 2) cJSON_AddItemToObject(root, "similarity", similarity_json(r));
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!text) return ml_fail(e, "out of memory for the JSON output");
@@ -249,39 +194,26 @@ int cmd_analyze(int argc, char **argv) {
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     const int nf = argc - pos;
     if (nf < 1 || nf > 2) return usage_fail(cmd, "expected one or two ADAPTER files");
+    const analyze_spec spec = {.base = base_path, .files = (const char *const *)argv + pos,
+                               .n_files = nf, .threshold = threshold};
     ml_error e;
-    minigpt base = {0};
-    tok_vocab v;
-    char sha[65];
-    static analyze_file files[2]; /* static: about 17 KiB each, kept off the stack */
-    int loaded = 0, rc = EXIT_RUNTIME;
-    if (checkpoint_load(base_path, &base, &v, sha, &e)) goto done;
-    for (; loaded < nf; loaded++)
-        if (analyze_file_run(&files[loaded], argv[pos + loaded], &base, sha, threshold, &e)) {
-            loaded++; /* free what it built */
-            goto done;
-        }
-    if (nf == 2) {
-        int common = 0;
-        for (int i = 0; i < files[0].up.n_layers; i++)
-            common += analyze_update_find(&files[1].up, files[0].up.layers[i].path) != NULL;
-        if (!common) {
-            ml_fail(&e, "%s: no adapted layer in common with %s", files[1].path, files[0].path);
-            goto done;
-        }
+    analyze_results res;
+    if (analyze_job_run(&spec, &res, &e)) {
+        cli_error(cmd, e.msg);
+        return EXIT_RUNTIME;
     }
+    int rc = EXIT_OK;
     if (json) {
-        if (analyze_json(base_path, sha, threshold, files, nf, &e)) goto done;
+        if (analyze_json(base_path, threshold, &res, &e)) {
+            cli_error(cmd, e.msg);
+            rc = EXIT_RUNTIME;
+        }
     } else {
         printf("base %s; effective rank = #{σ_i > %g·σ_max}; top-k = share of Σσ² in the top k σ\n\n",
                base_path, (double)threshold);
-        for (int k = 0; k < nf; k++) spectrum_text(&files[k]);
-        if (nf == 2) similarity_text(&files[0], &files[1]);
+        for (int k = 0; k < nf; k++) spectrum_text(&res.files[k]);
+        if (nf == 2) similarity_text(&res);
     }
-    rc = EXIT_OK;
-done:
-    if (rc != EXIT_OK) cli_error(cmd, e.msg);
-    for (int k = 0; k < loaded; k++) analyze_file_free(&files[k]);
-    minigpt_free(&base);
+    analyze_results_free(&res);
     return rc;
 }

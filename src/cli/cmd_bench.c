@@ -1,284 +1,13 @@
 /* cmd_bench.c — `lora bench`: training, evaluation and generation throughput against the
- * machine's practical peak (a large sgemm measured in the same run, on the same threads).
- *
- * Model FLOPs per token, counted from the shapes (multiply-add = 2 FLOPs; elementwise work such
- * as LayerNorm, GELU and softmax is not counted: it is overhead, not model math):
- *   Linear layers   W = Σ in·out over the 12 Linears (98,304)       forward 2W
- *   tied head       2·C·V                                            forward
- *   attention       per layer, position t attends to t+1 positions: q·k and a·v cost
- *                   2·C·(t+1) each; averaged over t < T: 2·C·(T+1) per layer, L layers
- *   LoRA rank r     x·Aᵀ then (xA)·Bᵀ: 2·r·(in+out) per target, 2·2304·r in all
- *   backward        base trained (pretraining): 2× the forward of Linears, head and attention
- *                   (input and weight gradients); base frozen (LoRA): 1× for Linears and head
- *                   (input gradients only) except block 0's q,k,v, whose input gradient nothing
- *                   needs, 2× for attention (it has no weights), and 2× the LoRA forward
- * Each configuration runs in a child process so its peak resident memory is its own.
- */
-#include <math.h>
+ * machine's practical peak. Options in, bench_job_run (src/jobs/bench_job.c: the FLOP counts,
+ * the measurements and the sgemm peak), a table or JSON out. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <cblas.h>
-
-#include "checkpoint.h"
+#include "bench_job.h"
+#include "blas_runtime.h"
 #include "commands.h"
 #include "common.h"
-#include "grad_engine.h"
-#include "eval.h"
-#include "lora.h"
 #include "opts.h"
-#include "optimizer.h"
-#include "rng.h"
-#include "blas_runtime.h"
-#include "text.h"
-
-char *openblas_get_config(void);
-void openblas_set_num_threads(int);
-
-#define BENCH_WINDOWS 4
-
-typedef struct {
-    char name[48];
-    double value;      /* tokens/s, sequences/s or ms */
-    const char *unit;
-    double flops_tok;  /* model FLOPs per token (0: not a FLOP measurement) */
-    double gflops;     /* achieved */
-    double peak;       /* sgemm GFLOP/s measured right before and after this row (their mean) */
-    long rss_kib;      /* peak resident memory of the child */
-} bench_row;
-
-/* FLOPs per token of a training step (see the comment at the top). */
-static double train_flops(const minigpt *m, int T, int rank, int base_trained) {
-    const double C = m->cfg.d_model, V = m->cfg.vocab_size, L = m->cfg.n_layers;
-    double W = 0;
-    for (int i = 0; i < m->n_linears; i++) W += (double)m->linears[i].in * m->linears[i].out;
-    const double lin = 2 * W, head = 2 * C * V, attn = 2 * C * (T + 1) * L;
-    const double lora_fl = 2.0 * (double)lora_count(m, rank, LORA_ALL_TARGETS);
-    const double fwd = lin + head + attn + lora_fl;
-    const double qkv0 = 3.0 * 2 * C * C; /* block 0's q,k,v: no input gradient when frozen */
-    const double bwd = base_trained ? 2 * (lin + head + attn) : lin - qkv0 + head + 2 * attn + 2 * lora_fl;
-    return fwd + bwd;
-}
-
-static double forward_flops(const minigpt *m, int T) {
-    return train_flops(m, T, 0, 1) / 3.0;
-}
-
-/* Random full-length sequences: T+1 tokens each, loss on every position. The FLOP count does
- * not depend on the tokens, and full-length rows make "batch x 32 tokens" exact. */
-static void random_examples(ds_example *ex, int *ids_pool, int n, int T, int V, uint64_t seed) {
-    rng r;
-    rng_seed(&r, seed);
-    for (int i = 0; i < n; i++) {
-        int *t = ids_pool + (size_t)i * (T + 1);
-        for (int j = 0; j < T + 1; j++) t[j] = 1 + (int)rng_below(&r, (uint32_t)V - 1);
-        memset(&ex[i], 0, sizeof ex[i]);
-        ex[i].tokens = t;
-        ex[i].n_prompt = 0;
-        ex[i].n_completion = T + 1;
-    }
-}
-
-/* Training steps of batch B x T on threads; rank < 0 means the base itself is trained. */
-static int bench_train(const char *base, int rank, int threads, int B, int T, double seconds, bench_row *row,
-                       ml_error *e) {
-    minigpt m;
-    tok_vocab v;
-    if (checkpoint_load(base, &m, &v, NULL, e)) return -1;
-    lora a = {0};
-    if (rank >= 0 && lora_init(&a, &m, rank, 16.0f, 0, LORA_ALL_TARGETS, e)) return -1;
-    if (rank >= 0) lora_init_weights(&a, 1);
-    engine g;
-    if (engine_init(&g, &m, threads, B, 16, rank < 0, rank >= 0 ? a.n_params : 0, e)) return -1;
-    ds_example *ex = malloc(sizeof *ex * (size_t)B);
-    int *ids_pool = malloc(sizeof(int) * (size_t)B * (T + 1));
-    const ds_example **batch = malloc(sizeof *batch * (size_t)B);
-    const size_t np = rank < 0 ? m.n_params : a.n_params;
-    optim_state opt; /* the default optimizer, as lora-train runs it */
-    const optim_hparams hp = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
-    if (optim_state_init(&opt, OPTIM_ADAMW, np, e)) return -1;
-    if (!ex || !ids_pool || !batch) return ml_fail(e, "out of memory");
-    random_examples(ex, ids_pool, B, T, m.cfg.vocab_size, 1);
-    for (int i = 0; i < B; i++) batch[i] = &ex[i];
-    float *params = rank < 0 ? m.params : a.params;
-    int steps = 0;
-    for (; steps < 3; steps++) { /* warm-up: the first steps touch fresh memory */
-        engine_grad(&g, batch, B, 0, NULL);
-        optim_step(&opt, 0, params, g.grad, np, 1e-4f, 0.0f, &hp, steps + 1);
-    }
-    /* the best of several windows: on a shared machine, time stolen by others only lowers a
-     * window's rate, so the best one is the closest to what the code itself achieves */
-    double best = 0;
-    for (int w = 0; w < BENCH_WINDOWS; w++) {
-        int done = 0;
-        const double t0 = ml_now_s();
-        do {
-            engine_grad(&g, batch, B, 0, NULL);
-            optim_step(&opt, 0, params, g.grad, np, 1e-4f, 0.0f, &hp, ++steps);
-            done++;
-        } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
-        const double rate = (double)done * B * T / (ml_now_s() - t0);
-        if (rate > best) best = rate;
-    }
-    row->value = best;
-    row->unit = "tokens/s";
-    row->flops_tok = train_flops(&m, T, rank < 0 ? 0 : rank, rank < 0);
-    row->gflops = row->value * row->flops_tok / 1e9;
-    free(ex), free(ids_pool), free((void *)batch);
-    optim_state_free(&opt);
-    engine_free(&g);
-    lora_free(&a);
-    minigpt_free(&m);
-    return 0;
-}
-
-/* Scoring (forward only) of full-length sequences: sequences/s. */
-static int bench_eval(const char *base, int threads, int T, double seconds, bench_row *row, ml_error *e) {
-    minigpt m;
-    tok_vocab v;
-    if (checkpoint_load(base, &m, &v, NULL, e)) return -1;
-    const int n = 256;
-    engine g;
-    if (engine_init(&g, &m, threads, n, 32, 0, 0, e)) return -1;
-    ds_example *ex = malloc(sizeof *ex * n);
-    int *ids_pool = malloc(sizeof(int) * (size_t)n * (T + 1));
-    const ds_example **set = malloc(sizeof *set * n);
-    if (!ex || !ids_pool || !set) return ml_fail(e, "out of memory");
-    random_examples(ex, ids_pool, n, T, m.cfg.vocab_size, 2);
-    for (int i = 0; i < n; i++) set[i] = &ex[i];
-    engine_loss(&g, set, n, NULL); /* warm-up */
-    double best = 0;
-    for (int w = 0; w < BENCH_WINDOWS; w++) {
-        int rounds = 0;
-        const double t0 = ml_now_s();
-        do {
-            engine_loss(&g, set, n, NULL);
-            rounds++;
-        } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
-        const double rate = (double)rounds * n / (ml_now_s() - t0);
-        if (rate > best) best = rate;
-    }
-    row->value = best;
-    row->unit = "sequences/s";
-    row->flops_tok = forward_flops(&m, T);
-    row->gflops = row->value * T * row->flops_tok / 1e9;
-    free(ex), free(ids_pool), free((void *)set);
-    engine_free(&g);
-    minigpt_free(&m);
-    return 0;
-}
-
-/* Greedy decoding of one prompt from the real task: milliseconds per completion. */
-static int bench_generate(const char *base, double seconds, bench_row *row, ml_error *e) {
-    minigpt m;
-    tok_vocab v;
-    if (checkpoint_load(base, &m, &v, NULL, e)) return -1;
-    minigpt_ws ws;
-    if (minigpt_ws_init(&ws, &m, 1, m.cfg.context, e)) return -1;
-    const int ctx = m.cfg.context; /* buffers from the loaded config: any context length */
-    int *ids = malloc(sizeof(int) * (size_t)ctx), *out = malloc(sizeof(int) * (size_t)ctx);
-    int n, produced = 0, runs = 0;
-    if (!ids || !out) {
-        free(ids), free(out);
-        return ml_fail(e, "out of memory");
-    }
-    /* the prompt, cut to leave room for half the context when the context is short */
-    const char *prompt = "walk: yesterday they ";
-    const int keep = (int)strlen(prompt) < (ctx + 1) / 2 ? (int)strlen(prompt) : (ctx + 1) / 2;
-    char text[32];
-    snprintf(text, sizeof text, "%.*s", keep, prompt);
-    if (tok_encode(&v, text, ids, ctx, &n, e)) {
-        free(ids), free(out);
-        return -1;
-    }
-    double best = INFINITY;
-    for (int w = 0; w < BENCH_WINDOWS; w++) {
-        int k = 0;
-        const double t0 = ml_now_s();
-        do {
-            produced += eval_greedy(&m, &ws, ids, n, out, 32) + 1; /* + the end token */
-            runs++, k++;
-        } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
-        const double ms = 1e3 * (ml_now_s() - t0) / k;
-        if (ms < best) best = ms;
-    }
-    row->value = best;
-    row->unit = "ms/completion";
-    row->flops_tok = 0;
-    row->gflops = 0;
-    snprintf(row->name + strlen(row->name), sizeof row->name - strlen(row->name), " (%.1f tokens)",
-             (double)produced / runs);
-    free(ids), free(out);
-    minigpt_ws_free(&ws);
-    minigpt_free(&m);
-    return 0;
-}
-
-/* A large square sgemm on `threads` BLAS threads: the practical peak in GFLOP/s. */
-static double sgemm_peak(int threads, double seconds) {
-    const int n = 2048;
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
-    if (!a || !b || !c) return NAN;
-    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 1e-3f * (float)(i % 97);
-    openblas_set_num_threads(threads);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-    double best = 0;
-    for (int w = 0; w < BENCH_WINDOWS; w++) {
-        int reps = 0;
-        const double t0 = ml_now_s();
-        do {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-            reps++;
-        } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
-        const double gf = 2.0 * n * n * (double)n * reps / (ml_now_s() - t0) / 1e9;
-        if (gf > best) best = gf;
-    }
-    openblas_set_num_threads(1);
-    free(a), free(b), free(c);
-    return best;
-}
-
-typedef enum { K_TRAIN_FULL, K_TRAIN_LORA, K_EVAL, K_GENERATE } kind;
-
-/* Runs one configuration in a child; its result and peak RSS come back through a pipe. */
-static int run_child(kind k, int rank, const char *base, int threads, int B, int T, double seconds,
-                     bench_row *row, ml_error *e) {
-    int fd[2];
-    if (pipe(fd)) return ml_fail(e, "pipe failed");
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) return ml_fail(e, "fork failed");
-    if (pid == 0) {
-        close(fd[0]);
-        ml_error ce = {{0}};
-        int rc = k == K_TRAIN_FULL   ? bench_train(base, -1, threads, B, T, seconds, row, &ce)
-                 : k == K_TRAIN_LORA ? bench_train(base, rank, threads, B, T, seconds, row, &ce)
-                 : k == K_EVAL       ? bench_eval(base, threads, T, seconds, row, &ce)
-                                     : bench_generate(base, seconds, row, &ce);
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        row->rss_kib = ru.ru_maxrss;
-        if (rc) snprintf(row->name, sizeof row->name, "!%.46s", ce.msg);
-        if (write(fd[1], row, sizeof *row) != (ssize_t)sizeof *row) _exit(3);
-        _exit(rc ? 1 : 0);
-    }
-    close(fd[1]);
-    ssize_t got = read(fd[0], row, sizeof *row);
-    close(fd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    if (got != (ssize_t)sizeof *row || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return ml_fail(e, "benchmark %s failed%s%s", row->name, row->name[0] == '!' ? ": " : "",
-                       row->name[0] == '!' ? row->name + 1 : "");
-    /* the child's string pointers mean nothing here */
-    row->unit = k == K_EVAL ? "sequences/s" : k == K_GENERATE ? "ms/completion" : "tokens/s";
-    return 0;
-}
 
 int cmd_bench(int argc, char **argv) {
     const char *cmd = argv[0];
@@ -303,47 +32,21 @@ int cmd_bench(int argc, char **argv) {
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (pos < argc) return usage_fail(cmd, "takes no arguments");
     threads = runtime_threads(threads);
+    const bench_spec spec = {.base = base, .threads = threads, .batch = B, .T = T,
+                             .seconds = seconds, .only = only};
     ml_error e;
-    minigpt m;
-    tok_vocab v;
-    if (checkpoint_load(base, &m, &v, NULL, &e)) {
+    bench_report rep;
+    if (bench_job_run(&spec, &rep, &e)) {
         cli_error(cmd, e.msg);
         return EXIT_RUNTIME;
     }
-    if (T > m.cfg.context) T = m.cfg.context; /* sequences of T + 1 tokens fill the context */
-    const double fwd = forward_flops(&m, T);
-    minigpt_free(&m);
-    const double peak1 = sgemm_peak(1, seconds);
-    double before = sgemm_peak(threads, seconds), peak = before;
-    bench_row rows[8];
-    int n = 0;
-    struct {
-        kind k;
-        int rank;
-        const char *name;
-    } plan[] = {{K_TRAIN_FULL, -1, "train full model"}, {K_TRAIN_LORA, 0, "train LoRA r=0"},
-                {K_TRAIN_LORA, 1, "train LoRA r=1"},     {K_TRAIN_LORA, 8, "train LoRA r=8"},
-                {K_TRAIN_LORA, 32, "train LoRA r=32"},   {K_EVAL, 0, "score sequences"},
-                {K_GENERATE, 0, "greedy generation"}};
-    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
-        if (only && !strstr(plan[i].name, only)) continue;
-        memset(&rows[n], 0, sizeof rows[n]);
-        snprintf(rows[n].name, sizeof rows[n].name, "%s", plan[i].name);
-        if (run_child(plan[i].k, plan[i].rank, base, threads, B, T, seconds, &rows[n], &e)) {
-            cli_error(cmd, e.msg);
-            return EXIT_RUNTIME;
-        }
-        /* the peak next to each row: the machine's speed drifts when it is shared */
-        const double after = sgemm_peak(threads, seconds / 2);
-        rows[n].peak = 0.5 * (before + after);
-        if (after > peak) peak = after;
-        before = after;
-        n++;
-    }
+    const bench_row *rows = rep.rows;
+    const int n = rep.n_rows;
+    const double peak = rep.peak, peak1 = rep.peak1, fwd = rep.forward_flops;
     if (json) {
         printf("{\"blas\":\"%s\",\"kernel\":\"%s\",\"threads\":%d,\"batch\":%d,\"T\":%d,"
                "\"sgemm_peak_gflops\":%.2f,\"sgemm_1thread_gflops\":%.2f,\"forward_flops_per_token\":%.0f,\"rows\":[",
-               openblas_get_config(), runtime_blas_kernel(), threads, B, T, peak, peak1, fwd);
+               rep.blas_config, runtime_blas_kernel(), threads, B, rep.T, peak, peak1, fwd);
         for (int i = 0; i < n; i++)
             printf("%s{\"name\":\"%s\",\"value\":%.3f,\"unit\":\"%s\",\"flops_per_token\":%.0f,"
                    "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,\"peak_rss_kib\":%ld}",
@@ -352,11 +55,11 @@ int cmd_bench(int argc, char **argv) {
         printf("]}\n");
         return EXIT_OK;
     }
-    printf("BLAS: %s\nkernel: %s\nthreads: %d   batch %d x %d tokens\n", openblas_get_config(),
-           runtime_blas_note(), threads, B, T);
+    printf("BLAS: %s\nkernel: %s\nthreads: %d   batch %d x %d tokens\n", rep.blas_config,
+           runtime_blas_note(), threads, B, rep.T);
     printf("peak: sgemm 2048^3 up to %.1f GFLOP/s on %d threads (%.1f on 1); each row's fraction uses\n"
            "      the mean of the sgemm measured just before and just after it\n", peak, threads, peak1);
-    printf("model forward: %.0f FLOPs per token (T = %d)\n\n", fwd, T);
+    printf("model forward: %.0f FLOPs per token (T = %d)\n\n", fwd, rep.T);
     printf("  %-34s %14s %-14s %12s %10s %8s %8s %9s\n", "", "", "", "FLOPs/token", "GFLOP/s", "peak", "of peak", "peak RSS");
     for (int i = 0; i < n; i++) {
         char flops[32] = "", gf[32] = "", frac[32] = "";

@@ -1,18 +1,16 @@
 /* cmd_info.c — `lora-info`: the lesson's tables computed from the model itself, and a
- * description of an adapter file. */
-#include <math.h>
+ * description of an adapter file (read by adapter_info_read, src/jobs/adapter_info.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "adapter_info.h"
 #include "checkpoint.h"
 #include "commands.h"
 #include "common.h"
 #include "lora.h"
 #include "opts.h"
-#include "safetensors.h"
-#include "text.h"
 
 /* "98,944" */
 static const char *grouped(size_t v, char *buf) {
@@ -86,57 +84,45 @@ static void rank_breakdown_text(const minigpt *m, unsigned targets, int r) {
     printf("  %-24s %27s\n\n", "total", grouped(lora_count(m, r, targets), a));
 }
 
+/* Describes one adapter file on m (see adapter_info_read), as text or one line of JSON. */
 static int adapter_text(const char *path, minigpt *m, const char *base_sha, int json,
                         ml_error *e) {
-    /* describe only what loads: metadata, tensor names, shapes and values checked as lora_load
-     * does (on any base: "this base: no" is reported, not refused) */
-    lora check;
-    if (lora_load(&check, m, path, NULL, e)) return -1;
-    const unsigned loaded_targets = check.targets;
-    lora_free(&check);
-    char *tm_json = lora_targets_json(loaded_targets);
-    if (!tm_json) return ml_fail(e, "out of memory");
-    st_file f;
-    if (st_open(&f, path, e)) {
-        free(tm_json);
-        return -1;
+    adapter_info a;
+    if (adapter_info_read(&a, m, path, base_sha, e)) return -1;
+    char *tm_json = lora_targets_json(a.targets);
+    if (!tm_json) {
+        adapter_info_free(&a);
+        return ml_fail(e, "out of memory");
     }
-    const char *r = st_meta(&f, "r"), *al = st_meta(&f, "lora_alpha");
-    const char *rs = st_meta(&f, "use_rslora"), *sha = st_meta(&f, "base_sha256");
-    size_t params = 0, payload = 0;
-    for (int i = 0; i < f.n_tensors; i++) {
-        params += f.tensors[i].numel;
-        payload += f.tensors[i].end - f.tensors[i].begin;
-    }
-    const int rank = r ? atoi(r) : 0;
-    const double alpha = al ? atof(al) : 0, scale = rank ? (rs && !strcmp(rs, "true") ? alpha / sqrt((double)rank) : alpha / rank) : 0;
-    const char *match = !sha ? "unknown" : (base_sha && !strcmp(sha, base_sha)) ? "yes" : "no";
+    const char *sha = a.base_sha256;
     if (json) {
         printf("{\"adapter\":");
         text_json_print(stdout, path);
         printf(",\"rank\":%d,\"lora_alpha\":%g,\"scale\":%g,\"use_rslora\":%s,"
                "\"target_modules\":%s,\"params\":%zu,\"payload_bytes\":%zu,\"file_bytes\":%zu,"
                "\"header_bytes\":%zu,\"base_sha256\":",
-               rank, alpha, scale, rs && !strcmp(rs, "true") ? "true" : "false", tm_json, params, payload,
-               f.size, f.data_start);
+               a.rank, a.alpha, a.scale, a.rslora ? "true" : "false", tm_json, a.params,
+               a.payload_bytes, a.file_bytes, a.header_bytes);
         text_json_print(stdout, sha ? sha : "");
-        printf(",\"matches_base\":%s}\n", !strcmp(match, "yes") ? "true" : "false");
+        printf(",\"matches_base\":%s}\n", a.matches_base == ADAPTER_BASE_YES ? "true" : "false");
     } else {
-        printf("%s\n  rank %d, alpha %g, scale %g%s\n  targets %s\n", path, rank, alpha, scale,
-               rs && !strcmp(rs, "true") ? " (rsLoRA: alpha/sqrt(r))" : " (alpha/r)", tm_json);
-        printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d)\n", params, f.n_tensors,
-               rank ? params / rank : 0, rank ? params / rank : 0, rank);
-        printf("  payload %zu bytes (2 per parameter), header %zu bytes, file %zu bytes\n", payload,
-               f.data_start, f.size);
-        printf("  trained on base %.16s…; this base: %s\n", sha ? sha : "?", match);
-        for (int i = 0; i < f.n_meta; i++) {
-            const char *k = f.meta_keys[i];
-            if (!strcmp(k, "seed") || !strcmp(k, "steps") || !strcmp(k, "best_step") || !strcmp(k, "train_config"))
-                printf("  %s: %s\n", k, f.meta_values[i]);
+        static const char *match[] = {"unknown", "yes", "no"};
+        printf("%s\n  rank %d, alpha %g, scale %g%s\n  targets %s\n", path, a.rank, a.alpha,
+               a.scale, a.rslora ? " (rsLoRA: alpha/sqrt(r))" : " (alpha/r)", tm_json);
+        printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d)\n", a.params,
+               a.n_tensors, a.rank ? a.params / a.rank : 0, a.rank ? a.params / a.rank : 0, a.rank);
+        printf("  payload %zu bytes (2 per parameter), header %zu bytes, file %zu bytes\n",
+               a.payload_bytes, a.header_bytes, a.file_bytes);
+        printf("  trained on base %.16s…; this base: %s\n", sha ? sha : "?", match[a.matches_base]);
+        for (int i = 0; i < a.n_meta; i++) {
+            const char *k = a.meta_keys[i];
+            if (!strcmp(k, "seed") || !strcmp(k, "steps") || !strcmp(k, "best_step") ||
+                !strcmp(k, "train_config"))
+                printf("  %s: %s\n", k, a.meta_values[i]);
         }
     }
-    st_close(&f);
     free(tm_json);
+    adapter_info_free(&a);
     return 0;
 }
 

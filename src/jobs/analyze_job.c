@@ -1,0 +1,106 @@
+/* analyze_job.c — one or two updates against their base: spectra per layer, φ grids per
+ * common layer. */
+#include "analyze_job.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "tokenizer.h"
+
+/* Loads one file and reports every layer into the zeroed *f; on failure what it built stays
+ * in f for analyze_results_free. */
+static int file_run(analyze_file *f, const char *path, minigpt *base, const char *sha,
+                    double threshold, ml_error *e) {
+    f->path = path;
+    if (analyze_update_load(&f->up, base, sha, path, e)) return -1;
+    for (int i = 0; i < f->up.n_layers; i++)
+        if (analyze_layer_report(&f->up.layers[i], f->up.rank, threshold, &f->rep[i], e))
+            return ml_wrap(e, "%s", path);
+    return 0;
+}
+
+/* Directions of ΔW worth comparing: those above the threshold, and never more than r for an
+ * adapter (beyond r the singular vectors are rounding noise). */
+static int dw_dims(const analyze_file *f, int layer) {
+    const int k = f->rep[layer].eff_rank;
+    return f->up.is_adapter && f->up.rank < k ? f->up.rank : k;
+}
+
+/* The grid sizes 1,2,4,... up to k, then k itself when it is not a power of two. */
+static int grid_dims(int k, int *d) {
+    int n = 0;
+    for (int v = 1; v <= k && n < ANALYZE_MAX_DIMS - 1; v *= 2) d[n++] = v;
+    if (n && d[n - 1] != k) d[n++] = k;
+    return n;
+}
+
+/* The φ grid of rows u1 (k1 directions) against rows u2 (k2), vectors of length dim; both
+ * borrowed. */
+static void grid_fill(analyze_grid *g, const double *u1, int k1, const double *u2, int k2,
+                      int dim) {
+    memset(g, 0, sizeof *g);
+    g->k1 = k1, g->k2 = k2, g->dim = dim;
+    if (k1 == 0 || k2 == 0) return;
+    g->ni = grid_dims(k1, g->di);
+    g->nj = grid_dims(k2, g->dj);
+    g->top1 = sqrt(analyze_subspace_similarity(u1, 1, u2, 1, dim));
+    for (int a = 0; a < g->ni; a++)
+        for (int b = 0; b < g->nj; b++)
+            g->phi[a][b] = analyze_subspace_similarity(u1, g->di[a], u2, g->dj[b], dim);
+}
+
+/* The grids of every layer both files adapt into r->pairs; refuses files with none. */
+static int pairs_fill(analyze_results *r, ml_error *e) {
+    const analyze_file *f1 = &r->files[0], *f2 = &r->files[1];
+    if (!(r->pairs = calloc((size_t)f1->up.n_layers + 1, sizeof *r->pairs)))
+        return ml_fail(e, "out of memory");
+    for (int i = 0; i < f1->up.n_layers; i++) {
+        const analyze_layer *l1 = &f1->up.layers[i], *l2 = analyze_update_find(&f2->up, l1->path);
+        if (!l2) continue;
+        const int i2 = (int)(l2 - f2->up.layers);
+        const analyze_report *r1 = &f1->rep[i], *r2 = &f2->rep[i2];
+        analyze_pair *p = &r->pairs[r->n_pairs++];
+        p->layer1 = i, p->layer2 = i2;
+        p->has_a_rows = f1->up.is_adapter && f2->up.is_adapter;
+        if (p->has_a_rows) grid_fill(&p->a_rows, r1->a_v, r1->a_n, r2->a_v, r2->a_n, l1->in);
+        grid_fill(&p->dw_cols, r1->u, dw_dims(f1, i), r2->u, dw_dims(f2, i2), l1->out);
+    }
+    if (r->n_pairs == 0)
+        return ml_fail(e, "%s: no adapted layer in common with %s", f2->path, f1->path);
+    return 0;
+}
+
+int analyze_job_run(const analyze_spec *s, analyze_results *r, ml_error *e) {
+    memset(r, 0, sizeof *r);
+    if (s->n_files < 1 || s->n_files > 2) return ml_fail(e, "expected one or two files");
+    tok_vocab v;
+    if (checkpoint_load(s->base, &r->base, &v, r->base_sha, e)) goto fail;
+    if (!(r->files = calloc((size_t)s->n_files, sizeof *r->files))) {
+        ml_fail(e, "out of memory");
+        goto fail;
+    }
+    for (; r->n_files < s->n_files; r->n_files++)
+        if (file_run(&r->files[r->n_files], s->files[r->n_files], &r->base, r->base_sha,
+                     s->threshold, e)) {
+            r->n_files++; /* free what it built */
+            goto fail;
+        }
+    if (r->n_files == 2 && pairs_fill(r, e)) goto fail;
+    return 0;
+fail:
+    analyze_results_free(r);
+    return -1;
+}
+
+void analyze_results_free(analyze_results *r) {
+    for (int k = 0; k < r->n_files; k++) {
+        for (int i = 0; i < ANALYZE_MAX_LAYERS; i++) analyze_report_free(&r->files[k].rep[i]);
+        analyze_update_free(&r->files[k].up);
+    }
+    free(r->files);
+    free(r->pairs);
+    minigpt_free(&r->base);
+    memset(r, 0, sizeof *r);
+}
