@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "analyze.h"
+#include "analyze_job.h"
+#include "dataset.h"
 #include "checkpoint.h"
 #include "fp16.h"
 #include "lora.h"
@@ -329,6 +331,117 @@ static void test_files(void **state) {
     rmdir(dir);
 }
 
+/* lora-analyze --data: the mean ‖W·x‖ of every v_proj equals the mean norm of the v rows the
+ * forward itself computes (v_proj has no bias and v is not rotated), and the mean ‖ΔW·x‖
+ * equals ‖s·B·(A·x)‖ computed through the factors instead of the dense ΔW. */
+static void test_data_norms(void **state) {
+    enum { R = 2, BATCH = 8 };
+    char dir[] = "/tmp/test_analyze_data.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char adapter_path[64];
+    snprintf(adapter_path, sizeof adapter_path, "%s/r2.safetensors", dir);
+    const char *base_path = "data/minigpt-base.safetensors", *data_path = "data/irreg_val.jsonl";
+    ml_error e;
+    minigpt m;
+    tok_vocab v;
+    char sha[65];
+    assert_int_equal(checkpoint_load(base_path, &m, &v, sha, &e), 0);
+    lora a;
+    assert_int_equal(lora_init(&a, &m, R, 4.0f, 0, LORA_ALL_TARGETS, &e), 0);
+    lora_init_weights(&a, 3);
+    rng g;
+    rng_seed(&g, 4);
+    for (int i = 0; i < a.n_layers; i++)
+        for (int k = 0; k < a.layers[i].slot->out * R; k++) a.layers[i].B[k] = 0.1f * rng_normal(&g);
+    for (size_t k = 0; k < a.n_params; k++) { /* what the fp16 file will hold */
+        uint16_t hv;
+        assert_int_equal(fp16_from_f32(a.params[k], &hv), 0);
+        a.params[k] = fp16_to_f32(hv);
+    }
+    assert_int_equal(lora_save(&a, adapter_path, sha, 0, NULL, NULL, &e), 0);
+    const char *files[] = {adapter_path};
+    analyze_spec spec = {.base = base_path, .files = files, .n_files = 1, .threshold = 0.01,
+                         .data = data_path};
+    analyze_results res;
+    assert_int_equal(analyze_job_run(&spec, &res, &e), 0);
+    const analyze_file *f = &res.files[0];
+    assert_true(f->has_data);
+    assert_true(f->positions > 100);
+
+    /* the reference: the adapter uninstalled, the base's own forward, factor by factor */
+    lora_free(&a); /* uninstall; keep a copy of the factors through a fresh load */
+    lora a2;
+    assert_int_equal(lora_load(&a2, &m, adapter_path, sha, &e), 0);
+    dataset d;
+    const int C = m.cfg.d_model, T = m.cfg.context;
+    assert_int_equal(ds_load(&d, data_path, &v, T, &e), 0);
+    static float saved_B[8][64 * R], saved_A[8][R * 64];
+    int vlayer[8], nv = 0; /* the v_proj slots: block index, path, factors */
+    char vpath[8][MINIGPT_MAX_NAME];
+    for (int i = 0; i < a2.n_layers && nv < 8; i++)
+        if (a2.layers[i].slot->role == MG_V) {
+            memcpy(saved_B[nv], a2.layers[i].B, sizeof(float) * C * R);
+            memcpy(saved_A[nv], a2.layers[i].A, sizeof(float) * R * C);
+            vlayer[nv] = a2.layers[i].slot->layer;
+            snprintf(vpath[nv++], MINIGPT_MAX_NAME, "%s", a2.layers[i].slot->path);
+        }
+    const float s = a2.scale;
+    lora_free(&a2);
+    minigpt_ws ws;
+    assert_int_equal(minigpt_ws_init(&ws, &m, BATCH, T, &e), 0);
+    int *tok = malloc(sizeof(int) * BATCH * T), *tgt = malloc(sizeof(int) * BATCH * T);
+    assert_non_null(tok);
+    assert_non_null(tgt);
+    double wx[8] = {0}, dwx[8] = {0};
+    long npos = 0;
+    for (int start = 0; start < d.n; start += BATCH) {
+        const int B = d.n - start < BATCH ? d.n - start : BATCH;
+        const ds_example *ex[BATCH];
+        for (int b = 0; b < B; b++) ex[b] = &d.ex[start + b];
+        ds_batch(ex, B, T, tok, tgt);
+        minigpt_forward(&m, &ws, tok, B, T);
+        for (int b = 0; b < B; b++) {
+            const int n = ex[b]->n_prompt + ex[b]->n_completion - 1;
+            for (int t = 0; t < n; t++) {
+                for (int j = 0; j < nv; j++) {
+                    const int layer = vlayer[j];
+                    const float *vrow = ws.layers[layer].v + ((size_t)b * T + t) * C;
+                    const float *x = ws.layers[layer].ln1 + ((size_t)b * T + t) * C;
+                    double vv = 0, ax[R] = {0}, out2 = 0;
+                    for (int c = 0; c < C; c++) vv += (double)vrow[c] * vrow[c];
+                    for (int k = 0; k < R; k++)
+                        for (int c = 0; c < C; c++) ax[k] += (double)saved_A[j][k * C + c] * x[c];
+                    for (int o = 0; o < C; o++) {
+                        double y = 0;
+                        for (int k = 0; k < R; k++) y += (double)saved_B[j][o * R + k] * ax[k];
+                        out2 += s * s * y * y;
+                    }
+                    wx[j] += sqrt(vv);
+                    dwx[j] += sqrt(out2);
+                }
+            }
+            npos += n;
+        }
+    }
+    assert_int_equal(npos, f->positions);
+    assert_int_equal(nv, m.cfg.n_layers);
+    for (int j = 0; j < nv; j++) {
+        const analyze_layer *l = analyze_update_find(&f->up, vpath[j]);
+        assert_non_null(l);
+        const int i = (int)(l - f->up.layers);
+        assert_true(fabs(f->wx[i] - wx[j] / npos) <= 1e-4 * (wx[j] / npos));
+        assert_true(fabs(f->dwx[i] - dwx[j] / npos) <= 1e-4 * (dwx[j] / npos));
+    }
+    free(tok);
+    free(tgt);
+    minigpt_ws_free(&ws);
+    ds_free(&d);
+    analyze_results_free(&res);
+    minigpt_free(&m);
+    unlink(adapter_path);
+    rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rank3_spectrum_matches_eigenvalues),
@@ -336,6 +449,7 @@ int main(void) {
         cmocka_unit_test(test_energy_and_effective_rank),
         cmocka_unit_test(test_subspace_similarity),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_data_norms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

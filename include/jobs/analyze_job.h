@@ -7,6 +7,10 @@
  * the number of directions compared: A's row spaces (both adapters only) and ΔW's column
  * spaces (the directions above the threshold, never more than r for an adapter: beyond r the
  * singular vectors are rounding noise).
+ *
+ * With data, the update is also measured where it acts: ‖ΔW·x‖ on the inputs x the base model
+ * feeds each layer on that data (the magnitude the lesson's scaling invariant is about), beside
+ * ‖W·x‖ for scale.
  */
 #ifndef ANALYZE_JOB_H
 #define ANALYZE_JOB_H
@@ -22,6 +26,7 @@ typedef struct {
     const char *const *files;  /* (n_files) adapters or full checkpoints */
     int n_files;               /* 1 or 2 */
     double threshold;          /* effective rank counts σ_i > threshold·σ_max */
+    const char *data;          /* JSONL whose activations measure ‖ΔW·x‖; NULL for none */
 } analyze_spec;
 
 /* One file's update and the report of each of its layers (rep[i] for up.layers[i]). */
@@ -29,6 +34,11 @@ typedef struct {
     const char *path;          /* borrowed from the spec */
     analyze_update up;
     analyze_report rep[ANALYZE_MAX_LAYERS];
+    /* with spec.data: over every real position of the data, the input x of each layer as the
+     * base model computes it, the mean ‖ΔW·x‖ and the mean ‖W·x‖ (per layer) */
+    int has_data;
+    double dwx[ANALYZE_MAX_LAYERS], wx[ANALYZE_MAX_LAYERS];
+    long positions;
 } analyze_file;
 
 /* φ(di[a], dj[b]) for rows from file 1 (k1 directions) and columns from file 2 (k2), vectors

@@ -56,6 +56,19 @@ static void spectrum_text(const analyze_file *f) {
     if (f->up.n_layers)
         printf("  mean effective rank %.2f over %d layers\n", (double)eff_sum / f->up.n_layers,
                f->up.n_layers);
+    if (f->has_data) {
+        printf("  on the data (%ld positions): mean |ΔW·x| and |W·x| per layer\n", f->positions);
+        double dwx = 0, rel = 0;
+        for (int i = 0; i < f->up.n_layers; i++) {
+            printf("    %-22s %10.4g %10.4g  (%.2f%%)\n", f->up.layers[i].path, f->dwx[i], f->wx[i],
+                   f->wx[i] > 0 ? 100.0 * f->dwx[i] / f->wx[i] : 0.0);
+            dwx += f->dwx[i];
+            rel += f->wx[i] > 0 ? f->dwx[i] / f->wx[i] : 0.0;
+        }
+        if (f->up.n_layers)
+            printf("  mean over layers: |ΔW·x| %.4g, |ΔW·x|/|W·x| %.2f%%\n", dwx / f->up.n_layers,
+                   100.0 * rel / f->up.n_layers);
+    }
     printf("\n");
 }
 
@@ -118,12 +131,17 @@ static cJSON *spectrum_json(const analyze_file *f) {
         cJSON_AddNumberToObject(L, "frobenius", r->fro);
         cJSON_AddNumberToObject(L, "relative_norm", r->rel);
         cJSON_AddItemToObject(L, "singular_values", cJSON_CreateDoubleArray(r->sigma, r->n));
+        if (f->has_data) {
+            cJSON_AddNumberToObject(L, "dw_x_mean", f->dwx[i]);
+            cJSON_AddNumberToObject(L, "w_x_mean", f->wx[i]);
+        }
         if (r->a_sigma)
             cJSON_AddItemToObject(L, "a_singular_values",
                                   cJSON_CreateDoubleArray(r->a_sigma, f->up.rank < l->in ? f->up.rank : l->in));
         cJSON_AddItemToArray(layers, L);
     }
     cJSON_AddItemToObject(o, "layers", layers);
+    if (f->has_data) cJSON_AddNumberToObject(o, "data_positions", (double)f->positions);
     return o;
 }
 
@@ -177,10 +195,13 @@ int cmd_analyze(int argc, char **argv) {
     const char *base_path = default_path("data/minigpt-base.safetensors");
     int json = 0;
     float threshold = 0.01f;
+    const char *data = NULL;
     opt_def defs[] = {
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint the files were trained from"},
         {"threshold", OPT_FLOAT, &threshold, 0, 1, "X", "effective rank counts σ_i > X·σ_max"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON object"},
+        {"data", OPT_STRING, &data, 0, 0, "FILE",
+         "also measure mean |ΔW·x| and |W·x| on the inputs x the base feeds each layer on FILE"},
     };
     int pos;
     int r = opts_parse("[options] ADAPTER [ADAPTER2]",
@@ -195,7 +216,7 @@ int cmd_analyze(int argc, char **argv) {
     const int nf = argc - pos;
     if (nf < 1 || nf > 2) return usage_fail(cmd, "expected one or two ADAPTER files");
     const analyze_spec spec = {.base = base_path, .files = (const char *const *)argv + pos,
-                               .n_files = nf, .threshold = threshold};
+                               .n_files = nf, .threshold = threshold, .data = data};
     ml_error e;
     analyze_results res;
     if (analyze_job_run(&spec, &res, &e)) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "dataset.h"
 #include "tokenizer.h"
 
 /* Loads one file and reports every layer into the zeroed *f; on failure what it built stays
@@ -72,6 +73,93 @@ static int pairs_fill(analyze_results *r, ml_error *e) {
     return 0;
 }
 
+/* The input of a Linear slot in a forward's saved activations: q, k, v read LayerNorm 1's
+ * output, o the attention output, fc1 LayerNorm 2's output, fc2 the GELU output. */
+static const float *slot_input(const minigpt_ws *ws, const minigpt_linear *L) {
+    const minigpt_block_acts *a = &ws->layers[L->layer];
+    switch (L->role) {
+    case MG_Q: case MG_K: case MG_V: return a->ln1;
+    case MG_O: return a->atty;
+    case MG_FC1: return a->ln2;
+    case MG_FC2: return a->gelu;
+    default: return NULL;
+    }
+}
+
+/* ‖M·x‖₂ for M (out,in) and one row x (in), in double. */
+static double matvec_norm(const float *M, int out, int in, const float *x) {
+    double s = 0;
+    for (int o = 0; o < out; o++) {
+        double d = 0;
+        for (int i = 0; i < in; i++) d += (double)M[(size_t)o * in + i] * x[i];
+        s += d * d;
+    }
+    return sqrt(s);
+}
+
+/* Mean ‖ΔW·x‖ and ‖W·x‖ of every layer of each file over the real positions of the data
+ * (the base model's activations; padding positions are skipped). */
+static int data_run(analyze_results *r, const char *path, const tok_vocab *v, ml_error *e) {
+    enum { BATCH = 16 };
+    minigpt *m = &r->base;
+    const int T = m->cfg.context;
+    dataset d = {0};
+    minigpt_ws ws = {0};
+    int *tokens = malloc(sizeof(int) * BATCH * (size_t)T);  // (BATCH,T)
+    int *targets = malloc(sizeof(int) * BATCH * (size_t)T); // (BATCH,T)
+    long positions = 0;
+    int rc = -1;
+    if (!tokens || !targets) {
+        ml_fail(e, "out of memory");
+        goto done;
+    }
+    if (ds_load(&d, path, v, T, e) || minigpt_ws_init(&ws, m, BATCH, T, e)) goto done;
+    for (int start = 0; start < d.n; start += BATCH) {
+        const int B = d.n - start < BATCH ? d.n - start : BATCH;
+        const ds_example *ex[BATCH];
+        for (int b = 0; b < B; b++) ex[b] = &d.ex[start + b];
+        ds_batch(ex, B, T, tokens, targets);
+        minigpt_forward(m, &ws, tokens, B, T);
+        for (int k = 0; k < r->n_files; k++) {
+            analyze_file *f = &r->files[k];
+            for (int i = 0; i < f->up.n_layers; i++) {
+                const analyze_layer *l = &f->up.layers[i];
+                const minigpt_linear *L = minigpt_find_linear(m, l->path);
+                const float *x = L ? slot_input(&ws, L) : NULL;
+                if (!x) {
+                    ml_fail(e, "%s: no such Linear in the base", l->path);
+                    goto done;
+                }
+                for (int b = 0; b < B; b++) {
+                    const int n = ex[b]->n_prompt + ex[b]->n_completion - 1; /* real positions */
+                    for (int t = 0; t < n; t++) {
+                        const float *row = x + ((size_t)b * T + t) * l->in;
+                        f->dwx[i] += matvec_norm(l->dw, l->out, l->in, row);
+                        f->wx[i] += matvec_norm(l->w, l->out, l->in, row);
+                    }
+                }
+            }
+        }
+        for (int b = 0; b < B; b++) positions += ex[b]->n_prompt + ex[b]->n_completion - 1;
+    }
+    for (int k = 0; k < r->n_files; k++) {
+        analyze_file *f = &r->files[k];
+        f->positions = positions;
+        f->has_data = 1;
+        for (int i = 0; i < f->up.n_layers && positions > 0; i++) {
+            f->dwx[i] /= (double)positions;
+            f->wx[i] /= (double)positions;
+        }
+    }
+    rc = 0;
+done:
+    minigpt_ws_free(&ws);
+    ds_free(&d);
+    free(tokens);
+    free(targets);
+    return rc;
+}
+
 int analyze_job_run(const analyze_spec *s, analyze_results *r, ml_error *e) {
     memset(r, 0, sizeof *r);
     if (s->n_files < 1 || s->n_files > 2) return ml_fail(e, "expected one or two files");
@@ -88,6 +176,7 @@ int analyze_job_run(const analyze_spec *s, analyze_results *r, ml_error *e) {
             goto fail;
         }
     if (r->n_files == 2 && pairs_fill(r, e)) goto fail;
+    if (s->data && data_run(r, s->data, &v, e)) goto fail;
     return 0;
 fail:
     analyze_results_free(r);
