@@ -372,6 +372,21 @@ why=""
 why="$why$(json_why "$T/out" 'd["rank"] == 8 and d["params"] == 18432 and d["payload_bytes"] == 36864 and d["matches_base"] is True')"
 verdict "lora-info --json ADAPTER: parses; rank 8, 18432 params, 36864 payload bytes, matches_base" "$why"
 
+# The lesson's arithmetic, recomputed here from the config alone: what rank r adds to one
+# Linear of each shape, r = 64 against the Linears, and how many adapters fit in the base.
+run "$LORA-info" --json
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'sorted((l["out"], l["in"], l["layers"], round(l["fraction_per_rank"] * 8, 6)) for l in d["layer_shapes"]) == [(64, 64, 8, 0.25), (64, 256, 2, 0.15625), (256, 64, 2, 0.15625)] and [round(r["fraction_of_linears"] * 100, 2) for r in d["ranks"] if r["rank"] == 64] == [149.03] and [r["adapters_per_base_payload"] for r in d["ranks"] if r["rank"] == 4] == [103680 * 4 / (2 * 4 * 2304)]')"
+verdict "lora-info --json: a square Linear gains 25% at r = 8, fc1/fc2 15.625%; r = 64 is 149.03% of the Linears; 22.5 rank-4 payloads per base" "$why"
+BASE_BYTES=$(wc -c <"$BASE" | tr -d ' ')
+A8_BYTES=$(wc -c <"$T/a8.st" | tr -d ' ')
+run "$LORA-info" --json "$T/a8.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" "abs(d['adapters_per_base_payload'] - 414720 / 36864) < 1e-3 and abs(d['adapters_per_base_file'] - $BASE_BYTES / $A8_BYTES) < 1e-3")"
+verdict "lora-info --json ADAPTER: adapters per base by payload (414720/36864) and by file ($BASE_BYTES/$A8_BYTES)" "$why"
+
 run "$LORA-eval" --json --adapter "$T/a8.st" "$TEST"
 why=""
 [ "$rc" -eq 0 ] || why="exit $rc"

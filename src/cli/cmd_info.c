@@ -55,16 +55,63 @@ static void ranks_text(const minigpt *m, unsigned targets, const int *ranks, int
     char a[32], b[32], tot[32], ln[32];
     const size_t unit = lora_count(m, 1, targets);
     printf("LoRA parameters per rank: N(r) = Σ r·(in+out) = %zu·r\n\n", unit);
-    printf("  %5s %10s %14s %16s %12s %12s\n", "rank", "params", "of model", "of Linears", "fp16 bytes",
-           "vs F32 base");
+    printf("  %5s %10s %14s %16s %12s %12s %10s\n", "rank", "params", "of model", "of Linears",
+           "fp16 bytes", "vs F32 base", "per base");
     for (int i = 0; i < nr; i++) {
         const size_t n = lora_count(m, ranks[i], targets);
-        printf("  %5d %10s %13.2f%% %15.2f%% %12s %11.1f%%%s\n", ranks[i], grouped(n, a),
+        printf("  %5d %10s %13.2f%% %15.2f%% %12s %11.1f%% %10.1f%s\n", ranks[i], grouped(n, a),
                100.0 * n / c.total, 100.0 * n / lin, grouped(2 * n, b), 100.0 * 2 * n / (4.0 * c.total),
-               n > c.total ? "  (more than the whole model)" : "");
+               4.0 * c.total / (2.0 * n), n > c.total ? "  (more than the whole model)" : "");
     }
-    printf("\n  fractions of %s (model) and %s (Linear weights + biases)\n\n", grouped(c.total, tot),
-           grouped(lin, ln));
+    printf("\n  fractions of %s (model) and %s (Linear weights + biases); per base: how many\n"
+           "  adapters' fp16 payloads fit in the F32 base's %s payload bytes\n\n",
+           grouped(c.total, tot), grouped(lin, ln), grouped(4 * c.total, b));
+}
+
+/* The distinct (out,in) shapes of the targeted Linears and how many there are: shapes[k][0..1]
+ * and count[k]; returns how many shapes. */
+static int linear_shapes(const minigpt *m, unsigned targets, int shapes[][2], int *count, int max) {
+    int n = 0;
+    for (int i = 0; i < m->n_linears; i++) {
+        const minigpt_linear *L = &m->linears[i];
+        if (!(targets & (1u << L->role))) continue;
+        int k = 0;
+        while (k < n && !(shapes[k][0] == L->out && shapes[k][1] == L->in)) k++;
+        if (k == n) {
+            if (n == max) continue;
+            shapes[n][0] = L->out, shapes[n][1] = L->in, count[n++] = 0;
+        }
+        count[k]++;
+    }
+    return n;
+}
+
+/* What rank r adds to one Linear of each shape: r·(in+out) over its in·out weights. */
+static void layer_fraction_text(const minigpt *m, unsigned targets, const int *ranks, int nr) {
+    int shapes[16][2], count[16];
+    const int ns = linear_shapes(m, targets, shapes, count, 16);
+    printf("Per Linear: r·(in+out) / (in·out), what rank r adds to one layer of each shape\n\n");
+    printf("  %-14s %6s", "(out, in)", "layers");
+    for (int i = 0; i < nr; i++) {
+        char h[16];
+        snprintf(h, sizeof h, "r=%d", ranks[i]);
+        printf(" %8s", h);
+    }
+    printf("\n");
+    for (int k = 0; k < ns; k++) {
+        char shape[32];
+        snprintf(shape, sizeof shape, "(%d, %d)", shapes[k][0], shapes[k][1]);
+        printf("  %-14s %6d", shape, count[k]);
+        const double per = (double)(shapes[k][0] + shapes[k][1]) / ((double)shapes[k][0] * shapes[k][1]);
+        for (int i = 0; i < nr; i++) printf(" %7.2f%%", 100.0 * ranks[i] * per);
+        printf("\n");
+    }
+    size_t weights = 0; /* the targeted Linear weights, all together */
+    for (int k = 0; k < ns; k++) weights += (size_t)count[k] * shapes[k][0] * shapes[k][1];
+    printf("  %-21s", "all targeted weights");
+    for (int i = 0; i < nr; i++)
+        printf(" %7.2f%%", 100.0 * (double)lora_count(m, ranks[i], targets) / (double)weights);
+    printf("\n\n");
 }
 
 static void rank_breakdown_text(const minigpt *m, unsigned targets, int r) {
@@ -85,8 +132,9 @@ static void rank_breakdown_text(const minigpt *m, unsigned targets, int r) {
 }
 
 /* Describes one adapter file on m (see adapter_info_read), as text or one line of JSON. */
-static int adapter_text(const char *path, minigpt *m, const char *base_sha, int json,
-                        ml_error *e) {
+/* base_file_bytes: the base checkpoint's file size (0 when there is no base file). */
+static int adapter_text(const char *path, minigpt *m, const char *base_sha, long base_file_bytes,
+                        int json, ml_error *e) {
     adapter_info a;
     if (adapter_info_read(&a, m, path, base_sha, e)) return -1;
     char *tm_json = lora_targets_json(a.targets);
@@ -95,6 +143,10 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, int 
         return ml_fail(e, "out of memory");
     }
     const char *sha = a.base_sha256;
+    /* how many of these adapters take the bytes of one F32 base: by payload, and by file */
+    const double base_payload = 4.0 * minigpt_count(m).total;
+    const double per_payload = a.payload_bytes ? base_payload / a.payload_bytes : 0;
+    const double per_file = a.file_bytes && base_file_bytes ? (double)base_file_bytes / a.file_bytes : 0;
     if (json) {
         printf("{\"adapter\":");
         text_json_print(stdout, path);
@@ -104,7 +156,9 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, int 
                a.rank, a.alpha, a.scale, a.rslora ? "true" : "false", tm_json, a.params,
                a.payload_bytes, a.file_bytes, a.header_bytes);
         text_json_print(stdout, sha ? sha : "");
-        printf(",\"matches_base\":%s}\n", a.matches_base == ADAPTER_BASE_YES ? "true" : "false");
+        printf(",\"matches_base\":%s,\"adapters_per_base_payload\":%.4f,"
+               "\"adapters_per_base_file\":%.4f}\n",
+               a.matches_base == ADAPTER_BASE_YES ? "true" : "false", per_payload, per_file);
     } else {
         static const char *match[] = {"unknown", "yes", "no"};
         printf("%s\n  rank %d, alpha %g, scale %g%s\n  targets %s\n", path, a.rank, a.alpha,
@@ -113,6 +167,9 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, int 
                a.n_tensors, a.rank ? a.params / a.rank : 0, a.rank ? a.params / a.rank : 0, a.rank);
         printf("  payload %zu bytes (2 per parameter), header %zu bytes, file %zu bytes\n",
                a.payload_bytes, a.header_bytes, a.file_bytes);
+        printf("  %.1f of these fit in the F32 base's %.0f payload bytes", per_payload, base_payload);
+        if (per_file > 0) printf("; %.1f by file size (%ld-byte base file)", per_file, base_file_bytes);
+        printf("\n");
         printf("  trained on base %.16s…; this base: %s\n", sha ? sha : "?", match[a.matches_base]);
         for (int i = 0; i < a.n_meta; i++) {
             const char *k = a.meta_keys[i];
@@ -146,8 +203,16 @@ static void info_json(const minigpt *m, unsigned targets, const int *ranks, int 
     for (int i = 0; i < nr; i++) {
         const size_t n = lora_count(m, ranks[i], targets);
         printf("%s{\"rank\":%d,\"params\":%zu,\"fraction_of_model\":%.6f,\"fraction_of_linears\":%.6f,"
-               "\"fp16_bytes\":%zu}", i ? "," : "", ranks[i], n, (double)n / c.total, (double)n / lin, 2 * n);
+               "\"fp16_bytes\":%zu,\"adapters_per_base_payload\":%.6f}", i ? "," : "", ranks[i], n,
+               (double)n / c.total, (double)n / lin, 2 * n, 4.0 * c.total / (2.0 * n));
     }
+    printf("],\"layer_shapes\":[");
+    int shapes[16][2], count[16];
+    const int ns = linear_shapes(m, targets, shapes, count, 16);
+    for (int k = 0; k < ns; k++)
+        printf("%s{\"out\":%d,\"in\":%d,\"layers\":%d,\"fraction_per_rank\":%.8f}", k ? "," : "",
+               shapes[k][0], shapes[k][1], count[k],
+               (double)(shapes[k][0] + shapes[k][1]) / ((double)shapes[k][0] * shapes[k][1]));
     printf("]");
     if (rank >= 0) {
         printf(",\"layers\":[");
@@ -210,12 +275,14 @@ int cmd_info(int argc, char **argv) {
     }
     if (pos < argc) {
         for (int i = pos; i < argc; i++)
-            if (adapter_text(argv[i], &m, base_sha, json, &e)) goto done;
+            if (adapter_text(argv[i], &m, base_sha, base_sha ? (long)st.st_size : 0, json, &e))
+                goto done;
     } else if (json) {
         info_json(&m, targets, ranks, nr, rank);
     } else {
         inventory_text(&m);
         ranks_text(&m, targets, ranks, nr);
+        layer_fraction_text(&m, targets, ranks, nr);
         if (rank >= 0) rank_breakdown_text(&m, targets, rank);
     }
     rc = EXIT_OK;
