@@ -738,6 +738,21 @@ expect_fail 2 "--loraplus-ratio|0" "lora-train: --loraplus-ratio 0" \
     "$LORA-train" --loraplus-ratio 0 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--loraplus-ratio|--full" "lora-train: --loraplus-ratio with --full" \
     "$LORA-train" $SMALL --full --loraplus-ratio 16 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--full-all|--targets" "lora-train: --full-all with --targets attn" \
+    "$LORA-train" $SMALL --full-all --targets attn --out "$T/o/new.st" "$DATA"
+# the two full fine-tunes, labelled: the Linear weights (98,304) or every parameter (103,680);
+# the counts are recomputed from lora-info's inventory, not typed here
+run "$LORA-info" --json
+inv=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["linear_weights"], d["total"])' "$T/out")
+for mode in full:linear_weights full-all:all; do
+    flag=${mode%%:*} label=${mode#*:}
+    want=$( [ "$flag" = full ] && echo "${inv% *}" || echo "${inv#* }")
+    run "$LORA-train" $SMALL --$flag --json --out "$T/$flag.st" "$DATA"
+    why=""
+    [ "$rc" -eq 0 ] || why="exit $rc"
+    why="$why$(json_why "$T/out" "d['full'] is True and d['full_params'] == '$label' and d['trainable_params'] == $want")"
+    verdict "lora-train --$flag: JSON says full_params $label and $want trainable parameters" "$why"
+done
 # provenance: train_config names the optimizer, its hyper-parameters and the LoRA+ ratio
 meta_why() { # meta_why FILE PYTHON-EXPRESSION over c, the parsed train_config
     python3 - "$1" "$2" <<'PYEOF' 2>&1 | tail -n 1

@@ -11,12 +11,15 @@
 #include "lora.h"
 #include "train_loop.h"
 
+enum { FINETUNE_LORA = 0, FINETUNE_FULL_LINEAR = 1, FINETUNE_FULL_ALL = 2 };
+
 typedef struct {
     int rank;
     float alpha;
     int rslora;
     unsigned targets;
-    int full;          /* train the Linear weights themselves (the full fine-tune baseline) */
+    int full;          /* 0: LoRA; FINETUNE_FULL_LINEAR: the target Linear weights themselves (the
+                        * full fine-tune baseline); FINETUNE_FULL_ALL: every parameter of the base */
     float loraplus_ratio; /* LoRA+: B's learning rate is ratio × A's (0 or 1: off; not full) */
     train_opts train;  /* steps, batch, lr, ..., seed, threads */
 } finetune_opts;

@@ -45,8 +45,9 @@ static void on_ready(void *ctx, const finetune_report *r) {
         fprintf(stderr, "%s: resuming %s at step %d of %d\n", cmd, s->resume, r->resumed_step,
                 r->steps);
     if (fo->full)
-        fprintf(stderr, "%s: full fine-tune: %zu trainable parameters (the target Linear weights)\n",
-                cmd, r->trainable);
+        fprintf(stderr, "%s: full fine-tune: %zu trainable parameters (%s)\n", cmd, r->trainable,
+                fo->full == FINETUNE_FULL_ALL ? "every parameter of the base"
+                                              : "the target Linear weights");
     else
         fprintf(stderr, "%s: trainable parameters: %zu = %zu × %d (%.2f%% of %zu)\n", cmd,
                 r->trainable, r->params_per_rank, fo->rank, 100.0 * r->trainable / r->base_params,
@@ -71,12 +72,13 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
         snprintf(best_val, sizeof best_val, "%.6g", r->best_val);
     printf("{\"adapter\":");
     text_json_print(stdout, s->out);
-    printf(",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"full\":%s,"
+    printf(",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"full\":%s,\"full_params\":\"%s\","
            "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
            "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
            "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
            fo->full ? 0 : fo->rank, (double)fo->alpha, fo->rslora ? "true" : "false",
-           fo->full ? "true" : "false", r->trainable, r->params_per_rank, r->result.steps,
+           fo->full ? "true" : "false",
+           fo->full == FINETUNE_FULL_ALL ? "all" : fo->full ? "linear_weights" : "none", r->trainable, r->params_per_rank, r->result.steps,
            r->best_step, best_val, r->result.seconds, tok_s, r->bytes, r->payload_bytes,
            r->threads, runtime_blas_kernel());
 }
@@ -88,14 +90,17 @@ int cmd_train(int argc, char **argv) {
     finetune_opts *fo = &s.opts;
     train_opts *o = &fo->train;
     o->eps = 1e-8f; /* AdamW's epsilon, fixed */
-    int json = 0;
+    int json = 0, full_all = 0;
     opt_def defs[] = {
         {"config", OPT_STRING, &config, 0, 0, "FILE", "JSON file of settings over the defaults file"},
         {"rank", OPT_INT, &fo->rank, 0, LORA_MAX_RANK, "R", "LoRA rank r"},
         {"alpha", OPT_FLOAT, &fo->alpha, 1e-6, 1e6, "A", "LoRA alpha; the update is scaled by alpha/r"},
         {"rslora", OPT_FLAG, &fo->rslora, 0, 0, NULL, "scale by alpha/sqrt(r) (rank-stabilized LoRA)"},
         {"targets", OPT_STRING, &targets, 0, 0, "LIST", "layers to adapt: q,k,v,o,fc1,fc2,attn,ffn,all"},
-        {"full", OPT_FLAG, &fo->full, 0, 0, NULL, "train the target Linear weights themselves (baseline)"},
+        {"full", OPT_FLAG, &fo->full, 0, 0, NULL,
+         "full fine-tune of the target Linear weights (98,304 of the default model; baseline)"},
+        {"full-all", OPT_FLAG, &full_all, 0, 0, NULL,
+         "full fine-tune of every parameter (103,680: embedding, LayerNorms, biases too)"},
         {"base", OPT_STRING, &s.base, 0, 0, "FILE", "base checkpoint"},
         {"out", OPT_STRING, &s.out, 0, 0, "FILE", "adapter to write [runs/<data>-r<rank>.safetensors]"},
         {"val", OPT_STRING, &s.val, 0, 0, "FILE", "validation JSONL [<data>_val.jsonl if it exists]"},
@@ -122,6 +127,7 @@ int cmd_train(int argc, char **argv) {
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (argc - pos != 1) return usage_fail(cmd, "expects exactly one DATA.jsonl");
     s.data = argv[pos];
+    if (full_all) fo->full = FINETUNE_FULL_ALL;
     ml_error e;
     if (!targets) return usage_fail(cmd, "no --targets (and none in the defaults file)");
     if (lora_parse_targets(targets, &fo->targets, &e) || finetune_spec_check(&s, &e))
@@ -130,7 +136,9 @@ int cmd_train(int argc, char **argv) {
     char out_buf[4096], state_buf[4200], stem[256];
     if (!s.out) { /* runs/<stem>-r<rank>.safetensors, or -full for the full fine-tune */
         text_stem(stem, sizeof stem, s.data);
-        if (fo->full) snprintf(out_buf, sizeof out_buf, "runs/%s-full.safetensors", stem);
+        if (fo->full)
+            snprintf(out_buf, sizeof out_buf, "runs/%s-full%s.safetensors", stem,
+                     fo->full == FINETUNE_FULL_ALL ? "-all" : "");
         else snprintf(out_buf, sizeof out_buf, "runs/%s-r%d.safetensors", stem, fo->rank);
         s.out = out_buf;
         mkdir("runs", 0777); /* the default location; an explicit --out must have its directory */

@@ -68,6 +68,8 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
         return ml_fail(e, "--preserve-kl needs --replay (the term applies to the replay sequences)");
     if (s->opts.full && s->opts.loraplus_ratio != 1.0f)
         return ml_fail(e, "--loraplus-ratio applies to LoRA's B matrices; not with --full");
+    if (s->opts.full == FINETUNE_FULL_ALL && s->opts.targets != LORA_ALL_TARGETS)
+        return ml_fail(e, "--full-all trains every parameter; --targets does not apply");
     return 0;
 }
 
@@ -91,7 +93,8 @@ static int finetune_provenance(provenance *p, const finetune_spec *s, const inpu
         return -1;
     if (s->opts.full &&
         (prov_add(p, e, "base_sha256", "%s", in->base_sha) ||
-         prov_add(p, e, "generator", "minilora train --full")))
+         prov_add(p, e, "generator", s->opts.full == FINETUNE_FULL_ALL ? "minilora train --full-all"
+                                                                        : "minilora train --full")))
         return -1;
     return 0;
 }

@@ -33,13 +33,23 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
         if (engine_set_preserve(&f->g, o->train.preserve_kl, o->full ? &f->frozen : NULL, e))
             goto fail;
     }
-    /* what is trained: A and B of each adapted layer, or each Linear weight of the base */
-    f->tensors = calloc(2 * (size_t)m->n_linears + 1, sizeof *f->tensors);
+    /* what is trained: A and B of each adapted layer, each target Linear weight of the base, or
+     * (FINETUNE_FULL_ALL) every parameter of the base */
+    const size_t cap = 2 * (size_t)m->n_linears + 1 > (size_t)m->n_tensors
+                           ? 2 * (size_t)m->n_linears + 1 : (size_t)m->n_tensors;
+    f->tensors = calloc(cap, sizeof *f->tensors);
     if (!f->tensors) {
         ml_fail(e, "out of memory");
         goto fail;
     }
-    if (o->full) {
+    if (o->full == FINETUNE_FULL_ALL) {
+        for (int i = 0; i < m->n_tensors; i++) { /* weight decay as in pretraining */
+            const minigpt_tensor *t = &m->tensors[i];
+            f->tensors[f->n_tensors++] = (train_tensor){
+                m->params + t->offset, t->numel, t->offset,
+                t->kind == MG_EMBEDDING || t->kind == MG_LINEAR_WEIGHT, t->name, 1.0f};
+        }
+    } else if (o->full) {
         for (int i = 0; i < m->n_linears; i++) {
             const minigpt_linear *L = &m->linears[i];
             if (!(o->targets & (1u << L->role))) continue;
