@@ -635,8 +635,8 @@ expect_fail 2 "--lr|abc" "lora-train: --lr abc" \
     "$LORA-train" --lr abc --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--steps|1.5" "lora-train: --steps 1.5" \
     "$LORA-train" --steps 1.5 --out "$T/o/new.st" "$DATA"
-expect_fail 2 "--steps" "lora-train: --steps 0" \
-    "$LORA-train" --steps 0 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--steps" "lora-train: --steps -1 (0 is the initial adapter, below is refused)" \
+    "$LORA-train" --steps -1 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "bogus" "lora-train: --targets bogus" \
     "$LORA-train" $SMALL --targets bogus --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--replay-frac|2" "lora-train: --replay-frac 2" \
@@ -738,6 +738,16 @@ expect_fail 2 "--loraplus-ratio|0" "lora-train: --loraplus-ratio 0" \
     "$LORA-train" --loraplus-ratio 0 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--loraplus-ratio|--full" "lora-train: --loraplus-ratio with --full" \
     "$LORA-train" $SMALL --full --loraplus-ratio 16 --out "$T/o/new.st" "$DATA"
+# Step 0 from the command line: the initial adapter (A random, B = 0) changes no logit at all,
+# while a trained one does; lora-eval measures it on every position it scores.
+run "$LORA-train" $SMALL --steps 0 --json --out "$T/step0.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'd["steps"] == 0 and d["best_step"] == -1 and d["trainable_params"] == 18432')"
+run "$LORA-eval" --json --adapter "$T/step0.st" --adapter "$T/a8.st" "$TEST"
+tail -n 1 "$T/out" >"$T/sum.json"
+why="$why$(json_why "$T/sum.json" 'd["collateral_damage"][0]["max_abs_dlogit"] == 0 and d["collateral_damage"][1]["max_abs_dlogit"] > 0.01')"
+verdict "lora-train --steps 0 writes the initial adapter; lora-eval: its max |Δlogit| is exactly 0, a trained one's is not" "$why"
 expect_fail 2 "--full-all|--targets" "lora-train: --full-all with --targets attn" \
     "$LORA-train" $SMALL --full-all --targets attn --out "$T/o/new.st" "$DATA"
 # the two full fine-tunes, labelled: the Linear weights (98,304) or every parameter (103,680);

@@ -29,6 +29,8 @@ typedef struct {
     dataset *data;          // (n_files)
     eval_item **items;      // (n_files * n_models): items[f * n_models + k], data[f].n each
     eval_totals *totals;    // (n_files * n_models)
+    double *max_dlogit;     // (n_models) max |logit(model) − logit(base)| over every real
+                            // position of every file; 0 for the base itself
 } eval_results;
 
 /* Scores every model on every file into r (zeroed first). */

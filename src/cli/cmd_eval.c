@@ -249,6 +249,10 @@ int cmd_eval(int argc, char **argv) {
     if (!json && nmodels > 1 && worst_file >= 0)
         printf("collateral damage: the largest drop of any verb on any non-past form is %.1f "
                "points (%s)\n", worst_drop, files[worst_file]);
+    if (!json) /* 0 exactly for an adapter that changes nothing, e.g. lora-train --steps 0 */
+        for (int k = 1; k < nmodels; k++)
+            printf("max |logit(%s) - logit(base)| over every scored position: %.6g\n", labels[k],
+                   r.max_dlogit[k]);
     if (json) {
         worst_cell worst[MAX_MODELS];
         for (int k = 0; k < nmodels; k++) worst[k] = (worst_cell){0.0, -1, NULL, NULL};
@@ -277,7 +281,7 @@ int cmd_eval(int argc, char **argv) {
             printf("%s{\"model\":", k > 1 ? "," : "");
             text_json_print(stdout, adapters.v[k - 1]);
             if (worst[k].file < 0) {
-                printf(",\"largest_drop\":null}");
+                printf(",\"largest_drop\":null,\"max_abs_dlogit\":%.9g}", r.max_dlogit[k]);
                 continue;
             }
             printf(",\"largest_drop\":%.6f,\"file\":", worst[k].drop);
@@ -286,7 +290,7 @@ int cmd_eval(int argc, char **argv) {
             text_json_print(stdout, worst[k].verb);
             printf(",\"form\":");
             text_json_print(stdout, worst[k].form);
-            printf("}");
+            printf(",\"max_abs_dlogit\":%.9g}", r.max_dlogit[k]);
         }
         printf("]}\n");
     }

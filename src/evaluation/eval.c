@@ -255,6 +255,50 @@ float *eval_logits(const minigpt *m, const dataset *const *sets, int nsets, size
     return out;
 }
 
+int eval_max_logit_diff(const minigpt *a, int a_frozen, const minigpt *b,
+                        const dataset *const *sets, int nsets, double *out, ml_error *e) {
+    enum { BATCH = 32 };
+    const int ctx = a->cfg.context, V = a->cfg.vocab_size;
+    *out = 0;
+    if (b->cfg.context != ctx || b->cfg.vocab_size != V)
+        return ml_fail(e, "the two models have different shapes");
+    int *tokens = malloc(sizeof(int) * BATCH * (size_t)ctx);  // (BATCH,context)
+    int *targets = malloc(sizeof(int) * BATCH * (size_t)ctx); // (BATCH,context)
+    minigpt_ws wa = {0}, wb = {0};
+    int rc = -1;
+    if (!tokens || !targets) {
+        ml_fail(e, "out of memory");
+        goto done;
+    }
+    if (minigpt_ws_init(&wa, a, BATCH, ctx, e) || minigpt_ws_init(&wb, b, BATCH, ctx, e)) goto done;
+    double maxd = 0;
+    for (int s = 0; s < nsets; s++)
+        for (int start = 0; start < sets[s]->n; start += BATCH) {
+            const int B = sets[s]->n - start < BATCH ? sets[s]->n - start : BATCH;
+            const ds_example *ex[BATCH];
+            for (int k = 0; k < B; k++) ex[k] = &sets[s]->ex[start + k];
+            ds_batch(ex, B, ctx, tokens, targets);
+            if (a_frozen) minigpt_forward_frozen(a, &wa, tokens, B, ctx);
+            else minigpt_forward(a, &wa, tokens, B, ctx);
+            minigpt_forward(b, &wb, tokens, B, ctx);
+            for (int k = 0; k < B; k++) {
+                const int n = ex[k]->n_prompt + ex[k]->n_completion - 1; /* real positions */
+                for (size_t i = (size_t)k * ctx * V; i < ((size_t)k * ctx + (size_t)n) * V; i++) {
+                    const double d = fabs((double)wb.logits[i] - wa.logits[i]);
+                    if (!(d <= maxd)) maxd = d; /* NaN wins: a broken model shows */
+                }
+            }
+        }
+    *out = maxd;
+    rc = 0;
+done:
+    minigpt_ws_free(&wa);
+    minigpt_ws_free(&wb);
+    free(tokens);
+    free(targets);
+    return rc;
+}
+
 /* A draw from softmax(l / t) over V values. */
 static int sample_row(const float *l, int V, float t, rng *r) {
     float maxv = l[0];

@@ -25,6 +25,14 @@ static int score_model(const loaded_model *lm, eval_results *r, int k, int threa
         r->totals[i] = eval_sum(&r->data[f], r->items[i], NULL);
     }
     engine_free(&g);
+    if (rc == 0 && k > 0) { /* against the base: the adapter switched off, or the base itself */
+        const dataset **sets = malloc(sizeof *sets * (size_t)(r->n_files ? r->n_files : 1));
+        if (!sets) return ml_fail(e, "out of memory");
+        for (int f = 0; f < r->n_files; f++) sets[f] = &r->data[f];
+        const int adapter = lm->m == &lm->base;
+        rc = eval_max_logit_diff(&lm->base, adapter, lm->m, sets, r->n_files, &r->max_dlogit[k], e);
+        free(sets);
+    }
     return rc;
 }
 
@@ -36,7 +44,8 @@ int eval_job_run(const eval_spec *s, eval_results *r, ml_error *e) {
     r->data = calloc((size_t)r->n_files, sizeof *r->data);
     r->items = calloc(cells, sizeof *r->items);
     r->totals = calloc(cells, sizeof *r->totals);
-    if (!r->data || !r->items || !r->totals) {
+    r->max_dlogit = calloc((size_t)r->n_models, sizeof *r->max_dlogit);
+    if (!r->data || !r->items || !r->totals || !r->max_dlogit) {
         eval_results_free(r);
         return ml_fail(e, "out of memory");
     }
@@ -67,6 +76,7 @@ void eval_results_free(eval_results *r) {
         for (int f = 0; f < r->n_files; f++) ds_free(&r->data[f]);
     free(r->items);
     free(r->totals);
+    free(r->max_dlogit);
     free(r->data);
     memset(r, 0, sizeof *r);
 }
