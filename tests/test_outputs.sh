@@ -218,11 +218,15 @@ else
 fi
 
 # A relative "out" and "val" in a --config file are relative to the config file's directory,
-# run from another directory; paths on the command line stay relative to the working one.
-mkdir "$T/cfg/p"
+# run from another directory (an absolute "base" stays as it is); paths on the command line
+# stay relative to the working one.
+mkdir "$T/cfg/p" "$T/elsewhere/configs"
+# the defaults file in the working directory too: a binary outside a checkout or install (the
+# ASan build) finds none beside itself
+cp configs/lora-irreg.json "$T/elsewhere/configs/"
 cp data/irreg_val.jsonl "$T/cfg/v.jsonl"
-echo '{"out": "p/v.st", "val": "v.jsonl", "steps": 2, "batch": 4, "replay": "", "replay_frac": 0}' \
-    >"$T/cfg/c.json"
+printf '{"out": "p/v.st", "val": "v.jsonl", "base": "%s", "steps": 2, "batch": 4, %s}\n' \
+    "$ROOT/data/minigpt-base.safetensors" '"replay": "", "replay_frac": 0' >"$T/cfg/c.json"
 (cd "$T/elsewhere" && $TO "$LORA-train" --quiet --config ../cfg/c.json "$D") \
     </dev/null >"$T/out" 2>"$T/err"
 rc=$?
