@@ -701,8 +701,9 @@ for k, v in cfg.items():
     elif isinstance(v, (int, float)):
         try: ok = h is not None and abs(float(h) - v) <= 1e-6 * max(1.0, abs(v))
         except ValueError: ok = False
-    else:
-        ok = h is not None and h.endswith(v)
+    else: # a path list: each item as resolved against the file's directory
+        ok = h is not None and len(h.split(",")) == len(v.split(",")) and all(
+            a.endswith(b) for a, b in zip(h.split(","), v.split(",")))
     if not ok: bad.append("%s=%r shown as %r" % (k, v, h))
 if not cfg or bad: print("; " + "; ".join(bad or ["empty defaults file"]))
 EOF2
@@ -845,11 +846,11 @@ expect_fail 1 "empty.st" "lora-train: --out an existing good adapter, bad --base
 expect_fail 1 "output path|empty" "lora-train: --out '' fails before training" \
     "$LORA-train" $SMALL --out "" "$DATA"
 cp "$BASE" "$T/basecopy.st"
-expect_fail 1 "basecopy.st|also an input" "lora-train: --out is the --base file" \
+expect_fail 1 "basecopy.st|also the input --base" "lora-train: --out is the --base file" \
     "$LORA-train" $SMALL --base "$T/basecopy.st" --out "$T/basecopy.st" "$DATA"
 verdict "lora-train: the base given as --out is untouched" \
     "$(cmp -s "$T/basecopy.st" "$BASE" || echo "the base was overwritten")"
-expect_fail 1 "good.st|also an input" "lora-merge: --out is the --adapter file" \
+expect_fail 1 "good.st|also the input --adapter" "lora-merge: --out is the --adapter file" \
     "$LORA-merge" --adapter "$T/o/good.st" --out "$T/o/good.st" "$TEST"
 
 if mount -t tmpfs -o size=16k tmpfs "$T/full" 2>/dev/null; then

@@ -8,12 +8,15 @@
  *   - interrupted (SIGINT/SIGTERM): the training state to `state`, then the best adapter so
  *     far (or the current one before any validation) to `out`;
  *   - diverged: the best adapter so far when there is one, and an error that says so.
+ * Before anything is loaded, out and state are checked by the output rule (file_checks.h):
+ * neither may be an input or the other; state may be the resume file it updates.
  */
 #ifndef FINETUNE_JOB_H
 #define FINETUNE_JOB_H
 
 #include <stddef.h>
 
+#include "file_checks.h"
 #include "finetune.h"
 #include "ml_error.h"
 
@@ -26,6 +29,9 @@ typedef struct {
     const char *out;       /* adapter (or full checkpoint) to write */
     const char *state;     /* where an interrupted run saves its training state */
     const char *resume;    /* a training state to continue from; NULL for a fresh run */
+    const io_path *read_also; /* (n_read_also) other files the caller read, e.g. {"--config",
+                               * path}: no output may be one of them */
+    int n_read_also;
     float epochs;          /* > 0: steps = ceil(epochs · examples / fresh sequences per batch) */
     finetune_opts opts;    /* threads must already be settled (runtime_threads) */
     const char *label;     /* progress prefix, e.g. "lora-train" */

@@ -26,7 +26,8 @@ typedef struct {
     size_t n_logits;
 } merge_report;
 
-/* Runs the merge; out is written atomically and never equals an input. */
+/* Runs the merge; out is checked by the output rule (file_checks.h) before anything is loaded
+ * (never an input) and written atomically. Returns 0, or -1 with e filled. */
 int merge_job_run(const merge_spec *s, merge_report *r, ml_error *e);
 
 #endif

@@ -5,13 +5,17 @@
  * the shared loop (train_loop.h), optionally writes a learning curve (one CSV row per
  * validation with the exact-match of the model so far on each curve file), and writes the
  * parameters with the best validation loss atomically. An interrupt (SIGINT/SIGTERM, see
- * train_stop_signal) ends the job early and leaves `out` untouched.
+ * train_stop_signal) ends the job early and leaves `out` untouched. The curve streams into a
+ * temporary file that replaces `curve` once training has ended (finished or interrupted); a
+ * failed run leaves it untouched. Before anything is loaded, out and curve are checked by the
+ * output rule (file_checks.h): neither may be an input or the other.
  */
 #ifndef PRETRAIN_JOB_H
 #define PRETRAIN_JOB_H
 
 #include <stddef.h>
 
+#include "file_checks.h"
 #include "ml_error.h"
 #include "train_loop.h"
 
@@ -24,6 +28,9 @@ typedef struct {
     const char *out;          /* checkpoint to write */
     const char *curve;        /* learning-curve CSV to write; "" for none */
     const char *curve_data;   /* comma-separated JSONL files scored on the curve */
+    const io_path *read_also; /* (n_read_also) other files the caller read, e.g. {"--config",
+                               * path}: no output may be one of them */
+    int n_read_also;
     train_opts train;         /* threads must already be settled (blas_runtime_threads) */
     const char *label;        /* progress prefix, e.g. "lora-pretrain" */
 } pretrain_spec;

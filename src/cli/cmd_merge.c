@@ -12,9 +12,9 @@ int cmd_merge(int argc, char **argv) {
     const char *cmd = argv[0];
     merge_spec s = {.base = default_path("data/minigpt-base.safetensors")};
     opt_def defs[] = {
-        {"adapter", OPT_STRING, &s.adapter, 0, 0, "FILE", "the LoRA adapter to merge (required)"},
-        {"out", OPT_STRING, &s.out, 0, 0, "FILE", "merged checkpoint to write (required)"},
-        {"base", OPT_STRING, &s.base, 0, 0, "FILE", "base checkpoint"},
+        {"adapter", OPT_PATH, &s.adapter, 0, 0, "FILE", "the LoRA adapter to merge (required)"},
+        {"out", OPT_PATH, &s.out, 0, 0, "FILE", "merged checkpoint to write (required)"},
+        {"base", OPT_PATH, &s.base, 0, 0, "FILE", "base checkpoint"},
     };
     int pos;
     int r = opts_parse("--adapter FILE --out FILE [options] [DATA.jsonl ...]",

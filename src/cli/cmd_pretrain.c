@@ -29,35 +29,28 @@ int cmd_pretrain(int argc, char **argv) {
     int json = 0;
     opt_def defs[] = {
         {"config", OPT_STRING, &config, 0, 0, "FILE", "JSON file of settings over the defaults file"},
-        {"model", OPT_STRING, &s.model_config, 0, 0, "FILE", "model config and vocabulary"},
-        {"val", OPT_STRING, &s.val, 0, 0, "FILE", "validation JSONL"},
-        {"out", OPT_STRING, &s.out, 0, 0, "FILE", "checkpoint to write"},
+        {"model", OPT_PATH, &s.model_config, 0, 0, "FILE", "model config and vocabulary"},
+        {"val", OPT_PATH, &s.val, 0, 0, "FILE", "validation JSONL"},
+        {"out", OPT_PATH, &s.out, 0, 0, "FILE", "checkpoint to write"},
         TRAIN_OPT_DEFS(o),
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print a JSON summary on stdout"},
-        {"curve", OPT_STRING, &s.curve, 0, 0, "FILE", "write the learning curve as CSV at every validation"},
-        {"curve-data", OPT_STRING, &s.curve_data, 0, 0, "LIST", "comma-separated JSONL files scored on the curve"},
+        {"curve", OPT_PATH, &s.curve, 0, 0, "FILE", "write the learning curve as CSV at every validation"},
+        {"curve-data", OPT_PATHS, &s.curve_data, 0, 0, "LIST", "comma-separated JSONL files scored on the curve"},
     };
     int pos;
+    const char *defaults = default_path("configs/pretrain.json");
     int r = opts_parse("[options] [DATA.jsonl]",
                        "Pretrains Mini-GPT from a random initialization on prompt/completion or text\n"
                        "JSONL (default data/pretrain.jsonl) and writes a base checkpoint.",
-                       default_path("configs/pretrain.json"), defs,
+                       defaults, defs,
                        (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (argc - pos > 1) return usage_fail(cmd, "expects at most one DATA file");
     s.data = pos < argc ? argv[pos] : default_path("data/pretrain.jsonl");
-    char curve_files[4096] = ""; /* each file of the list found like a default input */
-    if (s.curve[0]) {
-        char list[4096];
-        snprintf(list, sizeof list, "%s", s.curve_data);
-        for (char *f = strtok(list, ","); f; f = strtok(NULL, ",")) {
-            const size_t used = strlen(curve_files);
-            snprintf(curve_files + used, sizeof curve_files - used, "%s%s", used ? "," : "",
-                     default_path(f));
-        }
-        s.curve_data = curve_files;
-    }
     o->threads = runtime_threads(o->threads);
+    const io_path read_also[] = {{"--config", config, 0, NULL}, {"defaults", defaults, 0, NULL}};
+    s.read_also = read_also;
+    s.n_read_also = 2;
 
     ml_error e;
     pretrain_report rep;

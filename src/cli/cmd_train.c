@@ -101,11 +101,11 @@ int cmd_train(int argc, char **argv) {
          "full fine-tune of the target Linear weights (98,304 of the default model; baseline)"},
         {"full-all", OPT_FLAG, &full_all, 0, 0, NULL,
          "full fine-tune of every parameter (103,680: embedding, LayerNorms, biases too)"},
-        {"base", OPT_STRING, &s.base, 0, 0, "FILE", "base checkpoint"},
-        {"out", OPT_STRING, &s.out, 0, 0, "FILE", "adapter to write [runs/<data>-r<rank>.safetensors]"},
-        {"val", OPT_STRING, &s.val, 0, 0, "FILE", "validation JSONL [<data>_val.jsonl if it exists]"},
-        {"val-extra", OPT_STRING, &s.val_extra, 0, 0, "FILE", "held-out examples of what must not change, validated too"},
-        {"replay", OPT_STRING, &s.replay, 0, 0, "FILE", "examples mixed into every batch against forgetting"},
+        {"base", OPT_PATH, &s.base, 0, 0, "FILE", "base checkpoint"},
+        {"out", OPT_PATH, &s.out, 0, 0, "FILE", "adapter to write [runs/<data>-r<rank>.safetensors]"},
+        {"val", OPT_PATH, &s.val, 0, 0, "FILE", "validation JSONL [<data>_val.jsonl if it exists]"},
+        {"val-extra", OPT_PATH, &s.val_extra, 0, 0, "FILE", "held-out examples of what must not change, validated too"},
+        {"replay", OPT_PATH, &s.replay, 0, 0, "FILE", "examples mixed into every batch against forgetting"},
         {"replay-frac", OPT_FLOAT, &o->replay_frac, 0, 0.95, "X", "share of each batch drawn from --replay"},
         {"preserve-kl", OPT_FLOAT, &o->preserve_kl, 0, 100, "L",
          "add L x KL(base || model) over every position of the replay sequences (0: off)"},
@@ -114,15 +114,16 @@ int cmd_train(int argc, char **argv) {
         {"loraplus-ratio", OPT_FLOAT, &fo->loraplus_ratio, 1e-3, 1e4, "X",
          "LoRA+: B's learning rate is X times A's (1: off; not with --full)"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON summary on stdout"},
-        {"resume", OPT_STRING, &s.resume, 0, 0, "FILE", "continue an interrupted run from its training state"},
-        {"state", OPT_STRING, &s.state, 0, 0, "FILE", "where an interrupted run saves its state [OUT.state]"},
+        {"resume", OPT_PATH, &s.resume, 0, 0, "FILE", "continue an interrupted run from its training state"},
+        {"state", OPT_PATH, &s.state, 0, 0, "FILE", "where an interrupted run saves its state [OUT.state]"},
     };
     int pos;
+    const char *defaults = default_path("configs/lora-irreg.json");
     int r = opts_parse("[options] DATA.jsonl",
                        "Fine-tunes a LoRA adapter (W + (alpha/r)·B·A on each target Linear, W frozen)\n"
                        "on prompt/completion JSONL and writes it as an fp16 safetensors file with\n"
                        "PEFT names. Keeps the adapter with the best validation loss.",
-                       default_path("configs/lora-irreg.json"), defs,
+                       defaults, defs,
                        (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (argc - pos != 1) return usage_fail(cmd, "expects exactly one DATA.jsonl");
@@ -150,6 +151,9 @@ int cmd_train(int argc, char **argv) {
     char *val_auto = NULL;
     if (!s.val) s.val = val_auto = val_sibling(s.data);
 
+    const io_path read_also[] = {{"--config", config, 0, NULL}, {"defaults", defaults, 0, NULL}};
+    s.read_also = read_also;
+    s.n_read_also = 2;
     finetune_report rep;
     install_stop_handlers();
     const int failed = finetune_job_run(&s, on_ready, &s, &rep, &e);

@@ -33,7 +33,7 @@ void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *abou
         case OPT_INT: snprintf(dflt, sizeof dflt, " [%d]", *(int *)defs[i].dst); break;
         case OPT_FLOAT: snprintf(dflt, sizeof dflt, " [%g]", (double)*(float *)defs[i].dst); break;
         case OPT_U64: snprintf(dflt, sizeof dflt, " [%llu]", (unsigned long long)*(uint64_t *)defs[i].dst); break;
-        case OPT_STRING:
+        case OPT_STRING: case OPT_PATH: case OPT_PATHS:
             if (*(const char **)defs[i].dst) snprintf(dflt, sizeof dflt, " [%s]", *(const char **)defs[i].dst);
             break;
         case OPT_CHOICE: {
@@ -82,7 +82,7 @@ static int set_value(const opt_def *d, const char *text, char *msg, size_t msgle
         }
         return 0;
     }
-    case OPT_STRING: *(const char **)d->dst = text; return 0;
+    case OPT_STRING: case OPT_PATH: case OPT_PATHS: *(const char **)d->dst = text; return 0;
     case OPT_CHOICE: {
         const opt_choice *ch = d->dst;
         char names[200] = "";
@@ -138,6 +138,36 @@ static const char *keep_string(const char *s) {
     return k->s;
 }
 
+/* value (an OPT_PATH, or with list set an OPT_PATHS) from the config file at cfg_path, with
+ * each relative path resolved against the config file's directory: a string kept for the
+ * process (keep_string), or NULL when out of memory. "" and absolute paths are unchanged. */
+static const char *config_path_value(const char *cfg_path, const char *value, int list) {
+    const char *slash = strrchr(cfg_path, '/');
+    if (!slash) return keep_string(value); /* the config is in the working directory */
+    const size_t dlen = (size_t)(slash - cfg_path) + 1; /* the directory with its '/' */
+    size_t items = 1;
+    for (const char *c = value; list && *c; c++) items += *c == ',';
+    char *buf = malloc(strlen(value) + items * dlen + 1);
+    if (!buf) return NULL;
+    char *w = buf;
+    for (const char *item = value; item;) {
+        const char *comma = list ? strchr(item, ',') : NULL;
+        const size_t len = comma ? (size_t)(comma - item) : strlen(item);
+        if (len && item[0] != '/') {
+            memcpy(w, cfg_path, dlen);
+            w += dlen;
+        }
+        memcpy(w, item, len);
+        w += len;
+        if (comma) *w++ = ',';
+        item = comma ? comma + 1 : NULL;
+    }
+    *w = '\0';
+    const char *kept = keep_string(buf);
+    free(buf);
+    return kept;
+}
+
 /* Applies a JSON config file: keys are flag names with '_' for '-'; unknown keys are errors.
  * Marks set[i] for every option i the file names. */
 static int apply_config(const char *cmd, const char *path, opt_def *defs, int n, int report,
@@ -172,13 +202,16 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
         } else if (d->type == OPT_FLAG) {
             if (!cJSON_IsBool(it)) snprintf(msg, sizeof msg, "\"%s\" must be true or false", shown);
             else *(int *)d->dst = cJSON_IsTrue(it);
-        } else if (d->type == OPT_STRING) {
+        } else if (d->type == OPT_STRING || d->type == OPT_PATH || d->type == OPT_PATHS) {
             if (!cJSON_IsString(it)) snprintf(msg, sizeof msg, "\"%s\" must be a string", shown);
             else {
-                /* relative paths in a config resolve like the defaults they replace */
-                const char *kept = keep_string(it->valuestring);
+                /* names stay as written; relative paths are relative to this file */
+                const char *kept =
+                    d->type == OPT_STRING
+                        ? keep_string(it->valuestring)
+                        : config_path_value(path, it->valuestring, d->type == OPT_PATHS);
                 if (!kept) snprintf(msg, sizeof msg, "out of memory");
-                else *(const char **)d->dst = default_path(kept);
+                else *(const char **)d->dst = kept;
             }
         } else if (d->type == OPT_CHOICE) {
             if (!cJSON_IsString(it))

@@ -7,13 +7,17 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG, OPT_U64, OPT_LIST, OPT_CHOICE } opt_type;
+/* OPT_PATH is a file name and OPT_PATHS a comma-separated list of them: both are strings, but
+ * a relative one in a config file is relative to that file's directory (opts_parse). */
+typedef enum {
+    OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG, OPT_U64, OPT_LIST, OPT_CHOICE, OPT_PATH, OPT_PATHS
+} opt_type;
 
 typedef struct {
     const char *name;  /* long flag without the dashes, e.g. "weight-decay" */
     opt_type type;
-    void *dst;         /* int*, float*, const char**, int* (flag), uint64_t*, opt_list*,
-                        * opt_choice* */
+    void *dst;         /* int*, float*, const char** (also paths), int* (flag), uint64_t*,
+                        * opt_list*, opt_choice* */
     double min, max;   /* inclusive range for numbers */
     const char *arg;   /* metavar in the help, e.g. "N" */
     const char *help;
@@ -39,6 +43,9 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
  *      one place a default lives, and --help shows it.
  *   2. --config FILE (an OPT_STRING named "config"): settings over the defaults.
  *   3. the flags, in order.
+ * A relative OPT_PATH (each item of an OPT_PATHS) in a config file, the defaults file included,
+ * is resolved against the directory of that file; "" stays "" (none). Paths given as flags
+ * stay relative to the working directory.
  * Sets *first_pos to the index of the first positional argument. Returns 0, 1 when --help was
  * shown (exit 0), or -1 after printing a one-line error (exit 2). Strings point into argv or
  * into a config file's text (kept alive for the process). */

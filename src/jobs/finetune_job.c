@@ -38,8 +38,7 @@ static int inputs_load(inputs *in, const finetune_spec *s, ml_error *e) {
     if (ds_load(&in->train, s->data, &in->vocab, T, e) ||
         (val && ds_load(&in->val, val, &in->vocab, T, e)) ||
         (s->replay[0] && ds_load(&in->replay, s->replay, &in->vocab, T, e)) ||
-        sha256_file_hex(s->data, in->data_sha, e) || check_writable(s->out, e) ||
-        check_writable(s->state, e) || /* an interrupt must find it writable, not fail then */
+        sha256_file_hex(s->data, in->data_sha, e) ||
         (in->val.n && sha256_file_hex(val, in->val_sha, e)) ||
         (in->replay.n && sha256_file_hex(s->replay, in->replay_sha, e)) ||
         (s->val_extra[0] && (ds_load(&extra, s->val_extra, &in->vocab, T, e) ||
@@ -71,6 +70,23 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
     if (s->opts.full == FINETUNE_FULL_ALL && s->opts.targets != LORA_ALL_TARGETS)
         return ml_fail(e, "--full-all trains every parameter; --targets does not apply");
     return 0;
+}
+
+#define MAX_IO 24
+
+/* The output rule over every path the job reads or writes (the state is checked now: an
+ * interrupt must find it writable, not fail then). */
+static int finetune_io_check(const finetune_spec *s, ml_error *e) {
+    io_path io[MAX_IO] = {
+        {"--base", s->base, 0, NULL},          {"DATA", s->data, 0, NULL},
+        {"--val", s->val, 0, NULL},            {"--val-extra", s->val_extra, 0, NULL},
+        {"--replay", s->replay, 0, NULL},      {"--resume", s->resume, 0, NULL},
+        {"--out", s->out, 1, NULL},            {"--state", s->state, 1, "--resume"},
+    };
+    int n = 8;
+    if (s->n_read_also > MAX_IO - n) return ml_fail(e, "too many input files to check");
+    for (int i = 0; i < s->n_read_also; i++) io[n++] = s->read_also[i];
+    return io_check(io, n, e);
 }
 
 /* The adapter's (or full checkpoint's) provenance. */
@@ -111,10 +127,7 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
     provenance prov = {0};
     char *fingerprint = NULL;
     int rc = -1, have_f = 0;
-    const char *in_paths[] = {s->base, s->data, s->val, s->replay, s->val_extra};
-    if (finetune_spec_check(s, e) || check_not_input(s->out, in_paths, 5, e) ||
-        check_not_input(s->state, in_paths, 5, e) || inputs_load(&in, s, e))
-        goto done;
+    if (finetune_spec_check(s, e) || finetune_io_check(s, e) || inputs_load(&in, s, e)) goto done;
     if (o->micro > o->batch) o->micro = o->batch;
     if (s->epochs > 0) {
         const int fresh = o->batch - (s->replay[0] ? (int)lroundf(o->replay_frac * o->batch) : 0);

@@ -23,8 +23,11 @@ int merge_job_run(const merge_spec *s, merge_report *r, ml_error *e) {
     float *before = NULL, *after = NULL;
     provenance prov = {0};
     int rc = -1;
-    const char *inputs[MERGE_MAX_FILES + 2] = {s->base, s->adapter};
-    for (int f = 0; f < s->n_files; f++) inputs[2 + f] = s->files[f];
+    io_path io[MERGE_MAX_FILES + 3] = {{"--out", s->out, 1, NULL},
+                                       {"--base", s->base, 0, NULL},
+                                       {"--adapter", s->adapter, 0, NULL}};
+    for (int f = 0; f < s->n_files; f++) io[3 + f] = (io_path){"DATA", s->files[f], 0, NULL};
+    if (io_check(io, 3 + s->n_files, e)) goto done;
     if (loaded_model_init(&lm, s->base, s->adapter, e)) goto done;
     if (lm.m != &lm.base) {
         ml_fail(e, "%s: not a LoRA adapter (a full checkpoint needs no merging)", s->adapter);
@@ -34,7 +37,6 @@ int merge_job_run(const merge_spec *s, merge_report *r, ml_error *e) {
         if (ds_load(&data[f], s->files[f], &lm.vocab, lm.base.cfg.context, e)) goto done;
         sets[f] = &data[f];
     }
-    if (check_not_input(s->out, inputs, 2 + s->n_files, e) || check_writable(s->out, e)) goto done;
     size_t n_before, n_after;
     if (!(before = eval_logits(&lm.base, sets, s->n_files, &n_before, e))) goto done;
     lora_merge_into(&lm.adapter);

@@ -1,20 +1,21 @@
 /* pretrain_job.c — the base model's pretraining, from files to checkpoint. */
 #include "pretrain_job.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "checkpoint.h"
 #include "eval.h"
 #include "file_checks.h"
 #include "provenance.h"
 #include "sha256.h"
 
-/* The learning curve: one CSV row per validation. */
+/* The learning curve: one CSV row per validation, into a temporary file (atomic_stream). */
 typedef struct {
-    FILE *csv;
+    atomic_stream out;
+    FILE *csv; /* out.f */
     engine *g;
     const tok_vocab *v;
     dataset sets[PRETRAIN_MAX_CURVE];
@@ -37,12 +38,24 @@ static void curve_row(void *ctx, int step, double train_loss, double val_loss) {
     fflush(c->csv);
 }
 
+/* The curve files to score: the items of s->curve_data (comma-separated) that curve_open
+ * loads, copied into list (cut into pieces) and pointed to from files; returns how many. */
+static int curve_files(const pretrain_spec *s, char *list, size_t size, const char **files) {
+    int n = 0;
+    snprintf(list, size, "%s", s->curve_data);
+    for (char *f = strtok(list, ","); f && n < PRETRAIN_MAX_CURVE; f = strtok(NULL, ","))
+        files[n++] = f;
+    return n;
+}
+
 /* Loads the curve files and opens the CSV with its header. */
 static int curve_open(curve *c, const pretrain_spec *s, const tok_vocab *v, int context,
                       ml_error *e) {
     char header[1024] = "step,train_loss,val_loss", name[128], list[2048];
-    snprintf(list, sizeof list, "%s", s->curve_data);
-    for (char *f = strtok(list, ","); f && c->nsets < PRETRAIN_MAX_CURVE; f = strtok(NULL, ",")) {
+    const char *files[PRETRAIN_MAX_CURVE];
+    const int nf = curve_files(s, list, sizeof list, files);
+    for (int i = 0; i < nf; i++) {
+        const char *f = files[i];
         if (ds_load(&c->sets[c->nsets], f, v, context, e)) return -1;
         text_stem(name, sizeof name, f);
         const size_t used = strlen(header);
@@ -52,10 +65,29 @@ static int curve_open(curve *c, const pretrain_spec *s, const tok_vocab *v, int 
             snprintf(header + used, sizeof header - used, ",%s_exact", name);
         c->nsets++;
     }
-    if (!(c->csv = fopen(s->curve, "w")))
-        return ml_fail(e, "%s: cannot write: %s", s->curve, strerror(errno));
+    if (atomic_stream_open(&c->out, s->curve, e)) return -1;
+    c->csv = c->out.f;
     fprintf(c->csv, "%s\n", header);
     return 0;
+}
+
+#define MAX_IO (6 + PRETRAIN_MAX_CURVE + 16)
+
+/* The output rule over every path the job reads or writes. */
+static int pretrain_io_check(const pretrain_spec *s, ml_error *e) {
+    io_path io[MAX_IO] = {
+        {"--model", s->model_config, 0, NULL}, {"DATA", s->data, 0, NULL},
+        {"--val", s->val, 0, NULL},            {"--out", s->out, 1, NULL},
+        {"--curve", s->curve, 1, NULL},
+    };
+    int n = s->curve[0] ? 5 : 4; /* --curve "" means none */
+    char list[2048];
+    const char *files[PRETRAIN_MAX_CURVE];
+    const int nf = s->curve[0] ? curve_files(s, list, sizeof list, files) : 0;
+    for (int i = 0; i < nf; i++) io[n++] = (io_path){"--curve-data", files[i], 0, NULL};
+    if (s->n_read_also > MAX_IO - n) return ml_fail(e, "too many input files to check");
+    for (int i = 0; i < s->n_read_also; i++) io[n++] = s->read_also[i];
+    return io_check(io, n, e);
 }
 
 /* Every parameter is trained; weight decay on the embedding and the Linear weights. */
@@ -106,12 +138,10 @@ int pretrain_job_run(const pretrain_spec *s, void (*on_ready)(void *ctx, const p
     provenance prov = {0};
     int rc = -1;
     char data_sha[65];
-    const char *inputs[] = {s->model_config, s->data, s->val};
-    if (model_config_load(s->model_config, &cfg, &vocab, e) || minigpt_init(&m, &cfg, e) ||
-        ds_load(&train, s->data, &vocab, cfg.context, e) ||
+    if (pretrain_io_check(s, e) || model_config_load(s->model_config, &cfg, &vocab, e) ||
+        minigpt_init(&m, &cfg, e) || ds_load(&train, s->data, &vocab, cfg.context, e) ||
         (s->val[0] && ds_load(&val, s->val, &vocab, cfg.context, e)) ||
-        sha256_file_hex(s->data, data_sha, e) || check_writable(s->out, e) ||
-        check_not_input(s->out, inputs, 3, e))
+        sha256_file_hex(s->data, data_sha, e))
         goto done;
     minigpt_init_random(&m, o->seed);
     if (!(tensors = all_tensors(&m))) {
@@ -134,6 +164,11 @@ int pretrain_job_run(const pretrain_spec *s, void (*on_ready)(void *ctx, const p
     report->threads = g.nthreads;
     if (on_ready) on_ready(ctx, report);
     if (train_run(&job, o, &st, &report->result, e)) goto done;
+    /* training has ended: the curve so far replaces --curve, also when interrupted */
+    if (cv.csv) {
+        cv.csv = NULL;
+        if (atomic_stream_commit(&cv.out, e)) goto done;
+    }
     if (report->result.interrupted) {
         rc = 0;
         goto done;
@@ -144,7 +179,7 @@ int pretrain_job_run(const pretrain_spec *s, void (*on_ready)(void *ctx, const p
         goto done;
     rc = 0;
 done:
-    if (cv.csv) fclose(cv.csv);
+    atomic_stream_abort(&cv.out); /* a failed run leaves --curve as it was */
     for (int i = 0; i < cv.nsets; i++) ds_free(&cv.sets[i]);
     prov_free(&prov);
     train_state_free(&st);

@@ -47,12 +47,30 @@ static mode_t target_mode(const char *path) {
     return 0644;
 }
 
-int atomic_writev(const char *path, const void *const *pieces, const size_t *sizes, int npieces,
-                  ml_error *e) {
-    if (!path || !*path) return ml_fail(e, "atomic_write: empty path");
-    if (npieces < 0 || (npieces > 0 && (!pieces || !sizes)))
-        return ml_fail(e, "%s: invalid piece list", path);
+/* Refuses to replace anything but a regular file or a link to one (checked right before the
+ * rename, whatever the callers checked earlier): 0, or -1 with what is there in *what. */
+static int replaceable(const char *path, const char **what) {
+    struct stat lst, st;
+    if (lstat(path, &lst) != 0) return 0; /* a new file */
+    if (stat(path, &st) != 0) {
+        *what = "a dangling symbolic link";
+        return -1;
+    }
+    if (S_ISREG(st.st_mode)) return 0;
+    *what = S_ISDIR(st.st_mode)    ? "a directory"
+            : S_ISCHR(st.st_mode)  ? "a character device"
+            : S_ISBLK(st.st_mode)  ? "a block device"
+            : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                   : "not a regular file";
+    return -1;
+}
 
+/* Opens path's directory (*dfd) and creates the temporary file beside path (*fd, named *tmp,
+ * mode of the file it will replace). *dir and *tmp are malloc'ed; on success the caller passes
+ * them on to tmp_install or frees them; on failure everything is released and -1 returned. */
+static int tmp_create(const char *path, char **dir_out, char **tmp_out, int *dfd_out, int *fd_out,
+                      ml_error *e) {
+    if (!path || !*path) return ml_fail(e, "atomic_write: empty path");
     char *dir = dir_of(path);
     size_t plen = strlen(path);
     char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
@@ -74,15 +92,71 @@ int atomic_writev(const char *path, const void *const *pieces, const size_t *siz
         free(tmp);
         return -1;
     }
+    const char *what = NULL;
+    if (replaceable(path, &what)) {
+        ml_fail(e, "%s: is %s; refusing to replace it", path, what);
+        goto fail;
+    }
     int fd = mkstemp(tmp);
     if (fd < 0) {
         int err = errno;
         ml_fail(e, "%s: cannot create temporary file in '%s': %s", path, dir, strerror(err));
-        goto fail_dir;
+        goto fail;
     }
-    const char *step = "chmod";
-    if (fchmod(fd, target_mode(path)) != 0) goto fail_fd;
-    step = "write";
+    if (fchmod(fd, target_mode(path)) != 0) {
+        int err = errno;
+        close(fd);
+        unlink(tmp);
+        ml_fail(e, "%s: chmod of temporary file failed: %s", path, strerror(err));
+        goto fail;
+    }
+    *dir_out = dir;
+    *tmp_out = tmp;
+    *dfd_out = dfd;
+    *fd_out = fd;
+    return 0;
+fail:
+    close(dfd);
+    free(dir);
+    free(tmp);
+    return -1;
+}
+
+/* Renames the complete, fsync'ed and closed temporary file over path (after checking once
+ * more that path is absent or a regular file) and fsyncs the directory. Releases dir, tmp and
+ * dfd in every case and removes tmp when path was not replaced. */
+static int tmp_install(const char *path, char *dir, char *tmp, int dfd, ml_error *e) {
+    int rc = 0;
+    const char *what = NULL;
+    if (replaceable(path, &what)) {
+        unlink(tmp);
+        rc = ml_fail(e, "%s: is %s; refusing to replace it", path, what);
+    } else if (rename(tmp, path) != 0) {
+        int err = errno;
+        unlink(tmp);
+        rc = ml_fail(e, "%s: rename of temporary file failed: %s", path, strerror(err));
+    } else if (fsync(dfd) != 0 && errno != EINVAL) {
+        /* The new content is in place; the directory fsync makes the rename durable. Some
+         * file systems cannot fsync a directory (EINVAL), which is no reason to fail. */
+        int err = errno;
+        rc = ml_fail(e, "%s: written, but fsync of directory '%s' failed: %s", path, dir,
+                     strerror(err));
+    }
+    close(dfd);
+    free(dir);
+    free(tmp);
+    return rc;
+}
+
+int atomic_writev(const char *path, const void *const *pieces, const size_t *sizes, int npieces,
+                  ml_error *e) {
+    if (!path || !*path) return ml_fail(e, "atomic_write: empty path");
+    if (npieces < 0 || (npieces > 0 && (!pieces || !sizes)))
+        return ml_fail(e, "%s: invalid piece list", path);
+    char *dir, *tmp;
+    int dfd, fd;
+    if (tmp_create(path, &dir, &tmp, &dfd, &fd, e)) return -1;
+    const char *step = "write";
     for (int i = 0; i < npieces; i++)
         if (sizes[i] && write_all(fd, pieces[i], sizes[i]) != 0) goto fail_fd;
     step = "fsync";
@@ -92,25 +166,7 @@ int atomic_writev(const char *path, const void *const *pieces, const size_t *siz
         fd = -1;
         goto fail_fd;
     }
-    fd = -1;
-    step = "rename";
-    if (rename(tmp, path) != 0) goto fail_fd;
-
-    /* The new content is in place; the directory fsync makes the rename durable. Some file
-     * systems cannot fsync a directory (EINVAL), which is no reason to fail. */
-    if (fsync(dfd) != 0 && errno != EINVAL) {
-        int err = errno;
-        ml_fail(e, "%s: written, but fsync of directory '%s' failed: %s", path, dir,
-                strerror(err));
-        close(dfd);
-        free(dir);
-        free(tmp);
-        return -1;
-    }
-    close(dfd);
-    free(dir);
-    free(tmp);
-    return 0;
+    return tmp_install(path, dir, tmp, dfd, e);
 
 fail_fd: {
     int err = errno;
@@ -118,11 +174,65 @@ fail_fd: {
     unlink(tmp);
     ml_fail(e, "%s: %s of temporary file failed: %s", path, step, strerror(err));
 }
-fail_dir:
     close(dfd);
     free(dir);
     free(tmp);
     return -1;
+}
+
+int atomic_stream_open(atomic_stream *s, const char *path, ml_error *e) {
+    memset(s, 0, sizeof *s);
+    s->dfd = -1;
+    int fd;
+    if (tmp_create(path, &s->dir, &s->tmp, &s->dfd, &fd, e)) return -1;
+    if (!(s->f = fdopen(fd, "w"))) {
+        int err = errno;
+        close(fd);
+        atomic_stream_abort(s);
+        return ml_fail(e, "%s: cannot open temporary file: %s", path, strerror(err));
+    }
+    if (!(s->path = strdup(path))) {
+        atomic_stream_abort(s);
+        return ml_fail(e, "%s: out of memory", path);
+    }
+    return 0;
+}
+
+int atomic_stream_commit(atomic_stream *s, ml_error *e) {
+    if (!s->f) return ml_fail(e, "atomic_stream_commit: no open stream");
+    const char *step = "write";
+    int err = 0;
+    if (fflush(s->f) != 0 || ferror(s->f)) err = errno ? errno : EIO;
+    else if (step = "fsync", fsync(fileno(s->f)) != 0) err = errno;
+    if (fclose(s->f) != 0 && !err) {
+        step = "close";
+        err = errno;
+    }
+    s->f = NULL;
+    char *path = s->path;
+    s->path = NULL;
+    if (err) {
+        ml_fail(e, "%s: %s of temporary file failed: %s", path, step, strerror(err));
+        atomic_stream_abort(s);
+        free(path);
+        return -1;
+    }
+    const int rc = tmp_install(path, s->dir, s->tmp, s->dfd, e);
+    s->dir = s->tmp = NULL;
+    s->dfd = -1;
+    free(path);
+    return rc;
+}
+
+void atomic_stream_abort(atomic_stream *s) {
+    if (s->f) fclose(s->f);
+    if (s->tmp) unlink(s->tmp);
+    if (s->dir && s->dfd >= 0) close(s->dfd); /* a zeroed, never opened stream has dfd 0 */
+    free(s->dir);
+    free(s->tmp);
+    free(s->path);
+    memset(s, 0, sizeof *s);
+    s->dfd = -1;
 }
 
 int atomic_write(const char *path, const void *data, size_t n, ml_error *e) {
