@@ -11,7 +11,8 @@ Without "#section" the whole file is quoted; a .txt or .csv file is quoted as a 
 
     python3 scripts/readme_sync.py          # rewrites the quoted blocks from the files
     python3 scripts/readme_sync.py --check  # exit 1 naming every stale block, and every
-                                            # percentage in the README's own prose that no
+                                            # percentage, 4+-digit number or decimal in the
+                                            # README's own prose (outside code) that no
                                             # results file contains (a figure typed by hand)
 
 Standard library only.
@@ -24,6 +25,11 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK = re.compile(r"(<!-- BEGIN (\S+) -->\n)(.*?)(<!-- END \2 -->)", re.S)
 PERCENT = re.compile(r"(?<![\w.])\d+(?:\.\d+)?%")
+# Other figures in the prose: numbers of four or more digits (with or without thousands
+# commas) and decimals. Years and tool versions are not measurements:
+NUMBER = re.compile(r"(?<![\w.,/-])(\d{1,3}(?:,\d{3})+|\d{4,}|\d+\.\d+)(?![\w%])")
+YEAR = re.compile(r"^(19|20)\d\d$")
+NOT_FIGURES = {"3.19"}  # valgrind's version
 
 
 def quoted(ref):
@@ -72,6 +78,11 @@ def main():
         if p.endswith((".md", ".csv", ".txt", ".json")):
             results += open(p, encoding="utf-8").read()
     typed = sorted({p for p in PERCENT.findall(prose(readme)) if p not in results})
+    # numbers outside inline code (commands and flags are not figures), compared without commas
+    text = re.sub(r"`[^`]*`", "", prose(readme))
+    bare = results.replace(",", "")
+    typed += sorted({n for n in NUMBER.findall(text)
+                     if not YEAR.match(n) and n not in NOT_FIGURES and n.replace(",", "") not in bare})
     for ref in stale:
         print("README.md: the block of %s differs from the file (run scripts/readme_sync.py)" % ref)
     for p in typed:

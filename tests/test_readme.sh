@@ -12,4 +12,4 @@ if [ "$rc" -ne 0 ]; then
 fi
 n=$(grep -c '^<!-- BEGIN ' README.md)
 [ "$n" -ge 5 ] || { echo "test_readme: FAIL: only $n quoted results blocks in README.md"; exit 1; }
-echo "test_readme: ok: $n quoted blocks equal their results files; every percentage in the prose is in results/"
+echo "test_readme: ok: $n quoted blocks equal their results files; every percentage and figure in the prose is in results/"
