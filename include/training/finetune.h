@@ -16,6 +16,7 @@ typedef struct {
     float alpha;
     int rslora;
     unsigned targets;
+    unsigned layers;   /* bit (1 << block) per adapted block; 0 or LORA_ALL_LAYERS: every block */
     int full;          /* train the Linear weights themselves (the full fine-tune baseline) */
     float loraplus_ratio; /* LoRA+: B's learning rate is ratio × A's (0 or 1: off; not full) */
     train_opts train;  /* steps, batch, lr, ..., seed, threads */

@@ -133,7 +133,7 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
         report->resumed_step = f.state.step;
     }
     for (int i = 0; i < f.n_tensors; i++) report->trainable += f.tensors[i].n;
-    report->params_per_rank = lora_count(&in.m, 1, fo->targets);
+    report->params_per_rank = lora_count_layers(&in.m, 1, fo->targets, f.adapter.layer_mask);
     report->base_params = in.m.n_params;
     report->n_examples = in.train.n;
     report->steps = o->steps;
