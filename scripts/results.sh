@@ -5,6 +5,7 @@
 #
 #   results/recipes.{md,csv}             scripts/recipes.py          the recipe comparison
 #   results/sweep.{md,csv,png}, base.md, adapter.md   scripts/sweep-rank.sh
+#   results/targets.{md,csv}             scripts/exp-targets.sh      which layers to adapt
 #   results/analyze.txt                  scripts/analyze-report.sh   lora-analyze on the sweep
 #   results/demo.txt                     scripts/demo.sh (stdout)    what make demo prints
 #   results/bench.txt                    lora bench                  throughput
@@ -15,6 +16,7 @@ BIN=${LORA_BIN:-bin}
 start=$(date +%s)
 python3 scripts/recipes.py -j 2
 sh scripts/sweep-rank.sh -j 2
+sh scripts/exp-targets.sh
 sh scripts/analyze-report.sh
 sh scripts/demo.sh > results/demo.txt.tmp && mv results/demo.txt.tmp results/demo.txt
 "$BIN/lora" bench > results/bench.txt.tmp && mv results/bench.txt.tmp results/bench.txt

@@ -649,6 +649,29 @@ expect_fail 2 "--preserve-kl|-0.5" "lora-train: --preserve-kl -0.5" \
     "$LORA-train" --preserve-kl -0.5 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--preserve-kl|nan" "lora-train: --preserve-kl nan" \
     "$LORA-train" --preserve-kl nan --out "$T/o/new.st" "$DATA"
+for bad in 2 0,x "" 0,,1 -1 all,0; do
+    expect_fail 2 "--layers" "lora-train: --layers '$bad'" \
+        "$LORA-train" $SMALL --layers "$bad" --out "$T/o/new.st" "$DATA"
+done
+# --layers 1 adapts one block of two: half the parameters of --layers 0,1, and the file says so
+# (PEFT's layers_to_transform) where lora-info reads it; --layers 0,1 writes no such key
+echo '{"steps": 2, "batch": 4, "eval_every": 2, "replay": "", "replay_frac": 0, "rank": 4, "alpha": 8}' >"$T/ly.json"
+run "$LORA-train" --config "$T/ly.json" --quiet --json --layers 1 --out "$T/ly1.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="; exit $rc"
+why="$why$(json_why "$T/out" 'd["trainable_params"] == 4608 and d["params_per_rank"] == 1152')"
+run "$LORA-train" --config "$T/ly.json" --quiet --json --layers 0,1 --out "$T/ly01.st" "$DATA"
+[ "$rc" -eq 0 ] || why="$why; exit $rc"
+why="$why$(json_why "$T/out" 'd["trainable_params"] == 9216')"
+run "$LORA-info" --json "$T/ly1.st"
+why="$why$(json_why "$T/out" 'd["layers_to_transform"] == [1] and d["params"] == 4608')"
+run "$LORA-info" --json "$T/ly01.st"
+why="$why$(json_why "$T/out" 'd["layers_to_transform"] is None and d["params"] == 9216')"
+run "$LORA-info" "$T/ly1.st"
+grep -q 'blocks \[1\]' "$T/out" || why="$why; lora-info does not show 'blocks [1]'"
+run "$LORA-eval" --brief --adapter "$T/ly1.st" "$TEST"
+[ "$rc" -eq 0 ] || why="$why; lora-eval of the --layers 1 adapter: exit $rc"
+verdict "lora-train --layers 1: half the parameters of --layers 0,1; lora-info --json reports [1]" "$why"
 # a flag a config turns on (rslora in configs/lora-irreg.json) is turned off by --no-FLAG
 echo '{"steps": 2, "batch": 4, "eval_every": 2, "replay": "", "replay_frac": 0, "rslora": true, "rank": 4, "alpha": 8}' >"$T/rs.json"
 run "$LORA-train" --config "$T/rs.json" --quiet --out "$T/rs-on.st" "$DATA"

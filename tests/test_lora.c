@@ -300,6 +300,96 @@ static void test_adapter_file(void **state) {
     rmdir(dir);
 }
 
+/* --layers: the count over the chosen blocks from the shapes written out here (per block:
+ * q,k,v,o 64+64 each, fc1 and fc2 64+256 each), the parse of good and bad lists, and a file
+ * round trip that keeps the mask (PEFT's layers_to_transform) and only those blocks' tensors. */
+static void test_layers(void **state) {
+    const long block = 4 * 128 + 2 * 320, attn = 4 * 128, qv = 2 * 128;
+    const struct {
+        const char *targets, *layers;
+        long per_rank;
+    } cases[] = {
+        {"all", "all", 2 * block}, {"all", "0,1", 2 * block}, {"all", "0", block},
+        {"all", "1", block},       {"attn", "1", attn},       {"q,v", "0", qv},
+        {"ffn", "1,0", 2 * 640},   {"fc2", "1,1", 320},
+    };
+    ml_error e;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned tm, lm;
+        assert_int_equal(lora_parse_targets(cases[i].targets, &tm, &e), 0);
+        assert_int_equal(lora_parse_layers(cases[i].layers, model.cfg.n_layers, &lm, &e), 0);
+        for (int r = 0; r <= 64; r = r ? 4 * r : 1) {
+            assert_int_equal(lora_count_layers(&model, r, tm, lm), cases[i].per_rank * r);
+            lora a;
+            assert_int_equal(lora_init_layers(&a, &model, r, 16.0f, 0, tm, lm, &e), 0);
+            assert_int_equal(a.n_params, cases[i].per_rank * r);
+            lora_free(&a);
+        }
+    }
+    const char *bad[] = {"", "2", "0,", ",1", "x", "-1", "0 1", "1.0", "01x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unsigned lm;
+        if (lora_parse_layers(bad[i], model.cfg.n_layers, &lm, &e) != -1) fail_msg("'%s' parsed", bad[i]);
+        assert_non_null(strstr(e.msg, "block index"));
+    }
+    lora a;
+    assert_int_equal(lora_init_layers(&a, &model, 4, 16.0f, 0, LORA_ALL_TARGETS, 1u << 2, &e), -1);
+
+    char dir[] = "/tmp/minilora-layers-XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a.safetensors", dir);
+    assert_int_equal(lora_init_layers(&a, &model, 4, 8.0f, 1, LORA_ALL_TARGETS, 1u << 1, &e), 0);
+    randomize(&a, 5);
+    assert_int_equal(lora_save(&a, path, "ab12", 0, NULL, NULL, &e), 0);
+    const size_t n_params = a.n_params;
+    lora_free(&a);
+    st_file f;
+    assert_int_equal(st_open(&f, path, &e), 0);
+    assert_string_equal(st_meta(&f, "layers_to_transform"), "[1]");
+    assert_int_equal(f.n_tensors, 12);
+    for (int i = 0; i < f.n_tensors; i++)
+        assert_int_equal(strncmp(f.tensors[i].name, "base_model.model.blocks.1.", 26), 0);
+    st_close(&f);
+    lora b;
+    if (lora_load(&b, &model, path, "ab12", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(b.layer_mask, 1u << 1);
+    assert_int_equal(b.n_params, n_params);
+    assert_int_equal(b.n_layers, 6);
+    for (int i = 0; i < b.n_layers; i++) assert_int_equal(b.layers[i].slot->layer, 1);
+    assert_null(model.linears[0].ext); /* block 0 untouched */
+    lora_free(&b);
+    /* every block: no layers_to_transform (PEFT: absent means all), loads as all */
+    assert_int_equal(lora_init_layers(&a, &model, 2, 8.0f, 0, LORA_ALL_TARGETS, 3u, &e), 0);
+    assert_int_equal(lora_save(&a, path, "ab12", 0, NULL, NULL, &e), 0);
+    lora_free(&a);
+    assert_int_equal(st_open(&f, path, &e), 0);
+    assert_null(st_meta(&f, "layers_to_transform"));
+    st_close(&f);
+    if (lora_load(&b, &model, path, "ab12", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(b.n_params, 2 * 2304);
+    lora_free(&b);
+    /* a layers_to_transform that names no block of this model, or is not a list of indices */
+    const char *bad_meta[] = {"[2]", "[]", "[0.5]", "\"1\"", "[-1]", "nonsense"};
+    for (size_t i = 0; i < sizeof bad_meta / sizeof bad_meta[0]; i++) {
+        const char *k[] = {"layers_to_transform"}, *v[] = {bad_meta[i]};
+        assert_int_equal(lora_init(&a, &model, 0, 8.0f, 0, LORA_ALL_TARGETS, &e), 0);
+        assert_int_equal(lora_save(&a, path, "ab12", 1, k, v, &e), 0);
+        lora_free(&a);
+        if (lora_load(&b, &model, path, "ab12", &e) != -1) fail_msg("layers_to_transform %s loaded", bad_meta[i]);
+        assert_non_null(strstr(e.msg, "layers_to_transform"));
+    }
+    /* one integer, as PEFT also writes it */
+    const char *k1[] = {"layers_to_transform"}, *v1[] = {"0"};
+    assert_int_equal(lora_init(&a, &model, 0, 8.0f, 0, LORA_ALL_TARGETS, &e), 0);
+    assert_int_equal(lora_save(&a, path, "ab12", 1, k1, v1, &e), 0);
+    lora_free(&a);
+    if (lora_load(&b, &model, path, "ab12", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(b.layer_mask, 1u);
+    lora_free(&b);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     runtime_init(argv);
@@ -307,6 +397,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_parameter_counts),   cmocka_unit_test(test_step0_invariance),
         cmocka_unit_test(test_rank0_and_scales),   cmocka_unit_test(test_lora_gradients_fd),
         cmocka_unit_test(test_merge_matches_adapter), cmocka_unit_test(test_adapter_file),
+        cmocka_unit_test(test_layers),
     };
     return cmocka_run_group_tests_name("lora", tests, setup, teardown);
 }

@@ -21,6 +21,7 @@
 
 #define LORA_MAX_RANK 64
 #define LORA_ALL_TARGETS 0x3Fu /* one bit per minigpt_linear_role */
+#define LORA_ALL_LAYERS 0xFFFFu /* one bit per block index (MINIGPT_MAX_LAYERS) */
 
 typedef struct lora lora;
 
@@ -40,6 +41,7 @@ struct lora {
     int rslora;
     float scale;            /* α/r, or α/√r with rsLoRA; 0 when r = 0 */
     unsigned targets;       /* bit (1 << role) for each targeted role */
+    unsigned layer_mask;    /* bit (1 << block) for each adapted block (all of m's by default) */
     int n_layers;
     lora_layer layers[MINIGPT_MAX_LAYERS * MINIGPT_LINEARS_PER_BLOCK];
     size_t n_params;        /* Σ r·(in+out) */
@@ -54,14 +56,31 @@ int lora_parse_targets(const char *spec, unsigned *mask, ml_error *e);
  * caller frees. */
 char *lora_targets_json(unsigned mask);
 
+/* Parses a --layers list: "all", or comma-separated block indices 0..max_layers-1 (PEFT's
+ * layers_to_transform). Error names the bad entry. */
+int lora_parse_layers(const char *spec, int max_layers, unsigned *mask, ml_error *e);
+
+/* The blocks of mask that m has, as a PEFT layers_to_transform JSON list, e.g. [1];
+ * malloc'ed, caller frees. */
+char *lora_layers_json(const minigpt *m, unsigned mask);
+
+/* Whether mask leaves out a block of m (then the adapter file records layers_to_transform). */
+int lora_layers_restricted(const minigpt *m, unsigned mask);
+
 /* Σ r·(in+out) over the targeted Linears of m, without allocating anything. */
 size_t lora_count(const minigpt *m, int rank, unsigned targets);
+/* The same over the targeted Linears of the blocks in layers only. */
+size_t lora_count_layers(const minigpt *m, int rank, unsigned targets, unsigned layers);
 
 /* Builds an adapter of rank r (0..LORA_MAX_RANK) on the targets of m with A and B zero,
  * and installs it in m's slots (r = 0 installs nothing: outputs equal the base). Build
  * workspaces after this. Free with lora_free, which uninstalls it. */
 int lora_init(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
               ml_error *e);
+/* lora_init on the blocks in layers only (LORA_ALL_LAYERS: every block); a mask naming a
+ * block m does not have is an error. */
+int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
+                     unsigned layers, ml_error *e);
 void lora_free(lora *a);
 
 /* The initialization of SPEC §3: A ~ U(−1/√in, 1/√in) from seed, B = 0. */
@@ -77,7 +96,8 @@ void lora_merge_into(const lora *a);
 int lora_rank_warnings(const minigpt *m, int rank, unsigned targets, char *buf, size_t n);
 
 /* Writes the adapter: F16 tensors with PEFT names, in slot order, A before B; metadata
- * peft_type "LORA", r, lora_alpha, target_modules, use_rslora, base_sha256, and the n_meta
+ * peft_type "LORA", r, lora_alpha, target_modules, use_rslora, base_sha256 (and
+ * layers_to_transform when the adapter leaves out a block), and the n_meta
  * extra pairs (provenance). A value that does not fit in fp16 is an error naming the tensor;
  * the file is written atomically. */
 int lora_save(const lora *a, const char *path, const char *base_sha256, int n_meta,
@@ -86,7 +106,8 @@ int lora_save(const lora *a, const char *path, const char *base_sha256, int n_me
 /* Loads an adapter file onto m (zeroed *a, installed like lora_init). Refuses a file whose
  * base_sha256 differs from base_sha256 (when that is non-NULL), whose tensors are missing,
  * extra, of another dtype or shape, or whose metadata is inconsistent; each message names
- * the file and what differs. */
+ * the file and what differs. A layers_to_transform list (or one integer) restricts the
+ * adapter to those blocks; absent, it covers every block. */
 int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e);
 
 /* Whether the safetensors file at path is a LoRA adapter (it has "peft_type" metadata) rather

@@ -27,6 +27,8 @@ typedef struct {
     int rslora;                  /* metadata "use_rslora" is "true" */
     double scale;                /* alpha/r, or alpha/sqrt(r) with rsLoRA; 0 when r = 0 */
     unsigned targets;            /* bit (1 << role) per targeted role, as loaded */
+    unsigned layer_mask;         /* bit (1 << block) per adapted block, as loaded */
+    int layers_restricted;       /* the file has layers_to_transform leaving out a block */
     int n_layers;
     adapter_info_layer layers[MINIGPT_MAX_LAYERS * MINIGPT_LINEARS_PER_BLOCK];
     int n_tensors;

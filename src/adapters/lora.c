@@ -55,10 +55,53 @@ char *lora_targets_json(unsigned mask) {
     return strdup(buf);
 }
 
+/* ---- layers (blocks) --------------------------------------------------------------------- */
+
+int lora_parse_layers(const char *spec, int max_layers, unsigned *mask, ml_error *e) {
+    if (!strcmp(spec, "all")) {
+        *mask = LORA_ALL_LAYERS;
+        return 0;
+    }
+    unsigned m = 0;
+    const char *p = spec;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        const size_t len = end ? (size_t)(end - p) : strlen(p);
+        char *stop;
+        const long v = len ? strtol(p, &stop, 10) : -1;
+        if (!len || p[0] < '0' || p[0] > '9' || stop != p + len || v >= max_layers || v >= MINIGPT_MAX_LAYERS)
+            return ml_fail(e, "bad block index '%.*s' (use all, or indices 0..%d separated by commas)",
+                           (int)(len > 16 ? 16 : len), p, max_layers - 1);
+        m |= 1u << v;
+        if (!end) break;
+        p = end + 1;
+    }
+    *mask = m;
+    return 0;
+}
+
+static unsigned all_layers(const minigpt *m) { return (1u << m->cfg.n_layers) - 1u; }
+
+int lora_layers_restricted(const minigpt *m, unsigned mask) {
+    return (mask & all_layers(m)) != all_layers(m);
+}
+
+char *lora_layers_json(const minigpt *m, unsigned mask) {
+    char buf[128] = "[";
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        if (mask & (1u << l)) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%d", buf[1] ? "," : "", l);
+    strcat(buf, "]");
+    return strdup(buf);
+}
+
 size_t lora_count(const minigpt *m, int rank, unsigned targets) {
+    return lora_count_layers(m, rank, targets, LORA_ALL_LAYERS);
+}
+
+size_t lora_count_layers(const minigpt *m, int rank, unsigned targets, unsigned layers) {
     size_t n = 0;
     for (int i = 0; i < m->n_linears; i++)
-        if (targets & (1u << m->linears[i].role))
+        if ((targets & (1u << m->linears[i].role)) && (layers & (1u << m->linears[i].layer)))
             n += (size_t)rank * (size_t)(m->linears[i].in + m->linears[i].out);
     return n;
 }
@@ -130,7 +173,17 @@ static void lora_backward(const minigpt_linear_ext *x, float *dinp, float *grad,
 
 int lora_init(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
               ml_error *e) {
+    return lora_init_layers(a, m, rank, alpha, rslora, targets, LORA_ALL_LAYERS, e);
+}
+
+int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
+                     unsigned layers, ml_error *e) {
     memset(a, 0, sizeof *a);
+    if (layers != LORA_ALL_LAYERS && (layers & ~all_layers(m)))
+        return ml_fail(e, "--layers names a block the model does not have (blocks 0..%d)",
+                       m->cfg.n_layers - 1);
+    layers &= all_layers(m);
+    if (!layers) return ml_fail(e, "--layers names no block");
     if (rank < 0 || rank > LORA_MAX_RANK)
         return ml_fail(e, "rank %d is out of range (0..%d)", rank, LORA_MAX_RANK);
     if (!(alpha > 0.0f) || !isfinite(alpha)) return ml_fail(e, "alpha %g must be a positive number", alpha);
@@ -142,14 +195,15 @@ int lora_init(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned t
     a->alpha = alpha;
     a->rslora = rslora;
     a->targets = targets;
+    a->layer_mask = layers;
     a->scale = rank == 0 ? 0.0f : (rslora ? alpha / sqrtf((float)rank) : alpha / (float)rank);
-    a->n_params = lora_count(m, rank, targets);
+    a->n_params = lora_count_layers(m, rank, targets, layers);
     a->params = calloc(a->n_params ? a->n_params : 1, sizeof(float));
     if (!a->params) return ml_fail(e, "out of memory for %zu LoRA parameters", a->n_params);
     size_t off = 0;
     for (int i = 0; i < m->n_linears; i++) {
         minigpt_linear *slot = &m->linears[i];
-        if (!(targets & (1u << slot->role))) continue;
+        if (!(targets & (1u << slot->role)) || !(layers & (1u << slot->layer))) continue;
         lora_layer *L = &a->layers[a->n_layers++];
         L->owner = a;
         L->slot = slot;
@@ -211,6 +265,11 @@ int lora_save(const lora *a, const char *path, const char *base_sha256, int n_me
     const char *mk[] = {"format", "peft_type", "r", "lora_alpha", "target_modules", "use_rslora", "base_sha256"};
     const char *mv[] = {"pt", "LORA", r_s, alpha_s, targets, a->rslora ? "true" : "false", base_sha256};
     for (int i = 0; !rc && i < 7; i++) rc = st_writer_meta(w, mk[i], mv[i], e);
+    if (!rc && lora_layers_restricted(a->m, a->layer_mask)) { /* PEFT: absent means every block */
+        char *lt = lora_layers_json(a->m, a->layer_mask);
+        rc = lt ? st_writer_meta(w, "layers_to_transform", lt, e) : ml_fail(e, "out of memory");
+        free(lt);
+    }
     for (int i = 0; !rc && i < n_meta; i++) rc = st_writer_meta(w, keys[i], values[i], e);
     for (int i = 0; !rc && a->rank > 0 && i < a->n_layers; i++) {
         const lora_layer *L = &a->layers[i];
@@ -266,20 +325,42 @@ static int read_config(const st_file *f, int *rank, float *alpha, int *rslora, u
     return 0;
 }
 
+/* PEFT's layers_to_transform: a list of block indices of m, or one index; absent: all. */
+static int read_layers(const st_file *f, const minigpt *m, unsigned *layers, ml_error *e) {
+    const char *lt = st_meta(f, "layers_to_transform");
+    *layers = LORA_ALL_LAYERS;
+    if (!lt) return 0;
+    cJSON *v = cJSON_Parse(lt);
+    unsigned mask = 0;
+    int bad = !v || (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 0);
+    for (const cJSON *it = cJSON_IsArray(v) ? v->child : v; it && !bad; it = cJSON_IsArray(v) ? it->next : NULL) {
+        const double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
+        bad = !(d >= 0 && d < m->cfg.n_layers && d == (int)d);
+        if (!bad) mask |= 1u << (int)d;
+    }
+    cJSON_Delete(v);
+    if (bad)
+        return ml_fail(e, "%s: metadata layers_to_transform is not a list of block indices 0..%d",
+                       f->label, m->cfg.n_layers - 1);
+    *layers = mask;
+    return 0;
+}
+
 int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e) {
     memset(a, 0, sizeof *a);
     st_file f;
     if (st_open(&f, path, e)) return -1;
     int rank = 0, rslora = 0, rc;
     float alpha = 0.0f;
-    unsigned targets = 0;
+    unsigned targets = 0, layers = LORA_ALL_LAYERS;
     rc = read_config(&f, &rank, &alpha, &rslora, &targets, e);
+    if (!rc) rc = read_layers(&f, m, &layers, e);
     const char *sha = st_meta(&f, "base_sha256");
     char shown_sha[16];
     if (!rc && base_sha256 && (!sha || strcmp(sha, base_sha256) != 0))
         rc = ml_fail(e, "%s was trained on another base model (base_sha256 %.12s…, this base is %.12s…)",
                      path, sha ? ml_one_line(shown_sha, sizeof shown_sha, sha) : "missing", base_sha256);
-    if (!rc && lora_init(a, m, rank, alpha, rslora, targets, e)) rc = ml_wrap(e, "%s", path);
+    if (!rc && lora_init_layers(a, m, rank, alpha, rslora, targets, layers, e)) rc = ml_wrap(e, "%s", path);
     if (rc) {
         st_close(&f);
         memset(a, 0, sizeof *a);

@@ -138,7 +138,10 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
     adapter_info a;
     if (adapter_info_read(&a, m, path, base_sha, e)) return -1;
     char *tm_json = lora_targets_json(a.targets);
-    if (!tm_json) {
+    char *lt_json = a.layers_restricted ? lora_layers_json(m, a.layer_mask) : strdup("null");
+    if (!tm_json || !lt_json) {
+        free(tm_json);
+        free(lt_json);
         adapter_info_free(&a);
         return ml_fail(e, "out of memory");
     }
@@ -151,9 +154,9 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
         printf("{\"adapter\":");
         text_json_print(stdout, path);
         printf(",\"rank\":%d,\"lora_alpha\":%g,\"scale\":%g,\"use_rslora\":%s,"
-               "\"target_modules\":%s,\"params\":%zu,\"payload_bytes\":%zu,\"file_bytes\":%zu,"
-               "\"header_bytes\":%zu,\"base_sha256\":",
-               a.rank, a.alpha, a.scale, a.rslora ? "true" : "false", tm_json, a.params,
+               "\"target_modules\":%s,\"layers_to_transform\":%s,\"params\":%zu,"
+               "\"payload_bytes\":%zu,\"file_bytes\":%zu,\"header_bytes\":%zu,\"base_sha256\":",
+               a.rank, a.alpha, a.scale, a.rslora ? "true" : "false", tm_json, lt_json, a.params,
                a.payload_bytes, a.file_bytes, a.header_bytes);
         text_json_print(stdout, sha ? sha : "");
         printf(",\"matches_base\":%s,\"adapters_per_base_payload\":%.4f,"
@@ -161,8 +164,9 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
                a.matches_base == ADAPTER_BASE_YES ? "true" : "false", per_payload, per_file);
     } else {
         static const char *match[] = {"unknown", "yes", "no"};
-        printf("%s\n  rank %d, alpha %g, scale %g%s\n  targets %s\n", path, a.rank, a.alpha,
-               a.scale, a.rslora ? " (rsLoRA: alpha/sqrt(r))" : " (alpha/r)", tm_json);
+        printf("%s\n  rank %d, alpha %g, scale %g%s\n  targets %s, blocks %s\n", path, a.rank,
+               a.alpha, a.scale, a.rslora ? " (rsLoRA: alpha/sqrt(r))" : " (alpha/r)", tm_json,
+               a.layers_restricted ? lt_json : "all");
         printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d)\n", a.params,
                a.n_tensors, a.rank ? a.params / a.rank : 0, a.rank ? a.params / a.rank : 0, a.rank);
         printf("  payload %zu bytes (2 per parameter), header %zu bytes, file %zu bytes\n",
@@ -179,6 +183,7 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
         }
     }
     free(tm_json);
+    free(lt_json);
     adapter_info_free(&a);
     return 0;
 }

@@ -11,7 +11,9 @@
 #include "commands.h"
 #include "common.h"
 #include "finetune_job.h"
+#include "model_config.h"
 #include "opts.h"
+#include "safetensors.h"
 
 /* data/irreg.jsonl -> data/irreg_val.jsonl when that file exists; malloc'ed or NULL. */
 static char *val_sibling(const char *data) {
@@ -29,6 +31,20 @@ static char *val_sibling(const char *data) {
         return NULL;
     }
     return p;
+}
+
+/* The number of blocks of the base checkpoint (from its config metadata), so that --layers is
+ * checked as a usage error; MINIGPT_MAX_LAYERS when it cannot be read (loading reports that). */
+static int base_blocks(const char *base) {
+    st_file f;
+    ml_error e;
+    minigpt_config c;
+    int n = MINIGPT_MAX_LAYERS;
+    if (st_open(&f, base, &e)) return n;
+    const char *json = st_meta(&f, "config");
+    if (json && !model_config_parse(&c, json, base, &e)) n = c.n_layers;
+    st_close(&f);
+    return n;
 }
 
 /* Progress header and warnings, printed when nothing can fail before training. */
@@ -84,7 +100,7 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *cmd = argv[0], *config = NULL, *targets = NULL;
+    const char *cmd = argv[0], *config = NULL, *targets = NULL, *layers = NULL;
     finetune_spec s = {.base = default_path("data/minigpt-base.safetensors"), .replay = "",
                        .val_extra = "", .label = cmd};
     finetune_opts *fo = &s.opts;
@@ -97,6 +113,7 @@ int cmd_train(int argc, char **argv) {
         {"alpha", OPT_FLOAT, &fo->alpha, 1e-6, 1e6, "A", "LoRA alpha; the update is scaled by alpha/r"},
         {"rslora", OPT_FLAG, &fo->rslora, 0, 0, NULL, "scale by alpha/sqrt(r) (rank-stabilized LoRA)"},
         {"targets", OPT_STRING, &targets, 0, 0, "LIST", "layers to adapt: q,k,v,o,fc1,fc2,attn,ffn,all"},
+        {"layers", OPT_STRING, &layers, 0, 0, "LIST", "blocks to adapt: all, or indices such as 0 or 0,1"},
         {"full", OPT_FLAG, &fo->full, 0, 0, NULL,
          "full fine-tune of the target Linear weights (98,304 of the default model; baseline)"},
         {"full-all", OPT_FLAG, &full_all, 0, 0, NULL,
@@ -133,6 +150,11 @@ int cmd_train(int argc, char **argv) {
     if (!targets) return usage_fail(cmd, "no --targets (and none in the defaults file)");
     if (lora_parse_targets(targets, &fo->targets, &e) || finetune_spec_check(&s, &e))
         return usage_fail(cmd, e.msg);
+    if (layers && lora_parse_layers(layers, base_blocks(s.base), &fo->layers, &e)) {
+        char msg[sizeof e.msg + 16];
+        snprintf(msg, sizeof msg, "--layers: %s", e.msg);
+        return usage_fail(cmd, msg);
+    }
     o->threads = runtime_threads(o->threads);
     char out_buf[4096], state_buf[4200], stem[256];
     if (!s.out) { /* runs/<stem>-r<rank>.safetensors, or -full for the full fine-tune */

@@ -34,6 +34,8 @@ int adapter_info_read(adapter_info *a, minigpt *m, const char *path, const char 
     lora check;
     if (lora_load(&check, m, path, NULL, e)) return -1;
     a->targets = check.targets;
+    a->layer_mask = check.layer_mask;
+    a->layers_restricted = lora_layers_restricted(m, check.layer_mask);
     a->n_layers = check.n_layers;
     for (int i = 0; i < check.n_layers; i++) {
         const minigpt_linear *L = check.layers[i].slot;

@@ -67,8 +67,9 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
         return ml_fail(e, "--preserve-kl needs --replay (the term applies to the replay sequences)");
     if (s->opts.full && s->opts.loraplus_ratio != 1.0f)
         return ml_fail(e, "--loraplus-ratio applies to LoRA's B matrices; not with --full");
-    if (s->opts.full == FINETUNE_FULL_ALL && s->opts.targets != LORA_ALL_TARGETS)
-        return ml_fail(e, "--full-all trains every parameter; --targets does not apply");
+    if (s->opts.full == FINETUNE_FULL_ALL && (s->opts.targets != LORA_ALL_TARGETS ||
+                                              (s->opts.layers && s->opts.layers != LORA_ALL_LAYERS)))
+        return ml_fail(e, "--full-all trains every parameter; --targets and --layers do not apply");
     return 0;
 }
 
@@ -149,7 +150,7 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
         report->resumed_step = f.state.step;
     }
     for (int i = 0; i < f.n_tensors; i++) report->trainable += f.tensors[i].n;
-    report->params_per_rank = lora_count(&in.m, 1, fo->targets);
+    report->params_per_rank = lora_count_layers(&in.m, 1, fo->targets, f.adapter.layer_mask);
     report->base_params = in.m.n_params;
     report->n_examples = in.train.n;
     report->steps = o->steps;

@@ -17,7 +17,9 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
         return ml_fail(e, "a LoRA+ ratio (%g) applies to LoRA's B matrices, not to a full "
                           "fine-tune", (double)ratio);
     const int rank = o->full ? 0 : o->rank;
-    if (lora_init(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, e)) return -1;
+    const unsigned layers = o->layers ? o->layers : LORA_ALL_LAYERS;
+    if (lora_init_layers(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, layers, e))
+        return -1;
     lora_init_weights(&f->adapter, o->train.seed);
     const int max_B = o->train.batch;
     if (engine_init(&f->g, m, o->train.threads, max_B, o->train.micro, o->full,
@@ -52,7 +54,7 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
     } else if (o->full) {
         for (int i = 0; i < m->n_linears; i++) {
             const minigpt_linear *L = &m->linears[i];
-            if (!(o->targets & (1u << L->role))) continue;
+            if (!(o->targets & (1u << L->role)) || !(layers & (1u << L->layer))) continue;
             const minigpt_tensor *t = &m->tensors[L->w_tensor];
             f->tensors[f->n_tensors++] =
                 (train_tensor){L->w, t->numel, t->offset, 1, t->name, 1.0f};
@@ -120,6 +122,10 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
     if (ratio != 1.0f) {
         const size_t used = strlen(extra);
         snprintf(extra + used, sizeof extra - used, ",\"loraplus_ratio\":%.9g", (double)ratio);
+    }
+    if (o->layers && o->layers != LORA_ALL_LAYERS) {
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"layers\":%u", o->layers);
     }
     if (len < 1 || (size_t)len + strlen(extra) >= sizeof buf) return NULL;
     memcpy(buf + len - 1, extra, strlen(extra));         /* before the closing brace */
