@@ -148,13 +148,13 @@ int cmd_train(int argc, char **argv) {
     if (full_all) fo->full = FINETUNE_FULL_ALL;
     ml_error e;
     if (!targets) return usage_fail(cmd, "no --targets (and none in the defaults file)");
-    if (lora_parse_targets(targets, &fo->targets, &e) || finetune_spec_check(&s, &e))
-        return usage_fail(cmd, e.msg);
     if (layers && lora_parse_layers(layers, base_blocks(s.base), &fo->layers, &e)) {
         char msg[sizeof e.msg + 16];
         snprintf(msg, sizeof msg, "--layers: %s", e.msg);
         return usage_fail(cmd, msg);
     }
+    if (lora_parse_targets(targets, &fo->targets, &e) || finetune_spec_check(&s, &e))
+        return usage_fail(cmd, e.msg);
     o->threads = runtime_threads(o->threads);
     char out_buf[4096], state_buf[4200], stem[256];
     if (!s.out) { /* runs/<stem>-r<rank>.safetensors, or -full for the full fine-tune */
