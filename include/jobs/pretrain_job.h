@@ -15,15 +15,13 @@
 #include "ml_error.h"
 #include "train_loop.h"
 
-#define PRETRAIN_MAX_CURVE 8
-
 typedef struct {
     const char *model_config; /* config + vocabulary JSON (configs/minigpt.json) */
     const char *data;         /* training JSONL */
     const char *val;          /* validation JSONL; "" for none */
     const char *out;          /* checkpoint to write */
     const char *curve;        /* learning-curve CSV to write; "" for none */
-    const char *curve_data;   /* comma-separated JSONL files scored on the curve */
+    const char *curve_data;   /* comma-separated JSONL files scored on the curve (any number) */
     train_opts train;         /* threads must already be settled (blas_runtime_threads) */
     const char *label;        /* progress prefix, e.g. "lora-pretrain" */
 } pretrain_spec;

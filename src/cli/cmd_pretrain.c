@@ -2,6 +2,7 @@
  * Options in, pretrain_job_run (src/jobs/pretrain_job.c), a summary out. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blas_runtime.h"
@@ -46,15 +47,23 @@ int cmd_pretrain(int argc, char **argv) {
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (argc - pos > 1) return usage_fail(cmd, "expects at most one DATA file");
     s.data = pos < argc ? argv[pos] : default_path("data/pretrain.jsonl");
-    char curve_files[4096] = ""; /* each file of the list found like a default input */
+    char *curve_files = NULL; /* each file of the list found like a default input; all of them */
     if (s.curve[0]) {
-        char list[4096];
-        snprintf(list, sizeof list, "%s", s.curve_data);
+        char *list = strdup(s.curve_data);
+        size_t cap = 1;
+        for (char *f = list ? strtok(list, ",") : NULL; f; f = strtok(NULL, ","))
+            cap += strlen(default_path(f)) + 1;
+        if (list) strcpy(list, s.curve_data);
+        if (!list || !(curve_files = calloc(cap, 1))) {
+            free(list);
+            cli_error(cmd, "out of memory for the --curve-data list");
+            return EXIT_RUNTIME;
+        }
         for (char *f = strtok(list, ","); f; f = strtok(NULL, ",")) {
             const size_t used = strlen(curve_files);
-            snprintf(curve_files + used, sizeof curve_files - used, "%s%s", used ? "," : "",
-                     default_path(f));
+            snprintf(curve_files + used, cap - used, "%s%s", used ? "," : "", default_path(f));
         }
+        free(list);
         s.curve_data = curve_files;
     }
     o->threads = runtime_threads(o->threads);
@@ -62,7 +71,9 @@ int cmd_pretrain(int argc, char **argv) {
     ml_error e;
     pretrain_report rep;
     install_stop_handlers();
-    if (pretrain_job_run(&s, on_ready, &s, &rep, &e)) {
+    const int failed = pretrain_job_run(&s, on_ready, &s, &rep, &e);
+    free(curve_files);
+    if (failed) {
         cli_error(cmd, e.msg);
         return EXIT_RUNTIME;
     }
@@ -71,7 +82,7 @@ int cmd_pretrain(int argc, char **argv) {
         fprintf(stderr, "%s: interrupted at step %d; %s left unchanged\n", cmd, res->steps, s.out);
         return 128 + res->interrupted;
     }
-    const double tok_s = res->positions / res->seconds;
+    const double tok_s = res->seconds > 0 ? res->positions / res->seconds : 0; /* finite */
     if (json) {
         char best_val[32] = "null"; /* JSON has no NaN: no validation set */
         if (isfinite(res->best_val)) snprintf(best_val, sizeof best_val, "%.6f", res->best_val);

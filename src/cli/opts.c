@@ -149,6 +149,15 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
         if (report) fprintf(stderr, "%s: error: %s\n", cmd, e.msg);
         return -1;
     }
+    /* a key or value with a NUL (raw or \u0000) would be cut there by cJSON: "rank\u0000junk"
+     * must not set rank */
+    if (text_json_has_nul(text, len)) {
+        if (report)
+            fprintf(stderr, "%s: error: %s: a key or value holds the NUL character \\u0000\n", cmd,
+                    path);
+        free(text);
+        return -1;
+    }
     cJSON *o = cJSON_ParseWithOpts(text, NULL, 1); /* nothing may follow the object */
     free(text);
     if (!cJSON_IsObject(o)) {
@@ -159,7 +168,8 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
     int rc = 0;
     for (const cJSON *it = o->child; it && !rc; it = it->next) {
         char key[64], shown[256];
-        snprintf(key, sizeof key, "%s", it->string);
+        /* a key too long for key[] is unknown, not its cut prefix */
+        snprintf(key, sizeof key, "%s", strlen(it->string) < sizeof key ? it->string : "");
         for (char *c = key; *c; c++)
             if (*c == '_') *c = '-';
         /* the key as messages show it: one line (cJSON lets raw control bytes into strings) */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "text.h"
 
 #define DS_MAX_FILE ((size_t)1 << 30)
 
@@ -45,9 +46,13 @@ static int encode(const tok_vocab *v, const char *s, const char *what, int *ids,
 /* Parses one line into x, appending tokens to *tok and strings to *str. */
 static int parse_line(dataset *d, ds_example *x, const char *line, size_t len, int lineno,
                       const tok_vocab *v, int context, int **tok, char **str, ml_error *e) {
-    char where[600];
-    snprintf(where, sizeof where, "%s:%d", d->path, lineno);
+    char where[TEXT_PATH_SHOWN + 16], path_s[TEXT_PATH_SHOWN];
+    /* a long path keeps its head and tail, so the line number and the reason survive */
+    snprintf(where, sizeof where, "%s:%d", text_short_path(path_s, sizeof path_s, d->path), lineno);
     if (memchr(line, '\0', len)) return ml_fail(e, "%s: line contains a NUL byte", where);
+    /* cJSON decodes \u0000 and cuts the string there: "go\u0000###" would read as "go" */
+    if (text_json_has_nul(line, len))
+        return ml_fail(e, "%s: a string holds the NUL character \\u0000", where);
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithLengthOpts(line, len, &end, 0);
     if (!o) return ml_fail(e, "%s: not valid JSON", where);

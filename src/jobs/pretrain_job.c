@@ -17,7 +17,7 @@ typedef struct {
     FILE *csv;
     engine *g;
     const tok_vocab *v;
-    dataset sets[PRETRAIN_MAX_CURVE];
+    dataset *sets; // (nsets), owned
     int nsets;
 } curve;
 
@@ -37,24 +37,45 @@ static void curve_row(void *ctx, int step, double train_loss, double val_loss) {
     fflush(c->csv);
 }
 
-/* Loads the curve files and opens the CSV with its header. */
+/* Loads every curve file (c->sets, owned by c) and opens the CSV with its header. */
 static int curve_open(curve *c, const pretrain_spec *s, const tok_vocab *v, int context,
                       ml_error *e) {
-    char header[1024] = "step,train_loss,val_loss", name[128], list[2048];
-    snprintf(list, sizeof list, "%s", s->curve_data);
-    for (char *f = strtok(list, ","); f && c->nsets < PRETRAIN_MAX_CURVE; f = strtok(NULL, ",")) {
-        if (ds_load(&c->sets[c->nsets], f, v, context, e)) return -1;
+    char name[128];
+    size_t n_files = 1;
+    for (const char *p = s->curve_data; *p; p++) n_files += *p == ',';
+    char *list = strdup(s->curve_data);
+    /* the header: at most two columns of a stem (cut to 127 bytes) and a suffix per file */
+    const size_t cap = 64 + n_files * 2 * (sizeof name + 8);
+    char *header = malloc(cap);
+    c->sets = calloc(n_files, sizeof *c->sets);
+    int rc = 0;
+    if (!list || !header || !c->sets) rc = ml_fail(e, "out of memory for %zu curve files", n_files);
+    else snprintf(header, cap, "step,train_loss,val_loss");
+    char *save = NULL;
+    for (char *f = rc ? NULL : strtok_r(list, ",", &save); f && !rc; f = strtok_r(NULL, ",", &save)) {
+        if (ds_load(&c->sets[c->nsets], f, v, context, e)) {
+            rc = -1;
+            break;
+        }
         text_stem(name, sizeof name, f);
         const size_t used = strlen(header);
         if (c->sets[c->nsets].ex[0].distractor)
-            snprintf(header + used, sizeof header - used, ",%s_exact,%s_pref", name, name);
+            snprintf(header + used, cap - used, ",%s_exact,%s_pref", name, name);
         else
-            snprintf(header + used, sizeof header - used, ",%s_exact", name);
+            snprintf(header + used, cap - used, ",%s_exact", name);
         c->nsets++;
     }
-    if (!(c->csv = fopen(s->curve, "w")))
+    free(list);
+    if (rc) {
+        free(header);
+        return -1;
+    }
+    if (!(c->csv = fopen(s->curve, "w"))) {
+        free(header);
         return ml_fail(e, "%s: cannot write: %s", s->curve, strerror(errno));
+    }
     fprintf(c->csv, "%s\n", header);
+    free(header);
     return 0;
 }
 
@@ -146,6 +167,7 @@ int pretrain_job_run(const pretrain_spec *s, void (*on_ready)(void *ctx, const p
 done:
     if (cv.csv) fclose(cv.csv);
     for (int i = 0; i < cv.nsets; i++) ds_free(&cv.sets[i]);
+    free(cv.sets);
     prov_free(&prov);
     train_state_free(&st);
     engine_free(&g);
