@@ -964,6 +964,18 @@ expect_fail 1 "v_tm_newline.st|target_modules" \
     "lora-eval: an adapter whose target_modules holds a line break: one-line error" \
     "$LORA-eval" --adapter "$T/v_tm_newline.st" "$TEST"
 
+expect_fail 1 "v_alpha3e38.st|proj.weight|not finite" \
+    "lora-analyze: an adapter whose update overflows is refused naming the tensor" \
+    "$LORA-analyze" --json "$T/v_alpha3e38.st"
+python3 "$T/values.py" "$T/a8.st" "$T/v_tm_nul.st" - nan \
+    '["q_proj\u0000junk","k_proj","v_proj","o_proj","fc1","fc2"]'
+expect_fail 1 "v_tm_nul.st|target_modules" \
+    "lora-eval: target_modules holding \\u0000 (\"q_proj\\u0000junk\") is refused, not read as q_proj" \
+    "$LORA-eval" --adapter "$T/v_tm_nul.st" "$TEST"
+# every positional is taken, or the command fails: never one silently dropped
+expect_fail 2 "256" "lora-eval: 300 DATA files fail with the limit, none dropped" \
+    "$LORA-eval" $(i=0; while [ $i -lt 300 ]; do printf '%s ' "$TEST"; i=$((i + 1)); done)
+
 # JSON never carries nan or inf: the happy path still parses strictly
 run "$LORA-eval" --json --adapter "$T/a8.st" "$TEST"
 why=""

@@ -259,7 +259,8 @@ static int read_config(const st_file *f, int *rank, float *alpha, int *rslora, u
     if (!rs || (strcmp(rs, "true") && strcmp(rs, "false")))
         return ml_fail(e, "%s: metadata use_rslora must be \"true\" or \"false\"", f->label);
     if (!tm) return ml_fail(e, "%s: metadata target_modules is missing", f->label);
-    cJSON *list = cJSON_Parse(tm);
+    /* a list of JSON inside the metadata: "q_proj\u0000junk" must not read as "q_proj" */
+    cJSON *list = text_json_has_nul(tm, strlen(tm)) ? NULL : cJSON_Parse(tm);
     unsigned mask = 0;
     int bad = !cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0;
     for (const cJSON *it = list ? list->child : NULL; it && !bad; it = it->next) {

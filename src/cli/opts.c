@@ -225,6 +225,21 @@ static int check_complete(const char *cmd, const char *path, const opt_def *defs
     return 0;
 }
 
+#define MAX_POSITIONAL 256
+
+/* Appends p to list (MAX_POSITIONAL entries, *np used): every positional is taken, or the
+ * command fails with a usage error naming the limit (never one silently dropped). */
+static int add_positional(const char *cmd, char **list, int *np, char *p) {
+    if (*np == MAX_POSITIONAL) {
+        char limit[16];
+        snprintf(limit, sizeof limit, "%d", MAX_POSITIONAL);
+        usage_error(cmd, "more than %s file or prompt arguments%s", limit, "");
+        return -1;
+    }
+    list[(*np)++] = p;
+    return 0;
+}
+
 int opts_parse(const char *synopsis, const char *about, const char *defaults, opt_def *defs,
                int n, int argc, char **argv, int *first_pos) {
     const char *cmd = argv[0];
@@ -262,16 +277,17 @@ int opts_parse(const char *synopsis, const char *about, const char *defaults, op
         return -1;
     if (user_cfg && apply_config(cmd, user_cfg, defs, n, 1, set)) return -1;
     /* pass 2: every flag, in order; positionals may come anywhere */
-    static char *positional[256];
+    static char *positional[MAX_POSITIONAL];
     int np = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) {
-            while (++i < argc && np < 256) positional[np++] = argv[i];
+            while (++i < argc)
+                if (add_positional(cmd, positional, &np, argv[i])) return -1;
             break;
         }
         if (a[0] != '-' || a[1] == '\0') {
-            if (np < 256) positional[np++] = argv[i];
+            if (add_positional(cmd, positional, &np, argv[i])) return -1;
             continue;
         }
         if (a[1] != '-') {

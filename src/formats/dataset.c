@@ -2,11 +2,13 @@
 #include "dataset.h"
 
 #include <cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "atomic_file.h"
+#include "checked.h"
 #include "text.h"
 
 #define DS_MAX_FILE ((size_t)1 << 30)
@@ -123,9 +125,15 @@ int ds_parse(dataset *d, const char *label, const char *text, size_t n, const to
     for (size_t i = 0; i < n; i++) lines += buf[i] == '\n';
     lines++;
     /* every example needs at most 2·(context+1) tokens and its strings fit in the line */
+    size_t n_tok, n_str;
+    if (context < 1 || !size_mul3_ok(&n_tok, (size_t)lines, 2 * ((size_t)context + 2), sizeof(int)) ||
+        !size_mul_ok(&n_str, (size_t)lines, 6) || n_str > SIZE_MAX - n - 1) {
+        ds_free(d);
+        return ml_fail(e, "%s: %d lines at a context of %d do not fit in memory", path, lines, context);
+    }
     d->ex = calloc((size_t)lines, sizeof *d->ex);
-    d->token_pool = malloc((size_t)lines * 2 * (size_t)(context + 2) * sizeof(int));
-    d->string_pool = malloc(n + (size_t)lines * 6 + 1);
+    d->token_pool = malloc(n_tok);
+    d->string_pool = malloc(n + n_str + 1);
     if (!d->path || !d->ex || !d->token_pool || !d->string_pool) {
         ds_free(d);
         return ml_fail(e, "%s: out of memory", path);
