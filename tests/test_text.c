@@ -141,7 +141,7 @@ static void test_head_and_tail(void **state) {
     assert_true(text_utf8_valid(buf));
     assert_non_null(strstr(buf, "\xe2\x80\xa6"));
     text_head_tail(buf, 12, "0123456789abcdefghij", 4);
-    assert_string_equal(buf, "0123\xe2\x80\xa6" "ghij"); /* 4 + 3 + 4 bytes and the NUL */
+    assert_string_equal(buf, "0123\xe2\x80\xa6ghij"); /* 4 + 3 + 4 bytes and the NUL */
     text_head_tail(buf, 12, "short", 4);
     assert_string_equal(buf, "short");
 }
@@ -190,12 +190,9 @@ static void test_checked_and_numbers(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_one_line_rule),
-        cmocka_unit_test(test_errors_are_one_line),
-        cmocka_unit_test(test_utf8_decode),
-        cmocka_unit_test(test_json_and_stem),
-        cmocka_unit_test(test_head_and_tail),
-        cmocka_unit_test(test_json_nul),
+        cmocka_unit_test(test_one_line_rule),       cmocka_unit_test(test_errors_are_one_line),
+        cmocka_unit_test(test_utf8_decode),         cmocka_unit_test(test_json_and_stem),
+        cmocka_unit_test(test_head_and_tail),       cmocka_unit_test(test_json_nul),
         cmocka_unit_test(test_checked_and_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -197,8 +197,9 @@ int lora_merge_into(const lora *a, ml_error *e) {
         const size_t n = (size_t)L->slot->out * (size_t)L->slot->in;
         for (size_t j = 0; j < n; j++)
             if (!isfinite(L->slot->w[j]))
-                return ml_fail(e, "%s.weight: the merged weight at %zu is not finite (scale %g "
-                                  "times B·A overflows a float)",
+                return ml_fail(e,
+                               "%s.weight: the merged weight at %zu is not finite (scale %g "
+                               "times B·A overflows a float)",
                                L->slot->path, j, (double)a->scale);
     }
     return 0;

@@ -21,7 +21,7 @@ const char *default_path(const char *rel);
 /* The optimizer and loop flags lora-train and lora-pretrain share, for a train_opts *o: the
  * same names, ranges and meaning in both commands (and in their JSON configs). */
 #define TRAIN_OPT_DEFS(o)                                                                          \
-    {"steps", OPT_INT, &(o)->steps, 1, TRAIN_MAX_STEPS, "N", "optimizer steps"},                     \
+    {"steps", OPT_INT, &(o)->steps, 1, TRAIN_MAX_STEPS, "N", "optimizer steps"},                 \
     {"batch", OPT_INT, &(o)->batch, 1, 4096, "N", "sequences per step"},                             \
     {"micro-batch", OPT_INT, &(o)->micro, 1, 4096, "N", "sequences per thread chunk"},               \
     {"lr", OPT_FLOAT, &(o)->lr, 0, 10, "X", "peak learning rate"},                                   \

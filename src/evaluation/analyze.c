@@ -110,7 +110,7 @@ static int check_finite(const analyze_layer *l, const char *path, ml_error *e) {
     const size_t n = (size_t)l->out * l->in;
     for (size_t k = 0; k < n; k++)
         if (!isfinite(l->dw[k]))
-            return ml_fail(e, "%s: %s.weight: the update at %zu is not finite (it overflows a float)",
+            return ml_fail(e, "%s: %s.weight: the update at %zu is not finite (a float overflows)",
                            path, l->path, k);
     return 0;
 }

@@ -116,9 +116,11 @@ static int greedy_batch(const minigpt *m, minigpt_ws *ws, const int *const *prom
 int eval_greedy(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
                 int max_new) {
     const int ctx = m->cfg.context;
-    int *seq = malloc(sizeof(int) * (size_t)ctx), *gen = malloc(sizeof(int) * (size_t)ctx), len = -1;
+    int *seq = malloc(sizeof(int) * (size_t)ctx), *gen = malloc(sizeof(int) * (size_t)ctx);
+    int len = -1;
     if (seq && gen && n_prompt >= 1 && n_prompt <= ctx) {
-        if (greedy_batch(m, ws, &prompt, &n_prompt, 1, max_new, seq, gen, &len)) len = EVAL_NOT_FINITE;
+        if (greedy_batch(m, ws, &prompt, &n_prompt, 1, max_new, seq, gen, &len))
+            len = EVAL_NOT_FINITE;
         else memcpy(out, gen, sizeof(int) * (size_t)len);
     }
     free(seq);

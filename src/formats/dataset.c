@@ -126,10 +126,12 @@ int ds_parse(dataset *d, const char *label, const char *text, size_t n, const to
     lines++;
     /* every example needs at most 2·(context+1) tokens and its strings fit in the line */
     size_t n_tok, n_str;
-    if (context < 1 || !size_mul3_ok(&n_tok, (size_t)lines, 2 * ((size_t)context + 2), sizeof(int)) ||
+    if (context < 1 ||
+        !size_mul3_ok(&n_tok, (size_t)lines, 2 * ((size_t)context + 2), sizeof(int)) ||
         !size_mul_ok(&n_str, (size_t)lines, 6) || n_str > SIZE_MAX - n - 1) {
         ds_free(d);
-        return ml_fail(e, "%s: %d lines at a context of %d do not fit in memory", path, lines, context);
+        return ml_fail(e, "%s: %d lines at a context of %d do not fit in memory", path, lines,
+                       context);
     }
     d->ex = calloc((size_t)lines, sizeof *d->ex);
     d->token_pool = malloc(n_tok);

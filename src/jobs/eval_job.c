@@ -24,8 +24,10 @@ static int check_finite(const dataset *d, const eval_item *items, const eval_tot
             return ml_fail(e, "%s:%d: %s: perplexity is not finite (the model's logits overflow)",
                            file_s, d->ex[i].line, model_s);
         if (dis && !isfinite(items[i].logp_distractor))
-            return ml_fail(e, "%s:%d: %s: the log-probability of the distractor is not finite (the "
-                              "model's logits overflow)", file_s, d->ex[i].line, model_s);
+            return ml_fail(e,
+                           "%s:%d: %s: the log-probability of the distractor is not finite (the "
+                           "model's logits overflow)",
+                           file_s, d->ex[i].line, model_s);
     }
     if (!isfinite(eval_ppl(t)))
         return ml_fail(e, "%s: %s: perplexity is not finite (the model's logits overflow)", file_s,

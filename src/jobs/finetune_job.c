@@ -118,8 +118,9 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
         /* in double, checked before it becomes an int: 1e6 epochs of 10k examples overflow */
         const double steps = ceil((double)s->epochs * in.train.n / (fresh > 0 ? fresh : 1));
         if (!(steps <= TRAIN_MAX_STEPS)) {
-            ml_fail(e, "--epochs %g over %d examples at %d new sequences a step is %.0f steps, "
-                       "more than the %d a run may take (--steps)",
+            ml_fail(e,
+                    "--epochs %g over %d examples at %d new sequences a step is %.0f steps, "
+                    "more than the %d a run may take (--steps)",
                     (double)s->epochs, in.train.n, fresh > 0 ? fresh : 1, steps, TRAIN_MAX_STEPS);
             goto done;
         }

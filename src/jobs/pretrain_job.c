@@ -52,7 +52,8 @@ static int curve_open(curve *c, const pretrain_spec *s, const tok_vocab *v, int 
     if (!list || !header || !c->sets) rc = ml_fail(e, "out of memory for %zu curve files", n_files);
     else snprintf(header, cap, "step,train_loss,val_loss");
     char *save = NULL;
-    for (char *f = rc ? NULL : strtok_r(list, ",", &save); f && !rc; f = strtok_r(NULL, ",", &save)) {
+    for (char *f = rc ? NULL : strtok_r(list, ",", &save); f && !rc;
+         f = strtok_r(NULL, ",", &save)) {
         if (ds_load(&c->sets[c->nsets], f, v, context, e)) {
             rc = -1;
             break;

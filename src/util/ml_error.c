@@ -35,8 +35,9 @@ int ml_fail(ml_error *e, const char *fmt, ...) {
     va_start(ap, fmt);
     char *raw = format_all(fmt, ap);
     va_end(ap);
-    if (raw) store(e, raw); /* last defence: one line whatever the caller passed */
-    else {                  /* out of memory: what fits */
+    if (raw) {
+        store(e, raw); /* last defence: one line whatever the caller passed */
+    } else {           /* out of memory: what fits */
         char small[sizeof e->msg];
         va_start(ap, fmt);
         vsnprintf(small, sizeof small, fmt, ap);
