@@ -250,7 +250,7 @@ static void test_files(void **state) {
                 want[i][o * L->slot->in + c] = scale * s;
             }
     }
-    lora_merge_into(&a);
+    assert_int_equal(lora_merge_into(&a, &e), 0);
     lora_free(&a);
     assert_int_equal(checkpoint_save(merged_path, &m, &v, 0, NULL, NULL, &e), 0);
     minigpt_free(&m);

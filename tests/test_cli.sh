@@ -974,6 +974,128 @@ tail -n 1 "$T/sig/pre.err" | grep -q "interrupted at step.*left unchanged" || wh
 why="$why$(outdir_why)"
 verdict "lora-pretrain: SIGTERM -> exit 143, the existing --out checkpoint unchanged" "$why"
 
+# ---- issue 13: values (counts, non-finite numbers, NUL characters, long messages) ----------
+# Each case reproduces one report of issue 13 parts 2-4 and fails on the code before the fix.
+
+# epochs -> steps is computed in checked arithmetic, not an int that wraps to 1 step
+expect_fail 1 "--epochs|steps" "lora-train: --epochs 1000000 of --batch 1 overflows the step count" \
+    "$LORA-train" $SMALL --epochs 1000000 --batch 1 --replay= --replay-frac 0 --val "" \
+    --out "$T/o/ep.st" data/pretrain.jsonl
+
+# hostile adapters built from a8.st: another lora_alpha, every A and B weight the same value
+cat >"$T/values.py" <<'EOF'
+import json, struct, sys
+src, dst, alpha, value = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+b = open(src, 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n].decode('utf-8'))
+meta = h['__metadata__']
+if alpha != '-':
+    meta['lora_alpha'] = alpha
+if len(sys.argv) > 5:
+    meta['target_modules'] = sys.argv[5]
+pay = bytearray(b[8 + n:])
+if value == value:  # not nan: fill every tensor
+    for k, t in h.items():
+        if k == '__metadata__':
+            continue
+        lo, hi = t['data_offsets']
+        pay[lo:hi] = struct.pack('<e', value) * ((hi - lo) // 2)
+hb = json.dumps(h, separators=(',', ':')).encode('utf-8')
+hb += b' ' * (-len(hb) % 8)
+open(dst, 'wb').write(struct.pack('<Q', len(hb)) + hb + bytes(pay))
+EOF
+python3 "$T/values.py" "$T/a8.st" "$T/v_alpha1e30.st" 1e30 1
+python3 "$T/values.py" "$T/a8.st" "$T/v_alpha3e38.st" 3e38 2
+python3 "$T/values.py" "$T/a8.st" "$T/v_alpha1e39.st" 1e39 nan
+python3 "$T/values.py" "$T/a8.st" "$T/v_tm_newline.st" - nan '["q_proj\nv_proj"]'
+
+expect_fail 1 "v_alpha1e30.st|perplexity is not finite" \
+    "lora-eval --json: an adapter whose logits overflow (alpha 1e30, A = B = 1) is refused" \
+    "$LORA-eval" --json --adapter "$T/v_alpha1e30.st" "$TEST"
+expect_fail 1 "logits are not finite" \
+    "lora-generate: an adapter whose logits overflow gives an error, not an empty line" \
+    "$LORA-generate" --adapter "$T/v_alpha1e30.st" "go: yesterday he"
+expect_fail 1 "logits are not finite" \
+    "lora-generate --temperature 1: an adapter whose logits overflow gives an error" \
+    "$LORA-generate" --temperature 1 --adapter "$T/v_alpha1e30.st" "go: yesterday he"
+expect_fail 1 "v_alpha3e38.st|proj.weight|not finite" \
+    "lora-merge: a merged weight that overflows (alpha 3e38, A = B = 2) is refused, nothing written" \
+    "$LORA-merge" --adapter "$T/v_alpha3e38.st" --out "$T/o/m.st" "$TEST"
+expect_fail 1 "v_alpha1e39.st|lora_alpha|1e39" "lora-eval: lora_alpha 1e39 (inf as a float) is refused" \
+    "$LORA-eval" --adapter "$T/v_alpha1e39.st" "$TEST"
+expect_fail 1 "v_tm_newline.st|target_modules" \
+    "lora-eval: an adapter whose target_modules holds a line break: one-line error" \
+    "$LORA-eval" --adapter "$T/v_tm_newline.st" "$TEST"
+
+expect_fail 1 "v_alpha3e38.st|proj.weight|not finite" \
+    "lora-analyze: an adapter whose update overflows is refused naming the tensor" \
+    "$LORA-analyze" --json "$T/v_alpha3e38.st"
+python3 "$T/values.py" "$T/a8.st" "$T/v_tm_nul.st" - nan \
+    '["q_proj\u0000junk","k_proj","v_proj","o_proj","fc1","fc2"]'
+expect_fail 1 "v_tm_nul.st|target_modules" \
+    "lora-eval: target_modules holding \\u0000 (\"q_proj\\u0000junk\") is refused, not read as q_proj" \
+    "$LORA-eval" --adapter "$T/v_tm_nul.st" "$TEST"
+# every positional is taken, or the command fails: never one silently dropped
+expect_fail 2 "256" "lora-eval: 300 DATA files fail with the limit, none dropped" \
+    "$LORA-eval" $(i=0; while [ $i -lt 300 ]; do printf '%s ' "$TEST"; i=$((i + 1)); done)
+
+# JSON never carries nan or inf: the happy path still parses strictly
+run "$LORA-eval" --json --adapter "$T/a8.st" "$TEST"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'all(isinstance(l.get("logprob_target", 0.0), float) for l in lines)')"
+verdict "lora-eval --json: every number finite (strict JSON)" "$why"
+
+# NUL characters: raw or escaped, in data, stdin and config files
+printf '{"prompt": "go: yesterday he\\u0000### ", "completion": "went"}\n' >"$T/j/nulesc.jsonl"
+expect_fail 1 "nulesc.jsonl:1|NUL" "lora-eval: a JSONL prompt holding \\u0000 is refused" \
+    "$LORA-eval" "$T/j/nulesc.jsonl"
+printf '{"prompt": "go: yesterday he ", "completion": "went", "verb\\u0000x": "go"}\n' >"$T/j/nulkey.jsonl"
+expect_fail 1 "nulkey.jsonl:1|NUL" "lora-train: a JSONL key holding \\u0000 is refused" \
+    "$LORA-train" $SMALL --out "$T/o/nk.st" "$T/j/nulkey.jsonl"
+printf '{"prompt": "go: yesterday he\\\\u0000 ", "completion": "went"}\n' >"$T/j/bsnul.jsonl"
+run "$LORA-eval" "$T/j/bsnul.jsonl"
+why=""
+grep -q "NUL" "$T/err" && why="an escaped backslash before u0000 was taken for a NUL"
+verdict "lora-eval: \"\\\\u0000\" (a backslash, then text) is not a NUL" "$why"
+printf 'go: yesterday he\000###\n' >"$T/nulstdin"
+STDIN="$T/nulstdin" expect_fail 1 "stdin:1|NUL" "lora-generate: a stdin line holding a NUL byte is refused" \
+    "$LORA-generate"
+STDIN=/dev/null
+printf '{"rank\\u0000junk": 4}\n' >"$T/nulkey.json"
+expect_fail 2 "nulkey.json|NUL" "lora-train: a config key \"rank\\u0000junk\" is refused, not applied as rank" \
+    "$LORA-train" --config "$T/nulkey.json" --out "$T/o/ck.st" "$DATA"
+printf '{"val": "data/irreg_val.jsonl\\u0000.x"}\n' >"$T/nulval.json"
+expect_fail 2 "nulval.json|NUL" "lora-train: a config string value holding \\u0000 is refused" \
+    "$LORA-train" --config "$T/nulval.json" --out "$T/o/cv.st" "$DATA"
+
+# list options take every item: --curve-data with 9 files writes 9 columns
+for i in 1 2 3 4 5 6 7 8 9; do head -n 3 "$DATA" >"$T/j/c$i.jsonl"; done
+run "$LORA-pretrain" --config "$T/pretrain.json" --steps 2 --batch 8 --eval-every 1 --quiet \
+    --out "$T/cur.st" --curve "$T/curve.csv" \
+    --curve-data "$T/j/c1.jsonl,$T/j/c2.jsonl,$T/j/c3.jsonl,$T/j/c4.jsonl,$T/j/c5.jsonl,$T/j/c6.jsonl,$T/j/c7.jsonl,$T/j/c8.jsonl,$T/j/c9.jsonl"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+head -n 1 "$T/curve.csv" 2>/dev/null | grep -q ",c9_exact" || why="$why; no c9 column: $(head -n 1 "$T/curve.csv" 2>/dev/null)"
+verdict "lora-pretrain --curve-data with 9 files: all 9 scored (the 9th not dropped)" "$why"
+
+# one line always; a long path keeps its head and its tail (file, line and reason)
+nl_dir="$T/new
+line"
+mkdir -p "$nl_dir" && cp "$T/j/symbol.jsonl" "$nl_dir/d.jsonl"
+expect_fail 1 "new\\nline/d.jsonl:3|'#'" "lora-eval: a data path holding a newline: one-line error" \
+    "$LORA-eval" "$nl_dir/d.jsonl"
+long="$T/$(python3 -c 'print("/".join(["d" * 200] * 19))')"
+mkdir -p "$long" 2>/dev/null && cp "$T/j/symbol.jsonl" "$long/tail_file.jsonl"
+if [ -f "$long/tail_file.jsonl" ]; then
+    expect_fail 1 "tail_file.jsonl:3|'#'|character 2" \
+        "lora-eval: a 4,000-character data path keeps file, line and reason in the message" \
+        "$LORA-eval" "$long/tail_file.jsonl"
+else
+    skip "lora-eval: a 4,000-character data path keeps file, line and reason" "cannot create it here"
+fi
+
 # ---- summary -----------------------------------------------------------------------------
 
 elapsed=$(($(date +%s) - started))

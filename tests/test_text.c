@@ -6,11 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "checked.h"
 #include "ml_error.h"
 #include "text.h"
 
@@ -101,12 +103,97 @@ static void test_json_and_stem(void **state) {
     assert_true(ml_now_s() > 0);
 }
 
+/* A 4,000-character path: the message keeps its head and its tail (file, line, reason). */
+static void test_head_and_tail(void **state) {
+    char path[4001];
+    memset(path, 'd', sizeof path - 1);
+    path[sizeof path - 1] = '\0';
+    memcpy(path, "/start/", 7);
+    memcpy(path + sizeof path - 12, "/file.jsonl", 11);
+    ml_error e;
+    ml_fail(&e, "%s:%d: %s", path, 3, "a symbol outside the vocabulary");
+    assert_true(strlen(e.msg) < sizeof e.msg);
+    assert_memory_equal(e.msg, "/start/", 7);
+    assert_non_null(strstr(e.msg, "\xe2\x80\xa6"));
+    assert_non_null(strstr(e.msg, "/file.jsonl:3: a symbol outside the vocabulary"));
+    assert_true(text_utf8_valid(e.msg));
+    ml_wrap(&e, "%s", path); /* a long prefix too: the old reason survives */
+    assert_true(strlen(e.msg) < sizeof e.msg);
+    assert_non_null(strstr(e.msg, "a symbol outside the vocabulary"));
+    assert_memory_equal(e.msg, "/start/", 7);
+    /* escapes count: a long path of line breaks is still one line, head and tail kept */
+    char nl[1500];
+    memset(nl, '\n', sizeof nl - 1);
+    nl[sizeof nl - 1] = '\0';
+    ml_fail(&e, "%s: end", nl);
+    assert_false(text_has_control(e.msg));
+    assert_non_null(strstr(e.msg, "\\n: end"));
+    /* text_short_path: short paths unchanged, long ones head…tail on character boundaries */
+    char buf[TEXT_PATH_SHOWN];
+    assert_string_equal(text_short_path(buf, sizeof buf, "data/irreg.jsonl"), "data/irreg.jsonl");
+    text_short_path(buf, sizeof buf, path);
+    assert_true(strlen(buf) < TEXT_PATH_SHOWN);
+    assert_memory_equal(buf, "/start/", 7);
+    assert_string_equal(buf + strlen(buf) - 11, "/file.jsonl");
+    char wide[1000] = "";
+    for (int i = 0; i < 300; i++) strcat(wide, "\xc3\xa9"); /* é: two bytes each */
+    text_short_path(buf, sizeof buf, wide);
+    assert_true(text_utf8_valid(buf));
+    assert_non_null(strstr(buf, "\xe2\x80\xa6"));
+    text_head_tail(buf, 12, "0123456789abcdefghij", 4);
+    assert_string_equal(buf, "0123\xe2\x80\xa6ghij"); /* 4 + 3 + 4 bytes and the NUL */
+    text_head_tail(buf, 12, "short", 4);
+    assert_string_equal(buf, "short");
+}
+
+static void test_json_nul(void **state) {
+    const char *nul = "{\"prompt\": \"go\\u0000###\"}";
+    assert_true(text_json_has_nul(nul, strlen(nul)));
+    const char *key = "{\"rank\\u0000junk\": 4}";
+    assert_true(text_json_has_nul(key, strlen(key)));
+    const char *raw = "{\"a\": \"x\0y\"}";
+    assert_true(text_json_has_nul(raw, 12));
+    const char *text = "{\"a\": \"back\\\\u0000slash\"}"; /* \\ then u0000: text */
+    assert_false(text_json_has_nul(text, strlen(text)));
+    const char *other = "{\"a\": \"\\u0001 \\u00000\"}";
+    assert_true(text_json_has_nul(other, strlen(other)));
+    const char *cut = "{\"a\": \"\\u000"; /* too short to be the escape */
+    assert_false(text_json_has_nul(cut, strlen(cut)));
+    assert_false(text_json_has_nul("\\u0000", 5)); /* only the first n bytes count */
+}
+
+static void test_checked_and_numbers(void **state) {
+    size_t z = 7;
+    assert_true(size_mul_ok(&z, 3, 5));
+    assert_int_equal(z, 15);
+    assert_false(size_mul_ok(&z, SIZE_MAX / 2 + 1, 2));
+    assert_int_equal(z, 15);
+    assert_true(size_mul_ok(&z, 0, SIZE_MAX));
+    assert_false(size_mul3_ok(&z, (size_t)1 << 32, (size_t)1 << 32, 4));
+    int64_t v = 0;
+    assert_true(i64_mul_ok(&v, 1000000, 4096));
+    assert_false(i64_mul_ok(&v, INT64_MAX, 2));
+    assert_false(i64_mul_ok(&v, -1, 2));
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    assert_non_null(f);
+    text_json_number(f, "%.2f", 1.5);
+    fputc(',', f);
+    text_json_number(f, "%.2f", NAN);
+    fputc(',', f);
+    text_json_number(f, "%.2f", -INFINITY);
+    fclose(f);
+    assert_string_equal(out, "1.50,null,null");
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_one_line_rule),
-        cmocka_unit_test(test_errors_are_one_line),
-        cmocka_unit_test(test_utf8_decode),
-        cmocka_unit_test(test_json_and_stem),
+        cmocka_unit_test(test_one_line_rule),       cmocka_unit_test(test_errors_are_one_line),
+        cmocka_unit_test(test_utf8_decode),         cmocka_unit_test(test_json_and_stem),
+        cmocka_unit_test(test_head_and_tail),       cmocka_unit_test(test_json_nul),
+        cmocka_unit_test(test_checked_and_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,8 +87,10 @@ void lora_free(lora *a);
 void lora_init_weights(lora *a, uint64_t seed);
 
 /* Adds s·B·A to each target's W in the model (then uninstall the adapter with lora_free, or
- * the update would count twice). */
-void lora_merge_into(const lora *a);
+ * the update would count twice). Fails naming the first tensor whose merged weights are not
+ * all finite (s·B·A overflows a float); the model's weights are then partly merged and must
+ * not be saved. */
+int lora_merge_into(const lora *a, ml_error *e);
 
 /* Warnings of SPEC §3 for a rank on m's targets (r ≥ min(in,out)/2: efficiency gone;
  * r > min(in,out): more parameters than the layer), one line each into buf; returns how

@@ -9,6 +9,9 @@
 
 #define EVAL_MAX_PRED 256
 
+/* What eval_greedy and eval_sample return when the model's logits are not finite. */
+#define EVAL_NOT_FINITE (-2)
+
 typedef struct {
     int correct;             /* greedy decoding reproduced the completion exactly */
     double logp_target;      /* log P(completion ⊕ end | prompt), natural log */
@@ -75,14 +78,15 @@ int eval_max_logit_diff(const minigpt *a, int a_frozen, const minigpt *b,
                         const dataset *const *sets, int nsets, double *out, ml_error *e);
 
 /* Sampled completion of one prompt at temperature t > 0 (softmax(logits / t), draws from r):
- * as eval_greedy, out holds up to min(max_new, context − n_prompt) ids; returns their count or
- * -1 when out of memory. */
+ * as eval_greedy, out holds up to min(max_new, context − n_prompt) ids; returns their count,
+ * -1 when out of memory, or EVAL_NOT_FINITE when a step's logits are not finite. */
 int eval_sample(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
                 int max_new, float t, rng *r);
 
 /* Greedy completion of one prompt given as ids (plug-ins included), at most max_new tokens,
  * stopping at the end token or the context limit; writes ids to out and returns their count
- * (the end token excluded). Uses workspace ws (capacity B >= 1). */
+ * (the end token excluded), -1 when out of memory or the prompt does not fit, or
+ * EVAL_NOT_FINITE when a step's logits are not finite. Uses workspace ws (capacity B >= 1). */
 int eval_greedy(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
                 int max_new);
 

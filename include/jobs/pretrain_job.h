@@ -19,15 +19,13 @@
 #include "ml_error.h"
 #include "train_loop.h"
 
-#define PRETRAIN_MAX_CURVE 8
-
 typedef struct {
     const char *model_config; /* config + vocabulary JSON (configs/minigpt.json) */
     const char *data;         /* training JSONL */
     const char *val;          /* validation JSONL; "" for none */
     const char *out;          /* checkpoint to write */
     const char *curve;        /* learning-curve CSV to write; "" for none */
-    const char *curve_data;   /* comma-separated JSONL files scored on the curve */
+    const char *curve_data;   /* comma-separated JSONL files scored on the curve (any number) */
     const io_path *read_also; /* (n_read_also) other files the caller read, e.g. {"--config",
                                * path}: no output may be one of them */
     int n_read_also;

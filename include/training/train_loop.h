@@ -20,6 +20,9 @@
 #include "optimizer.h"
 #include "rng.h"
 
+/* The most optimizer steps a run may take (--steps, and the steps --epochs works out to). */
+#define TRAIN_MAX_STEPS 100000000
+
 typedef struct {
     float *p;          /* the parameters */
     size_t n;

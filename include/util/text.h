@@ -36,9 +36,34 @@ int text_has_control(const char *s);
  * argument. */
 const char *ml_one_line(char *buf, size_t n, const char *s);
 
+/* As ml_one_line, but when the one-line copy of s does not fit in buf (n bytes, caller-owned),
+ * keeps its first `head` bytes and as many of its last bytes as fit, cut on character
+ * boundaries, with "…" between: "a/very/lo…/end.jsonl:3: reason" keeps the file's name and
+ * what follows it. Returns buf. */
+const char *text_head_tail(char *buf, size_t n, const char *s, size_t head);
+
+/* How many bytes text_short_path keeps: the head, and the whole (head + "…" + tail + NUL). */
+#define TEXT_PATH_HEAD 60
+#define TEXT_PATH_SHOWN (TEXT_PATH_HEAD + 3 + 120 + 1)
+
+/* A path (untrusted) for a message: one line (ml_one_line), and when longer than
+ * TEXT_PATH_SHOWN - 1 bytes, its first ~60 and last ~120 bytes with "…" between, so that the
+ * rest of the message survives a 4,000-character path. buf: n bytes, caller-owned
+ * (TEXT_PATH_SHOWN is enough). Returns buf. */
+const char *text_short_path(char *buf, size_t n, const char *path);
+
+/* 1 when the JSON text s (n bytes, not necessarily terminated) holds a NUL character: a raw
+ * NUL byte or the escape \u0000 (which cJSON decodes and then cuts the string at), else 0.
+ * An escaped backslash followed by "u0000" is text, not a NUL. */
+int text_json_has_nul(const char *s, size_t n);
+
 /* Writes s to f as a JSON string literal: quotes, backslashes and control bytes (below 0x20
  * and DEL) escaped; other bytes as they are. */
 void text_json_print(FILE *f, const char *s);
+
+/* Writes the number v to f in JSON with printf format fmt (e.g. "%.6f"), or null when v is
+ * not finite (JSON has no nan or inf): the one place the --json printers put numbers through. */
+void text_json_number(FILE *f, const char *fmt, double v);
 
 /* The file name of path without its directories and its last extension
  * ("data/irreg.jsonl" -> "irreg") into buf (n bytes, caller-owned, cut if needed). Returns

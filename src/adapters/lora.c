@@ -197,6 +197,9 @@ int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, uns
     a->targets = targets;
     a->layer_mask = layers;
     a->scale = rank == 0 ? 0.0f : (rslora ? alpha / sqrtf((float)rank) : alpha / (float)rank);
+    if (rank > 0 && !(a->scale > 0.0f && isfinite(a->scale)))
+        return ml_fail(e, "alpha %g at rank %d gives the scale %g, not a positive finite number",
+                       (double)alpha, rank, (double)a->scale);
     a->n_params = lora_count_layers(m, rank, targets, layers);
     a->params = calloc(a->n_params ? a->n_params : 1, sizeof(float));
     if (!a->params) return ml_fail(e, "out of memory for %zu LoRA parameters", a->n_params);
@@ -238,14 +241,22 @@ void lora_init_weights(lora *a, uint64_t seed) {
     }
 }
 
-void lora_merge_into(const lora *a) {
-    if (a->rank == 0) return;
+int lora_merge_into(const lora *a, ml_error *e) {
+    if (a->rank == 0) return 0;
     for (int i = 0; i < a->n_layers; i++) {
         const lora_layer *L = &a->layers[i];
         // W (out,in) += s · B (out,r) · A (r,in)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->slot->out, L->slot->in, a->rank,
                     a->scale, L->B, a->rank, L->A, L->slot->in, 1.0f, L->slot->w, L->slot->in);
+        const size_t n = (size_t)L->slot->out * (size_t)L->slot->in;
+        for (size_t j = 0; j < n; j++)
+            if (!isfinite(L->slot->w[j]))
+                return ml_fail(e,
+                               "%s.weight: the merged weight at %zu is not finite (scale %g "
+                               "times B·A overflows a float)",
+                               L->slot->path, j, (double)a->scale);
     }
+    return 0;
 }
 
 /* ---- files ------------------------------------------------------------------------------ */
@@ -301,13 +312,15 @@ static int read_config(const st_file *f, int *rank, float *alpha, int *rslora, u
         return ml_fail(e, "%s: metadata r is %s, expected an integer 0..%d", f->label,
                        r ? ml_one_line(shown, sizeof shown, r) : "missing", LORA_MAX_RANK);
     double av = al ? strtod(al, &end) : -1;
-    if (!al || *end || !(av > 0) || !isfinite(av))
-        return ml_fail(e, "%s: metadata lora_alpha is %s, expected a positive number", f->label,
+    if (!al || *end || !(av > 0) || !isfinite((float)av) || !((float)av > 0))
+        return ml_fail(e, "%s: metadata lora_alpha is %s, expected a positive number a float holds",
+                       f->label,
                        al ? ml_one_line(shown, sizeof shown, al) : "missing");
     if (!rs || (strcmp(rs, "true") && strcmp(rs, "false")))
         return ml_fail(e, "%s: metadata use_rslora must be \"true\" or \"false\"", f->label);
     if (!tm) return ml_fail(e, "%s: metadata target_modules is missing", f->label);
-    cJSON *list = cJSON_Parse(tm);
+    /* a list of JSON inside the metadata: "q_proj\u0000junk" must not read as "q_proj" */
+    cJSON *list = text_json_has_nul(tm, strlen(tm)) ? NULL : cJSON_Parse(tm);
     unsigned mask = 0;
     int bad = !cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0;
     for (const cJSON *it = list ? list->child : NULL; it && !bad; it = it->next) {

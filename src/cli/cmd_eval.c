@@ -229,12 +229,13 @@ int cmd_eval(int argc, char **argv) {
                     text_json_print(stdout, x->completion);
                     printf(",\"prediction\":");
                     text_json_print(stdout, it->prediction);
-                    printf(",\"correct\":%s,\"logprob_target\":%.6f", it->correct ? "true" : "false",
-                           it->logp_target);
+                    printf(",\"correct\":%s,\"logprob_target\":", it->correct ? "true" : "false");
+                    text_json_number(stdout, "%.6f", it->logp_target);
                     if (x->distractor_text) {
                         printf(",\"distractor\":");
                         text_json_print(stdout, x->distractor_text);
-                        printf(",\"logprob_distractor\":%.6f", it->logp_distractor);
+                        printf(",\"logprob_distractor\":");
+                        text_json_number(stdout, "%.6f", it->logp_distractor);
                     }
                     printf("}\n");
                 }
@@ -269,7 +270,8 @@ int cmd_eval(int argc, char **argv) {
                 if (t->n_pref)
                     printf(",\"preference\":%.6f,\"n_preference\":%d", (double)t->pref_correct / t->n_pref,
                            t->n_pref);
-                printf(",\"perplexity\":%.6f", eval_ppl(t));
+                printf(",\"perplexity\":");
+                text_json_number(stdout, "%.6f", eval_ppl(t));
                 if (k > 0)
                     json_collateral(stdout, &data[f], r.items[f * nmodels], r.items[f * nmodels + k],
                                     f, &worst[k]);

@@ -65,27 +65,37 @@ int cmd_generate(int argc, char **argv) {
     } else {
         const int tty = isatty(0) && isatty(1);
         if (tty) fprintf(stderr, "Type a prompt such as \"go: yesterday he\" (Ctrl-D to quit).\n");
-        char line[1024];
+        enum { MAX_LINE = 1022 }; /* bytes of a prompt line, without its line break */
+        char *line = NULL;
+        size_t cap = 0;
         int lineno = 0;
         for (;;) {
             if (tty) fprintf(stderr, "> ");
-            if (!fgets(line, sizeof line, stdin)) break;
+            /* getline: the length read, so a NUL byte inside the line is seen (fgets hides it) */
+            const ssize_t got = getline(&line, &cap, stdin);
+            if (got < 0) break;
             lineno++;
-            if (!strchr(line, '\n') && strlen(line) == sizeof line - 1) { /* one error per line */
-                int c;
-                while ((c = getchar()) != EOF && c != '\n') {}
+            size_t len = (size_t)got;
+            while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+            if (len > MAX_LINE) { /* one error per line */
                 fprintf(stderr, "%s: error: stdin:%d: line is longer than %d bytes\n", cmd, lineno,
-                        (int)sizeof line - 2);
+                        MAX_LINE);
                 rc = EXIT_RUNTIME;
                 continue;
             }
-            line[strcspn(line, "\r\n")] = '\0';
+            if (memchr(line, '\0', len)) {
+                fprintf(stderr, "%s: error: stdin:%d: the line holds a NUL byte\n", cmd, lineno);
+                rc = EXIT_RUNTIME;
+                continue;
+            }
+            line[len] = '\0';
             if (!line[0]) continue;
             if (complete(&g, line, &e)) {
                 fprintf(stderr, "%s: error: stdin:%d: %s\n", cmd, lineno, e.msg);
                 rc = EXIT_RUNTIME;
             }
         }
+        free(line);
     }
     generator_free(&g);
     loaded_model_free(&lm);

@@ -2,6 +2,7 @@
  * Options in, pretrain_job_run (src/jobs/pretrain_job.c), a summary out. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blas_runtime.h"
@@ -55,7 +56,8 @@ int cmd_pretrain(int argc, char **argv) {
     ml_error e;
     pretrain_report rep;
     install_stop_handlers();
-    if (pretrain_job_run(&s, on_ready, &s, &rep, &e)) {
+    const int failed = pretrain_job_run(&s, on_ready, &s, &rep, &e);
+    if (failed) {
         cli_error(cmd, e.msg);
         return EXIT_RUNTIME;
     }
@@ -64,7 +66,7 @@ int cmd_pretrain(int argc, char **argv) {
         fprintf(stderr, "%s: interrupted at step %d; %s left unchanged\n", cmd, res->steps, s.out);
         return 128 + res->interrupted;
     }
-    const double tok_s = res->positions / res->seconds;
+    const double tok_s = res->seconds > 0 ? res->positions / res->seconds : 0; /* finite */
     if (json) {
         char best_val[32] = "null"; /* JSON has no NaN: no validation set */
         if (isfinite(res->best_val)) snprintf(best_val, sizeof best_val, "%.6f", res->best_val);

@@ -10,6 +10,7 @@
 #include "ml_error.h"
 #include "optimizer.h"
 #include "text.h" /* text_json_print for --json output */
+#include "train_loop.h" /* TRAIN_MAX_STEPS */
 
 /* Where a DEFAULT input file is (never applied to paths the user typed): rel itself when it
  * exists relative to the working directory; else next to the program, in
@@ -20,7 +21,7 @@ const char *default_path(const char *rel);
 /* The optimizer and loop flags lora-train and lora-pretrain share, for a train_opts *o: the
  * same names, ranges and meaning in both commands (and in their JSON configs). */
 #define TRAIN_OPT_DEFS(o)                                                                          \
-    {"steps", OPT_INT, &(o)->steps, 0, 1e8, "N", "optimizer steps (0: write the initial model)"}, \
+    {"steps", OPT_INT, &(o)->steps, 0, TRAIN_MAX_STEPS, "N", "optimizer steps (0: write the initial model)"}, \
     {"batch", OPT_INT, &(o)->batch, 1, 4096, "N", "sequences per step"},                             \
     {"micro-batch", OPT_INT, &(o)->micro, 1, 4096, "N", "sequences per thread chunk"},               \
     {"lr", OPT_FLOAT, &(o)->lr, 0, 10, "X", "peak learning rate"},                                   \

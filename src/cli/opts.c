@@ -179,6 +179,15 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
         if (report) fprintf(stderr, "%s: error: %s\n", cmd, e.msg);
         return -1;
     }
+    /* a key or value with a NUL (raw or \u0000) would be cut there by cJSON: "rank\u0000junk"
+     * must not set rank */
+    if (text_json_has_nul(text, len)) {
+        if (report)
+            fprintf(stderr, "%s: error: %s: a key or value holds the NUL character \\u0000\n", cmd,
+                    path);
+        free(text);
+        return -1;
+    }
     cJSON *o = cJSON_ParseWithOpts(text, NULL, 1); /* nothing may follow the object */
     free(text);
     if (!cJSON_IsObject(o)) {
@@ -189,7 +198,8 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
     int rc = 0;
     for (const cJSON *it = o->child; it && !rc; it = it->next) {
         char key[64], shown[256];
-        snprintf(key, sizeof key, "%s", it->string);
+        /* a key too long for key[] is unknown, not its cut prefix */
+        snprintf(key, sizeof key, "%s", strlen(it->string) < sizeof key ? it->string : "");
         for (char *c = key; *c; c++)
             if (*c == '_') *c = '-';
         /* the key as messages show it: one line (cJSON lets raw control bytes into strings) */
@@ -248,6 +258,21 @@ static int check_complete(const char *cmd, const char *path, const opt_def *defs
     return 0;
 }
 
+#define MAX_POSITIONAL 256
+
+/* Appends p to list (MAX_POSITIONAL entries, *np used): every positional is taken, or the
+ * command fails with a usage error naming the limit (never one silently dropped). */
+static int add_positional(const char *cmd, char **list, int *np, char *p) {
+    if (*np == MAX_POSITIONAL) {
+        char limit[16];
+        snprintf(limit, sizeof limit, "%d", MAX_POSITIONAL);
+        usage_error(cmd, "more than %s file or prompt arguments%s", limit, "");
+        return -1;
+    }
+    list[(*np)++] = p;
+    return 0;
+}
+
 int opts_parse(const char *synopsis, const char *about, const char *defaults, opt_def *defs,
                int n, int argc, char **argv, int *first_pos) {
     const char *cmd = argv[0];
@@ -285,16 +310,17 @@ int opts_parse(const char *synopsis, const char *about, const char *defaults, op
         return -1;
     if (user_cfg && apply_config(cmd, user_cfg, defs, n, 1, set)) return -1;
     /* pass 2: every flag, in order; positionals may come anywhere */
-    static char *positional[256];
+    static char *positional[MAX_POSITIONAL];
     int np = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) {
-            while (++i < argc && np < 256) positional[np++] = argv[i];
+            while (++i < argc)
+                if (add_positional(cmd, positional, &np, argv[i])) return -1;
             break;
         }
         if (a[0] != '-' || a[1] == '\0') {
-            if (np < 256) positional[np++] = argv[i];
+            if (add_positional(cmd, positional, &np, argv[i])) return -1;
             continue;
         }
         if (a[1] != '-') {

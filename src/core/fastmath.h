@@ -12,8 +12,10 @@
 #include <string.h>
 
 static inline float fast_expf(float x) {
-    /* beyond these bounds e^x over- or underflows float anyway */
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float in = x;
+    /* beyond these bounds e^x over- or underflows float anyway; NaN goes to -87 here, so that
+     * the conversion to int below stays defined, and comes back as NaN at the end */
+    x = x >= -87.0f ? (x <= 88.0f ? x : 88.0f) : -87.0f;
     /* n = round(x·log2 e): adding 1.5·2^23 pushes the fraction bits out (|x·log2 e| < 2^22);
      * unlike floorf this compiles to plain vector adds under strict ISO C */
     const float shifter = 12582912.0f;
@@ -31,7 +33,7 @@ static inline float fast_expf(float x) {
     const int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return in == in ? p * scale : in; /* NaN in, NaN out: overflowing logits stay visible */
 }
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checked.h"
 #include "fastmath.h"
 #include "layers.h"
 #include "rng.h"
@@ -351,9 +352,12 @@ int minigpt_ws_init(minigpt_ws *ws, const minigpt *m, int B, int T, ml_error *e)
 #undef ADD
     size_t total = 0;
     for (int i = 0; i < n; i++) total += round16(tab[i].n);
-    ws->block = aligned_alloc(64, total * sizeof(float));
+    size_t bytes;
+    if (!size_mul_ok(&bytes, total, sizeof(float)))
+        return ml_fail(e, "workspace of %zu floats does not fit in memory", total);
+    ws->block = aligned_alloc(64, bytes);
     if (!ws->block) return ml_fail(e, "out of memory: workspace of %zu floats", total);
-    memset(ws->block, 0, total * sizeof(float));
+    memset(ws->block, 0, bytes);
     float *p = ws->block;
     for (int i = 0; i < n; i++) {
         *tab[i].ptr = p;

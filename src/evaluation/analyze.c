@@ -104,6 +104,17 @@ static int layer_alloc(analyze_layer *l, const minigpt_linear *slot, int r, ml_e
     return 0;
 }
 
+/* Refuses an update ΔW that is not finite (an overflowing s·B·A, or W' − W), naming the file
+ * and the tensor: every number the analysis reports is then finite. */
+static int check_finite(const analyze_layer *l, const char *path, ml_error *e) {
+    const size_t n = (size_t)l->out * l->in;
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(l->dw[k]))
+            return ml_fail(e, "%s: %s.weight: the update at %zu is not finite (a float overflows)",
+                           path, l->path, k);
+    return 0;
+}
+
 static int load_adapter(analyze_update *u, minigpt *base, const char *base_sha256, const char *path,
                         ml_error *e) {
     lora a;
@@ -123,6 +134,7 @@ static int load_adapter(analyze_update *u, minigpt *base, const char *base_sha25
         // ΔW (out,in) = s · B (out,r) · A (r,in), exactly what lora_merge_into adds to W
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->out, l->in, a.rank, a.scale, L->B,
                     a.rank, L->A, l->in, 0.0f, l->dw, l->in);
+        rc = check_finite(l, path, e);
     }
     lora_free(&a); /* uninstalls it: base is as before */
     return rc;
@@ -146,6 +158,7 @@ static int load_full(analyze_update *u, const minigpt *base, const char *path, m
         rc = layer_alloc(l, W, 0, e);
         const size_t n = (size_t)l->out * l->in;
         for (size_t k = 0; !rc && k < n; k++) l->dw[k] = F->w[k] - W->w[k];
+        if (!rc) rc = check_finite(l, path, e);
     }
     minigpt_free(&full);
     return rc;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checked.h"
+
 /* log softmax(logits)[y] for one row of V logits, in double. */
 static double row_logprob(const float *l, int V, int y) {
     float maxv = l[0];
@@ -13,6 +15,13 @@ static double row_logprob(const float *l, int V, int y) {
     double z = 0.0;
     for (int v = 0; v < V; v++) z += exp((double)(l[v] - maxv));
     return (double)(l[y] - maxv) - log(z);
+}
+
+/* 1 when the V logits of a row are all finite. */
+static int row_finite(const float *l, int V) {
+    for (int v = 0; v < V; v++)
+        if (!isfinite(l[v])) return 0;
+    return 1;
 }
 
 static int row_argmax(const float *l, int V) {
@@ -59,11 +68,12 @@ static void score(const minigpt *m, minigpt_ws *ws, const ds_example *const *ex,
 }
 
 /* Greedy decoding of B prompts in lockstep; gen (B, ctx) receives the generated ids, len[b]
- * their count (end token excluded). */
-static void greedy_batch(const minigpt *m, minigpt_ws *ws, const int *const *prompts,
+ * their count (end token excluded). Returns 0, or 1 when a row's logits were not finite (that
+ * row then stops). */
+static int greedy_batch(const minigpt *m, minigpt_ws *ws, const int *const *prompts,
                          const int *n_prompt, int B, int max_new, int *seq, int *gen, int *len) {
     const int V = m->cfg.vocab_size, ctx = m->cfg.context;
-    int cur[256], done[256];
+    int cur[256], done[256], bad = 0;
     for (int b = 0; b < B; b++) {
         cur[b] = n_prompt[b];
         done[b] = cur[b] >= ctx || max_new <= 0;
@@ -85,7 +95,12 @@ static void greedy_batch(const minigpt *m, minigpt_ws *ws, const int *const *pro
         minigpt_forward(m, ws, seq, B, T);
         for (int b = 0; b < B; b++) {
             if (done[b]) continue;
-            const int next = row_argmax(ws->logits + ((size_t)b * T + cur[b] - 1) * V, V);
+            const float *row = ws->logits + ((size_t)b * T + cur[b] - 1) * V;
+            if (!row_finite(row, V)) {
+                bad = done[b] = 1;
+                continue;
+            }
+            const int next = row_argmax(row, V);
             if (next == TOK_END) {
                 done[b] = 1;
                 continue;
@@ -95,15 +110,18 @@ static void greedy_batch(const minigpt *m, minigpt_ws *ws, const int *const *pro
             if (cur[b] >= ctx || len[b] >= max_new) done[b] = 1;
         }
     }
+    return bad;
 }
 
 int eval_greedy(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
                 int max_new) {
     const int ctx = m->cfg.context;
-    int *seq = malloc(sizeof(int) * (size_t)ctx), *gen = malloc(sizeof(int) * (size_t)ctx), len = 0;
+    int *seq = malloc(sizeof(int) * (size_t)ctx), *gen = malloc(sizeof(int) * (size_t)ctx);
+    int len = -1;
     if (seq && gen && n_prompt >= 1 && n_prompt <= ctx) {
-        greedy_batch(m, ws, &prompt, &n_prompt, 1, max_new, seq, gen, &len);
-        memcpy(out, gen, sizeof(int) * (size_t)len);
+        if (greedy_batch(m, ws, &prompt, &n_prompt, 1, max_new, seq, gen, &len))
+            len = EVAL_NOT_FINITE;
+        else memcpy(out, gen, sizeof(int) * (size_t)len);
     }
     free(seq);
     free(gen);
@@ -228,7 +246,13 @@ float *eval_logits(const minigpt *m, const dataset *const *sets, int nsets, size
     enum { BATCH = 32 };
     const int ctx = m->cfg.context, V = m->cfg.vocab_size;
     size_t total = 0;
-    for (int s = 0; s < nsets; s++) total += (size_t)sets[s]->n * ctx * V;
+    for (int s = 0; s < nsets; s++) {
+        size_t n_set;
+        if (!size_mul3_ok(&n_set, (size_t)sets[s]->n, (size_t)ctx, (size_t)V) ||
+            total + n_set < total)
+            return ml_fail(e, "the logits of %d files do not fit in memory", nsets), NULL;
+        total += n_set;
+    }
     float *out = calloc(total ? total : 1, sizeof(float));
     int *tokens = malloc(sizeof(int) * BATCH * (size_t)ctx); // (BATCH,context)
     int *targets = malloc(sizeof(int) * BATCH * (size_t)ctx);
@@ -321,7 +345,12 @@ int eval_sample(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_promp
     memcpy(seq, prompt, sizeof(int) * (size_t)cur);
     while (cur < ctx && nout < max_new) {
         minigpt_forward(m, ws, seq, 1, cur);
-        const int next = sample_row(ws->logits + (size_t)(cur - 1) * V, V, t, r);
+        const float *row = ws->logits + (size_t)(cur - 1) * V;
+        if (!row_finite(row, V)) {
+            nout = EVAL_NOT_FINITE;
+            break;
+        }
+        const int next = sample_row(row, V, t, r);
         if (next == TOK_END) break;
         seq[cur++] = out[nout++] = next;
     }

@@ -2,11 +2,14 @@
 #include "dataset.h"
 
 #include <cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "atomic_file.h"
+#include "checked.h"
+#include "text.h"
 
 #define DS_MAX_FILE ((size_t)1 << 30)
 
@@ -45,9 +48,13 @@ static int encode(const tok_vocab *v, const char *s, const char *what, int *ids,
 /* Parses one line into x, appending tokens to *tok and strings to *str. */
 static int parse_line(dataset *d, ds_example *x, const char *line, size_t len, int lineno,
                       const tok_vocab *v, int context, int **tok, char **str, ml_error *e) {
-    char where[600];
-    snprintf(where, sizeof where, "%s:%d", d->path, lineno);
+    char where[TEXT_PATH_SHOWN + 16], path_s[TEXT_PATH_SHOWN];
+    /* a long path keeps its head and tail, so the line number and the reason survive */
+    snprintf(where, sizeof where, "%s:%d", text_short_path(path_s, sizeof path_s, d->path), lineno);
     if (memchr(line, '\0', len)) return ml_fail(e, "%s: line contains a NUL byte", where);
+    /* cJSON decodes \u0000 and cuts the string there: "go\u0000###" would read as "go" */
+    if (text_json_has_nul(line, len))
+        return ml_fail(e, "%s: a string holds the NUL character \\u0000", where);
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithLengthOpts(line, len, &end, 0);
     if (!o) return ml_fail(e, "%s: not valid JSON", where);
@@ -118,9 +125,17 @@ int ds_parse(dataset *d, const char *label, const char *text, size_t n, const to
     for (size_t i = 0; i < n; i++) lines += buf[i] == '\n';
     lines++;
     /* every example needs at most 2·(context+1) tokens and its strings fit in the line */
+    size_t n_tok, n_str;
+    if (context < 1 ||
+        !size_mul3_ok(&n_tok, (size_t)lines, 2 * ((size_t)context + 2), sizeof(int)) ||
+        !size_mul_ok(&n_str, (size_t)lines, 6) || n_str > SIZE_MAX - n - 1) {
+        ds_free(d);
+        return ml_fail(e, "%s: %d lines at a context of %d do not fit in memory", path, lines,
+                       context);
+    }
     d->ex = calloc((size_t)lines, sizeof *d->ex);
-    d->token_pool = malloc((size_t)lines * 2 * (size_t)(context + 2) * sizeof(int));
-    d->string_pool = malloc(n + (size_t)lines * 6 + 1);
+    d->token_pool = malloc(n_tok);
+    d->string_pool = malloc(n + n_str + 1);
     if (!d->path || !d->ex || !d->token_pool || !d->string_pool) {
         ds_free(d);
         return ml_fail(e, "%s: out of memory", path);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "text.h"
 
 static int json_int(const cJSON *o, const char *key, int *out, const char *label, ml_error *e) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -65,7 +66,9 @@ int model_config_load(const char *path, minigpt_config *cfg, tok_vocab *v, ml_er
     char *text;
     size_t n;
     if (read_file(path, 1 << 20, &text, &n, e)) return -1;
-    int rc = model_config_parse(cfg, text, path, e);
+    int rc = text_json_has_nul(text, n) /* cJSON would cut a key or a symbol at the NUL */
+                 ? ml_fail(e, "%s: holds the NUL character (a raw byte or \\u0000)", path)
+                 : model_config_parse(cfg, text, path, e);
     cJSON *o = rc ? NULL : cJSON_ParseWithOpts(text, NULL, 1);
     const cJSON *arr = o ? cJSON_GetObjectItemCaseSensitive(o, "vocab") : NULL;
     if (!rc && !arr) rc = ml_fail(e, "%s: no \"vocab\" array", path);

@@ -458,6 +458,11 @@ static cJSON *parse_json(const char *label, const uint8_t *h, size_t n, ml_error
     }
     memcpy(text, h, n);
     text[n] = '\0';
+    if (text_json_has_nul(text, n)) { /* cJSON would cut the name or value at the NUL */
+        ml_fail(e, "%s: header holds the NUL character (a raw byte or \\u0000)", label);
+        free(text);
+        return NULL;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
     if (!root) {

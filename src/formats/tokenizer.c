@@ -17,6 +17,8 @@ static int utf8_len(const unsigned char *s, uint32_t *cp) {
 int tok_from_json(tok_vocab *v, const char *json_array, const char *label, ml_error *e) {
     memset(v, 0, sizeof *v);
     for (int i = 0; i < 128; i++) v->ascii[i] = -1;
+    if (text_json_has_nul(json_array, strlen(json_array))) /* cJSON would cut a symbol there */
+        return ml_fail(e, "%s: vocab holds the NUL character \\u0000", label);
     cJSON *a = cJSON_ParseWithOpts(json_array, NULL, 1); /* nothing may follow the array */
     if (!a || !cJSON_IsArray(a)) {
         cJSON_Delete(a);

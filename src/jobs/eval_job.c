@@ -1,6 +1,7 @@
 /* eval_job.c — every model on every file, one model in memory at a time. */
 #include "eval_job.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,8 +11,33 @@
 /* engine_init sizes: sequences per batch and per chunk when scoring */
 enum { EVAL_MAX_B = 256, EVAL_MICRO = 32 };
 
+/* Refuses scores that are not finite (no nan or inf reaches a table or the JSON): names the
+ * file, the model and the first example with its metric. */
+static int check_finite(const dataset *d, const eval_item *items, const eval_totals *t,
+                        const char *model, ml_error *e) {
+    char file_s[TEXT_PATH_SHOWN], model_s[TEXT_PATH_SHOWN];
+    text_short_path(file_s, sizeof file_s, d->path);
+    text_short_path(model_s, sizeof model_s, model);
+    for (int i = 0; i < d->n; i++) {
+        const int dis = d->ex[i].distractor != NULL;
+        if (!isfinite(items[i].logp_target))
+            return ml_fail(e, "%s:%d: %s: perplexity is not finite (the model's logits overflow)",
+                           file_s, d->ex[i].line, model_s);
+        if (dis && !isfinite(items[i].logp_distractor))
+            return ml_fail(e,
+                           "%s:%d: %s: the log-probability of the distractor is not finite (the "
+                           "model's logits overflow)",
+                           file_s, d->ex[i].line, model_s);
+    }
+    if (!isfinite(eval_ppl(t)))
+        return ml_fail(e, "%s: %s: perplexity is not finite (the model's logits overflow)", file_s,
+                       model_s);
+    return 0;
+}
+
 /* Scores the model of lm on every file into column k of r. */
-static int score_model(const loaded_model *lm, eval_results *r, int k, int threads, ml_error *e) {
+static int score_model(const loaded_model *lm, const char *model, eval_results *r, int k,
+                       int threads, ml_error *e) {
     engine g;
     if (engine_init(&g, lm->m, threads, EVAL_MAX_B, EVAL_MICRO, 0, 0, e)) return -1;
     int rc = 0;
@@ -23,6 +49,7 @@ static int score_model(const loaded_model *lm, eval_results *r, int k, int threa
         }
         eval_dataset(&g, &lm->vocab, &r->data[f], r->items[i]);
         r->totals[i] = eval_sum(&r->data[f], r->items[i], NULL);
+        rc = check_finite(&r->data[f], r->items[i], &r->totals[i], model, e);
     }
     engine_free(&g);
     if (rc == 0 && k > 0) { /* against the base: the adapter switched off, or the base itself */
@@ -59,7 +86,7 @@ int eval_job_run(const eval_spec *s, eval_results *r, ml_error *e) {
     loaded_model_free(&lm);
     for (int k = 0; k < r->n_models; k++) {
         if (loaded_model_init(&lm, s->base, k ? s->adapters[k - 1] : NULL, e)) goto fail;
-        const int rc = score_model(&lm, r, k, s->threads, e);
+        const int rc = score_model(&lm, k ? s->adapters[k - 1] : s->base, r, k, s->threads, e);
         loaded_model_free(&lm);
         if (rc) goto fail;
     }

@@ -132,8 +132,16 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
     if (o->micro > o->batch) o->micro = o->batch;
     if (s->epochs > 0) {
         const int fresh = o->batch - (s->replay[0] ? (int)lroundf(o->replay_frac * o->batch) : 0);
-        o->steps = (int)ceil(s->epochs * in.train.n / (fresh > 0 ? fresh : 1));
-        if (o->steps < 1) o->steps = 1;
+        /* in double, checked before it becomes an int: 1e6 epochs of 10k examples overflow */
+        const double steps = ceil((double)s->epochs * in.train.n / (fresh > 0 ? fresh : 1));
+        if (!(steps <= TRAIN_MAX_STEPS)) {
+            ml_fail(e,
+                    "--epochs %g over %d examples at %d new sequences a step is %.0f steps, "
+                    "more than the %d a run may take (--steps)",
+                    (double)s->epochs, in.train.n, fresh > 0 ? fresh : 1, steps, TRAIN_MAX_STEPS);
+            goto done;
+        }
+        o->steps = steps < 1 ? 1 : (int)steps;
     }
     if (finetune_init(&f, &in.m, &in.train, s->replay[0] ? &in.replay : NULL,
                       in.val.n ? &in.val : NULL, fo, s->label, e))

@@ -52,6 +52,10 @@ int generator_complete(generator *g, const char *text, char **out, ml_error *e) 
     const int nout = g->temperature <= 0
                          ? eval_greedy(g->m, &g->ws, ids, n, next, g->max_new)
                          : eval_sample(g->m, &g->ws, ids, n, next, g->max_new, g->temperature, &g->r);
+    if (nout == EVAL_NOT_FINITE) { /* not an empty completion: the model cannot answer */
+        ml_fail(e, "the model's logits are not finite (the weights overflow)");
+        goto done;
+    }
     char *buf = nout >= 0 ? malloc(4 * (size_t)nout + 1) : NULL; /* a symbol: at most 4 bytes */
     if (!buf) {
         ml_fail(e, "out of memory");

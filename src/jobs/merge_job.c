@@ -39,7 +39,10 @@ int merge_job_run(const merge_spec *s, merge_report *r, ml_error *e) {
     }
     size_t n_before, n_after;
     if (!(before = eval_logits(&lm.base, sets, s->n_files, &n_before, e))) goto done;
-    lora_merge_into(&lm.adapter);
+    if (lora_merge_into(&lm.adapter, e)) { /* nothing written */
+        ml_wrap(e, "%s", s->adapter);
+        goto done;
+    }
     r->rank = lm.adapter.rank;
     r->alpha = lm.adapter.alpha;
     r->scale = lm.adapter.scale;
@@ -47,6 +50,11 @@ int merge_job_run(const merge_spec *s, merge_report *r, ml_error *e) {
     lora_free(&lm.adapter); /* uninstall: the merged weights now carry the update */
     if (!(after = eval_logits(&lm.base, sets, s->n_files, &n_after, e))) goto done;
     for (size_t i = 0; i < n_before; i++) {
+        if (!isfinite(after[i]) || !isfinite(before[i])) { /* the check must not pass on NaN */
+            ml_fail(e, "%s: the %s model's logits are not finite (the merged weights overflow)",
+                    s->adapter, isfinite(before[i]) ? "merged" : "base");
+            goto done;
+        }
         const double d = fabs((double)after[i] - before[i]);
         if (d > r->max_diff) r->max_diff = d;
         if (fabs(before[i]) > r->max_logit) r->max_logit = fabs(before[i]);

@@ -18,7 +18,7 @@ typedef struct {
     FILE *csv; /* out.f */
     engine *g;
     const tok_vocab *v;
-    dataset sets[PRETRAIN_MAX_CURVE];
+    dataset *sets; // (nsets), owned
     int nsets;
 } curve;
 
@@ -38,56 +38,79 @@ static void curve_row(void *ctx, int step, double train_loss, double val_loss) {
     fflush(c->csv);
 }
 
-/* The curve files to score: the items of s->curve_data (comma-separated) that curve_open
- * loads, copied into list (cut into pieces) and pointed to from files; returns how many. */
-static int curve_files(const pretrain_spec *s, char *list, size_t size, const char **files) {
-    int n = 0;
-    snprintf(list, size, "%s", s->curve_data);
-    for (char *f = strtok(list, ","); f && n < PRETRAIN_MAX_CURVE; f = strtok(NULL, ","))
-        files[n++] = f;
-    return n;
-}
-
-/* Loads the curve files and opens the CSV with its header. */
+/* Loads every curve file (c->sets, owned by c) and opens the CSV with its header. */
 static int curve_open(curve *c, const pretrain_spec *s, const tok_vocab *v, int context,
                       ml_error *e) {
-    char header[1024] = "step,train_loss,val_loss", name[128], list[2048];
-    const char *files[PRETRAIN_MAX_CURVE];
-    const int nf = curve_files(s, list, sizeof list, files);
-    for (int i = 0; i < nf; i++) {
-        const char *f = files[i];
-        if (ds_load(&c->sets[c->nsets], f, v, context, e)) return -1;
+    char name[128];
+    size_t n_files = 1;
+    for (const char *p = s->curve_data; *p; p++) n_files += *p == ',';
+    char *list = strdup(s->curve_data);
+    /* the header: at most two columns of a stem (cut to 127 bytes) and a suffix per file */
+    const size_t cap = 64 + n_files * 2 * (sizeof name + 8);
+    char *header = malloc(cap);
+    c->sets = calloc(n_files, sizeof *c->sets);
+    int rc = 0;
+    if (!list || !header || !c->sets) rc = ml_fail(e, "out of memory for %zu curve files", n_files);
+    else snprintf(header, cap, "step,train_loss,val_loss");
+    char *save = NULL;
+    for (char *f = rc ? NULL : strtok_r(list, ",", &save); f && !rc;
+         f = strtok_r(NULL, ",", &save)) {
+        if (ds_load(&c->sets[c->nsets], f, v, context, e)) {
+            rc = -1;
+            break;
+        }
         text_stem(name, sizeof name, f);
         const size_t used = strlen(header);
         if (c->sets[c->nsets].ex[0].distractor)
-            snprintf(header + used, sizeof header - used, ",%s_exact,%s_pref", name, name);
+            snprintf(header + used, cap - used, ",%s_exact,%s_pref", name, name);
         else
-            snprintf(header + used, sizeof header - used, ",%s_exact", name);
+            snprintf(header + used, cap - used, ",%s_exact", name);
         c->nsets++;
     }
-    if (atomic_stream_open(&c->out, s->curve, e)) return -1;
+    free(list);
+    if (rc) {
+        free(header);
+        return -1;
+    }
+    if (atomic_stream_open(&c->out, s->curve, e)) {
+        free(header);
+        return -1;
+    }
     c->csv = c->out.f;
     fprintf(c->csv, "%s\n", header);
+    free(header);
     return 0;
 }
 
-#define MAX_IO (6 + PRETRAIN_MAX_CURVE + 16)
-
-/* The output rule over every path the job reads or writes. */
+/* The output rule over every path the job reads or writes: the fixed ones, each --curve-data
+ * file (any number) and what the caller read besides. */
 static int pretrain_io_check(const pretrain_spec *s, ml_error *e) {
-    io_path io[MAX_IO] = {
-        {"--model", s->model_config, 0, NULL}, {"DATA", s->data, 0, NULL},
-        {"--val", s->val, 0, NULL},            {"--out", s->out, 1, NULL},
-        {"--curve", s->curve, 1, NULL},
-    };
-    int n = s->curve[0] ? 5 : 4; /* --curve "" means none */
-    char list[2048];
-    const char *files[PRETRAIN_MAX_CURVE];
-    const int nf = s->curve[0] ? curve_files(s, list, sizeof list, files) : 0;
-    for (int i = 0; i < nf; i++) io[n++] = (io_path){"--curve-data", files[i], 0, NULL};
-    if (s->n_read_also > MAX_IO - n) return ml_fail(e, "too many input files to check");
+    size_t n_curve = 1;
+    for (const char *p = s->curve_data; *p; p++) n_curve += *p == ',';
+    const size_t cap = 5 + n_curve + (size_t)s->n_read_also;
+    io_path *io = calloc(cap, sizeof *io);
+    char *list = strdup(s->curve_data);
+    if (!io || !list) {
+        free(io);
+        free(list);
+        return ml_fail(e, "out of memory for the paths to check");
+    }
+    int n = 0;
+    io[n++] = (io_path){"--model", s->model_config, 0, NULL};
+    io[n++] = (io_path){"DATA", s->data, 0, NULL};
+    io[n++] = (io_path){"--val", s->val, 0, NULL};
+    io[n++] = (io_path){"--out", s->out, 1, NULL};
+    if (s->curve[0]) { /* --curve "" means none */
+        io[n++] = (io_path){"--curve", s->curve, 1, NULL};
+        char *save = NULL;
+        for (char *f = strtok_r(list, ",", &save); f; f = strtok_r(NULL, ",", &save))
+            io[n++] = (io_path){"--curve-data", f, 0, NULL};
+    }
     for (int i = 0; i < s->n_read_also; i++) io[n++] = s->read_also[i];
-    return io_check(io, n, e);
+    const int rc = io_check(io, n, e);
+    free(io);
+    free(list);
+    return rc;
 }
 
 /* Every parameter is trained; weight decay on the embedding and the Linear weights. */
@@ -181,6 +204,7 @@ int pretrain_job_run(const pretrain_spec *s, void (*on_ready)(void *ctx, const p
 done:
     atomic_stream_abort(&cv.out); /* a failed run leaves --curve as it was */
     for (int i = 0; i < cv.nsets; i++) ds_free(&cv.sets[i]);
+    free(cv.sets);
     prov_free(&prov);
     train_state_free(&st);
     engine_free(&g);

@@ -151,6 +151,8 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
             return ml_fail(e, "tensor %s: learning-rate multiplier %g is not a positive number",
                            job->tensors[i].name, (double)job->tensors[i].lr_mult);
     const optim_hparams hp = train_hparams(o);
+    if (o->steps < 0 || o->steps > TRAIN_MAX_STEPS) /* 0: nothing to do, the initial model */
+        return ml_fail(e, "steps %d is out of range (0..%d)", o->steps, TRAIN_MAX_STEPS);
     if (o->batch > job->g->max_B)
         return ml_fail(e, "batch %d exceeds the engine's %d", o->batch, job->g->max_B);
     const int n_replay = job->replay ? (int)lroundf(o->replay_frac * (float)o->batch) : 0;

@@ -1,6 +1,8 @@
 /* text.c — untrusted text in messages, UTF-8 decoding, JSON strings, file stems, the clock. */
 #include "text.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -98,6 +100,58 @@ const char *ml_one_line(char *buf, size_t n, const char *s) {
     }
     buf[out] = '\0';
     return buf;
+}
+
+/* 1 when byte c begins a character (is not a UTF-8 continuation byte). */
+static int char_start(char c) { return ((unsigned char)c & 0xc0) != 0x80; }
+
+const char *text_head_tail(char *buf, size_t n, const char *s, size_t head) {
+    static const char ellipsis[] = "\xe2\x80\xa6"; /* … */
+    if (n == 0) return buf;
+    if (!s) s = "";
+    const size_t len = strlen(s);
+    /* a shown character is at most 4 bytes per input byte ("\xNN") */
+    char *all = len < ((size_t)-1) / 4 - 1 ? malloc(4 * len + 1) : NULL;
+    if (!all || n < sizeof ellipsis + 2) { /* no room to do better: the head alone */
+        free(all);
+        return ml_one_line(buf, n, s);
+    }
+    ml_one_line(all, 4 * len + 1, s);
+    const size_t m = strlen(all);
+    if (m < n) {
+        memcpy(buf, all, m + 1);
+        free(all);
+        return buf;
+    }
+    const size_t room = n - sizeof ellipsis; /* bytes for head and tail */
+    size_t h = head < room ? head : room;
+    while (h > 0 && !char_start(all[h])) h--;
+    size_t t = m - (room - h); /* the tail starts here */
+    while (t < m && !char_start(all[t])) t++;
+    memcpy(buf, all, h);
+    memcpy(buf + h, ellipsis, sizeof ellipsis - 1);
+    memcpy(buf + h + sizeof ellipsis - 1, all + t, m - t + 1);
+    free(all);
+    return buf;
+}
+
+const char *text_short_path(char *buf, size_t n, const char *path) {
+    return text_head_tail(buf, n < TEXT_PATH_SHOWN ? n : TEXT_PATH_SHOWN, path, TEXT_PATH_HEAD);
+}
+
+int text_json_has_nul(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\0') return 1;
+        if (s[i] != '\\' || i + 1 >= n) continue;
+        if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) return 1;
+        i++; /* the escaped character: "\\\\" is a backslash, not the start of an escape */
+    }
+    return 0;
+}
+
+void text_json_number(FILE *f, const char *fmt, double v) {
+    if (isfinite(v)) fprintf(f, fmt, v);
+    else fputs("null", f);
 }
 
 void text_json_print(FILE *f, const char *s) {
