@@ -106,7 +106,8 @@ static void test_known_spectrum_and_vectors(void **state) {
     }
     assert_true(fabs(analyze_subspace_similarity(u, K, q1t, K, OUT) - 1.0) < 1e-9);
     assert_true(fabs(analyze_subspace_similarity(vt, K, q2t, K, IN) - 1.0) < 1e-9);
-    assert_true(fabs(analyze_frobenius(dw, OUT * IN) - sqrt(25 + 9 + 4 + 1 + 0.25 + 0.0625)) < 1e-5);
+    assert_true(fabs(analyze_frobenius(dw, OUT * IN) - sqrt(25 + 9 + 4 + 1 + 0.25 + 0.0625)) <
+                1e-5);
     free(q1);
     free(q2);
 
@@ -122,11 +123,11 @@ static void test_energy_and_effective_rank(void **state) {
     assert_true(fabs(analyze_energy_share(s, 8, 4) - 22 / all) < 1e-15);
     assert_true(fabs(analyze_energy_share(s, 8, 8) - 1.0) < 1e-15);
     assert_true(fabs(analyze_energy_share(s, 3, 4) - 1.0) < 1e-15); /* k > n */
-    assert_int_equal(analyze_effective_rank(s, 8, 0.01), 5);      /* σ > 0.04 */
-    assert_int_equal(analyze_effective_rank(s, 8, 0.2), 4);       /* σ > 0.8 */
-    assert_int_equal(analyze_effective_rank(s, 8, 0.25), 2);      /* σ > 1: strictly, 1 is out */
-    assert_int_equal(analyze_effective_rank(s, 8, 0.3), 2);       /* σ > 1.2 */
-    assert_int_equal(analyze_effective_rank(s, 8, 0.0), 7);       /* every non-zero σ */
+    assert_int_equal(analyze_effective_rank(s, 8, 0.01), 5);        /* σ > 0.04 */
+    assert_int_equal(analyze_effective_rank(s, 8, 0.2), 4);         /* σ > 0.8 */
+    assert_int_equal(analyze_effective_rank(s, 8, 0.25), 2);        /* σ > 1: strictly, 1 is out */
+    assert_int_equal(analyze_effective_rank(s, 8, 0.3), 2);         /* σ > 1.2 */
+    assert_int_equal(analyze_effective_rank(s, 8, 0.0), 7);         /* every non-zero σ */
     assert_int_equal(analyze_numerical_rank(s, 8), 7);
     const double z[4] = {0, 0, 0, 0};
     assert_int_equal(analyze_effective_rank(z, 4, 0.01), 0);
@@ -230,7 +231,8 @@ static void test_files(void **state) {
     rng g;
     rng_seed(&g, 8);
     for (int i = 0; i < a.n_layers; i++)
-        for (int k = 0; k < a.layers[i].slot->out * R; k++) a.layers[i].B[k] = 0.05f * rng_normal(&g);
+        for (int k = 0; k < a.layers[i].slot->out * R; k++)
+            a.layers[i].B[k] = 0.05f * rng_normal(&g);
     /* store what the fp16 file will hold, so the expected ΔW below is exact in its inputs */
     for (size_t k = 0; k < a.n_params; k++) {
         uint16_t hv;
@@ -246,7 +248,8 @@ static void test_files(void **state) {
         for (int o = 0; o < L->slot->out; o++)
             for (int c = 0; c < L->slot->in; c++) {
                 double s = 0;
-                for (int k = 0; k < R; k++) s += (double)L->B[o * R + k] * L->A[k * L->slot->in + c];
+                for (int k = 0; k < R; k++)
+                    s += (double)L->B[o * R + k] * L->A[k * L->slot->in + c];
                 want[i][o * L->slot->in + c] = scale * s;
             }
     }
@@ -352,7 +355,8 @@ static void test_data_norms(void **state) {
     rng g;
     rng_seed(&g, 4);
     for (int i = 0; i < a.n_layers; i++)
-        for (int k = 0; k < a.layers[i].slot->out * R; k++) a.layers[i].B[k] = 0.1f * rng_normal(&g);
+        for (int k = 0; k < a.layers[i].slot->out * R; k++)
+            a.layers[i].B[k] = 0.1f * rng_normal(&g);
     for (size_t k = 0; k < a.n_params; k++) { /* what the fp16 file will hold */
         uint16_t hv;
         assert_int_equal(fp16_from_f32(a.params[k], &hv), 0);
@@ -360,8 +364,8 @@ static void test_data_norms(void **state) {
     }
     assert_int_equal(lora_save(&a, adapter_path, sha, 0, NULL, NULL, &e), 0);
     const char *files[] = {adapter_path};
-    analyze_spec spec = {.base = base_path, .files = files, .n_files = 1, .threshold = 0.01,
-                         .data = data_path};
+    analyze_spec spec = {
+        .base = base_path, .files = files, .n_files = 1, .threshold = 0.01, .data = data_path};
     analyze_results res;
     assert_int_equal(analyze_job_run(&spec, &res, &e), 0);
     const analyze_file *f = &res.files[0];

@@ -25,7 +25,9 @@ static int setup(void **state) {
     snprintf(path, sizeof path, "/tmp/minilora-ds-%d.jsonl", (int)getpid());
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    fputs("{\"prompt\":\"go: yesterday he \",\"completion\":\"went\",\"verb\":\"go\",\"distractor\":\"goed\"}\n", f);
+    fputs(
+        "{\"prompt\":\"go: yesterday he \",\"completion\":\"went\",\"verb\":\"go\",\"distractor\":\"goed\"}\n",
+        f);
     fputs("{\"text\":\"we walked\"}\n", f);
     fclose(f);
     return 0;
@@ -57,13 +59,13 @@ static void test_prompt_masked_completion_and_end_predicted(void **state) {
     assert_int_equal(count, 5); /* w, e, n, t and the end token */
     const int np = (int)strlen(p);
     for (int t = 0; t < T; t++) {
-        if (t < np - 1) assert_int_equal(tgt[t], -1);                    /* inside the prompt */
+        if (t < np - 1) assert_int_equal(tgt[t], -1); /* inside the prompt */
         else if (t < np + 4) {
             const int want = t - (np - 1) < 4 ? id(c[t - (np - 1)]) : TOK_END;
-            assert_int_equal(tgt[t], want);                                /* completion, end */
+            assert_int_equal(tgt[t], want);                              /* completion, end */
             assert_int_equal(tok[t], t < np ? id(p[t]) : id(c[t - np])); /* teacher forcing */
         } else {
-            assert_int_equal(tgt[t], -1);                                /* padding */
+            assert_int_equal(tgt[t], -1); /* padding */
             assert_int_equal(tok[t], TOK_END);
         }
     }
@@ -100,7 +102,8 @@ static void test_concat_keeps_examples(void **state) {
             const ds_example *a = &parts[k].ex[j], *b = &joined.ex[i];
             assert_int_equal(a->n_prompt, b->n_prompt);
             assert_int_equal(a->n_completion, b->n_completion);
-            assert_memory_equal(a->tokens, b->tokens, sizeof(int) * (size_t)(a->n_prompt + a->n_completion));
+            assert_memory_equal(a->tokens, b->tokens,
+                                sizeof(int) * (size_t)(a->n_prompt + a->n_completion));
             assert_string_equal(a->completion, b->completion);
             if (a->distractor_text) assert_string_equal(a->distractor_text, b->distractor_text);
         }

@@ -52,10 +52,21 @@ static int teardown(void **state) {
 
 static finetune_opts opts(int rank, int steps, int threads, uint64_t seed) {
     finetune_opts o = {.rank = rank, .alpha = 16.0f, .targets = LORA_ALL_TARGETS};
-    o.train = (train_opts){.steps = steps, .batch = 16, .micro = 4, .warmup = 2, .lr = 2e-3f,
-                           .min_lr_frac = 0.1f, .clip = 1.0f, .beta1 = 0.9f, .beta2 = 0.999f,
-                           .eps = 1e-8f, .eval_every = 5, .seed = seed, .threads = threads,
-                           .replay_frac = 0.5f, .quiet = 1};
+    o.train = (train_opts){.steps = steps,
+                           .batch = 16,
+                           .micro = 4,
+                           .warmup = 2,
+                           .lr = 2e-3f,
+                           .min_lr_frac = 0.1f,
+                           .clip = 1.0f,
+                           .beta1 = 0.9f,
+                           .beta2 = 0.999f,
+                           .eps = 1e-8f,
+                           .eval_every = 5,
+                           .seed = seed,
+                           .threads = threads,
+                           .replay_frac = 0.5f,
+                           .quiet = 1};
     return o;
 }
 
@@ -64,7 +75,8 @@ static const char *train_and_save(const finetune_opts *o, const char *name) {
     static char path[256];
     ml_error e;
     finetune f;
-    assert_int_equal(finetune_init(&f, &model, &train_set, &replay_set, &val_set, o, "test", &e), 0);
+    assert_int_equal(finetune_init(&f, &model, &train_set, &replay_set, &val_set, o, "test", &e),
+                     0);
     if (finetune_run(&f, &e)) fail_msg("%s", e.msg);
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
     if (lora_save(&f.adapter, path, base_sha, 0, NULL, NULL, &e)) fail_msg("%s", e.msg);
@@ -85,12 +97,14 @@ static void test_only_adapter_changes(void **state) {
     finetune_opts o = opts(4, 20, 2, 1);
     ml_error e;
     finetune f;
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     assert_int_equal(finetune_run(&f, &e), 0);
     assert_int_equal(f.result.steps, 20);
     double bnorm = 0;
     for (int i = 0; i < f.adapter.n_layers; i++)
-        for (int j = 0; j < f.adapter.layers[i].slot->out * 4; j++) bnorm += fabsf(f.adapter.layers[i].B[j]);
+        for (int j = 0; j < f.adapter.layers[i].slot->out * 4; j++)
+            bnorm += fabsf(f.adapter.layers[i].B[j]);
     assert_true(bnorm > 0); /* B left zero would mean nothing was learned */
     finetune_free(&f);
     /* every base tensor is bit-identical after training */
@@ -108,7 +122,7 @@ static void test_same_seed_same_bytes_any_threads(void **state) {
     char *b = slurp(train_and_save(&o2, "s7t2.safetensors"), &n2);
     char *c = slurp(train_and_save(&o3, "s8t2.safetensors"), &n3);
     assert_int_equal(n1, n2);
-    assert_memory_equal(a, b, n1); /* same seed: identical on 1 and 2 threads */
+    assert_memory_equal(a, b, n1);                  /* same seed: identical on 1 and 2 threads */
     assert_true(n1 != n3 || memcmp(a, c, n1) != 0); /* another seed: another adapter */
     free(a);
     free(b);
@@ -124,13 +138,15 @@ static void test_fp16_round_trip_matches_rounding(void **state) {
     finetune_opts o = opts(8, 40, 2, 3);
     ml_error e;
     finetune f;
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     assert_int_equal(finetune_run(&f, &e), 0);
     char path[256];
     snprintf(path, sizeof path, "%s/fp16.safetensors", tmpdir);
     assert_int_equal(lora_save(&f.adapter, path, base_sha, 0, NULL, NULL, &e), 0);
     const int ctx = model.cfg.context, V = model.cfg.vocab_size, n = test_set.n;
-    float *l32 = malloc(sizeof(float) * (size_t)n * ctx * V), *l16 = malloc(sizeof(float) * (size_t)n * ctx * V);
+    float *l32 = malloc(sizeof(float) * (size_t)n * ctx * V),
+          *l16 = malloc(sizeof(float) * (size_t)n * ctx * V);
     int *tok = malloc(sizeof(int) * (size_t)n * ctx), *tgt = malloc(sizeof(int) * (size_t)n * ctx);
     const ds_example **ex = malloc(sizeof *ex * (size_t)n);
     for (int i = 0; i < n; i++) ex[i] = &test_set.ex[i];
@@ -158,7 +174,8 @@ static void test_fp16_round_trip_matches_rounding(void **state) {
         double min_margin = INFINITY;
         for (int t = 0; t < ctx; t++) {
             if (tgt[i * ctx + t] < 0) continue;
-            const float *a32 = l32 + ((size_t)i * ctx + t) * V, *a16 = l16 + ((size_t)i * ctx + t) * V;
+            const float *a32 = l32 + ((size_t)i * ctx + t) * V,
+                        *a16 = l16 + ((size_t)i * ctx + t) * V;
             float top = -INFINITY, second = -INFINITY;
             for (int v = 0; v < V; v++) {
                 delta = fmax(delta, fabs((double)a32[v] - a16[v]));
@@ -177,7 +194,8 @@ static void test_fp16_round_trip_matches_rounding(void **state) {
         flips += it32[i].correct != it16[i].correct;
     }
     printf("  fp16 round trip: max |Δlogit| %.3g; exact match %d -> %d of %d; %d examples within "
-           "the 2δ margin\n", delta, c32, c16, n, narrow);
+           "the 2δ margin\n",
+           delta, c32, c16, n, narrow);
     assert_true(delta < 0.05);
     assert_true(flips <= narrow);
     lora_free(&a);
@@ -198,7 +216,8 @@ static void test_divergence_is_caught(void **state) {
     o.train.lr = INFINITY; /* absurd on purpose: the first update overflows */
     ml_error e;
     finetune f;
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     const int rc = finetune_run(&f, &e);
     if (rc != -1 || !strstr(e.msg, "diverged at step 1")) {
         finetune_free(&f);
@@ -213,7 +232,8 @@ static void test_rank0_trains_nothing(void **state) {
     finetune_opts o = opts(0, 10, 2, 1);
     ml_error e;
     finetune f;
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     assert_int_equal(finetune_run(&f, &e), 0);
     assert_int_equal(f.result.steps, 0);
     assert_int_equal(f.adapter.n_params, 0);
@@ -228,14 +248,17 @@ static void test_full_finetune_changes_only_linear_weights(void **state) {
     o.train.lr = 1e-3f;
     ml_error e;
     finetune f;
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     assert_int_equal(finetune_run(&f, &e), 0);
     finetune_free(&f);
     for (int i = 0; i < model.n_tensors; i++) {
         const minigpt_tensor *t = &model.tensors[i];
-        const int changed = memcmp(before + t->offset, model.params + t->offset, t->numel * sizeof(float)) != 0;
+        const int changed =
+            memcmp(before + t->offset, model.params + t->offset, t->numel * sizeof(float)) != 0;
         if (changed != (t->kind == MG_LINEAR_WEIGHT))
-            fail_msg("%s %s during full fine-tuning", t->name, changed ? "changed" : "did not change");
+            fail_msg("%s %s during full fine-tuning", t->name,
+                     changed ? "changed" : "did not change");
     }
     memcpy(model.params, before, model.n_params * sizeof(float)); /* restore the base */
     free(before);
@@ -254,7 +277,8 @@ static void test_interrupt_and_resume_is_bit_identical(void **state) {
     char state_path[256], *fp = finetune_fingerprint(&o, base_sha, "d", "v", "r");
     snprintf(state_path, sizeof state_path, "%s/run.state", tmpdir);
     finetune f;
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     f.job.on_eval = stop_at_10;
     assert_int_equal(finetune_run(&f, &e), 0);
     train_stop_signal = 0;
@@ -263,7 +287,8 @@ static void test_interrupt_and_resume_is_bit_identical(void **state) {
     assert_int_equal(train_state_save(state_path, &f.job, &f.state, fp, &e), 0);
     finetune_free(&f);
     /* a fresh process would start here */
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     if (train_state_load(state_path, &f.job, &f.state, fp, &e)) fail_msg("%s", e.msg);
     assert_int_equal(f.state.step, 10);
     assert_int_equal(finetune_run(&f, &e), 0);
@@ -278,7 +303,8 @@ static void test_interrupt_and_resume_is_bit_identical(void **state) {
     finetune_opts o2 = opts(8, 30, 2, 11);
     o2.train.lr = 1e-3f;
     char *fp2 = finetune_fingerprint(&o2, base_sha, "d", "v", "r");
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o2, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o2, "test", &e))
+        fail_msg("%s", e.msg);
     assert_int_equal(train_state_load(state_path, &f.job, &f.state, fp2, &e), -1);
     assert_non_null(strstr(e.msg, "lr = 0.002"));
     finetune_free(&f);
@@ -294,7 +320,8 @@ static double replay_kl(finetune *f, int n) {
     ml_error e;
     engine g;
     const minigpt *frozen = f->frozen.params ? &f->frozen : NULL;
-    if (engine_init(&g, f->m, 1, n, n, 0, f->g.n_ext, &e) || engine_set_preserve(&g, 1.0f, frozen, &e))
+    if (engine_init(&g, f->m, 1, n, n, 0, f->g.n_ext, &e) ||
+        engine_set_preserve(&g, 1.0f, frozen, &e))
         fail_msg("%s", e.msg);
     const ds_example **ex = malloc(sizeof *ex * (size_t)n);
     for (int i = 0; i < n; i++) ex[i] = &replay_set.ex[i];
@@ -314,13 +341,15 @@ static void test_preserve_kl_pulls_toward_base(void **state) {
         o.train.preserve_kl = k ? 5.0f : 0.0f;
         ml_error e;
         finetune f;
-        if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+        if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+            fail_msg("%s", e.msg);
         if (finetune_run(&f, &e)) fail_msg("%s", e.msg);
         kl[k] = replay_kl(&f, 64);
         finetune_free(&f);
     }
     assert_true(kl[0] > 0.0);
-    if (!(kl[1] < 0.5 * kl[0])) fail_msg("KL to the base %g with the term, %g without", kl[1], kl[0]);
+    if (!(kl[1] < 0.5 * kl[0]))
+        fail_msg("KL to the base %g with the term, %g without", kl[1], kl[0]);
 }
 
 /* The term's extra forward keeps the determinism guarantee: 1 and 2 threads, same bytes. */
@@ -346,7 +375,8 @@ static void test_preserve_kl_full_finetune_uses_frozen_copy(void **state) {
     o.train.preserve_kl = 1.0f;
     ml_error e;
     finetune f;
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     if (finetune_run(&f, &e)) fail_msg("%s", e.msg);
     assert_true(f.g.kl_mean > 0.0); /* the last step saw a model that differs from the base */
     assert_memory_equal(f.frozen.params, before, model.n_params * sizeof(float));
@@ -405,7 +435,8 @@ static void test_adamw_through_table_matches_formula(void **state) {
         float g[N];
         for (int i = 0; i < N; i++) g[i] = 0.05f * (float)(i * t) - 0.1f;
         optim_step(&s, OFF, p, g, N, 1e-2f, 0.1f, &h, t);
-        const float c1 = 1.0f / (1.0f - powf(0.9f, (float)t)), c2 = 1.0f / (1.0f - powf(0.999f, (float)t));
+        const float c1 = 1.0f / (1.0f - powf(0.9f, (float)t)),
+                    c2 = 1.0f / (1.0f - powf(0.999f, (float)t));
         for (int i = 0; i < N; i++) {
             m[i] = 0.9f * m[i] + (1.0f - 0.9f) * g[i];
             v[i] = 0.999f * v[i] + (1.0f - 0.999f) * g[i] * g[i];
@@ -437,7 +468,8 @@ static void test_loraplus_ratio_scales_b_updates(void **state) {
         o.loraplus_ratio = k ? 16.0f : 1.0f;
         ml_error e;
         finetune f;
-        if (finetune_init(&f, &model, &train_set, &replay_set, NULL, &o, "test", &e)) fail_msg("%s", e.msg);
+        if (finetune_init(&f, &model, &train_set, &replay_set, NULL, &o, "test", &e))
+            fail_msg("%s", e.msg);
         if (train_run(&f.job, &f.opts, &f.state, &f.result, &e)) fail_msg("%s", e.msg);
         nb = 0;
         for (int i = 0; i < f.n_tensors; i++) nb += f.tensors[i].n;
@@ -456,7 +488,8 @@ static void test_loraplus_ratio_scales_b_updates(void **state) {
     finetune_opts o = opts(4, 1, 2, 5);
     ml_error e;
     finetune f;
-    if (finetune_init(&f, &model, &train_set, &replay_set, NULL, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, NULL, &o, "test", &e))
+        fail_msg("%s", e.msg);
     size_t off = 0, nonzero = 0;
     for (int i = 0; i < f.n_tensors; i++) {
         const size_t n = f.tensors[i].n;
@@ -466,7 +499,8 @@ static void test_loraplus_ratio_scales_b_updates(void **state) {
                 assert_true(a == b);
             } else {
                 if (a != 0.0f) nonzero++;
-                if (b != 16.0f * a) fail_msg("%s B[%zu]: %g is not 16 x %g", f.tensors[i].name, j, b, a);
+                if (b != 16.0f * a)
+                    fail_msg("%s B[%zu]: %g is not 16 x %g", f.tensors[i].name, j, b, a);
             }
         }
         off += n;
@@ -493,7 +527,8 @@ static void test_sgd_resume_bit_identical_and_kind_checked(void **state) {
     assert_non_null(strstr(fp, "\"loraplus_ratio\":4"));
     snprintf(state_path, sizeof state_path, "%s/sgd.state", tmpdir);
     finetune f;
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     f.job.on_eval = stop_at_10;
     assert_int_equal(finetune_run(&f, &e), 0);
     train_stop_signal = 0;
@@ -511,7 +546,8 @@ static void test_sgd_resume_bit_identical_and_kind_checked(void **state) {
     }
     assert_true(has_momentum && !has_adam);
     st_close(&sf);
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     if (train_state_load(state_path, &f.job, &f.state, fp, &e)) fail_msg("%s", e.msg);
     assert_int_equal(finetune_run(&f, &e), 0);
     char path[256];
@@ -525,28 +561,33 @@ static void test_sgd_resume_bit_identical_and_kind_checked(void **state) {
     finetune_opts oa = o;
     oa.train.optimizer = OPTIM_ADAMW;
     char *fpa = finetune_fingerprint(&oa, base_sha, "d", "v", "r");
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &oa, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &oa, "test", &e))
+        fail_msg("%s", e.msg);
     assert_int_equal(train_state_load(state_path, &f.job, &f.state, fpa, &e), -1);
-    if (!strstr(e.msg, "optimizer = sgd") || !strstr(e.msg, "adamw")) fail_msg("message: %s", e.msg);
+    if (!strstr(e.msg, "optimizer = sgd") || !strstr(e.msg, "adamw"))
+        fail_msg("message: %s", e.msg);
     assert_null(strchr(e.msg, '\n'));
     finetune_free(&f);
     /* another momentum, or LoRA+ left at its default: refused naming the setting */
     finetune_opts om = o;
     om.train.momentum = 0.5f;
     char *fpm = finetune_fingerprint(&om, base_sha, "d", "v", "r");
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &om, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &om, "test", &e))
+        fail_msg("%s", e.msg);
     assert_int_equal(train_state_load(state_path, &f.job, &f.state, fpm, &e), -1);
     if (!strstr(e.msg, "momentum = 0.89")) fail_msg("message: %s", e.msg);
     finetune_free(&f);
     finetune_opts or = o;
     or.loraplus_ratio = 1.0f;
-    char *fpr = finetune_fingerprint(&or, base_sha, "d", "v", "r");
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &or, "test", &e)) fail_msg("%s", e.msg);
+    char *fpr = finetune_fingerprint(& or, base_sha, "d", "v", "r");
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, & or, "test", &e))
+        fail_msg("%s", e.msg);
     assert_int_equal(train_state_load(state_path, &f.job, &f.state, fpr, &e), -1);
     if (!strstr(e.msg, "loraplus_ratio = 4")) fail_msg("message: %s", e.msg);
     finetune_free(&f);
     /* and the loop itself refuses a state of another kind than its options */
-    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e)) fail_msg("%s", e.msg);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
     f.opts.optimizer = OPTIM_ADAMW;
     assert_int_equal(finetune_run(&f, &e), -1);
     assert_non_null(strstr(e.msg, "sgd"));

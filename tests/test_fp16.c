@@ -63,7 +63,7 @@ static void test_ties_to_even(void **state) {
 }
 
 static void test_subnormals(void **state) {
-    assert_int_equal(conv(ldexpf(1, -24)), 0x0001);                 /* smallest subnormal */
+    assert_int_equal(conv(ldexpf(1, -24)), 0x0001); /* smallest subnormal */
     assert_int_equal(conv(-ldexpf(1, -24)), 0x8001);
     assert_int_equal(conv(ldexpf(1023, -24)), 0x03ff);              /* largest subnormal */
     assert_int_equal(conv(ldexpf(1, -14)), 0x0400);                 /* smallest normal */

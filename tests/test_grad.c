@@ -128,8 +128,8 @@ static double fd_element(fixture *f, float *x) {
 }
 
 /* The parameter at x whose backward gradient is g against its finite difference. */
-static void check_param(fixture *f, float *x, double g, const char *name, size_t j,
-                        const char *why, double *worst) {
+static void check_param(fixture *f, float *x, double g, const char *name, size_t j, const char *why,
+                        double *worst) {
     double fd = fd_element(f, x);
     double err = fabs(fd - g), tol = 2e-4 + 1e-2 * fabs(g);
     if (err / tol > *worst) *worst = err / tol;
@@ -200,10 +200,12 @@ static void test_every_tensor_directional(void **state) {
         /* the exact float perturbations actually applied, for the predicted change */
         double predicted = 0.0;
         for (size_t j = 0; j < t->numel; j++) x[j] = saved[j] + h * u[j] / (float)sqrt(norm);
-        for (size_t j = 0; j < t->numel; j++) predicted += (double)f->grad[t->offset + j] * ((double)x[j] - saved[j]);
+        for (size_t j = 0; j < t->numel; j++)
+            predicted += (double)f->grad[t->offset + j] * ((double)x[j] - saved[j]);
         double fp = loss_at(f);
         for (size_t j = 0; j < t->numel; j++) x[j] = saved[j] - h * u[j] / (float)sqrt(norm);
-        for (size_t j = 0; j < t->numel; j++) predicted -= (double)f->grad[t->offset + j] * ((double)x[j] - saved[j]);
+        for (size_t j = 0; j < t->numel; j++)
+            predicted -= (double)f->grad[t->offset + j] * ((double)x[j] - saved[j]);
         double fm = loss_at(f);
         memcpy(x, saved, t->numel * sizeof(float));
         double measured = fp - fm;
@@ -228,8 +230,11 @@ static void test_lora_elementwise(void **state) {
     for (int i = 0; i < f->a.n_layers; i++) {
         const lora_layer *L = &f->a.layers[i];
         const size_t na = (size_t)f->a.rank * L->slot->in, nb = (size_t)L->slot->out * f->a.rank;
-        struct { const char *what; float *p; size_t off, n; } mats[2] = {
-            {"lora_A", L->A, L->a_off, na}, {"lora_B", L->B, L->b_off, nb}};
+        struct {
+            const char *what;
+            float *p;
+            size_t off, n;
+        } mats[2] = {{"lora_A", L->A, L->a_off, na}, {"lora_B", L->B, L->b_off, nb}};
         for (int k = 0; k < 2; k++) {
             const float *g = f->lora_grad + mats[k].off;
             char name[MINIGPT_MAX_NAME + 16];
@@ -243,8 +248,8 @@ static void test_lora_elementwise(void **state) {
             check_param(f, mats[k].p + j, g[j], name, j, "random element", &worst);
         }
     }
-    printf("  %s LoRA elementwise: %d layers, worst |fd-g|/tol = %.3f\n", cur->name,
-           f->a.n_layers, worst);
+    printf("  %s LoRA elementwise: %d layers, worst |fd-g|/tol = %.3f\n", cur->name, f->a.n_layers,
+           worst);
 }
 
 int main(void) {

@@ -72,15 +72,21 @@ static void test_parameter_counts(void **state) {
         const char *spec;
         long per_rank; /* Σ (in+out) over the chosen layers of both blocks */
     } subsets[] = {
-        {"q", 2 * 128},          {"attn", 8 * 128},       {"ffn", 2 * (320 + 320)},
-        {"q,v", 4 * 128},        {"fc1", 2 * 320},        {"o,fc2", 2 * (128 + 320)},
-        {"all", 8 * 128 + 4 * 320}, {"q_proj,k_proj", 4 * 128},
+        {"q", 2 * 128},
+        {"attn", 8 * 128},
+        {"ffn", 2 * (320 + 320)},
+        {"q,v", 4 * 128},
+        {"fc1", 2 * 320},
+        {"o,fc2", 2 * (128 + 320)},
+        {"all", 8 * 128 + 4 * 320},
+        {"q_proj,k_proj", 4 * 128},
     };
     for (size_t i = 0; i < sizeof subsets / sizeof subsets[0]; i++) {
         unsigned mask;
         ml_error e;
         assert_int_equal(lora_parse_targets(subsets[i].spec, &mask, &e), 0);
-        for (int r = 1; r <= 64; r *= 4) assert_int_equal(lora_count(&model, r, mask), subsets[i].per_rank * r);
+        for (int r = 1; r <= 64; r *= 4)
+            assert_int_equal(lora_count(&model, r, mask), subsets[i].per_rank * r);
     }
     unsigned mask;
     ml_error e;
@@ -168,7 +174,8 @@ static void test_lora_gradients_fd(void **state) {
     randomize(&a, 9);
     minigpt_ws ws;
     assert_int_equal(minigpt_ws_init(&ws, &model, B, T, &e), 0);
-    float *grad = calloc(a.n_params, sizeof(float)), *base_before = malloc(model.n_params * sizeof(float));
+    float *grad = calloc(a.n_params, sizeof(float)),
+          *base_before = malloc(model.n_params * sizeof(float));
     memcpy(base_before, model.params, model.n_params * sizeof(float));
     minigpt_forward(&model, &ws, tok, B, T);
     minigpt_xent(&model, &ws, tgt, 1.0f / count);
@@ -194,7 +201,8 @@ static void test_lora_gradients_fd(void **state) {
                 v[k] = loss_of(&model, &ws, tok, tgt, count);
             }
             *x = x0;
-            const double fd = (v[0] - 8 * v[1] + 8 * v[2] - v[3]) / (12.0 * h), g = grad[off + jmax];
+            const double fd = (v[0] - 8 * v[1] + 8 * v[2] - v[3]) / (12.0 * h),
+                         g = grad[off + jmax];
             const double err = fabs(fd - g), tol = 2e-4 + 1e-2 * fabs(g);
             if (err / tol > worst) worst = err / tol;
             if (err > tol)
@@ -271,7 +279,8 @@ static void test_adapter_file(void **state) {
     assert_string_equal(st_meta(&f, "lora_alpha"), "16");
     assert_string_equal(st_meta(&f, "use_rslora"), "false");
     assert_string_equal(st_meta(&f, "base_sha256"), "ab12");
-    assert_string_equal(st_meta(&f, "target_modules"), "[\"q_proj\",\"k_proj\",\"v_proj\",\"o_proj\",\"fc1\",\"fc2\"]");
+    assert_string_equal(st_meta(&f, "target_modules"),
+                        "[\"q_proj\",\"k_proj\",\"v_proj\",\"o_proj\",\"fc1\",\"fc2\"]");
     st_close(&f);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
@@ -329,7 +338,8 @@ static void test_layers(void **state) {
     const char *bad[] = {"", "2", "0,", ",1", "x", "-1", "0 1", "1.0", "01x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         unsigned lm;
-        if (lora_parse_layers(bad[i], model.cfg.n_layers, &lm, &e) != -1) fail_msg("'%s' parsed", bad[i]);
+        if (lora_parse_layers(bad[i], model.cfg.n_layers, &lm, &e) != -1)
+            fail_msg("'%s' parsed", bad[i]);
         assert_non_null(strstr(e.msg, "block index"));
     }
     lora a;
@@ -375,7 +385,8 @@ static void test_layers(void **state) {
         assert_int_equal(lora_init(&a, &model, 0, 8.0f, 0, LORA_ALL_TARGETS, &e), 0);
         assert_int_equal(lora_save(&a, path, "ab12", 1, k, v, &e), 0);
         lora_free(&a);
-        if (lora_load(&b, &model, path, "ab12", &e) != -1) fail_msg("layers_to_transform %s loaded", bad_meta[i]);
+        if (lora_load(&b, &model, path, "ab12", &e) != -1)
+            fail_msg("layers_to_transform %s loaded", bad_meta[i]);
         assert_non_null(strstr(e.msg, "layers_to_transform"));
     }
     /* one integer, as PEFT also writes it */
@@ -394,9 +405,12 @@ int main(int argc, char **argv) {
     (void)argc;
     runtime_init(argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parameter_counts),   cmocka_unit_test(test_step0_invariance),
-        cmocka_unit_test(test_rank0_and_scales),   cmocka_unit_test(test_lora_gradients_fd),
-        cmocka_unit_test(test_merge_matches_adapter), cmocka_unit_test(test_adapter_file),
+        cmocka_unit_test(test_parameter_counts),
+        cmocka_unit_test(test_step0_invariance),
+        cmocka_unit_test(test_rank0_and_scales),
+        cmocka_unit_test(test_lora_gradients_fd),
+        cmocka_unit_test(test_merge_matches_adapter),
+        cmocka_unit_test(test_adapter_file),
         cmocka_unit_test(test_layers),
     };
     return cmocka_run_group_tests_name("lora", tests, setup, teardown);

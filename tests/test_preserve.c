@@ -46,10 +46,10 @@ typedef struct {
     st_file f;
     minigpt m;
     lora a;
-    float *B_saved;              /* the fixture's B of every layer (a.params layout) */
+    float *B_saved; /* the fixture's B of every layer (a.params layout) */
     int32_t lengths[NSEQ], n_prompt[NSEQ], n_kl;
     float lambda;
-    int *seq;                    /* (NSEQ, context) */
+    int *seq; /* (NSEQ, context) */
     ds_example ex[NSEQ];
     const ds_example *exp[NSEQ];
 } fixture;
@@ -118,7 +118,8 @@ static void set_B(fixture *x, int on) {
     memcpy(x->a.params, x->B_saved, x->a.n_params * sizeof(float));
     if (!on)
         for (int i = 0; i < x->a.n_layers; i++)
-            memset(x->a.layers[i].B, 0, (size_t)x->a.layers[i].slot->out * x->a.rank * sizeof(float));
+            memset(x->a.layers[i].B, 0,
+                   (size_t)x->a.layers[i].slot->out * x->a.rank * sizeof(float));
 }
 
 /* Compares n floats against reference tensor `name` (test_util.h) at this file's tolerance. */
@@ -240,10 +241,11 @@ static void test_n_kl_change_on_one_engine(void **state) {
         engine_grad(&h, x->exp, NSEQ, 1, NULL);
         double err, mag;
         tu_max_err(g.grad, h.grad, x->a.n_params, &err, &mag);
-        printf("  micro %d: n_kl 3 then 1 vs fresh n_kl 1: kl_mean %.9g vs %.9g, gradient rel %.3e\n",
-               micro, g.kl_mean, h.kl_mean, err / mag);
-        const int same = g.kl_mean == h.kl_mean &&
-                         memcmp(g.grad, h.grad, x->a.n_params * sizeof(float)) == 0;
+        printf(
+            "  micro %d: n_kl 3 then 1 vs fresh n_kl 1: kl_mean %.9g vs %.9g, gradient rel %.3e\n",
+            micro, g.kl_mean, h.kl_mean, err / mag);
+        const int same =
+            g.kl_mean == h.kl_mean && memcmp(g.grad, h.grad, x->a.n_params * sizeof(float)) == 0;
         engine_free(&g);
         engine_free(&h);
         if (!same) fail_msg("micro %d: the result depends on the engine's previous n_kl", micro);
@@ -376,18 +378,21 @@ static void test_finite_differences_directional(void **state) {
             }
             double predicted = 0.0;
             for (size_t j = 0; j < n[w]; j++) v[j] = saved[j] + h * u[j] / (float)sqrt(norm);
-            for (size_t j = 0; j < n[w]; j++) predicted += (double)gr[j] * ((double)v[j] - saved[j]);
+            for (size_t j = 0; j < n[w]; j++)
+                predicted += (double)gr[j] * ((double)v[j] - saved[j]);
             const double fp = loss_at(x, &c.ws, c.ref);
             for (size_t j = 0; j < n[w]; j++) v[j] = saved[j] - h * u[j] / (float)sqrt(norm);
-            for (size_t j = 0; j < n[w]; j++) predicted -= (double)gr[j] * ((double)v[j] - saved[j]);
+            for (size_t j = 0; j < n[w]; j++)
+                predicted -= (double)gr[j] * ((double)v[j] - saved[j]);
             const double fm = loss_at(x, &c.ws, c.ref);
             memcpy(v, saved, n[w] * sizeof(float));
             const double measured = fp - fm;
             const double err = fabs(measured - predicted), tol = 4e-6 + 1e-2 * fabs(predicted);
             if (err / tol > worst) worst = err / tol;
             if (err > tol)
-                fail_msg("%s.lora_%c: along a random direction backward predicts %.7g, loss changed %.7g",
-                         L->slot->path, w ? 'B' : 'A', predicted, measured);
+                fail_msg(
+                    "%s.lora_%c: along a random direction backward predicts %.7g, loss changed %.7g",
+                    L->slot->path, w ? 'B' : 'A', predicted, measured);
             free(saved);
             free(u);
         }

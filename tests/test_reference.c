@@ -173,8 +173,8 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "reference %s", fixtures[i]);
         fixture_path = fixtures[i];
         printf("%s\n", name);
-        failed += _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], setup,
-                                          teardown);
+        failed +=
+            _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], setup, teardown);
     }
     return failed != 0;
 }

@@ -66,18 +66,20 @@ static int replay_dir(const char *dir, fuzz_one_fn fn, int must_exist) {
             }
             fail_msg("%s", e.msg);
         }
-        const int before = fz_violations, models = fz_st_models_loaded, adapters = fz_st_adapters_loaded,
-                  refused = fz_st_adapters_refused;
+        const int before = fz_violations, models = fz_st_models_loaded,
+                  adapters = fz_st_adapters_loaded, refused = fz_st_adapters_refused;
         ml_error err = {{0}};
         const int ok = fn((const uint8_t *)data, size, &err);
         free(data);
-        if (fz_violations != before) fail_msg("%s: %d fuzz invariant(s) broken (see above)", path, fz_violations - before);
+        if (fz_violations != before)
+            fail_msg("%s: %d fuzz invariant(s) broken (see above)", path, fz_violations - before);
         if (!ok) {
             const char *why = fz_msg_problem(err.msg);
             if (why) fail_msg("%s: %s: %s", path, why, err.msg);
         }
         const int bad_adapter = strncmp(names[i], "bad-adapter", 11) == 0;
-        if (strncmp(names[i], "ok-", 3) == 0 && !ok) fail_msg("%s: valid seed refused: %s", path, err.msg);
+        if (strncmp(names[i], "ok-", 3) == 0 && !ok)
+            fail_msg("%s: valid seed refused: %s", path, err.msg);
         if (strncmp(names[i], "bad-", 4) == 0 && !bad_adapter && ok)
             fail_msg("%s: invalid input accepted", path);
         if (bad_adapter && (!ok || fz_st_adapters_refused == refused))

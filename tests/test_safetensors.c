@@ -232,8 +232,9 @@ static void test_f16_half_ulp(void **state) {
     for (int i = 0; i < N; i++) {
         double err = fabs((double)y[i] - (double)x[i]);
         double lim = half_ulp(fmin(fabs((double)x[i]), 65504.0)) / 2;
-        if (err > lim) fail_msg("element %d: %a read back as %a (error %g > %g)", i,
-                                (double)x[i], (double)y[i], err, lim);
+        if (err > lim)
+            fail_msg("element %d: %a read back as %a (error %g > %g)", i, (double)x[i],
+                     (double)y[i], err, lim);
         uint16_t h;
         assert_int_equal(fp16_from_f32(y[i], &h), 0); /* on the grid: converts back exactly */
         assert_true(fp16_to_f32(h) == y[i]);
@@ -319,17 +320,28 @@ static void test_lora_header_compact(void **state) {
     assert_int_equal(st_writer_meta(w, "peft_type", "LORA", &e), 0);
     assert_int_equal(st_writer_meta(w, "r", "8", &e), 0);
     assert_int_equal(st_writer_meta(w, "lora_alpha", "16", &e), 0);
-    assert_int_equal(st_writer_meta(w, "target_modules", "[\"q_proj\",\"k_proj\",\"v_proj\",\"o_proj\"]", &e), 0);
+    assert_int_equal(
+        st_writer_meta(w, "target_modules", "[\"q_proj\",\"k_proj\",\"v_proj\",\"o_proj\"]", &e),
+        0);
     assert_int_equal(st_writer_meta(w, "use_rslora", "false", &e), 0);
-    assert_int_equal(st_writer_meta(w, "base_sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", &e), 0);
-    assert_int_equal(st_writer_meta(w, "provenance", "{\"seed\":1234,\"steps\":2000,\"data_sha256\":\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"}", &e), 0);
+    assert_int_equal(
+        st_writer_meta(w, "base_sha256",
+                       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", &e),
+        0);
+    assert_int_equal(
+        st_writer_meta(
+            w, "provenance",
+            "{\"seed\":1234,\"steps\":2000,\"data_sha256\":\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"}",
+            &e),
+        0);
     int n = 0;
     for (int blk = 0; blk < 3; blk++)
         for (int j = 0; j < 4; j++)
             for (int ab = 0; ab < 2; ab++) {
                 char name[128];
-                snprintf(name, sizeof name, "base_model.model.blocks.%d.attn.%s_proj.lora_%c.weight",
-                         blk, proj[j], ab ? 'B' : 'A');
+                snprintf(name, sizeof name,
+                         "base_model.model.blocks.%d.attn.%s_proj.lora_%c.weight", blk, proj[j],
+                         ab ? 'B' : 'A');
                 int64_t shape[2] = {ab ? 64 : 8, ab ? 8 : 64};
                 assert_int_equal(st_writer_add_f32(w, name, ST_F16, data, 2, shape, &e), 0);
                 n++;
@@ -501,7 +513,8 @@ static void test_bad_framing(void **state) {
     expect_bad(path_in("zero.safetensors"), "too small");
     write_bytes(path_in("seven.safetensors"), "\x02\0\0\0\0\0\0", 7);
     expect_bad(path_in("seven.safetensors"), "too small");
-    expect_bad(hostile_len("past.safetensors", 100, "{}", NULL, 0), "header length 100 exceeds file size 10");
+    expect_bad(hostile_len("past.safetensors", 100, "{}", NULL, 0),
+               "header length 100 exceeds file size 10");
     expect_bad(hostile_len("big63.safetensors", UINT64_C(1) << 63, "{}", NULL, 0),
                "header length 9223372036854775808 exceeds file size 10");
     expect_bad(hostile_len("big64.safetensors", UINT64_MAX, "{}", NULL, 0),
@@ -535,12 +548,22 @@ static void test_truncated_payload(void **state) {
     assert_int_equal(st_writer_serialize(w, &buf, &n, &e), 0);
     st_writer_free(w);
     size_t data_start = n - 48;
-    size_t cuts[] = {0, 3, 7, 8, 9, data_start / 2, data_start - 1, data_start, data_start + 1,
-                     data_start + 24, data_start + 25, n - 1};
+    size_t cuts[] = {0,
+                     3,
+                     7,
+                     8,
+                     9,
+                     data_start / 2,
+                     data_start - 1,
+                     data_start,
+                     data_start + 1,
+                     data_start + 24,
+                     data_start + 25,
+                     n - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
         const char *p = path_in("cut.safetensors");
         write_bytes(p, buf, cuts[i]);
-        const char *word = cuts[i] < 8 ? "too small"
+        const char *word = cuts[i] < 8            ? "too small"
                            : cuts[i] < data_start ? "exceeds file size"
                                                   : "beyond the data section";
         expect_bad(p, word);
@@ -561,15 +584,17 @@ static void test_truncated_payload(void **state) {
 }
 
 static void test_bad_offsets(void **state) {
-    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,16]}}", 8, "tensor 'a' data_offsets [0, 16] reach beyond the data section");
+    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,16]}}", 8,
+        "tensor 'a' data_offsets [0, 16] reach beyond the data section");
     BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[8,0]}}", 8, "end before begin");
-    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[-8,0]}}", 8, "tensor 'a' data_offsets[0] = -8 is negative");
-    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8]},'b':{'dtype':'F32','shape':[2],'data_offsets':[4,12]}}", 12,
-        "overlap");
-    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8]},'b':{'dtype':'F32','shape':[2],'data_offsets':[0,8]}}", 8,
-        "overlap");
-    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8]},'b':{'dtype':'F32','shape':[2],'data_offsets':[12,20]}}", 20,
-        "gap");
+    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[-8,0]}}", 8,
+        "tensor 'a' data_offsets[0] = -8 is negative");
+    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8]},'b':{'dtype':'F32','shape':[2],'data_offsets':[4,12]}}",
+        12, "overlap");
+    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8]},'b':{'dtype':'F32','shape':[2],'data_offsets':[0,8]}}",
+        8, "overlap");
+    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8]},'b':{'dtype':'F32','shape':[2],'data_offsets':[12,20]}}",
+        20, "gap");
     BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[4,12]}}", 12, "gap");
     BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8]}}", 12, "gap"); /* trailing bytes */
     BAD("{}", 4, "gap");
@@ -581,43 +606,56 @@ static void test_bad_offsets(void **state) {
     BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,'8']}}", 8, "not a number");
     BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8.0]}}", 8, "'8.0' at byte");
     BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8e0]}}", 8, "not a plain");
-    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,08]}}", 8, "'08'"); /* leading zero: cJSON accepts it, JSON does not */
+    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,08]}}", 8,
+        "'08'"); /* leading zero: cJSON accepts it, JSON does not */
     BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[-0,8]}}", 8, "'-0'");
-    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,18446744073709551624]}}", 8, "too large");
+    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,18446744073709551624]}}", 8,
+        "too large");
 }
 
 static void test_bad_shapes_and_dtypes(void **state) {
-    BAD("{'a':{'dtype':'F32','shape':[1099511627776,1099511627776],'data_offsets':[0,0]}}", 0, "overflow");
-    BAD("{'a':{'dtype':'F32','shape':[2147483648,2147483648],'data_offsets':[0,0]}}", 0, "overflow");
-    BAD("{'a':{'dtype':'I64','shape':[1,2,3,4611686018427387904],'data_offsets':[0,0]}}", 0, "too large");
-    BAD("{'a':{'dtype':'F32','shape':[-1],'data_offsets':[0,0]}}", 0, "tensor 'a' shape[0] = -1 is negative");
-    BAD("{'a':{'dtype':'F32','shape':[2.5],'data_offsets':[0,10]}}", 10, "tensor 'a' shape[0] = 2.5 is not an integer");
-    BAD("{'a':{'dtype':'F32','shape':[2.0],'data_offsets':[0,8]}}", 8, "not a plain non-negative integer");
+    BAD("{'a':{'dtype':'F32','shape':[1099511627776,1099511627776],'data_offsets':[0,0]}}", 0,
+        "overflow");
+    BAD("{'a':{'dtype':'F32','shape':[2147483648,2147483648],'data_offsets':[0,0]}}", 0,
+        "overflow");
+    BAD("{'a':{'dtype':'I64','shape':[1,2,3,4611686018427387904],'data_offsets':[0,0]}}", 0,
+        "too large");
+    BAD("{'a':{'dtype':'F32','shape':[-1],'data_offsets':[0,0]}}", 0,
+        "tensor 'a' shape[0] = -1 is negative");
+    BAD("{'a':{'dtype':'F32','shape':[2.5],'data_offsets':[0,10]}}", 10,
+        "tensor 'a' shape[0] = 2.5 is not an integer");
+    BAD("{'a':{'dtype':'F32','shape':[2.0],'data_offsets':[0,8]}}", 8,
+        "not a plain non-negative integer");
     BAD("{'a':{'dtype':'F32','shape':[9007199254740992],'data_offsets':[0,0]}}", 0, "too large");
     BAD("{'a':{'dtype':'F32','shape':[9007199254740993],'data_offsets':[0,0]}}", 0, "too large");
     BAD("{'a':{'dtype':'F32','shape':[1e400],'data_offsets':[0,0]}}", 0, "too large");
-    BAD("{'a':{'dtype':'F32','shape':[1,1,1,1,1],'data_offsets':[0,4]}}", 4, "5 dimensions, more than 4");
+    BAD("{'a':{'dtype':'F32','shape':[1,1,1,1,1],'data_offsets':[0,4]}}", 4,
+        "5 dimensions, more than 4");
     BAD("{'a':{'dtype':'F32','shape':['2'],'data_offsets':[0,8]}}", 8, "not a number");
     BAD("{'a':{'dtype':'F32','shape':2,'data_offsets':[0,8]}}", 8, "shape is not an array");
-    BAD("{'a':{'dtype':'F8','shape':[2],'data_offsets':[0,2]}}", 2, "tensor 'a' has unknown dtype 'F8'");
+    BAD("{'a':{'dtype':'F8','shape':[2],'data_offsets':[0,2]}}", 2,
+        "tensor 'a' has unknown dtype 'F8'");
     BAD("{'a':{'dtype':'BF16','shape':[2],'data_offsets':[0,4]}}", 4, "unknown dtype");
     BAD("{'a':{'dtype':32,'shape':[2],'data_offsets':[0,8]}}", 8, "dtype is not a string");
     BAD("{'a':{'dtype':'F\\n','shape':[2],'data_offsets':[0,8]}}", 8, "unknown dtype 'F\\n'");
     BAD("{'a':{'shape':[2],'data_offsets':[0,8]}}", 8, "tensor 'a' has no dtype");
     BAD("{'a':{'dtype':'F32','data_offsets':[0,8]}}", 8, "has no shape");
     BAD("{'a':{'dtype':'F32','shape':[2]}}", 8, "has no data_offsets");
-    BAD("{'a':{'dtype':'F32','dtype':'F32','shape':[2],'data_offsets':[0,8]}}", 8, "duplicate field 'dtype'");
-    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8],'extra':1}}", 8, "unknown field 'extra'");
+    BAD("{'a':{'dtype':'F32','dtype':'F32','shape':[2],'data_offsets':[0,8]}}", 8,
+        "duplicate field 'dtype'");
+    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8],'extra':1}}", 8,
+        "unknown field 'extra'");
     BAD("{'a':5}", 0, "tensor 'a' entry is not an object");
     BAD("{'':{'dtype':'F32','shape':[2],'data_offsets':[0,8]}}", 8, "name is empty");
     BAD("{'a\\nb':{'dtype':'F32','shape':[2],'data_offsets':[0,8]}}", 8, "control character");
 }
 
 static void test_bad_names_and_metadata(void **state) {
-    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8]},'a':{'dtype':'F32','shape':[2],'data_offsets':[8,16]}}", 16,
-        "duplicate tensor name 'a'");
+    BAD("{'a':{'dtype':'F32','shape':[2],'data_offsets':[0,8]},'a':{'dtype':'F32','shape':[2],'data_offsets':[8,16]}}",
+        16, "duplicate tensor name 'a'");
     BAD("{'b':{'dtype':'F32','shape':[],'data_offsets':[0,4]},'a':{'dtype':'F32','shape':[],'data_offsets':[4,8]},"
-        "'b':{'dtype':'F32','shape':[],'data_offsets':[8,12]}}", 12, "duplicate tensor name 'b'");
+        "'b':{'dtype':'F32','shape':[],'data_offsets':[8,12]}}",
+        12, "duplicate tensor name 'b'");
     BAD("{'__metadata__':{'k':1}}", 0, "__metadata__ value of 'k' is not a string");
     BAD("{'__metadata__':{'k':null}}", 0, "not a string");
     BAD("{'__metadata__':['k']}", 0, "__metadata__ is not an object");
@@ -661,15 +699,16 @@ static void test_read_checks(void **state) {
     int64_t s23[2] = {2, 3}, s32[2] = {3, 2}, s2[1] = {2}, s1[1] = {1};
     char prefix[300];
     snprintf(prefix, sizeof prefix, "%s: ", p);
-#define CHECK(call, word)                                                                      \
-    do {                                                                                       \
-        memset(e.msg, 0, sizeof e.msg);                                                        \
-        assert_int_equal((call), -1);                                                          \
-        if (strncmp(e.msg, prefix, strlen(prefix)) != 0 || !strstr(e.msg, word))               \
-            fail_msg("expected '%s', got: %s", word, e.msg);                                   \
+#define CHECK(call, word)                                                                          \
+    do {                                                                                           \
+        memset(e.msg, 0, sizeof e.msg);                                                            \
+        assert_int_equal((call), -1);                                                              \
+        if (strncmp(e.msg, prefix, strlen(prefix)) != 0 || !strstr(e.msg, word))                   \
+            fail_msg("expected '%s', got: %s", word, e.msg);                                       \
     } while (0)
     CHECK(st_read_f32(&f, "a", ST_F32, dst, 2, s23, &e), "tensor 'a' element 1 is NaN");
-    CHECK(st_read_f32(&f, "a", ST_F32, dst, 2, s32, &e), "tensor 'a' has shape [2, 3], expected [3, 2]");
+    CHECK(st_read_f32(&f, "a", ST_F32, dst, 2, s32, &e),
+          "tensor 'a' has shape [2, 3], expected [3, 2]");
     CHECK(st_read_f32(&f, "a", ST_F32, dst, 1, s1, &e), "has shape [2, 3], expected [1]");
     CHECK(st_read_f32(&f, "a", ST_F16, dst, 2, s23, &e), "tensor 'a' has dtype F32, expected F16");
     CHECK(st_read_f32(&f, "b", ST_F32, dst, 1, s2, &e), "tensor 'b' has dtype F16, expected F32");
@@ -714,7 +753,8 @@ static void test_mutations_do_not_crash(void **state) {
             uint32_t r = next_u32();
             size_t at = r % n;
             static const char pool[] = "{}[]\",:0123456789-.eE \\u";
-            copy[at] = (r >> 16) & 1 ? (uint8_t)(r >> 8) : (uint8_t)pool[(r >> 8) % (sizeof pool - 1)];
+            copy[at] =
+                (r >> 16) & 1 ? (uint8_t)(r >> 8) : (uint8_t)pool[(r >> 8) % (sizeof pool - 1)];
         }
         st_file f;
         memset(e.msg, 0, sizeof e.msg);

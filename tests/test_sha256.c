@@ -24,9 +24,10 @@ static void test_fips_vectors(void **state) {
     check("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     check("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
           "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-    check("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrl"
-          "mnopqrsmnopqrstnopqrstu",
-          "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
+    check(
+        "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrl"
+        "mnopqrsmnopqrstnopqrstu",
+        "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
 }
 
 static void test_million_a(void **state) {
@@ -95,7 +96,8 @@ static void test_streaming_odd_chunks(void **state) {
             sha256_final(&c, d);
             char got[65];
             for (int i = 0; i < 32; i++) snprintf(got + 2 * i, 3, "%02x", d[i]);
-            if (strcmp(got, want) != 0) fail_msg("len %zu chunk %zu: %s != %s", len, chunks[k], got, want);
+            if (strcmp(got, want) != 0)
+                fail_msg("len %zu chunk %zu: %s != %s", len, chunks[k], got, want);
         }
     }
 }
@@ -142,15 +144,12 @@ static void test_file_matches_sha256sum(void **state) {
     assert_non_null(strstr(e.msg, missing));
     assert_int_equal(sha256_file_hex(dir, hex, &e), -1);
     assert_non_null(strstr(e.msg, "not a regular file"));
-
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fips_vectors),
-        cmocka_unit_test(test_million_a),
-        cmocka_unit_test(test_padding_boundaries),
-        cmocka_unit_test(test_streaming_odd_chunks),
+        cmocka_unit_test(test_fips_vectors),           cmocka_unit_test(test_million_a),
+        cmocka_unit_test(test_padding_boundaries),     cmocka_unit_test(test_streaming_odd_chunks),
         cmocka_unit_test(test_file_matches_sha256sum),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

@@ -20,7 +20,7 @@
 #include "ml_error.h"
 
 #define LORA_MAX_RANK 64
-#define LORA_ALL_TARGETS 0x3Fu /* one bit per minigpt_linear_role */
+#define LORA_ALL_TARGETS 0x3Fu  /* one bit per minigpt_linear_role */
 #define LORA_ALL_LAYERS 0xFFFFu /* one bit per block index (MINIGPT_MAX_LAYERS) */
 
 typedef struct lora lora;
@@ -39,13 +39,13 @@ struct lora {
     int rank;
     float alpha;
     int rslora;
-    float scale;            /* α/r, or α/√r with rsLoRA; 0 when r = 0 */
-    unsigned targets;       /* bit (1 << role) for each targeted role */
-    unsigned layer_mask;    /* bit (1 << block) for each adapted block (all of m's by default) */
+    float scale;         /* α/r, or α/√r with rsLoRA; 0 when r = 0 */
+    unsigned targets;    /* bit (1 << role) for each targeted role */
+    unsigned layer_mask; /* bit (1 << block) for each adapted block (all of m's by default) */
     int n_layers;
     lora_layer layers[MINIGPT_MAX_LAYERS * MINIGPT_LINEARS_PER_BLOCK];
-    size_t n_params;        /* Σ r·(in+out) */
-    float *params;          /* one block: A then B of each layer in slot order; owned */
+    size_t n_params; /* Σ r·(in+out) */
+    float *params;   /* one block: A then B of each layer in slot order; owned */
 };
 
 /* Parses a --targets list: comma-separated q,k,v,o (or q_proj..o_proj), fc1, fc2, and the

@@ -66,29 +66,29 @@ typedef enum { MG_EMBEDDING, MG_NORM, MG_LINEAR_WEIGHT, MG_LINEAR_BIAS } minigpt
 typedef struct {
     char name[MINIGPT_MAX_NAME]; /* safetensors name, e.g. "blocks.0.attn.q_proj.weight" */
     minigpt_kind kind;
-    int ndim;                    /* 1 or 2 */
-    int shape[2];                /* (out,in) for weights */
-    size_t offset;               /* in floats, from the start of the block */
+    int ndim;      /* 1 or 2 */
+    int shape[2];  /* (out,in) for weights */
+    size_t offset; /* in floats, from the start of the block */
     size_t numel;
 } minigpt_tensor;
 
 /* Views of one block's parameters (or of their gradients: the same layout), carved by the
  * per-block table in minigpt.c (one row per field). */
 typedef struct {
-    float *ln1_w, *ln1_b;      // (C)
-    float *wq, *wk, *wv, *wo;  // (C,C) each, (out,in)
-    float *ln2_w, *ln2_b;      // (C)
-    float *fc1_w;              // (F,C)
-    float *fc1_b;              // (F)
-    float *fc2_w;              // (C,F)
-    float *fc2_b;              // (C)
+    float *ln1_w, *ln1_b;     // (C)
+    float *wq, *wk, *wv, *wo; // (C,C) each, (out,in)
+    float *ln2_w, *ln2_b;     // (C)
+    float *fc1_w;             // (F,C)
+    float *fc1_b;             // (F)
+    float *fc2_w;             // (C,F)
+    float *fc2_b;             // (C)
 } minigpt_block_views;
 
 /* Named views into a parameter-shaped block (parameters or gradients). */
 typedef struct {
-    float *tok_emb;                                  // (V,C)
+    float *tok_emb; // (V,C)
     minigpt_block_views blocks[MINIGPT_MAX_LAYERS];
-    float *lnf_w, *lnf_b;                            // (C)
+    float *lnf_w, *lnf_b; // (C)
 } minigpt_views;
 
 /* A plug-in extending a Linear slot: y += ext(x). Installed by lora.c.
@@ -98,8 +98,7 @@ typedef struct {
  *           its saved rows as scratch (the forward that wrote them is done with). */
 typedef struct minigpt_linear_ext minigpt_linear_ext;
 struct minigpt_linear_ext {
-    void (*forward)(const minigpt_linear_ext *x, float *out, float *saved, const float *inp,
-                    int N);
+    void (*forward)(const minigpt_linear_ext *x, float *out, float *saved, const float *inp, int N);
     void (*backward)(const minigpt_linear_ext *x, float *dinp, float *grad, const float *dout,
                      float *saved, const float *inp, int N);
     int save_per_row;
@@ -110,30 +109,29 @@ struct minigpt_linear_ext {
 typedef enum { MG_Q = 0, MG_K, MG_V, MG_O, MG_FC1, MG_FC2, MG_N_ROLES } minigpt_linear_role;
 #define MINIGPT_LINEARS_PER_BLOCK MG_N_ROLES
 
-
 /* One Linear slot: y = x·Wᵀ + b (+ ext). Views point into the model's parameter block. */
 typedef struct {
     char path[MINIGPT_MAX_NAME]; /* "blocks.0.attn.q_proj", "blocks.1.ffn.fc2", ... */
     int layer;
     minigpt_linear_role role;
     int in, out;
-    float *w;                    // (out,in)
-    float *b;                    // (out) or NULL
-    int w_tensor, b_tensor;      /* indices in the tensor table (b_tensor -1 without bias) */
+    float *w;                      // (out,in)
+    float *b;                      // (out) or NULL
+    int w_tensor, b_tensor;        /* indices in the tensor table (b_tensor -1 without bias) */
     const minigpt_linear_ext *ext; /* NULL: the plain Linear */
 } minigpt_linear;
 
 typedef struct {
     minigpt_config cfg;
     int n_tensors;
-    minigpt_tensor *tensors;  /* the size table, in checkpoint order; owned */
-    size_t n_params;          /* total floats in params */
-    float *params;            /* the one parameter block; owned */
-    minigpt_views p;          /* views into params */
-    int n_linears;            /* L * 6 */
-    minigpt_linear *linears;  /* q,k,v,o,fc1,fc2 of block 0, then block 1, ...; owned */
-    float *rope_cos;          // (context, HS/2)
-    float *rope_sin;          // (context, HS/2)
+    minigpt_tensor *tensors; /* the size table, in checkpoint order; owned */
+    size_t n_params;         /* total floats in params */
+    float *params;           /* the one parameter block; owned */
+    minigpt_views p;         /* views into params */
+    int n_linears;           /* L * 6 */
+    minigpt_linear *linears; /* q,k,v,o,fc1,fc2 of block 0, then block 1, ...; owned */
+    float *rope_cos;         // (context, HS/2)
+    float *rope_sin;         // (context, HS/2)
 } minigpt;
 
 /* Builds the tensor table and allocates a zeroed parameter block. Free with minigpt_free. */
@@ -161,41 +159,41 @@ void minigpt_init_random(minigpt *m, uint64_t seed);
 
 /* Saved activations of one block, for up to B*T rows. */
 typedef struct {
-    float *ln1;                  // (B,T,C)
-    float *ln1_mean, *ln1_rstd;  // (B,T)
-    float *q, *k, *v;            // (B,T,C), q and k after RoPE
-    float *att;                  // (B,NH,T,T) attention probabilities
-    float *atty;                 // (B,T,C) attention output, input of o_proj
-    float *res1;                 // (B,T,C) residual stream after attention
-    float *ln2;                  // (B,T,C)
-    float *ln2_mean, *ln2_rstd;  // (B,T)
-    float *fc1;                  // (B,T,F) pre-activation
-    float *gelu;                 // (B,T,F) GELU(fc1), the input of fc2
-    float *res2;                 // (B,T,C) block output
+    float *ln1;                                  // (B,T,C)
+    float *ln1_mean, *ln1_rstd;                  // (B,T)
+    float *q, *k, *v;                            // (B,T,C), q and k after RoPE
+    float *att;                                  // (B,NH,T,T) attention probabilities
+    float *atty;                                 // (B,T,C) attention output, input of o_proj
+    float *res1;                                 // (B,T,C) residual stream after attention
+    float *ln2;                                  // (B,T,C)
+    float *ln2_mean, *ln2_rstd;                  // (B,T)
+    float *fc1;                                  // (B,T,F) pre-activation
+    float *gelu;                                 // (B,T,F) GELU(fc1), the input of fc2
+    float *res2;                                 // (B,T,C) block output
     float *ext_saved[MINIGPT_LINEARS_PER_BLOCK]; // (B,T,save_per_row) per slot, or NULL
 } minigpt_block_acts;
 
 /* Everything one forward+backward of a micro-batch of up to B sequences of T positions needs.
  * One allocation carved by a size table; one workspace per thread. */
 typedef struct {
-    int B, T;                    /* capacity */
+    int B, T; /* capacity */
     size_t n_floats;
-    float *block;                /* owned */
-    const int *tokens;           // (B,T) of the last forward (borrowed from the caller)
-    int fwd_B, fwd_T;            /* shape of the last forward */
-    float *x0;                   // (B,T,C) embeddings
+    float *block;      /* owned */
+    const int *tokens; // (B,T) of the last forward (borrowed from the caller)
+    int fwd_B, fwd_T;  /* shape of the last forward */
+    float *x0;         // (B,T,C) embeddings
     minigpt_block_acts layers[MINIGPT_MAX_LAYERS];
-    float *lnf;                  // (B,T,C)
-    float *lnf_mean, *lnf_rstd;  // (B,T)
-    float *logits;               // (B,T,V); after minigpt_xent with grads: dlogits
+    float *lnf;                 // (B,T,C)
+    float *lnf_mean, *lnf_rstd; // (B,T)
+    float *logits;              // (B,T,V); after minigpt_xent with grads: dlogits
     /* backward scratch, reused by every block */
-    float *dres;                 // (B,T,C) gradient of the residual stream
-    float *dtmp;                 // (B,T,C)
-    float *dq, *dk, *dv;         // (B,T,C)
-    float *datty;                // (B,T,C)
-    float *dfc;                  // (B,T,F) gradient of the GELU output, then of fc1's
-    float *tmp;                  // (B,T,C) forward scratch: o_proj and fc2 outputs
-    float *datt;                 // (T,T) one head's attention gradient
+    float *dres;         // (B,T,C) gradient of the residual stream
+    float *dtmp;         // (B,T,C)
+    float *dq, *dk, *dv; // (B,T,C)
+    float *datty;        // (B,T,C)
+    float *dfc;          // (B,T,F) gradient of the GELU output, then of fc1's
+    float *tmp;          // (B,T,C) forward scratch: o_proj and fc2 outputs
+    float *datt;         // (T,T) one head's attention gradient
 } minigpt_ws;
 
 /* Allocates a workspace for micro-batches of up to B x T. Plug-ins installed in m's slots at

@@ -60,17 +60,17 @@ int analyze_numerical_rank(const double *sigma, int n);
 typedef struct {
     char path[MINIGPT_MAX_NAME]; /* "blocks.0.attn.q_proj" */
     int out, in;
-    float *dw;                   // (out,in) the update; owned by the analyze_update
-    float *a;                    // (r,in) the adapter's A; NULL for a full checkpoint; owned
-    const float *w;              // (out,in) the frozen base weight; borrowed from the base
+    float *dw;      // (out,in) the update; owned by the analyze_update
+    float *a;       // (r,in) the adapter's A; NULL for a full checkpoint; owned
+    const float *w; // (out,in) the frozen base weight; borrowed from the base
 } analyze_layer;
 
 typedef struct {
-    int is_adapter;              /* 1: LoRA adapter (ΔW = s·B·A); 0: full checkpoint */
-    int rank;                    /* r of an adapter; 0 for a full checkpoint */
-    float alpha, scale;          /* adapter only */
+    int is_adapter;     /* 1: LoRA adapter (ΔW = s·B·A); 0: full checkpoint */
+    int rank;           /* r of an adapter; 0 for a full checkpoint */
+    float alpha, scale; /* adapter only */
     int rslora;
-    int n_layers;                /* adapted Linears (adapter) or every Linear (full) */
+    int n_layers; /* adapted Linears (adapter) or every Linear (full) */
     analyze_layer layers[ANALYZE_MAX_LAYERS];
 } analyze_update;
 
@@ -80,8 +80,8 @@ typedef struct {
  * checkpoint of the same config, and ΔW = W_file − W_base for every Linear. base is left as
  * it was (an adapter is installed only while it is read). u borrows base's weights, so base
  * must outlive it; free with analyze_update_free. */
-int analyze_update_load(analyze_update *u, minigpt *base, const char *base_sha256,
-                        const char *path, ml_error *e);
+int analyze_update_load(analyze_update *u, minigpt *base, const char *base_sha256, const char *path,
+                        ml_error *e);
 void analyze_update_free(analyze_update *u);
 
 /* The layer of u with this path, or NULL. Pointer owned by u. */

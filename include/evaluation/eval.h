@@ -13,19 +13,19 @@
 #define EVAL_NOT_FINITE (-2)
 
 typedef struct {
-    int correct;             /* greedy decoding reproduced the completion exactly */
-    double logp_target;      /* log P(completion ⊕ end | prompt), natural log */
-    double logp_distractor;  /* log P(distractor ⊕ end | prompt), or NAN without one */
-    int n_target_tokens;     /* completion tokens + the end token */
+    int correct;                    /* greedy decoding reproduced the completion exactly */
+    double logp_target;             /* log P(completion ⊕ end | prompt), natural log */
+    double logp_distractor;         /* log P(distractor ⊕ end | prompt), or NAN without one */
+    int n_target_tokens;            /* completion tokens + the end token */
     char prediction[EVAL_MAX_PRED]; /* greedy completion text, without the end token */
 } eval_item;
 
 typedef struct {
-    int n;                   /* examples */
+    int n; /* examples */
     int correct;
-    int n_pref, pref_correct;/* examples with a distractor; those preferring the target */
-    double nll;              /* Σ −logp_target */
-    long tokens;             /* Σ n_target_tokens */
+    int n_pref, pref_correct; /* examples with a distractor; those preferring the target */
+    double nll;               /* Σ −logp_target */
+    long tokens;              /* Σ n_target_tokens */
 } eval_totals;
 
 /* Scores every example of d with the model behind g (plug-ins included). items: d->n entries
@@ -44,8 +44,8 @@ double eval_ppl(const eval_totals *t);
  * adapted model; the drop is the exact-match change in points, positive when the model lost. */
 
 typedef struct {
-    const char *verb, *form;   /* borrowed from the dataset */
-    int n;                     /* examples */
+    const char *verb, *form; /* borrowed from the dataset */
+    int n;                   /* examples */
     int base_correct, model_correct;
 } eval_cell;
 
@@ -63,7 +63,6 @@ double eval_cell_drop(const eval_cell *c);
 
 /* Index of the cell with the largest drop (the first on ties), or -1 when n is 0. */
 int eval_largest_drop(const eval_cell *cells, int n);
-
 
 /* Logits (every example's whole sequence, padded to the context: (Σ n, context, V)) of the
  * model behind m on each dataset of sets[0..nsets), in batches; buffers come from m's config.

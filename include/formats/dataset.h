@@ -26,12 +26,12 @@ typedef struct {
 } ds_example;
 
 typedef struct {
-    char *path;             /* owned copy */
+    char *path; /* owned copy */
     int n;
-    ds_example *ex;         /* owned */
-    int max_len;            /* longest sequence, in tokens */
-    int *token_pool;        /* owned; examples point into it */
-    char *string_pool;      /* owned; examples point into it */
+    ds_example *ex;    /* owned */
+    int max_len;       /* longest sequence, in tokens */
+    int *token_pool;   /* owned; examples point into it */
+    char *string_pool; /* owned; examples point into it */
 } dataset;
 
 /* Loads and tokenizes a JSONL file; every sequence must be at most `context` tokens.

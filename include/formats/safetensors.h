@@ -26,21 +26,21 @@ typedef enum { ST_F32 = 0, ST_F16 = 1, ST_I32 = 2, ST_I64 = 3 } st_dtype;
 #define ST_MAX_HEADER (100u << 20) /* refuse headers above 100 MiB, as the reference does */
 
 typedef struct {
-    char *name;                    /* owned by the st_file */
+    char *name; /* owned by the st_file */
     st_dtype dtype;
-    int ndim;                      /* 0 (a scalar) .. ST_MAX_DIMS */
+    int ndim; /* 0 (a scalar) .. ST_MAX_DIMS */
     int64_t shape[ST_MAX_DIMS];
-    size_t numel;                  /* product of shape (1 for a scalar) */
-    size_t begin, end;             /* byte offsets inside the data section */
+    size_t numel;      /* product of shape (1 for a scalar) */
+    size_t begin, end; /* byte offsets inside the data section */
 } st_tensor;
 
 typedef struct {
-    char *label;                   /* path (or label) used in messages; owned */
-    uint8_t *bytes;                /* the whole file; owned */
+    char *label;    /* path (or label) used in messages; owned */
+    uint8_t *bytes; /* the whole file; owned */
     size_t size;
-    size_t data_start;             /* 8 + header length */
+    size_t data_start; /* 8 + header length */
     int n_tensors;
-    st_tensor *tensors;            /* in data order (ascending offsets); owned */
+    st_tensor *tensors; /* in data order (ascending offsets); owned */
     int n_meta;
     char **meta_keys, **meta_values; /* the __metadata__ map; owned */
 } st_file;

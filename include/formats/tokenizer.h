@@ -13,9 +13,9 @@
 #define TOK_END 0
 
 typedef struct {
-    int n;                        /* vocabulary size */
-    char sym[TOK_MAX_VOCAB][5];   /* each symbol's UTF-8 bytes, NUL-terminated */
-    int ascii[128];               /* id of each ASCII character, or -1 */
+    int n;                      /* vocabulary size */
+    char sym[TOK_MAX_VOCAB][5]; /* each symbol's UTF-8 bytes, NUL-terminated */
+    int ascii[128];             /* id of each ASCII character, or -1 */
 } tok_vocab;
 
 /* Builds a vocabulary from a JSON array of one-character strings (the checkpoint's "vocab"

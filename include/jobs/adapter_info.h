@@ -22,23 +22,23 @@ typedef struct {
 
 /* All owned: free with adapter_info_free. */
 typedef struct {
-    int rank;                    /* metadata "r" */
-    double alpha;                /* metadata "lora_alpha" */
-    int rslora;                  /* metadata "use_rslora" is "true" */
-    double scale;                /* alpha/r, or alpha/sqrt(r) with rsLoRA; 0 when r = 0 */
-    unsigned targets;            /* bit (1 << role) per targeted role, as loaded */
-    unsigned layer_mask;         /* bit (1 << block) per adapted block, as loaded */
-    int layers_restricted;       /* the file has layers_to_transform leaving out a block */
+    int rank;              /* metadata "r" */
+    double alpha;          /* metadata "lora_alpha" */
+    int rslora;            /* metadata "use_rslora" is "true" */
+    double scale;          /* alpha/r, or alpha/sqrt(r) with rsLoRA; 0 when r = 0 */
+    unsigned targets;      /* bit (1 << role) per targeted role, as loaded */
+    unsigned layer_mask;   /* bit (1 << block) per adapted block, as loaded */
+    int layers_restricted; /* the file has layers_to_transform leaving out a block */
     int n_layers;
     adapter_info_layer layers[MINIGPT_MAX_LAYERS * MINIGPT_LINEARS_PER_BLOCK];
     int n_tensors;
-    size_t params;               /* elements over every tensor */
-    size_t payload_bytes;        /* tensor data */
-    size_t header_bytes;         /* 8 + header length */
+    size_t params;        /* elements over every tensor */
+    size_t payload_bytes; /* tensor data */
+    size_t header_bytes;  /* 8 + header length */
     size_t file_bytes;
-    const char *base_sha256;     /* metadata "base_sha256"; NULL when absent; in meta_values */
+    const char *base_sha256; /* metadata "base_sha256"; NULL when absent; in meta_values */
     adapter_base_match matches_base;
-    int n_meta;                  /* every metadata pair, in file order */
+    int n_meta; /* every metadata pair, in file order */
     char **meta_keys, **meta_values;
 } adapter_info;
 

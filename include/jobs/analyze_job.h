@@ -22,16 +22,16 @@
 #define ANALYZE_MAX_DIMS 16 /* 1,2,4,...,64 plus an odd rank fits easily */
 
 typedef struct {
-    const char *base;          /* base checkpoint the files were trained from */
-    const char *const *files;  /* (n_files) adapters or full checkpoints */
-    int n_files;               /* 1 or 2 */
-    double threshold;          /* effective rank counts σ_i > threshold·σ_max */
-    const char *data;          /* JSONL whose activations measure ‖ΔW·x‖; NULL for none */
+    const char *base;         /* base checkpoint the files were trained from */
+    const char *const *files; /* (n_files) adapters or full checkpoints */
+    int n_files;              /* 1 or 2 */
+    double threshold;         /* effective rank counts σ_i > threshold·σ_max */
+    const char *data;         /* JSONL whose activations measure ‖ΔW·x‖; NULL for none */
 } analyze_spec;
 
 /* One file's update and the report of each of its layers (rep[i] for up.layers[i]). */
 typedef struct {
-    const char *path;          /* borrowed from the spec */
+    const char *path; /* borrowed from the spec */
     analyze_update up;
     analyze_report rep[ANALYZE_MAX_LAYERS];
     /* with spec.data: over every real position of the data, the input x of each layer as the
@@ -48,25 +48,25 @@ typedef struct {
     int ni, nj;
     int di[ANALYZE_MAX_DIMS], dj[ANALYZE_MAX_DIMS];
     double phi[ANALYZE_MAX_DIMS][ANALYZE_MAX_DIMS];
-    double top1;               /* top-1 overlap |cos| = sqrt(φ(1,1)) */
+    double top1; /* top-1 overlap |cos| = sqrt(φ(1,1)) */
 } analyze_grid;
 
 /* A layer both files adapt, in file 1's order. */
 typedef struct {
-    int layer1, layer2;        /* its index in file 1's and file 2's update */
-    int has_a_rows;            /* both files are adapters: a_rows is set */
-    analyze_grid a_rows;       /* A's row spaces (dim = in) */
-    analyze_grid dw_cols;      /* ΔW's column spaces (dim = out) */
+    int layer1, layer2;   /* its index in file 1's and file 2's update */
+    int has_a_rows;       /* both files are adapters: a_rows is set */
+    analyze_grid a_rows;  /* A's row spaces (dim = in) */
+    analyze_grid dw_cols; /* ΔW's column spaces (dim = out) */
 } analyze_pair;
 
 /* All owned: free with analyze_results_free. */
 typedef struct {
-    minigpt base;              /* the updates borrow its weights */
+    minigpt base; /* the updates borrow its weights */
     char base_sha[65];
     int n_files;
-    analyze_file *files;       // (n_files)
-    int n_pairs;               /* 0 with one file */
-    analyze_pair *pairs;       // (n_pairs)
+    analyze_file *files; // (n_files)
+    int n_pairs;         /* 0 with one file */
+    analyze_pair *pairs; // (n_pairs)
 } analyze_results;
 
 /* Loads the base and each file, reports every layer and, with two files, every common layer's

@@ -28,32 +28,32 @@
 #define BENCH_MAX_ROWS 8
 
 typedef struct {
-    const char *base;          /* base checkpoint */
-    int threads;               /* already settled (runtime_threads) */
-    int batch;                 /* sequences per training step */
-    int T;                     /* tokens per sequence (full-length random sequences; cut to the
+    const char *base; /* base checkpoint */
+    int threads;      /* already settled (runtime_threads) */
+    int batch;        /* sequences per training step */
+    int T;            /* tokens per sequence (full-length random sequences; cut to the
                                 * model's context) */
-    double seconds;            /* time per measurement */
-    const char *only;          /* run only the rows whose name contains this; NULL: all */
+    double seconds;   /* time per measurement */
+    const char *only; /* run only the rows whose name contains this; NULL: all */
 } bench_spec;
 
 typedef struct {
-    char name[48];             /* "train LoRA r=8", "greedy generation (5.0 tokens)" */
-    double value;              /* tokens/s, sequences/s or ms */
-    const char *unit;          /* static string: "tokens/s", "sequences/s", "ms/completion" */
-    double flops_tok;          /* model FLOPs per token (0: not a FLOP measurement) */
-    double gflops;             /* achieved */
-    double peak;               /* sgemm GFLOP/s measured right before and after this row (mean) */
-    long rss_kib;              /* peak resident memory of the child */
+    char name[48];    /* "train LoRA r=8", "greedy generation (5.0 tokens)" */
+    double value;     /* tokens/s, sequences/s or ms */
+    const char *unit; /* static string: "tokens/s", "sequences/s", "ms/completion" */
+    double flops_tok; /* model FLOPs per token (0: not a FLOP measurement) */
+    double gflops;    /* achieved */
+    double peak;      /* sgemm GFLOP/s measured right before and after this row (mean) */
+    long rss_kib;     /* peak resident memory of the child */
 } bench_row;
 
 /* Everything inline: no memory to free. */
 typedef struct {
-    const char *blas_config;   /* OpenBLAS's configuration line; static, owned by OpenBLAS */
-    int T;                     /* tokens per sequence used: the spec's, at most the context */
-    double forward_flops;      /* model forward FLOPs per token at T */
-    double peak;               /* best sgemm GFLOP/s on the spec's threads over the run */
-    double peak1;              /* sgemm GFLOP/s on one thread */
+    const char *blas_config; /* OpenBLAS's configuration line; static, owned by OpenBLAS */
+    int T;                   /* tokens per sequence used: the spec's, at most the context */
+    double forward_flops;    /* model forward FLOPs per token at T */
+    double peak;             /* best sgemm GFLOP/s on the spec's threads over the run */
+    double peak1;            /* sgemm GFLOP/s on one thread */
     int n_rows;
     bench_row rows[BENCH_MAX_ROWS];
 } bench_report;

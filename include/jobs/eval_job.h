@@ -14,23 +14,23 @@
 #include "ml_error.h"
 
 typedef struct {
-    const char *base;               /* base checkpoint */
-    const char *const *adapters;    /* (n_adapters) adapters or full checkpoints */
+    const char *base;            /* base checkpoint */
+    const char *const *adapters; /* (n_adapters) adapters or full checkpoints */
     int n_adapters;
-    const char *const *files;       /* (n_files) JSONL files */
+    const char *const *files; /* (n_files) JSONL files */
     int n_files;
-    int threads;                    /* already settled (runtime_threads) */
+    int threads; /* already settled (runtime_threads) */
 } eval_spec;
 
 /* Model k = 0 is the base, k = 1..n_adapters the adapters in order. All owned: free with
  * eval_results_free. */
 typedef struct {
     int n_files, n_models;
-    dataset *data;          // (n_files)
-    eval_item **items;      // (n_files * n_models): items[f * n_models + k], data[f].n each
-    eval_totals *totals;    // (n_files * n_models)
-    double *max_dlogit;     // (n_models) max |logit(model) − logit(base)| over every real
-                            // position of every file; 0 for the base itself
+    dataset *data;       // (n_files)
+    eval_item **items;   // (n_files * n_models): items[f * n_models + k], data[f].n each
+    eval_totals *totals; // (n_files * n_models)
+    double *max_dlogit;  // (n_models) max |logit(model) − logit(base)| over every real
+                         // position of every file; 0 for the base itself
 } eval_results;
 
 /* Scores every model on every file into r (zeroed first). */

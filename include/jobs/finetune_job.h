@@ -21,39 +21,39 @@
 #include "ml_error.h"
 
 typedef struct {
-    const char *base;      /* base checkpoint */
-    const char *data;      /* training JSONL */
-    const char *val;       /* validation JSONL; NULL or "" for none */
-    const char *val_extra; /* held-out examples of what must not change; "" for none */
-    const char *replay;    /* examples mixed into every batch; "" for none */
-    const char *out;       /* adapter (or full checkpoint) to write */
-    const char *state;     /* where an interrupted run saves its training state */
-    const char *resume;    /* a training state to continue from; NULL for a fresh run */
+    const char *base;         /* base checkpoint */
+    const char *data;         /* training JSONL */
+    const char *val;          /* validation JSONL; NULL or "" for none */
+    const char *val_extra;    /* held-out examples of what must not change; "" for none */
+    const char *replay;       /* examples mixed into every batch; "" for none */
+    const char *out;          /* adapter (or full checkpoint) to write */
+    const char *state;        /* where an interrupted run saves its training state */
+    const char *resume;       /* a training state to continue from; NULL for a fresh run */
     const io_path *read_also; /* (n_read_also) other files the caller read, e.g. {"--config",
                                * path}: no output may be one of them */
     int n_read_also;
-    float epochs;          /* > 0: steps = ceil(epochs · examples / fresh sequences per batch) */
-    finetune_opts opts;    /* threads must already be settled (runtime_threads) */
-    const char *label;     /* progress prefix, e.g. "lora-train" */
+    float epochs;       /* > 0: steps = ceil(epochs · examples / fresh sequences per batch) */
+    finetune_opts opts; /* threads must already be settled (runtime_threads) */
+    const char *label;  /* progress prefix, e.g. "lora-train" */
 } finetune_spec;
 
 typedef struct {
     /* known when on_ready runs */
-    size_t trainable;        /* floats the optimizer updates: A and B, or the Linear weights */
-    size_t params_per_rank;  /* LoRA parameters per unit of rank on the targets */
-    size_t base_params;      /* parameters of the base model */
-    int n_examples;          /* training examples */
-    int steps;               /* optimizer steps (from --epochs when given) */
-    int threads;             /* threads the engine runs */
-    int resumed_step;        /* the step a resumed run continues from; -1 for a fresh run */
-    char warnings[1024];     /* rank warnings (lora_rank_warnings), one per line; "" if none */
+    size_t trainable;       /* floats the optimizer updates: A and B, or the Linear weights */
+    size_t params_per_rank; /* LoRA parameters per unit of rank on the targets */
+    size_t base_params;     /* parameters of the base model */
+    int n_examples;         /* training examples */
+    int steps;              /* optimizer steps (from --epochs when given) */
+    int threads;            /* threads the engine runs */
+    int resumed_step;       /* the step a resumed run continues from; -1 for a fresh run */
+    char warnings[1024];    /* rank warnings (lora_rank_warnings), one per line; "" if none */
     /* known at the end */
     train_result result;
-    int best_step;           /* -1: never validated */
+    int best_step; /* -1: never validated */
     double best_val;
-    long bytes;              /* size of the written file */
-    size_t payload_bytes;    /* adapter tensor bytes (0 for a full fine-tune) */
-    int kept_step;           /* diverged: the step of the adapter kept in out; -1 none */
+    long bytes;           /* size of the written file */
+    size_t payload_bytes; /* adapter tensor bytes (0 for a full fine-tune) */
+    int kept_step;        /* diverged: the step of the adapter kept in out; -1 none */
 } finetune_report;
 
 /* Checks the settings that do not need any file (one line naming the setting). */

@@ -16,10 +16,10 @@
 #include "tokenizer.h"
 
 typedef struct {
-    const minigpt *m;     /* borrowed */
-    const tok_vocab *v;   /* borrowed */
-    minigpt_ws ws;        /* one sequence of the model's context; owned */
-    float temperature;    /* 0: greedy */
+    const minigpt *m;   /* borrowed */
+    const tok_vocab *v; /* borrowed */
+    minigpt_ws ws;      /* one sequence of the model's context; owned */
+    float temperature;  /* 0: greedy */
     int max_new, raw;
     rng r;
 } generator;

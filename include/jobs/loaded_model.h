@@ -9,12 +9,12 @@
 #include "tokenizer.h"
 
 typedef struct {
-    minigpt base;        /* the base checkpoint */
-    minigpt full;        /* a full checkpoint given as the "adapter" (merged / full fine-tune) */
-    lora adapter;        /* a LoRA adapter installed on base (rank 0 when none) */
+    minigpt base; /* the base checkpoint */
+    minigpt full; /* a full checkpoint given as the "adapter" (merged / full fine-tune) */
+    lora adapter; /* a LoRA adapter installed on base (rank 0 when none) */
     tok_vocab vocab;
     char base_sha[65];
-    minigpt *m;          /* the model to run: &base or &full */
+    minigpt *m; /* the model to run: &base or &full */
 } loaded_model;
 
 /* Loads base_path, then adapter_path when non-NULL: a LoRA adapter (refused when trained on

@@ -14,15 +14,15 @@
 
 typedef struct {
     const char *base, *adapter, *out;
-    const char *const *files;  /* (n_files) JSONL files the check scores */
-    int n_files;               /* at most MERGE_MAX_FILES */
+    const char *const *files; /* (n_files) JSONL files the check scores */
+    int n_files;              /* at most MERGE_MAX_FILES */
 } merge_spec;
 
 typedef struct {
     int rank, n_layers;
     float alpha, scale;
-    double max_diff;           /* max |logit(merged) - logit(base + adapter)| */
-    double max_logit;          /* largest |logit| of base + adapter, for scale */
+    double max_diff;  /* max |logit(merged) - logit(base + adapter)| */
+    double max_logit; /* largest |logit| of base + adapter, for scale */
     size_t n_logits;
 } merge_report;
 

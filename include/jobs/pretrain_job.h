@@ -29,15 +29,15 @@ typedef struct {
     const io_path *read_also; /* (n_read_also) other files the caller read, e.g. {"--config",
                                * path}: no output may be one of them */
     int n_read_also;
-    train_opts train;         /* threads must already be settled (blas_runtime_threads) */
-    const char *label;        /* progress prefix, e.g. "lora-pretrain" */
+    train_opts train;  /* threads must already be settled (blas_runtime_threads) */
+    const char *label; /* progress prefix, e.g. "lora-pretrain" */
 } pretrain_spec;
 
 typedef struct {
-    size_t n_params;          /* model parameters */
-    int n_examples;           /* training examples */
-    int threads;              /* threads the engine runs */
-    train_result result;      /* filled when the loop has run */
+    size_t n_params;     /* model parameters */
+    int n_examples;      /* training examples */
+    int threads;         /* threads the engine runs */
+    train_result result; /* filled when the loop has run */
 } pretrain_report;
 
 /* Runs the job. on_ready (may be NULL) is called once everything is loaded, just before

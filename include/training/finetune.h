@@ -18,11 +18,11 @@ typedef struct {
     float alpha;
     int rslora;
     unsigned targets;
-    unsigned layers;   /* bit (1 << block) per adapted block; 0 or LORA_ALL_LAYERS: every block */
-    int full;          /* 0: LoRA; FINETUNE_FULL_LINEAR: the target Linear weights themselves (the
+    unsigned layers; /* bit (1 << block) per adapted block; 0 or LORA_ALL_LAYERS: every block */
+    int full;        /* 0: LoRA; FINETUNE_FULL_LINEAR: the target Linear weights themselves (the
                         * full fine-tune baseline); FINETUNE_FULL_ALL: every parameter of the base */
     float loraplus_ratio; /* LoRA+: B's learning rate is ratio × A's (0 or 1: off; not full) */
-    train_opts train;  /* steps, batch, lr, ..., seed, threads */
+    train_opts train;     /* steps, batch, lr, ..., seed, threads */
 } finetune_opts;
 
 typedef struct {

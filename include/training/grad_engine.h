@@ -19,23 +19,23 @@ typedef struct {
     pool *pool;
     int nthreads;
     int max_B, micro, max_chunks;
-    minigpt_ws *ws;         /* [nthreads]; owned */
-    size_t n_base, n_ext;   /* gradient sizes: the base block (0 when frozen), the plug-in block */
-    size_t n_grad;          /* n_base + n_ext */
-    float *chunk_grad;      // (max_chunks, n_grad); owned
-    float *grad;            // (n_grad): base gradients, then plug-in gradients; owned
-    int *tokens, *targets;  // (max_B, context), chunk c at row c*micro; owned
-    int *chunk_T;           // (max_chunks) positions of each chunk in the current batch
-    int *chunk_B;           // (max_chunks) sequences of each chunk
-    double *chunk_loss;     // (max_chunks)
-    long positions;         /* B·T positions processed by the last call (padding included) */
+    minigpt_ws *ws;        /* [nthreads]; owned */
+    size_t n_base, n_ext;  /* gradient sizes: the base block (0 when frozen), the plug-in block */
+    size_t n_grad;         /* n_base + n_ext */
+    float *chunk_grad;     // (max_chunks, n_grad); owned
+    float *grad;           // (n_grad): base gradients, then plug-in gradients; owned
+    int *tokens, *targets; // (max_B, context), chunk c at row c*micro; owned
+    int *chunk_T;          // (max_chunks) positions of each chunk in the current batch
+    int *chunk_B;          // (max_chunks) sequences of each chunk
+    double *chunk_loss;    // (max_chunks)
+    long positions;        /* B·T positions processed by the last call (padding included) */
     /* the preservation term (engine_set_preserve): λ·KL(p_base ‖ p) on chosen sequences */
-    float kl_lambda;        /* λ; 0: off */
-    const minigpt *kl_model;/* the frozen base when it is not m itself (full fine-tuning) */
-    float *kl_ref;          // (nthreads, micro, context, V) the frozen base's log-probs; owned
-    int *kl_len;            // (max_B) positions under the term, per row of the batch; owned
-    double *chunk_kl;       // (max_chunks) Σ KL of each chunk
-    double kl_mean;         /* mean KL per position of the last engine_grad (0 without) */
+    float kl_lambda;         /* λ; 0: off */
+    const minigpt *kl_model; /* the frozen base when it is not m itself (full fine-tuning) */
+    float *kl_ref;           // (nthreads, micro, context, V) the frozen base's log-probs; owned
+    int *kl_len;             // (max_B) positions under the term, per row of the batch; owned
+    double *chunk_kl;        // (max_chunks) Σ KL of each chunk
+    double kl_mean;          /* mean KL per position of the last engine_grad (0 without) */
 } engine;
 
 /* Builds the thread pool and per-thread workspaces. Plug-ins must already be installed in m.

@@ -35,9 +35,9 @@ enum { OPTIM_ADAMW = 0, OPTIM_SGD = 1 }; /* rows of the table; 0 (the default) i
 
 /* Every optimizer's hyper-parameters besides the learning rate and weight decay. */
 typedef struct {
-    float beta1, beta2, eps;  /* AdamW */
-    float momentum;           /* SGD: μ (0: plain SGD) */
-    int nesterov;             /* SGD: Nesterov momentum */
+    float beta1, beta2, eps; /* AdamW */
+    float momentum;          /* SGD: μ (0: plain SGD) */
+    int nesterov;            /* SGD: Nesterov momentum */
 } optim_hparams;
 
 /* Which hyper-parameters a kind uses (for provenance and messages). */
@@ -49,10 +49,10 @@ typedef void (*optim_step_fn)(float *p, const float *g, float *const *slot, size
                               float wd, const optim_hparams *h, int t);
 
 typedef struct {
-    const char *name;                    /* "adamw": flags, state metadata, provenance */
+    const char *name; /* "adamw": flags, state metadata, provenance */
     int n_slots;
-    const char *slots[OPTIM_MAX_SLOTS];  /* tensor names in the training state file */
-    unsigned hparams;                    /* OPTIM_HP_* bits */
+    const char *slots[OPTIM_MAX_SLOTS]; /* tensor names in the training state file */
+    unsigned hparams;                   /* OPTIM_HP_* bits */
     optim_step_fn step;
 } optim_kind;
 
@@ -70,7 +70,7 @@ typedef struct {
     const optim_kind *kind;
     int kind_index;
     size_t n;
-    float *mem;  /* (n_slots·n) owned; slot s of float i at mem[s·n + i] */
+    float *mem; /* (n_slots·n) owned; slot s of float i at mem[s·n + i] */
 } optim_state;
 
 /* Allocates a zeroed state of kind for n floats. Free with optim_state_free. */

@@ -24,67 +24,68 @@
 #define TRAIN_MAX_STEPS 100000000
 
 typedef struct {
-    float *p;          /* the parameters */
+    float *p; /* the parameters */
     size_t n;
-    size_t grad_off;   /* offset of their gradient in engine.grad */
-    int decay;         /* weight decay applies to them */
-    const char *name;  /* for messages */
-    float lr_mult;     /* its learning rate is the scheduled one times this (> 0; 1 for most,
+    size_t grad_off;  /* offset of their gradient in engine.grad */
+    int decay;        /* weight decay applies to them */
+    const char *name; /* for messages */
+    float lr_mult;    /* its learning rate is the scheduled one times this (> 0; 1 for most,
                         * LoRA+ gives B the ratio); checked by train_run */
 } train_tensor;
 
 typedef struct {
-    int steps;          /* optimizer steps */
-    int batch;          /* sequences per step */
-    int micro;          /* sequences per chunk (see grad_engine.h) */
-    int warmup;         /* linear warmup steps */
+    int steps;  /* optimizer steps */
+    int batch;  /* sequences per step */
+    int micro;  /* sequences per chunk (see grad_engine.h) */
+    int warmup; /* linear warmup steps */
     float lr, min_lr_frac, weight_decay, clip, beta1, beta2, eps;
-    int optimizer;      /* OPTIM_* (optimizer.h); 0 is AdamW */
-    float momentum;     /* SGD: μ (0: plain SGD) */
-    int nesterov;       /* SGD: Nesterov momentum */
-    int eval_every;     /* validation every N steps (0: only at the end) */
-    int log_every;      /* a log line every N steps when stderr is not a terminal (0: auto) */
+    int optimizer;  /* OPTIM_* (optimizer.h); 0 is AdamW */
+    float momentum; /* SGD: μ (0: plain SGD) */
+    int nesterov;   /* SGD: Nesterov momentum */
+    int eval_every; /* validation every N steps (0: only at the end) */
+    int log_every;  /* a log line every N steps when stderr is not a terminal (0: auto) */
     uint64_t seed;
-    float replay_frac;  /* share of each batch drawn from the replay set */
-    float preserve_kl;  /* λ of the preservation term on the replay sequences (grad_engine.h); 0: off */
+    float replay_frac; /* share of each batch drawn from the replay set */
+    float
+        preserve_kl; /* λ of the preservation term on the replay sequences (grad_engine.h); 0: off */
     int threads;
-    int quiet;          /* no progress output */
+    int quiet; /* no progress output */
 } train_opts;
 
 /* Where the loop is; everything a resumed run needs besides the parameters themselves. */
 typedef struct {
-    int step;            /* steps completed */
-    rng data_rng;        /* shuffles of the training set */
-    int *order, pos;     /* current epoch order over the training set, next index */
+    int step;        /* steps completed */
+    rng data_rng;    /* shuffles of the training set */
+    int *order, pos; /* current epoch order over the training set, next index */
     rng replay_rng;
     int *replay_order, replay_pos;
-    optim_state opt;     /* the optimizer's state slots over every trained float */
-    float *best;         /* trained floats at the best validation loss */
-    float *prev;         /* trained floats before the current update, to undo a bad one */
-    double best_val;     /* mean validation loss per target at best_step (INFINITY: none yet) */
+    optim_state opt; /* the optimizer's state slots over every trained float */
+    float *best;     /* trained floats at the best validation loss */
+    float *prev;     /* trained floats before the current update, to undo a bad one */
+    double best_val; /* mean validation loss per target at best_step (INFINITY: none yet) */
     int best_step;
-    size_t n_floats;     /* total trained floats */
+    size_t n_floats; /* total trained floats */
 } train_state;
 
 typedef struct {
     engine *g;
-    const dataset *train, *replay, *val;  /* replay and val may be NULL */
+    const dataset *train, *replay, *val; /* replay and val may be NULL */
     const train_tensor *tensors;
     int n_tensors;
-    const char *label;                    /* progress prefix, e.g. "lora-train" */
+    const char *label; /* progress prefix, e.g. "lora-train" */
     /* called after each validation (may be NULL): learning curves, extra metrics */
     void (*on_eval)(void *ctx, int step, double train_loss, double val_loss);
     void *on_eval_ctx;
 } train_job;
 
 typedef struct {
-    int steps;               /* steps completed */
-    double loss;             /* mean training loss over the last eval interval */
-    double best_val;         /* best validation loss (NAN without a validation set) */
+    int steps;       /* steps completed */
+    double loss;     /* mean training loss over the last eval interval */
+    double best_val; /* best validation loss (NAN without a validation set) */
     int best_step;
-    double seconds;          /* wall time of the loop */
-    long positions;          /* B·T positions processed */
-    int interrupted;         /* the signal that stopped the run, or 0 */
+    double seconds;  /* wall time of the loop */
+    long positions;  /* B·T positions processed */
+    int interrupted; /* the signal that stopped the run, or 0 */
 } train_result;
 
 /* Set by a signal handler (SIGINT, SIGTERM) to stop the loop after the current step. */

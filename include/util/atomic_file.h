@@ -28,7 +28,7 @@ int atomic_writev(const char *path, const void *const *pieces, const size_t *siz
 /* A file written piece by piece (a learning curve, row by row) with the same guarantee: the
  * rows go to the temporary file, and path changes only at atomic_stream_commit. */
 typedef struct {
-    FILE *f;         /* write the content here (stdio) */
+    FILE *f; /* write the content here (stdio) */
     char *path, *tmp, *dir;
     int dfd;
 } atomic_stream;

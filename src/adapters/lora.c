@@ -18,10 +18,10 @@ int lora_parse_targets(const char *spec, unsigned *mask, ml_error *e) {
     static const struct {
         const char *word;
         unsigned bits;
-    } words[] = {{"q", 1u << MG_Q},     {"q_proj", 1u << MG_Q}, {"k", 1u << MG_K},
-                 {"k_proj", 1u << MG_K}, {"v", 1u << MG_V},     {"v_proj", 1u << MG_V},
-                 {"o", 1u << MG_O},     {"o_proj", 1u << MG_O}, {"fc1", 1u << MG_FC1},
-                 {"fc2", 1u << MG_FC2}, {"attn", 0x0Fu},        {"ffn", 0x30u},
+    } words[] = {{"q", 1u << MG_Q},        {"q_proj", 1u << MG_Q}, {"k", 1u << MG_K},
+                 {"k_proj", 1u << MG_K},   {"v", 1u << MG_V},      {"v_proj", 1u << MG_V},
+                 {"o", 1u << MG_O},        {"o_proj", 1u << MG_O}, {"fc1", 1u << MG_FC1},
+                 {"fc2", 1u << MG_FC2},    {"attn", 0x0Fu},        {"ffn", 0x30u},
                  {"all", LORA_ALL_TARGETS}};
     unsigned m = 0;
     const char *p = spec;
@@ -30,9 +30,11 @@ int lora_parse_targets(const char *spec, unsigned *mask, ml_error *e) {
         size_t len = end ? (size_t)(end - p) : strlen(p);
         unsigned bits = 0;
         for (size_t i = 0; i < sizeof words / sizeof words[0] && !bits; i++)
-            if (strlen(words[i].word) == len && strncmp(words[i].word, p, len) == 0) bits = words[i].bits;
+            if (strlen(words[i].word) == len && strncmp(words[i].word, p, len) == 0)
+                bits = words[i].bits;
         if (!bits)
-            return ml_fail(e, "unknown target '%.*s' (use q,k,v,o,fc1,fc2,attn,ffn,all)", (int)len, p);
+            return ml_fail(e, "unknown target '%.*s' (use q,k,v,o,fc1,fc2,attn,ffn,all)", (int)len,
+                           p);
         m |= bits;
         if (!end) break;
         p = end + 1;
@@ -69,8 +71,10 @@ int lora_parse_layers(const char *spec, int max_layers, unsigned *mask, ml_error
         const size_t len = end ? (size_t)(end - p) : strlen(p);
         char *stop;
         const long v = len ? strtol(p, &stop, 10) : -1;
-        if (!len || p[0] < '0' || p[0] > '9' || stop != p + len || v >= max_layers || v >= MINIGPT_MAX_LAYERS)
-            return ml_fail(e, "bad block index '%.*s' (use all, or indices 0..%d separated by commas)",
+        if (!len || p[0] < '0' || p[0] > '9' || stop != p + len || v >= max_layers ||
+            v >= MINIGPT_MAX_LAYERS)
+            return ml_fail(e,
+                           "bad block index '%.*s' (use all, or indices 0..%d separated by commas)",
                            (int)(len > 16 ? 16 : len), p, max_layers - 1);
         m |= 1u << v;
         if (!end) break;
@@ -89,7 +93,8 @@ int lora_layers_restricted(const minigpt *m, unsigned mask) {
 char *lora_layers_json(const minigpt *m, unsigned mask) {
     char buf[128] = "[";
     for (int l = 0; l < m->cfg.n_layers; l++)
-        if (mask & (1u << l)) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%d", buf[1] ? "," : "", l);
+        if (mask & (1u << l))
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%d", buf[1] ? "," : "", l);
     strcat(buf, "]");
     return strdup(buf);
 }
@@ -120,19 +125,23 @@ int lora_rank_warnings(const minigpt *m, int rank, unsigned targets, char *buf, 
     int lines = 0;
     size_t used = 0;
     buf[0] = '\0';
-#define LINE(...)                                                                     \
-    do {                                                                              \
-        int k = snprintf(buf + used, n > used ? n - used : 0, __VA_ARGS__);         \
-        if (k > 0) used += (size_t)k;                                                 \
-        lines++;                                                                      \
+#define LINE(...)                                                                                  \
+    do {                                                                                           \
+        int k = snprintf(buf + used, n > used ? n - used : 0, __VA_ARGS__);                        \
+        if (k > 0) used += (size_t)k;                                                              \
+        lines++;                                                                                   \
     } while (0)
     if (rank > 0 && half)
         LINE("rank %d is at least min(in,out)/2 = %d of a target layer: past this point LoRA is "
-             "no longer parameter-efficient\n", rank, min_dim / 2);
+             "no longer parameter-efficient\n",
+             rank, min_dim / 2);
     if (rank > 0 && bigger)
-        LINE("at rank %d, LoRA has more parameters than a target layer itself (r·(in+out) > in·out)\n", rank);
+        LINE(
+            "at rank %d, LoRA has more parameters than a target layer itself (r·(in+out) > in·out)\n",
+            rank);
     if (beyond)
-        LINE("rank %d exceeds min(in,out) = %d of a target layer: rank(BA) cannot exceed it\n", rank, min_dim);
+        LINE("rank %d exceeds min(in,out) = %d of a target layer: rank(BA) cannot exceed it\n",
+             rank, min_dim);
 #undef LINE
     return lines;
 }
@@ -158,15 +167,17 @@ static void lora_backward(const minigpt_linear_ext *x, float *dinp, float *grad,
     const lora_layer *L = x->ctx;
     const int r = L->owner->rank, in = L->slot->in, o = L->slot->out;
     const float s = L->owner->scale;
-    const float *xa = saved;                // (N,r)
-    float *dxa = saved + (size_t)N * r;     // (N,r)
+    const float *xa = saved;            // (N,r)
+    float *dxa = saved + (size_t)N * r; // (N,r)
     float *dA = grad + L->a_off, *dB = grad + L->b_off;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, dout, o, xa, r, 1.0f, dB, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, dout, o, L->B, r, 0.0f, dxa, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, inp, in, 1.0f, dA, in);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, dout, o, L->B, r, 0.0f, dxa,
+                r);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, inp, in, 1.0f, dA,
+                in);
     if (dinp) /* NULL when nothing below needs the input gradient */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, L->A, in, 1.0f,
-                    dinp, in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, L->A, in,
+                    1.0f, dinp, in);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -186,10 +197,12 @@ int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, uns
     if (!layers) return ml_fail(e, "--layers names no block");
     if (rank < 0 || rank > LORA_MAX_RANK)
         return ml_fail(e, "rank %d is out of range (0..%d)", rank, LORA_MAX_RANK);
-    if (!(alpha > 0.0f) || !isfinite(alpha)) return ml_fail(e, "alpha %g must be a positive number", alpha);
+    if (!(alpha > 0.0f) || !isfinite(alpha))
+        return ml_fail(e, "alpha %g must be a positive number", alpha);
     if (!targets || (targets & ~LORA_ALL_TARGETS)) return ml_fail(e, "no valid targets");
     for (int i = 0; i < m->n_linears; i++)
-        if (m->linears[i].ext) return ml_fail(e, "%s already has a plug-in installed", m->linears[i].path);
+        if (m->linears[i].ext)
+            return ml_fail(e, "%s already has a plug-in installed", m->linears[i].path);
     a->m = m;
     a->rank = rank;
     a->alpha = alpha;
@@ -224,7 +237,8 @@ int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, uns
 
 void lora_free(lora *a) {
     for (int i = 0; i < a->n_layers; i++)
-        if (a->layers[i].slot && a->layers[i].slot->ext == &a->layers[i].ext) a->layers[i].slot->ext = NULL;
+        if (a->layers[i].slot && a->layers[i].slot->ext == &a->layers[i].ext)
+            a->layers[i].slot->ext = NULL;
     free(a->params);
     memset(a, 0, sizeof *a);
 }
@@ -273,8 +287,10 @@ int lora_save(const lora *a, const char *path, const char *base_sha256, int n_me
     char r_s[16], alpha_s[32];
     snprintf(r_s, sizeof r_s, "%d", a->rank);
     snprintf(alpha_s, sizeof alpha_s, "%.9g", (double)a->alpha);
-    const char *mk[] = {"format", "peft_type", "r", "lora_alpha", "target_modules", "use_rslora", "base_sha256"};
-    const char *mv[] = {"pt", "LORA", r_s, alpha_s, targets, a->rslora ? "true" : "false", base_sha256};
+    const char *mk[] = {"format",         "peft_type",  "r",          "lora_alpha",
+                        "target_modules", "use_rslora", "base_sha256"};
+    const char *mv[] = {"pt",       "LORA", r_s, alpha_s, targets, a->rslora ? "true" : "false",
+                        base_sha256};
     for (int i = 0; !rc && i < 7; i++) rc = st_writer_meta(w, mk[i], mv[i], e);
     if (!rc && lora_layers_restricted(a->m, a->layer_mask)) { /* PEFT: absent means every block */
         char *lt = lora_layers_json(a->m, a->layer_mask);
@@ -305,7 +321,8 @@ static int read_config(const st_file *f, int *rank, float *alpha, int *rslora, u
     char shown[64]; /* metadata values quoted in messages: one line, bounded */
     if (!pt || strcmp(pt, "LORA") != 0)
         return ml_fail(e, "%s: not a LoRA adapter (metadata peft_type is %s%s%s)", f->label,
-                       pt ? "\"" : "missing", pt ? ml_one_line(shown, sizeof shown, pt) : "", pt ? "\"" : "");
+                       pt ? "\"" : "missing", pt ? ml_one_line(shown, sizeof shown, pt) : "",
+                       pt ? "\"" : "");
     char *end;
     long rv = r ? strtol(r, &end, 10) : -1;
     if (!r || *end || rv < 0 || rv > LORA_MAX_RANK)
@@ -314,8 +331,7 @@ static int read_config(const st_file *f, int *rank, float *alpha, int *rslora, u
     double av = al ? strtod(al, &end) : -1;
     if (!al || *end || !(av > 0) || !isfinite((float)av) || !((float)av > 0))
         return ml_fail(e, "%s: metadata lora_alpha is %s, expected a positive number a float holds",
-                       f->label,
-                       al ? ml_one_line(shown, sizeof shown, al) : "missing");
+                       f->label, al ? ml_one_line(shown, sizeof shown, al) : "missing");
     if (!rs || (strcmp(rs, "true") && strcmp(rs, "false")))
         return ml_fail(e, "%s: metadata use_rslora must be \"true\" or \"false\"", f->label);
     if (!tm) return ml_fail(e, "%s: metadata target_modules is missing", f->label);
@@ -330,7 +346,10 @@ static int read_config(const st_file *f, int *rank, float *alpha, int *rslora, u
         mask |= bit;
     }
     cJSON_Delete(list);
-    if (bad) return ml_fail(e, "%s: metadata target_modules is not a list of q_proj,k_proj,v_proj,o_proj,fc1,fc2", f->label);
+    if (bad)
+        return ml_fail(
+            e, "%s: metadata target_modules is not a list of q_proj,k_proj,v_proj,o_proj,fc1,fc2",
+            f->label);
     *rank = (int)rv;
     *alpha = (float)av;
     *rslora = strcmp(rs, "true") == 0;
@@ -346,7 +365,8 @@ static int read_layers(const st_file *f, const minigpt *m, unsigned *layers, ml_
     cJSON *v = cJSON_Parse(lt);
     unsigned mask = 0;
     int bad = !v || (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 0);
-    for (const cJSON *it = cJSON_IsArray(v) ? v->child : v; it && !bad; it = cJSON_IsArray(v) ? it->next : NULL) {
+    for (const cJSON *it = cJSON_IsArray(v) ? v->child : v; it && !bad;
+         it = cJSON_IsArray(v) ? it->next : NULL) {
         const double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
         bad = !(d >= 0 && d < m->cfg.n_layers && d == (int)d);
         if (!bad) mask |= 1u << (int)d;
@@ -371,9 +391,11 @@ int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml
     const char *sha = st_meta(&f, "base_sha256");
     char shown_sha[16];
     if (!rc && base_sha256 && (!sha || strcmp(sha, base_sha256) != 0))
-        rc = ml_fail(e, "%s was trained on another base model (base_sha256 %.12s…, this base is %.12s…)",
-                     path, sha ? ml_one_line(shown_sha, sizeof shown_sha, sha) : "missing", base_sha256);
-    if (!rc && lora_init_layers(a, m, rank, alpha, rslora, targets, layers, e)) rc = ml_wrap(e, "%s", path);
+        rc = ml_fail(
+            e, "%s was trained on another base model (base_sha256 %.12s…, this base is %.12s…)",
+            path, sha ? ml_one_line(shown_sha, sizeof shown_sha, sha) : "missing", base_sha256);
+    if (!rc && lora_init_layers(a, m, rank, alpha, rslora, targets, layers, e))
+        rc = ml_wrap(e, "%s", path);
     if (rc) {
         st_close(&f);
         memset(a, 0, sizeof *a);
@@ -402,9 +424,10 @@ int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml
             }
             char shown_name[96], shown_tm[96]; /* untrusted: one line, bounded */
             if (!ours)
-                rc = ml_fail(e, "%s: unexpected tensor '%s' (not among the targets %s of rank %d)", path,
-                             ml_one_line(shown_name, sizeof shown_name, f.tensors[i].name),
-                             ml_one_line(shown_tm, sizeof shown_tm, st_meta(&f, "target_modules")), rank);
+                rc = ml_fail(e, "%s: unexpected tensor '%s' (not among the targets %s of rank %d)",
+                             path, ml_one_line(shown_name, sizeof shown_name, f.tensors[i].name),
+                             ml_one_line(shown_tm, sizeof shown_tm, st_meta(&f, "target_modules")),
+                             rank);
         }
     }
     st_close(&f);

@@ -23,8 +23,7 @@ static void file_heading(const analyze_file *f) {
         printf("%s: LoRA adapter, rank %d, alpha %g, scale %g%s; ΔW = s·B·A, so rank(ΔW) <= %d\n",
                f->path, f->up.rank, (double)f->up.alpha, (double)f->up.scale,
                f->up.rslora ? " (rsLoRA)" : "", f->up.rank);
-    else
-        printf("%s: full checkpoint; ΔW = W_file - W_base, rank(ΔW) <= min(out,in)\n", f->path);
+    else printf("%s: full checkpoint; ΔW = W_file - W_base, rank(ΔW) <= min(out,in)\n", f->path);
 }
 
 static void spectrum_text(const analyze_file *f) {
@@ -47,8 +46,8 @@ static void spectrum_text(const analyze_file *f) {
         else snprintf(rank, sizeof rank, "full");
         if (isnan(r->rel)) snprintf(rel, sizeof rel, "-");
         else snprintf(rel, sizeof rel, "%.2f%%", 100.0 * r->rel);
-        printf("  %-22s %4s %4d %6.1f%% %6.1f%% %9.3g %8s  ", l->path, rank, r->eff_rank, 100.0 * r->top1,
-               100.0 * r->top4, r->fro, rel);
+        printf("  %-22s %4s %4d %6.1f%% %6.1f%% %9.3g %8s  ", l->path, rank, r->eff_rank,
+               100.0 * r->top1, 100.0 * r->top4, r->fro, rel);
         for (int k = 0; k < r->n && k < SIGMA_SHOWN; k++) printf(" %8.3g", r->sigma[k]);
         printf("%s\n", r->n > SIGMA_SHOWN ? " ..." : "");
         eff_sum += r->eff_rank;
@@ -90,11 +89,12 @@ static void grid_text(const char *what, const analyze_grid *g) {
 }
 
 static void similarity_text(const analyze_results *r) {
-    printf("Subspace similarity (Hu et al. 2021, §7): φ(i,j) = |U1[:i]ᵀ U2[:j]|_F² / min(i,j)\n"
-           "  U1: top-i singular directions of %s (rows), U2: top-j of %s (columns);\n"
-           "  1 = one span contains the other, 0 = orthogonal; random subspaces give about max(i,j)/dim.\n"
-           "  ΔW column spaces use the directions above the threshold.\n\n",
-           r->files[0].path, r->files[1].path);
+    printf(
+        "Subspace similarity (Hu et al. 2021, §7): φ(i,j) = |U1[:i]ᵀ U2[:j]|_F² / min(i,j)\n"
+        "  U1: top-i singular directions of %s (rows), U2: top-j of %s (columns);\n"
+        "  1 = one span contains the other, 0 = orthogonal; random subspaces give about max(i,j)/dim.\n"
+        "  ΔW column spaces use the directions above the threshold.\n\n",
+        r->files[0].path, r->files[1].path);
     for (int p = 0; p < r->n_pairs; p++) {
         const analyze_pair *pr = &r->pairs[p];
         printf("%s\n", r->files[0].up.layers[pr->layer1].path);
@@ -136,8 +136,9 @@ static cJSON *spectrum_json(const analyze_file *f) {
             cJSON_AddNumberToObject(L, "w_x_mean", f->wx[i]);
         }
         if (r->a_sigma)
-            cJSON_AddItemToObject(L, "a_singular_values",
-                                  cJSON_CreateDoubleArray(r->a_sigma, f->up.rank < l->in ? f->up.rank : l->in));
+            cJSON_AddItemToObject(
+                L, "a_singular_values",
+                cJSON_CreateDoubleArray(r->a_sigma, f->up.rank < l->in ? f->up.rank : l->in));
         cJSON_AddItemToArray(layers, L);
     }
     cJSON_AddItemToObject(o, "layers", layers);
@@ -197,26 +198,31 @@ int cmd_analyze(int argc, char **argv) {
     float threshold = 0.01f;
     const char *data = NULL;
     opt_def defs[] = {
-        {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint the files were trained from"},
+        {"base", OPT_STRING, &base_path, 0, 0, "FILE",
+         "base checkpoint the files were trained from"},
         {"threshold", OPT_FLOAT, &threshold, 0, 1, "X", "effective rank counts σ_i > X·σ_max"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON object"},
         {"data", OPT_STRING, &data, 0, 0, "FILE",
          "also measure mean |ΔW·x| and |W·x| on the inputs x the base feeds each layer on FILE"},
     };
     int pos;
-    int r = opts_parse("[options] ADAPTER [ADAPTER2]",
-                       "The LoRA paper's §7 analysis of learned updates. For each adapted layer: the\n"
-                       "singular values of ΔW = s·B·A, its effective rank, the share of Σσ² in the top 1\n"
-                       "and 4 values, and |ΔW|_F against the frozen |W|_F. A full checkpoint (from\n"
-                       "lora-train --full or lora-merge) is analyzed as ΔW = W_file - W_base. With two\n"
-                       "files, also the subspace similarity φ(i,j) of A's row spaces and of ΔW's\n"
-                       "column spaces, layer by layer.",
-                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+    int r = opts_parse(
+        "[options] ADAPTER [ADAPTER2]",
+        "The LoRA paper's §7 analysis of learned updates. For each adapted layer: the\n"
+        "singular values of ΔW = s·B·A, its effective rank, the share of Σσ² in the top 1\n"
+        "and 4 values, and |ΔW|_F against the frozen |W|_F. A full checkpoint (from\n"
+        "lora-train --full or lora-merge) is analyzed as ΔW = W_file - W_base. With two\n"
+        "files, also the subspace similarity φ(i,j) of A's row spaces and of ΔW's\n"
+        "column spaces, layer by layer.",
+        NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     const int nf = argc - pos;
     if (nf < 1 || nf > 2) return usage_fail(cmd, "expected one or two ADAPTER files");
-    const analyze_spec spec = {.base = base_path, .files = (const char *const *)argv + pos,
-                               .n_files = nf, .threshold = threshold, .data = data};
+    const analyze_spec spec = {.base = base_path,
+                               .files = (const char *const *)argv + pos,
+                               .n_files = nf,
+                               .threshold = threshold,
+                               .data = data};
     ml_error e;
     analyze_results res;
     if (analyze_job_run(&spec, &res, &e)) {
@@ -230,8 +236,9 @@ int cmd_analyze(int argc, char **argv) {
             rc = EXIT_RUNTIME;
         }
     } else {
-        printf("base %s; effective rank = #{σ_i > %g·σ_max}; top-k = share of Σσ² in the top k σ\n\n",
-               base_path, (double)threshold);
+        printf(
+            "base %s; effective rank = #{σ_i > %g·σ_max}; top-k = share of Σσ² in the top k σ\n\n",
+            base_path, (double)threshold);
         for (int k = 0; k < nf; k++) spectrum_text(&res.files[k]);
         if (nf == 2) similarity_text(&res);
     }

@@ -21,19 +21,21 @@ int cmd_bench(int argc, char **argv) {
         {"batch", OPT_INT, &B, 1, 4096, "N", "sequences per training step"},
         {"seconds", OPT_FLOAT, &seconds, 0.1, 600, "S", "time per measurement"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print JSON"},
-        {"only", OPT_STRING, &only, 0, 0, "TEXT", "run only the measurements whose name contains TEXT"},
+        {"only", OPT_STRING, &only, 0, 0, "TEXT",
+         "run only the measurements whose name contains TEXT"},
     };
     int pos;
-    int r = opts_parse("[options]",
-                       "Measures training steps (full model and LoRA at ranks 0, 1, 8, 32), scoring\n"
-                       "and greedy generation, against a 2048^3 sgemm measured in the same run.\n"
-                       "Each figure is the best of 4 windows of S/4 seconds.",
-                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+    int r =
+        opts_parse("[options]",
+                   "Measures training steps (full model and LoRA at ranks 0, 1, 8, 32), scoring\n"
+                   "and greedy generation, against a 2048^3 sgemm measured in the same run.\n"
+                   "Each figure is the best of 4 windows of S/4 seconds.",
+                   NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (pos < argc) return usage_fail(cmd, "takes no arguments");
     threads = runtime_threads(threads);
-    const bench_spec spec = {.base = base, .threads = threads, .batch = B, .T = T,
-                             .seconds = seconds, .only = only};
+    const bench_spec spec = {
+        .base = base, .threads = threads, .batch = B, .T = T, .seconds = seconds, .only = only};
     ml_error e;
     bench_report rep;
     if (bench_job_run(&spec, &rep, &e)) {
@@ -44,23 +46,28 @@ int cmd_bench(int argc, char **argv) {
     const int n = rep.n_rows;
     const double peak = rep.peak, peak1 = rep.peak1, fwd = rep.forward_flops;
     if (json) {
-        printf("{\"blas\":\"%s\",\"kernel\":\"%s\",\"threads\":%d,\"batch\":%d,\"T\":%d,"
-               "\"sgemm_peak_gflops\":%.2f,\"sgemm_1thread_gflops\":%.2f,\"forward_flops_per_token\":%.0f,\"rows\":[",
-               rep.blas_config, runtime_blas_kernel(), threads, B, rep.T, peak, peak1, fwd);
+        printf(
+            "{\"blas\":\"%s\",\"kernel\":\"%s\",\"threads\":%d,\"batch\":%d,\"T\":%d,"
+            "\"sgemm_peak_gflops\":%.2f,\"sgemm_1thread_gflops\":%.2f,\"forward_flops_per_token\":%.0f,\"rows\":[",
+            rep.blas_config, runtime_blas_kernel(), threads, B, rep.T, peak, peak1, fwd);
         for (int i = 0; i < n; i++)
-            printf("%s{\"name\":\"%s\",\"value\":%.3f,\"unit\":\"%s\",\"flops_per_token\":%.0f,"
-                   "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,\"peak_rss_kib\":%ld}",
-                   i ? "," : "", rows[i].name, rows[i].value, rows[i].unit, rows[i].flops_tok, rows[i].gflops,
-                   rows[i].peak, rows[i].gflops / rows[i].peak, rows[i].rss_kib);
+            printf(
+                "%s{\"name\":\"%s\",\"value\":%.3f,\"unit\":\"%s\",\"flops_per_token\":%.0f,"
+                "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,\"peak_rss_kib\":%ld}",
+                i ? "," : "", rows[i].name, rows[i].value, rows[i].unit, rows[i].flops_tok,
+                rows[i].gflops, rows[i].peak, rows[i].gflops / rows[i].peak, rows[i].rss_kib);
         printf("]}\n");
         return EXIT_OK;
     }
     printf("BLAS: %s\nkernel: %s\nthreads: %d   batch %d x %d tokens\n", rep.blas_config,
            runtime_blas_note(), threads, B, rep.T);
-    printf("peak: sgemm 2048^3 up to %.1f GFLOP/s on %d threads (%.1f on 1); each row's fraction uses\n"
-           "      the mean of the sgemm measured just before and just after it\n", peak, threads, peak1);
+    printf(
+        "peak: sgemm 2048^3 up to %.1f GFLOP/s on %d threads (%.1f on 1); each row's fraction uses\n"
+        "      the mean of the sgemm measured just before and just after it\n",
+        peak, threads, peak1);
     printf("model forward: %.0f FLOPs per token (T = %d)\n\n", fwd, rep.T);
-    printf("  %-34s %14s %-14s %12s %10s %8s %8s %9s\n", "", "", "", "FLOPs/token", "GFLOP/s", "peak", "of peak", "peak RSS");
+    printf("  %-34s %14s %-14s %12s %10s %8s %8s %9s\n", "", "", "", "FLOPs/token", "GFLOP/s",
+           "peak", "of peak", "peak RSS");
     for (int i = 0; i < n; i++) {
         char flops[32] = "", gf[32] = "", frac[32] = "";
         if (rows[i].flops_tok > 0) {
@@ -68,8 +75,8 @@ int cmd_bench(int argc, char **argv) {
             snprintf(gf, sizeof gf, "%.1f", rows[i].gflops);
             snprintf(frac, sizeof frac, "%.1f%%", 100 * rows[i].gflops / rows[i].peak);
         }
-        printf("  %-34s %14.1f %-14s %12s %10s %8.1f %8s %6.1f MiB\n", rows[i].name, rows[i].value, rows[i].unit,
-               flops, gf, rows[i].peak, frac, rows[i].rss_kib / 1024.0);
+        printf("  %-34s %14.1f %-14s %12s %10s %8.1f %8s %6.1f MiB\n", rows[i].name, rows[i].value,
+               rows[i].unit, flops, gf, rows[i].peak, frac, rows[i].rss_kib / 1024.0);
     }
     return EXIT_OK;
 }

@@ -102,7 +102,8 @@ static double print_collateral(const dataset *d, eval_item *const *items, int nm
         const char *forms[] = {"3sg", "base", "ing"};
         char head[128];
         int hl = snprintf(head, sizeof head, "    %-12s", "");
-        for (int f = 0; f < 3; f++) hl += snprintf(head + hl, sizeof head - (size_t)hl, "   %-19s", forms[f]);
+        for (int f = 0; f < 3; f++)
+            hl += snprintf(head + hl, sizeof head - (size_t)hl, "   %-19s", forms[f]);
         printf("%s\n", rtrim(head));
         for (int i = 0; i < n; i++) {
             int first = 1; /* one row per verb, in order of first appearance */
@@ -113,14 +114,15 @@ static double print_collateral(const dataset *d, eval_item *const *items, int nm
             for (int f = 0; f < 3; f++) {
                 const eval_cell *c = NULL;
                 for (int j = i; j < n && !c; j++)
-                    if (strcmp(cells[j].verb, cells[i].verb) == 0 && strcmp(cells[j].form, forms[f]) == 0)
+                    if (strcmp(cells[j].verb, cells[i].verb) == 0 &&
+                        strcmp(cells[j].form, forms[f]) == 0)
                         c = &cells[j];
                 if (c)
-                    len += snprintf(line + len, sizeof line - (size_t)len, "   %5.1f -> %5.1f%% %-3s",
-                                    100.0 * c->base_correct / c->n, 100.0 * c->model_correct / c->n,
-                                    eval_cell_drop(c) > 0 ? "(-)" : "");
-                else
-                    len += snprintf(line + len, sizeof line - (size_t)len, "   %-19s", "-");
+                    len +=
+                        snprintf(line + len, sizeof line - (size_t)len, "   %5.1f -> %5.1f%% %-3s",
+                                 100.0 * c->base_correct / c->n, 100.0 * c->model_correct / c->n,
+                                 eval_cell_drop(c) > 0 ? "(-)" : "");
+                else len += snprintf(line + len, sizeof line - (size_t)len, "   %-19s", "-");
             }
             printf("%s\n", rtrim(line));
         }
@@ -137,8 +139,8 @@ typedef struct {
 
 /* The JSON of one (file, model) summary's collateral-damage cells against the base; updates
  * *worst with the largest drop. */
-static void json_collateral(FILE *out, const dataset *d, const eval_item *base, const eval_item *model,
-                            int file, worst_cell *worst) {
+static void json_collateral(FILE *out, const dataset *d, const eval_item *base,
+                            const eval_item *model, int file, worst_cell *worst) {
     static eval_cell cells[MAX_CELLS];
     const int n = eval_collateral(d, base, model, cells, MAX_CELLS);
     if (n == 0) return;
@@ -156,7 +158,8 @@ static void json_collateral(FILE *out, const dataset *d, const eval_item *base, 
         fprintf(out, ",\"form\":");
         text_json_print(out, cells[i].form);
         fprintf(out, ",\"n\":%d,\"base_correct\":%d,\"model_correct\":%d,\"drop\":%.6f}",
-                cells[i].n, cells[i].base_correct, cells[i].model_correct, eval_cell_drop(&cells[i]));
+                cells[i].n, cells[i].base_correct, cells[i].model_correct,
+                eval_cell_drop(&cells[i]));
     }
     fprintf(out, "]}");
 }
@@ -167,22 +170,25 @@ int cmd_eval(int argc, char **argv) {
     int json = 0, threads = 0, brief = 0;
     opt_list adapters = {0};
     opt_def defs[] = {
-        {"adapter", OPT_LIST, &adapters, 0, 0, "FILE", "an adapter (or a full checkpoint) to score beside the base; repeatable"},
+        {"adapter", OPT_LIST, &adapters, 0, 0, "FILE",
+         "an adapter (or a full checkpoint) to score beside the base; repeatable"},
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "one JSON object per example, then a summary object"},
-        {"brief", OPT_FLAG, &brief, 0, 0, NULL, "totals and the largest collateral drop per file, no per-verb tables"},
+        {"brief", OPT_FLAG, &brief, 0, 0, NULL,
+         "totals and the largest collateral drop per file, no per-verb tables"},
         {"threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: all cores)"},
     };
     int pos;
-    int pr = opts_parse("[options] [DATA.jsonl ...]",
-                       "Scores the base model and each --adapter on each DATA file (default: the\n"
-                       "held-out files on seen and new sentence frames, data/*_test*, control*,\n"
-                       "regular_heldout*, irreg_nonpast*, irreg_unseen): greedy exact match,\n"
-                       "preference for the completion over the distractor (log P(completion) >\n"
-                       "log P(distractor)), completion perplexity, per verb; and collateral damage:\n"
-                       "for each verb, the change on the non-past forms (3sg, base, ing), and the\n"
-                       "largest drop.",
-                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+    int pr =
+        opts_parse("[options] [DATA.jsonl ...]",
+                   "Scores the base model and each --adapter on each DATA file (default: the\n"
+                   "held-out files on seen and new sentence frames, data/*_test*, control*,\n"
+                   "regular_heldout*, irreg_nonpast*, irreg_unseen): greedy exact match,\n"
+                   "preference for the completion over the distractor (log P(completion) >\n"
+                   "log P(distractor)), completion perplexity, per verb; and collateral damage:\n"
+                   "for each verb, the change on the non-past forms (3sg, base, ing), and the\n"
+                   "largest drop.",
+                   NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (pr) return pr > 0 ? EXIT_OK : EXIT_USAGE;
     const char **files = (const char **)argv + pos;
     int nfiles = argc - pos;
@@ -193,8 +199,12 @@ int cmd_eval(int argc, char **argv) {
     }
     const int nmodels = 1 + adapters.n;
     if (nmodels > MAX_MODELS) return usage_fail(cmd, "too many --adapter files");
-    const eval_spec spec = {.base = base_path, .adapters = adapters.v, .n_adapters = adapters.n,
-                            .files = files, .n_files = nfiles, .threads = runtime_threads(threads)};
+    const eval_spec spec = {.base = base_path,
+                            .adapters = adapters.v,
+                            .n_adapters = adapters.n,
+                            .files = files,
+                            .n_files = nfiles,
+                            .threads = runtime_threads(threads)};
     ml_error e;
     eval_results r;
     if (eval_job_run(&spec, &r, &e)) {
@@ -242,14 +252,16 @@ int cmd_eval(int argc, char **argv) {
         } else {
             print_table(files[f], &data[f], r.items + f * nmodels, r.totals + f * nmodels, nmodels,
                         labels, brief);
-            const double drop = print_collateral(&data[f], r.items + f * nmodels, nmodels, labels, brief);
+            const double drop =
+                print_collateral(&data[f], r.items + f * nmodels, nmodels, labels, brief);
             printf("\n");
             if (!isnan(drop) && !(drop <= worst_drop)) worst_drop = drop, worst_file = f;
         }
     }
     if (!json && nmodels > 1 && worst_file >= 0)
         printf("collateral damage: the largest drop of any verb on any non-past form is %.1f "
-               "points (%s)\n", worst_drop, files[worst_file]);
+               "points (%s)\n",
+               worst_drop, files[worst_file]);
     if (!json) /* 0 exactly for an adapter that changes nothing, e.g. lora-train --steps 0 */
         for (int k = 1; k < nmodels; k++)
             printf("max |logit(%s) - logit(base)| over every scored position: %.6g\n", labels[k],
@@ -268,13 +280,13 @@ int cmd_eval(int argc, char **argv) {
                 printf(",\"n\":%d,\"exact_match\":%.6f,\"correct\":%d", t->n,
                        t->n ? (double)t->correct / t->n : 0.0, t->correct);
                 if (t->n_pref)
-                    printf(",\"preference\":%.6f,\"n_preference\":%d", (double)t->pref_correct / t->n_pref,
-                           t->n_pref);
+                    printf(",\"preference\":%.6f,\"n_preference\":%d",
+                           (double)t->pref_correct / t->n_pref, t->n_pref);
                 printf(",\"perplexity\":");
                 text_json_number(stdout, "%.6f", eval_ppl(t));
                 if (k > 0)
-                    json_collateral(stdout, &data[f], r.items[f * nmodels], r.items[f * nmodels + k],
-                                    f, &worst[k]);
+                    json_collateral(stdout, &data[f], r.items[f * nmodels],
+                                    r.items[f * nmodels + k], f, &worst[k]);
                 printf("}");
             }
         /* per adapter: the largest drop of any verb on any non-past form, over every file */

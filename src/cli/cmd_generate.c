@@ -27,19 +27,23 @@ int cmd_generate(int argc, char **argv) {
     uint64_t seed = 1;
     int max_new = 32, raw = 0;
     opt_def defs[] = {
-        {"adapter", OPT_STRING, &adapter, 0, 0, "FILE", "a LoRA adapter (or full checkpoint) to use"},
+        {"adapter", OPT_STRING, &adapter, 0, 0, "FILE",
+         "a LoRA adapter (or full checkpoint) to use"},
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
-        {"temperature", OPT_FLOAT, &temperature, 0, 100, "T", "sample at temperature T (0: greedy)"},
+        {"temperature", OPT_FLOAT, &temperature, 0, 100, "T",
+         "sample at temperature T (0: greedy)"},
         {"seed", OPT_U64, &seed, 0, 1.8e19, "N", "random seed for sampling"},
         {"max-tokens", OPT_INT, &max_new, 1, 4096, "N", "longest completion"},
-        {"raw", OPT_FLAG, &raw, 0, 0, NULL, "use prompts exactly as given (no trailing space added)"},
+        {"raw", OPT_FLAG, &raw, 0, 0, NULL,
+         "use prompts exactly as given (no trailing space added)"},
     };
     int pos;
-    int r = opts_parse("[options] [PROMPT ...]",
-                       "Completes each PROMPT (e.g. \"go: yesterday he \") and prints the completion.\n"
-                       "Without PROMPT, reads one prompt per line from stdin: a grammar tutor.\n"
-                       "A prompt without a trailing space gets one, as every training prompt has.",
-                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+    int r =
+        opts_parse("[options] [PROMPT ...]",
+                   "Completes each PROMPT (e.g. \"go: yesterday he \") and prints the completion.\n"
+                   "Without PROMPT, reads one prompt per line from stdin: a grammar tutor.\n"
+                   "A prompt without a trailing space gets one, as every training prompt has.",
+                   NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     ml_error e;
     loaded_model lm;
@@ -58,8 +62,8 @@ int cmd_generate(int argc, char **argv) {
         for (int i = pos; i < argc; i++)
             if (complete(&g, argv[i], &e)) {
                 char shown[200];
-                fprintf(stderr, "%s: error: prompt \"%s\": %s\n", cmd, ml_one_line(shown, sizeof shown, argv[i]),
-                        e.msg);
+                fprintf(stderr, "%s: error: prompt \"%s\": %s\n", cmd,
+                        ml_one_line(shown, sizeof shown, argv[i]), e.msg);
                 rc = EXIT_RUNTIME;
             }
     } else {

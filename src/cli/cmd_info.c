@@ -46,7 +46,8 @@ static void inventory_text(const minigpt *m) {
     printf("  %-47s %9s\n", "Linear total", grouped(c.linear_weights + c.linear_biases, a));
     printf("  %-47s %9s\n", "Embedding (tied head)", grouped(c.embedding, a));
     printf("  %-47s %9s\n", "LayerNorms", grouped(c.norms, a));
-    printf("  %-47s %9s  (%s bytes in F32)\n\n", "Model total", grouped(c.total, a), grouped(4 * c.total, b));
+    printf("  %-47s %9s  (%s bytes in F32)\n\n", "Model total", grouped(c.total, a),
+           grouped(4 * c.total, b));
 }
 
 static void ranks_text(const minigpt *m, unsigned targets, const int *ranks, int nr) {
@@ -60,8 +61,9 @@ static void ranks_text(const minigpt *m, unsigned targets, const int *ranks, int
     for (int i = 0; i < nr; i++) {
         const size_t n = lora_count(m, ranks[i], targets);
         printf("  %5d %10s %13.2f%% %15.2f%% %12s %11.1f%% %10.1f%s\n", ranks[i], grouped(n, a),
-               100.0 * n / c.total, 100.0 * n / lin, grouped(2 * n, b), 100.0 * 2 * n / (4.0 * c.total),
-               4.0 * c.total / (2.0 * n), n > c.total ? "  (more than the whole model)" : "");
+               100.0 * n / c.total, 100.0 * n / lin, grouped(2 * n, b),
+               100.0 * 2 * n / (4.0 * c.total), 4.0 * c.total / (2.0 * n),
+               n > c.total ? "  (more than the whole model)" : "");
     }
     printf("\n  fractions of %s (model) and %s (Linear weights + biases); per base: how many\n"
            "  adapters' fp16 payloads fit in the F32 base's %s payload bytes\n\n",
@@ -102,7 +104,8 @@ static void layer_fraction_text(const minigpt *m, unsigned targets, const int *r
         char shape[32];
         snprintf(shape, sizeof shape, "(%d, %d)", shapes[k][0], shapes[k][1]);
         printf("  %-14s %6d", shape, count[k]);
-        const double per = (double)(shapes[k][0] + shapes[k][1]) / ((double)shapes[k][0] * shapes[k][1]);
+        const double per =
+            (double)(shapes[k][0] + shapes[k][1]) / ((double)shapes[k][0] * shapes[k][1]);
         for (int i = 0; i < nr; i++) printf(" %7.2f%%", 100.0 * ranks[i] * per);
         printf("\n");
     }
@@ -149,7 +152,8 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
     /* how many of these adapters take the bytes of one F32 base: by payload, and by file */
     const double base_payload = 4.0 * minigpt_count(m).total;
     const double per_payload = a.payload_bytes ? base_payload / a.payload_bytes : 0;
-    const double per_file = a.file_bytes && base_file_bytes ? (double)base_file_bytes / a.file_bytes : 0;
+    const double per_file =
+        a.file_bytes && base_file_bytes ? (double)base_file_bytes / a.file_bytes : 0;
     if (json) {
         printf("{\"adapter\":");
         text_json_print(stdout, path);
@@ -171,8 +175,10 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
                a.n_tensors, a.rank ? a.params / a.rank : 0, a.rank ? a.params / a.rank : 0, a.rank);
         printf("  payload %zu bytes (2 per parameter), header %zu bytes, file %zu bytes\n",
                a.payload_bytes, a.header_bytes, a.file_bytes);
-        printf("  %.1f of these fit in the F32 base's %.0f payload bytes", per_payload, base_payload);
-        if (per_file > 0) printf("; %.1f by file size (%ld-byte base file)", per_file, base_file_bytes);
+        printf("  %.1f of these fit in the F32 base's %.0f payload bytes", per_payload,
+               base_payload);
+        if (per_file > 0)
+            printf("; %.1f by file size (%ld-byte base file)", per_file, base_file_bytes);
         printf("\n");
         printf("  trained on base %.16s…; this base: %s\n", sha ? sha : "?", match[a.matches_base]);
         for (int i = 0; i < a.n_meta; i++) {
@@ -190,26 +196,30 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
 
 static void info_json(const minigpt *m, unsigned targets, const int *ranks, int nr, int rank) {
     minigpt_counts c = minigpt_count(m);
-    printf("{\"config\":{\"vocab_size\":%d,\"d_model\":%d,\"n_heads\":%d,\"n_layers\":%d,\"d_ff\":%d,"
-           "\"context\":%d},\"tensors\":[",
-           m->cfg.vocab_size, m->cfg.d_model, m->cfg.n_heads, m->cfg.n_layers, m->cfg.d_ff, m->cfg.context);
+    printf(
+        "{\"config\":{\"vocab_size\":%d,\"d_model\":%d,\"n_heads\":%d,\"n_layers\":%d,\"d_ff\":%d,"
+        "\"context\":%d},\"tensors\":[",
+        m->cfg.vocab_size, m->cfg.d_model, m->cfg.n_heads, m->cfg.n_layers, m->cfg.d_ff,
+        m->cfg.context);
     for (int i = 0; i < m->n_tensors; i++) {
         const minigpt_tensor *t = &m->tensors[i];
         static const char *kinds[] = {"embedding", "norm", "linear_weight", "linear_bias"};
-        printf("%s{\"name\":\"%s\",\"shape\":[%d%s%.0d],\"params\":%zu,\"kind\":\"%s\"}", i ? "," : "",
-               t->name, t->shape[0], t->ndim == 2 ? "," : "", t->ndim == 2 ? t->shape[1] : 0, t->numel,
-               kinds[t->kind]);
+        printf("%s{\"name\":\"%s\",\"shape\":[%d%s%.0d],\"params\":%zu,\"kind\":\"%s\"}",
+               i ? "," : "", t->name, t->shape[0], t->ndim == 2 ? "," : "",
+               t->ndim == 2 ? t->shape[1] : 0, t->numel, kinds[t->kind]);
     }
     printf("],\"total\":%zu,\"linear_weights\":%zu,\"linear_biases\":%zu,\"linear_total\":%zu,"
            "\"embedding\":%zu,\"norms\":%zu,\"lora_params_per_rank\":%zu,\"ranks\":[",
-           c.total, c.linear_weights, c.linear_biases, c.linear_weights + c.linear_biases, c.embedding,
-           c.norms, lora_count(m, 1, targets));
+           c.total, c.linear_weights, c.linear_biases, c.linear_weights + c.linear_biases,
+           c.embedding, c.norms, lora_count(m, 1, targets));
     const size_t lin = c.linear_weights + c.linear_biases;
     for (int i = 0; i < nr; i++) {
         const size_t n = lora_count(m, ranks[i], targets);
-        printf("%s{\"rank\":%d,\"params\":%zu,\"fraction_of_model\":%.6f,\"fraction_of_linears\":%.6f,"
-               "\"fp16_bytes\":%zu,\"adapters_per_base_payload\":%.6f}", i ? "," : "", ranks[i], n,
-               (double)n / c.total, (double)n / lin, 2 * n, 4.0 * c.total / (2.0 * n));
+        printf(
+            "%s{\"rank\":%d,\"params\":%zu,\"fraction_of_model\":%.6f,\"fraction_of_linears\":%.6f,"
+            "\"fp16_bytes\":%zu,\"adapters_per_base_payload\":%.6f}",
+            i ? "," : "", ranks[i], n, (double)n / c.total, (double)n / lin, 2 * n,
+            4.0 * c.total / (2.0 * n));
     }
     printf("],\"layer_shapes\":[");
     int shapes[16][2], count[16];
@@ -225,8 +235,8 @@ static void info_json(const minigpt *m, unsigned targets, const int *ranks, int 
         for (int i = 0; i < m->n_linears; i++) {
             const minigpt_linear *L = &m->linears[i];
             if (!(targets & (1u << L->role))) continue;
-            printf("%s{\"path\":\"%s\",\"in\":%d,\"out\":%d,\"rank\":%d,\"params\":%zu}", first ? "" : ",",
-                   L->path, L->in, L->out, rank, (size_t)rank * (L->in + L->out));
+            printf("%s{\"path\":\"%s\",\"in\":%d,\"out\":%d,\"rank\":%d,\"params\":%zu}",
+                   first ? "" : ",", L->path, L->in, L->out, rank, (size_t)rank * (L->in + L->out));
             first = 0;
         }
         printf("]");
@@ -236,21 +246,26 @@ static void info_json(const minigpt *m, unsigned targets, const int *ranks, int 
 
 int cmd_info(int argc, char **argv) {
     const char *cmd = argv[0];
-    const char *base_path = default_path("data/minigpt-base.safetensors"), *model_cfg = default_path("configs/minigpt.json");
+    const char *base_path = default_path("data/minigpt-base.safetensors"),
+               *model_cfg = default_path("configs/minigpt.json");
     const char *targets_s = "all";
     int rank = -1, json = 0;
     opt_def defs[] = {
-        {"rank", OPT_INT, &rank, 0, LORA_MAX_RANK, "R", "also show the per-layer breakdown at rank R"},
-        {"targets", OPT_STRING, &targets_s, 0, 0, "LIST", "layers adapted: q,k,v,o,fc1,fc2,attn,ffn,all"},
+        {"rank", OPT_INT, &rank, 0, LORA_MAX_RANK, "R",
+         "also show the per-layer breakdown at rank R"},
+        {"targets", OPT_STRING, &targets_s, 0, 0, "LIST",
+         "layers adapted: q,k,v,o,fc1,fc2,attn,ffn,all"},
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint (its config is used)"},
-        {"model", OPT_STRING, &model_cfg, 0, 0, "FILE", "model config, used when the base file is absent"},
+        {"model", OPT_STRING, &model_cfg, 0, 0, "FILE",
+         "model config, used when the base file is absent"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print JSON"},
     };
     int pos;
-    int r = opts_parse("[options] [ADAPTER.safetensors ...]",
-                       "Prints the parameter inventory and the LoRA parameter count and fp16 size per\n"
-                       "rank, computed from the model itself; describes each ADAPTER file given.",
-                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+    int r =
+        opts_parse("[options] [ADAPTER.safetensors ...]",
+                   "Prints the parameter inventory and the LoRA parameter count and fp16 size per\n"
+                   "rank, computed from the model itself; describes each ADAPTER file given.",
+                   NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     ml_error e;
     unsigned targets;

@@ -17,11 +17,12 @@ int cmd_merge(int argc, char **argv) {
         {"base", OPT_PATH, &s.base, 0, 0, "FILE", "base checkpoint"},
     };
     int pos;
-    int r = opts_parse("--adapter FILE --out FILE [options] [DATA.jsonl ...]",
-                       "Writes W + (alpha/r)·B·A for every adapted Linear into a new F32 base\n"
-                       "checkpoint and prints the largest |logit difference| between the merged model\n"
-                       "and base+adapter on DATA (default: the held-out files).",
-                       NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+    int r =
+        opts_parse("--adapter FILE --out FILE [options] [DATA.jsonl ...]",
+                   "Writes W + (alpha/r)·B·A for every adapted Linear into a new F32 base\n"
+                   "checkpoint and prints the largest |logit difference| between the merged model\n"
+                   "and base+adapter on DATA (default: the held-out files).",
+                   NULL, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (!s.adapter || !s.out) return usage_fail(cmd, "--adapter and --out are required");
     if (argc - pos > MERGE_MAX_FILES) return usage_fail(cmd, "at most 16 DATA files");
@@ -36,7 +37,8 @@ int cmd_merge(int argc, char **argv) {
     }
     printf("wrote %s: W + %g·B·A (rank %d, alpha %g) in %d Linear layers\n", s.out,
            (double)rep.scale, rep.rank, (double)rep.alpha, rep.n_layers);
-    printf("max |logit(merged) - logit(base+adapter)| = %.3g over %zu logits (largest logit %.3g)\n",
-           rep.max_diff, rep.n_logits, rep.max_logit);
+    printf(
+        "max |logit(merged) - logit(base+adapter)| = %.3g over %zu logits (largest logit %.3g)\n",
+        rep.max_diff, rep.n_logits, rep.max_logit);
     return EXIT_OK;
 }

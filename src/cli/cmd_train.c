@@ -74,7 +74,8 @@ static void on_ready(void *ctx, const finetune_report *r) {
     char lp_note[64] = "";
     if (!fo->full && fo->loraplus_ratio != 1.0f)
         snprintf(lp_note, sizeof lp_note, " (B x %g: LoRA+)", (double)fo->loraplus_ratio);
-    fprintf(stderr, "%s: %d examples%s%s%s, %d steps x %d sequences, %s lr %g%s, %d threads, BLAS %s\n",
+    fprintf(stderr,
+            "%s: %d examples%s%s%s, %d steps x %d sequences, %s lr %g%s, %d threads, BLAS %s\n",
             cmd, r->n_examples, s->replay[0] ? " + replay " : "", s->replay, kl_note, r->steps,
             fo->train.batch, optim_name_at(fo->train.optimizer), (double)fo->train.lr, lp_note,
             r->threads, runtime_blas_note());
@@ -94,54 +95,70 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
            "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
            fo->full ? 0 : fo->rank, (double)fo->alpha, fo->rslora ? "true" : "false",
            fo->full ? "true" : "false",
-           fo->full == FINETUNE_FULL_ALL ? "all" : fo->full ? "linear_weights" : "none", r->trainable, r->params_per_rank, r->result.steps,
-           r->best_step, best_val, r->result.seconds, tok_s, r->bytes, r->payload_bytes,
-           r->threads, runtime_blas_kernel());
+           fo->full == FINETUNE_FULL_ALL ? "all"
+           : fo->full                    ? "linear_weights"
+                                         : "none",
+           r->trainable, r->params_per_rank, r->result.steps, r->best_step, best_val,
+           r->result.seconds, tok_s, r->bytes, r->payload_bytes, r->threads, runtime_blas_kernel());
 }
 
 int cmd_train(int argc, char **argv) {
     const char *cmd = argv[0], *config = NULL, *targets = NULL, *layers = NULL;
-    finetune_spec s = {.base = default_path("data/minigpt-base.safetensors"), .replay = "",
-                       .val_extra = "", .label = cmd};
+    finetune_spec s = {.base = default_path("data/minigpt-base.safetensors"),
+                       .replay = "",
+                       .val_extra = "",
+                       .label = cmd};
     finetune_opts *fo = &s.opts;
     train_opts *o = &fo->train;
     o->eps = 1e-8f; /* AdamW's epsilon, fixed */
     int json = 0, full_all = 0;
     opt_def defs[] = {
-        {"config", OPT_STRING, &config, 0, 0, "FILE", "JSON file of settings over the defaults file"},
+        {"config", OPT_STRING, &config, 0, 0, "FILE",
+         "JSON file of settings over the defaults file"},
         {"rank", OPT_INT, &fo->rank, 0, LORA_MAX_RANK, "R", "LoRA rank r"},
-        {"alpha", OPT_FLOAT, &fo->alpha, 1e-6, 1e6, "A", "LoRA alpha; the update is scaled by alpha/r"},
-        {"rslora", OPT_FLAG, &fo->rslora, 0, 0, NULL, "scale by alpha/sqrt(r) (rank-stabilized LoRA)"},
-        {"targets", OPT_STRING, &targets, 0, 0, "LIST", "layers to adapt: q,k,v,o,fc1,fc2,attn,ffn,all"},
-        {"layers", OPT_STRING, &layers, 0, 0, "LIST", "blocks to adapt: all, or indices such as 0 or 0,1"},
+        {"alpha", OPT_FLOAT, &fo->alpha, 1e-6, 1e6, "A",
+         "LoRA alpha; the update is scaled by alpha/r"},
+        {"rslora", OPT_FLAG, &fo->rslora, 0, 0, NULL,
+         "scale by alpha/sqrt(r) (rank-stabilized LoRA)"},
+        {"targets", OPT_STRING, &targets, 0, 0, "LIST",
+         "layers to adapt: q,k,v,o,fc1,fc2,attn,ffn,all"},
+        {"layers", OPT_STRING, &layers, 0, 0, "LIST",
+         "blocks to adapt: all, or indices such as 0 or 0,1"},
         {"full", OPT_FLAG, &fo->full, 0, 0, NULL,
          "full fine-tune of the target Linear weights (98,304 of the default model; baseline)"},
         {"full-all", OPT_FLAG, &full_all, 0, 0, NULL,
          "full fine-tune of every parameter (103,680: embedding, LayerNorms, biases too)"},
         {"base", OPT_PATH, &s.base, 0, 0, "FILE", "base checkpoint"},
-        {"out", OPT_PATH, &s.out, 0, 0, "FILE", "adapter to write [runs/<data>-r<rank>.safetensors]"},
+        {"out", OPT_PATH, &s.out, 0, 0, "FILE",
+         "adapter to write [runs/<data>-r<rank>.safetensors]"},
         {"val", OPT_PATH, &s.val, 0, 0, "FILE", "validation JSONL [<data>_val.jsonl if it exists]"},
-        {"val-extra", OPT_PATH, &s.val_extra, 0, 0, "FILE", "held-out examples of what must not change, validated too"},
-        {"replay", OPT_PATH, &s.replay, 0, 0, "FILE", "examples mixed into every batch against forgetting"},
-        {"replay-frac", OPT_FLOAT, &o->replay_frac, 0, 0.95, "X", "share of each batch drawn from --replay"},
+        {"val-extra", OPT_PATH, &s.val_extra, 0, 0, "FILE",
+         "held-out examples of what must not change, validated too"},
+        {"replay", OPT_PATH, &s.replay, 0, 0, "FILE",
+         "examples mixed into every batch against forgetting"},
+        {"replay-frac", OPT_FLOAT, &o->replay_frac, 0, 0.95, "X",
+         "share of each batch drawn from --replay"},
         {"preserve-kl", OPT_FLOAT, &o->preserve_kl, 0, 100, "L",
          "add L x KL(base || model) over every position of the replay sequences (0: off)"},
-        {"epochs", OPT_FLOAT, &s.epochs, 0, 1e6, "E", "train for E passes over DATA instead of --steps (0: off)"},
+        {"epochs", OPT_FLOAT, &s.epochs, 0, 1e6, "E",
+         "train for E passes over DATA instead of --steps (0: off)"},
         TRAIN_OPT_DEFS(o),
         {"loraplus-ratio", OPT_FLOAT, &fo->loraplus_ratio, 1e-3, 1e4, "X",
          "LoRA+: B's learning rate is X times A's (1: off; not with --full)"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON summary on stdout"},
-        {"resume", OPT_PATH, &s.resume, 0, 0, "FILE", "continue an interrupted run from its training state"},
-        {"state", OPT_PATH, &s.state, 0, 0, "FILE", "where an interrupted run saves its state [OUT.state]"},
+        {"resume", OPT_PATH, &s.resume, 0, 0, "FILE",
+         "continue an interrupted run from its training state"},
+        {"state", OPT_PATH, &s.state, 0, 0, "FILE",
+         "where an interrupted run saves its state [OUT.state]"},
     };
     int pos;
     const char *defaults = default_path("configs/lora-irreg.json");
-    int r = opts_parse("[options] DATA.jsonl",
-                       "Fine-tunes a LoRA adapter (W + (alpha/r)·B·A on each target Linear, W frozen)\n"
-                       "on prompt/completion JSONL and writes it as an fp16 safetensors file with\n"
-                       "PEFT names. Keeps the adapter with the best validation loss.",
-                       defaults, defs,
-                       (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
+    int r =
+        opts_parse("[options] DATA.jsonl",
+                   "Fine-tunes a LoRA adapter (W + (alpha/r)·B·A on each target Linear, W frozen)\n"
+                   "on prompt/completion JSONL and writes it as an fp16 safetensors file with\n"
+                   "PEFT names. Keeps the adapter with the best validation loss.",
+                   defaults, defs, (int)(sizeof defs / sizeof defs[0]), argc, argv, &pos);
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     if (argc - pos != 1) return usage_fail(cmd, "expects exactly one DATA.jsonl");
     s.data = argv[pos];
@@ -189,9 +206,11 @@ int cmd_train(int argc, char **argv) {
         if (rep.best_step >= 0)
             snprintf(kept, sizeof kept, "the best adapter so far (step %d)", rep.best_step);
         else
-            snprintf(kept, sizeof kept, "the adapter of step %d (not validated yet)", rep.result.steps);
-        fprintf(stderr, "%s: interrupted at step %d; wrote %s to %s and "
-                        "the training state to %s (continue with --resume %s)\n",
+            snprintf(kept, sizeof kept, "the adapter of step %d (not validated yet)",
+                     rep.result.steps);
+        fprintf(stderr,
+                "%s: interrupted at step %d; wrote %s to %s and "
+                "the training state to %s (continue with --resume %s)\n",
                 cmd, rep.result.steps, kept, s.out, s.state, s.state);
         return 128 + rep.result.interrupted;
     }

@@ -51,11 +51,11 @@ void install_stop_handlers(void) {
 
 /* The held-out files scored by default: seen and new frames, the change and its side effects. */
 static const char *const eval_files[] = {
-    "data/irreg_test.jsonl",       "data/irreg_test_new.jsonl",       /* what was taught */
-    "data/control_regular.jsonl",  "data/control_new.jsonl",          /* the rule, kept */
-    "data/regular_heldout.jsonl",  "data/regular_heldout_new.jsonl",
-    "data/irreg_nonpast.jsonl",    "data/irreg_nonpast_new.jsonl",    /* collateral damage */
-    "data/irreg_unseen.jsonl",                                        /* verbs never taught */
+    "data/irreg_test.jsonl",      "data/irreg_test_new.jsonl", /* what was taught */
+    "data/control_regular.jsonl", "data/control_new.jsonl",    /* the rule, kept */
+    "data/regular_heldout.jsonl", "data/regular_heldout_new.jsonl",
+    "data/irreg_nonpast.jsonl",   "data/irreg_nonpast_new.jsonl", /* collateral damage */
+    "data/irreg_unseen.jsonl",                                    /* verbs never taught */
 };
 
 int default_eval_files(const char **files, int max) {

@@ -37,7 +37,8 @@ static const command commands[] = {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lora COMMAND [options]   (or lora-COMMAND [options])\n\ncommands:\n");
-    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].about);
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].about);
     fprintf(f, "\n`lora COMMAND --help` describes each command; `lora --list-commands` prints the\n"
                "command names, one per line.\n");
 }
@@ -72,7 +73,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lora: missing COMMAND (see lora --help)\n");
         return EXIT_USAGE;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
         usage(stdout);
         return EXIT_OK;
     }

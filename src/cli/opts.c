@@ -32,9 +32,14 @@ void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *abou
         switch (defs[i].type) {
         case OPT_INT: snprintf(dflt, sizeof dflt, " [%d]", *(int *)defs[i].dst); break;
         case OPT_FLOAT: snprintf(dflt, sizeof dflt, " [%g]", (double)*(float *)defs[i].dst); break;
-        case OPT_U64: snprintf(dflt, sizeof dflt, " [%llu]", (unsigned long long)*(uint64_t *)defs[i].dst); break;
-        case OPT_STRING: case OPT_PATH: case OPT_PATHS:
-            if (*(const char **)defs[i].dst) snprintf(dflt, sizeof dflt, " [%s]", *(const char **)defs[i].dst);
+        case OPT_U64:
+            snprintf(dflt, sizeof dflt, " [%llu]", (unsigned long long)*(uint64_t *)defs[i].dst);
+            break;
+        case OPT_STRING:
+        case OPT_PATH:
+        case OPT_PATHS:
+            if (*(const char **)defs[i].dst)
+                snprintf(dflt, sizeof dflt, " [%s]", *(const char **)defs[i].dst);
             break;
         case OPT_CHOICE: {
             const opt_choice *ch = defs[i].dst;
@@ -43,7 +48,8 @@ void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *abou
             break;
         }
         case OPT_FLAG: /* on by default (a config file): say so, and how to turn it off */
-            if (*(int *)defs[i].dst) snprintf(dflt, sizeof dflt, " [on; --no-%s turns it off]", defs[i].name);
+            if (*(int *)defs[i].dst)
+                snprintf(dflt, sizeof dflt, " [on; --no-%s turns it off]", defs[i].name);
             break;
         default: break;
         }
@@ -57,7 +63,9 @@ static int set_value(const opt_def *d, const char *text, char *msg, size_t msgle
     char *end;
     errno = 0;
     switch (d->type) {
-    case OPT_INT: case OPT_FLOAT: case OPT_U64: {
+    case OPT_INT:
+    case OPT_FLOAT:
+    case OPT_U64: {
         double v = strtod(text, &end);
         if (end == text || *end || errno || !isfinite(v)) {
             snprintf(msg, msglen, "--%s expects a number, got '%s'", d->name, text);
@@ -68,7 +76,8 @@ static int set_value(const opt_def *d, const char *text, char *msg, size_t msgle
             return -1;
         }
         if (v < d->min || v > d->max) {
-            snprintf(msg, msglen, "--%s %s is out of range (%g..%g)", d->name, text, d->min, d->max);
+            snprintf(msg, msglen, "--%s %s is out of range (%g..%g)", d->name, text, d->min,
+                     d->max);
             return -1;
         }
         if (d->type == OPT_INT) *(int *)d->dst = (int)v;
@@ -82,7 +91,9 @@ static int set_value(const opt_def *d, const char *text, char *msg, size_t msgle
         }
         return 0;
     }
-    case OPT_STRING: case OPT_PATH: case OPT_PATHS: *(const char **)d->dst = text; return 0;
+    case OPT_STRING:
+    case OPT_PATH:
+    case OPT_PATHS: *(const char **)d->dst = text; return 0;
     case OPT_CHOICE: {
         const opt_choice *ch = d->dst;
         char names[200] = "";
@@ -143,7 +154,7 @@ static const char *keep_string(const char *s) {
  * process (keep_string), or NULL when out of memory. "" and absolute paths are unchanged. */
 static const char *config_path_value(const char *cfg_path, const char *value, int list) {
     const char *slash = strrchr(cfg_path, '/');
-    if (!slash) return keep_string(value); /* the config is in the working directory */
+    if (!slash) return keep_string(value);              /* the config is in the working directory */
     const size_t dlen = (size_t)(slash - cfg_path) + 1; /* the directory with its '/' */
     size_t items = 1;
     for (const char *c = value; list && *c; c++) items += *c == ',';
@@ -216,10 +227,9 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
             if (!cJSON_IsString(it)) snprintf(msg, sizeof msg, "\"%s\" must be a string", shown);
             else {
                 /* names stay as written; relative paths are relative to this file */
-                const char *kept =
-                    d->type == OPT_STRING
-                        ? keep_string(it->valuestring)
-                        : config_path_value(path, it->valuestring, d->type == OPT_PATHS);
+                const char *kept = d->type == OPT_STRING ? keep_string(it->valuestring)
+                                                         : config_path_value(path, it->valuestring,
+                                                                             d->type == OPT_PATHS);
                 if (!kept) snprintf(msg, sizeof msg, "out of memory");
                 else *(const char **)d->dst = kept;
             }
@@ -250,8 +260,10 @@ static int check_complete(const char *cmd, const char *path, const opt_def *defs
                           const unsigned char *set) {
     for (int i = 0; i < n; i++)
         if ((defs[i].type == OPT_INT || defs[i].type == OPT_FLOAT || defs[i].type == OPT_U64 ||
-             defs[i].type == OPT_CHOICE) && !set[i]) {
-            fprintf(stderr, "%s: error: %s: no default for \"%s\" (every number or choice has one there)\n",
+             defs[i].type == OPT_CHOICE) &&
+            !set[i]) {
+            fprintf(stderr,
+                    "%s: error: %s: no default for \"%s\" (every number or choice has one there)\n",
                     cmd, path, defs[i].name);
             return -1;
         }
@@ -273,8 +285,8 @@ static int add_positional(const char *cmd, char **list, int *np, char *p) {
     return 0;
 }
 
-int opts_parse(const char *synopsis, const char *about, const char *defaults, opt_def *defs,
-               int n, int argc, char **argv, int *first_pos) {
+int opts_parse(const char *synopsis, const char *about, const char *defaults, opt_def *defs, int n,
+               int argc, char **argv, int *first_pos) {
     const char *cmd = argv[0];
     /* pass 1: --help and --config */
     opt_def *cfg = find(defs, n, "config", 6);
@@ -298,7 +310,8 @@ int opts_parse(const char *synopsis, const char *about, const char *defaults, op
         opts_usage(stdout, cmd, synopsis, about, defs, n);
         if (defaults)
             printf("\nDefaults come from %s; a --config file overrides them, and flags override "
-                   "both.\n", defaults);
+                   "both.\n",
+                   defaults);
         return 1;
     }
     if (n > (int)sizeof set) {

@@ -10,23 +10,31 @@
 /* OPT_PATH is a file name and OPT_PATHS a comma-separated list of them: both are strings, but
  * a relative one in a config file is relative to that file's directory (opts_parse). */
 typedef enum {
-    OPT_INT, OPT_FLOAT, OPT_STRING, OPT_FLAG, OPT_U64, OPT_LIST, OPT_CHOICE, OPT_PATH, OPT_PATHS
+    OPT_INT,
+    OPT_FLOAT,
+    OPT_STRING,
+    OPT_FLAG,
+    OPT_U64,
+    OPT_LIST,
+    OPT_CHOICE,
+    OPT_PATH,
+    OPT_PATHS
 } opt_type;
 
 typedef struct {
-    const char *name;  /* long flag without the dashes, e.g. "weight-decay" */
+    const char *name; /* long flag without the dashes, e.g. "weight-decay" */
     opt_type type;
-    void *dst;         /* int*, float*, const char** (also paths), int* (flag), uint64_t*,
+    void *dst;       /* int*, float*, const char** (also paths), int* (flag), uint64_t*,
                         * opt_list*, opt_choice* */
-    double min, max;   /* inclusive range for numbers */
-    const char *arg;   /* metavar in the help, e.g. "N" */
+    double min, max; /* inclusive range for numbers */
+    const char *arg; /* metavar in the help, e.g. "N" */
     const char *help;
 } opt_def;
 
 /* One name from a fixed list (--optimizer adamw|sgd), stored as its index. */
 typedef struct {
-    int *index;                  /* where the index of the given name goes */
-    const char *(*name)(int i);  /* the i-th allowed name, NULL past the last */
+    int *index;                 /* where the index of the given name goes */
+    const char *(*name)(int i); /* the i-th allowed name, NULL past the last */
 } opt_choice;
 
 /* A repeatable string option (--adapter A --adapter B). */
@@ -49,8 +57,8 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
  * Sets *first_pos to the index of the first positional argument. Returns 0, 1 when --help was
  * shown (exit 0), or -1 after printing a one-line error (exit 2). Strings point into argv or
  * into a config file's text (kept alive for the process). */
-int opts_parse(const char *synopsis, const char *about, const char *defaults, opt_def *defs,
-               int n, int argc, char **argv, int *first_pos);
+int opts_parse(const char *synopsis, const char *about, const char *defaults, opt_def *defs, int n,
+               int argc, char **argv, int *first_pos);
 
 /* Prints the usage text built from the table. */
 void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *about,

@@ -13,8 +13,8 @@
 
 void encoder_forward(float *out, const int *tokens, const float *wte, int N, int C) {
     // out (N,C), tokens (N), wte (V,C)
-    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C,
-                                       (size_t)C * sizeof(float));
+    for (int n = 0; n < N; n++)
+        memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, (size_t)C * sizeof(float));
 }
 
 void encoder_backward(float *dwte, const float *dout, const int *tokens, int N, int C) {
@@ -106,8 +106,8 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * Out, b, (size_t)Out * sizeof(float));
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Out, In, 1.0f, inp, In, w, In, beta, out,
-                Out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Out, In, 1.0f, inp, In, w, In, beta,
+                out, Out);
 }
 
 void matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
@@ -162,8 +162,8 @@ void rope_backward(float *dx, const float *cos, const float *sin, int B, int T, 
  * horizontal dot products over the channels of a head. Channels go in chunks of CB when the
  * head size allows. Constant trip counts let the compiler emit exactly two AVX-512 operations
  * per row instead of a vector loop plus a scalar remainder. */
-#define KB 32     /* keys per block */
-#define CB 16     /* channels per chunk */
+#define KB 32             /* keys per block */
+#define CB 16             /* channels per chunk */
 #define ATT_SCRATCH 16384 /* floats of transposed K or V: HS·Tp up to this */
 
 static void transpose_head(float *dst, const float *src, int T, int Tp, int C, int HS) {
@@ -231,7 +231,8 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
                 const int n = t + 1, nb = t / KB + 1; /* causal: keys 0..t, in nb blocks */
                 if (fast) row_times_blocks(s, qt, scale, kt, HS, Tp, nb);
                 else
-                    for (int t2 = 0; t2 < n; t2++) s[t2] = scale * dot16(qt, k + head + (size_t)t2 * C, HS);
+                    for (int t2 = 0; t2 < n; t2++)
+                        s[t2] = scale * dot16(qt, k + head + (size_t)t2 * C, HS);
                 float maxv = s[0];
                 for (int t2 = 1; t2 < n; t2++) maxv = s[t2] > maxv ? s[t2] : maxv;
                 for (int t2 = 0; t2 < n; t2++) s[t2] = fast_expf(s[t2] - maxv);
@@ -272,8 +273,10 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
             /* pass 2, column by column: dk[t2] = Σ_t dP[t][t2]·q[t], dv[t2] = Σ_t A[t][t2]·dy[t] */
             for (int t2 = 0; t2 < T; t2++) {
                 const size_t from = (size_t)t2 * T + t2, row = (size_t)t2 * C; /* rows t >= t2 */
-                weighted_rows(dk + head + row, 0, datt + from, (size_t)T, q + head + row, (size_t)C, T - t2, HS);
-                weighted_rows(dv + head + row, 0, A + from, (size_t)T, dout + head + row, (size_t)C, T - t2, HS);
+                weighted_rows(dk + head + row, 0, datt + from, (size_t)T, q + head + row, (size_t)C,
+                              T - t2, HS);
+                weighted_rows(dv + head + row, 0, A + from, (size_t)T, dout + head + row, (size_t)C,
+                              T - t2, HS);
             }
         }
 }

@@ -30,7 +30,8 @@ minigpt_config minigpt_default_config(void) {
 int minigpt_config_check(const minigpt_config *c, ml_error *e) {
     if (c->vocab_size < 2 || c->vocab_size > 256)
         return ml_fail(e, "vocab_size %d is outside 2..256", c->vocab_size);
-    if (c->d_model < 2 || c->d_model > 4096) return ml_fail(e, "d_model %d is outside 2..4096", c->d_model);
+    if (c->d_model < 2 || c->d_model > 4096)
+        return ml_fail(e, "d_model %d is outside 2..4096", c->d_model);
     if (c->n_heads < 1 || c->d_model % c->n_heads != 0)
         return ml_fail(e, "n_heads %d does not divide d_model %d", c->n_heads, c->d_model);
     if ((c->d_model / c->n_heads) % 2 != 0)
@@ -40,7 +41,8 @@ int minigpt_config_check(const minigpt_config *c, ml_error *e) {
     if (c->d_ff < 1 || c->d_ff > 65536) return ml_fail(e, "d_ff %d is outside 1..65536", c->d_ff);
     if (c->context < 1 || c->context > 4096)
         return ml_fail(e, "context %d is outside 1..4096", c->context);
-    if (!(c->ln_eps > 0.0f && c->ln_eps < 1.0f)) return ml_fail(e, "ln_eps %g is not in (0,1)", c->ln_eps);
+    if (!(c->ln_eps > 0.0f && c->ln_eps < 1.0f))
+        return ml_fail(e, "ln_eps %g is not in (0,1)", c->ln_eps);
     if (!(c->rope_base > 1.0f && isfinite(c->rope_base)))
         return ml_fail(e, "rope_base %g must be a finite number above 1", c->rope_base);
     return 0;
@@ -55,13 +57,13 @@ typedef enum { DIM_NONE = 0, DIM_C, DIM_F } dim;
  * Linear, "blocks.<l>.<module>" is the slot's path and the module's last component its role
  * name (--targets, PEFT target_modules). */
 typedef struct {
-    const char *module;  /* "ln1", "attn.q_proj", "ffn.fc1", ... */
-    const char *param;   /* "weight" or "bias" */
+    const char *module; /* "ln1", "attn.q_proj", "ffn.fc1", ... */
+    const char *param;  /* "weight" or "bias" */
     minigpt_kind kind;
-    dim shape[2];        /* (out,in) for weights; shape[1] DIM_NONE for vectors */
-    size_t view;         /* offsetof its float * in minigpt_block_views */
-    int role;            /* the Linear slot (minigpt_linear_role) a weight or bias is of, or -1 */
-    int resid_out;       /* 1: a weight writing the residual stream (init scaled by 1/sqrt(2L)) */
+    dim shape[2];  /* (out,in) for weights; shape[1] DIM_NONE for vectors */
+    size_t view;   /* offsetof its float * in minigpt_block_views */
+    int role;      /* the Linear slot (minigpt_linear_role) a weight or bias is of, or -1 */
+    int resid_out; /* 1: a weight writing the residual stream (init scaled by 1/sqrt(2L)) */
 } block_row;
 
 #define VIEW(f) offsetof(minigpt_block_views, f)
@@ -71,18 +73,18 @@ typedef struct {
  * (minigpt_carve) and the Linear slots (build_linears) are all derived from these rows. */
 static const block_row block_rows[] = {
     /* module       param     kind              shape (out,in)     view          role     resid */
-    {"ln1",         "weight", MG_NORM,          {DIM_C, DIM_NONE}, VIEW(ln1_w),  NO_ROLE, 0},
-    {"ln1",         "bias",   MG_NORM,          {DIM_C, DIM_NONE}, VIEW(ln1_b),  NO_ROLE, 0},
-    {"attn.q_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C},    VIEW(wq),     MG_Q,    0},
-    {"attn.k_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C},    VIEW(wk),     MG_K,    0},
-    {"attn.v_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C},    VIEW(wv),     MG_V,    0},
-    {"attn.o_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C},    VIEW(wo),     MG_O,    1},
-    {"ln2",         "weight", MG_NORM,          {DIM_C, DIM_NONE}, VIEW(ln2_w),  NO_ROLE, 0},
-    {"ln2",         "bias",   MG_NORM,          {DIM_C, DIM_NONE}, VIEW(ln2_b),  NO_ROLE, 0},
-    {"ffn.fc1",     "weight", MG_LINEAR_WEIGHT, {DIM_F, DIM_C},    VIEW(fc1_w),  MG_FC1,  0},
-    {"ffn.fc1",     "bias",   MG_LINEAR_BIAS,   {DIM_F, DIM_NONE}, VIEW(fc1_b),  MG_FC1,  0},
-    {"ffn.fc2",     "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_F},    VIEW(fc2_w),  MG_FC2,  1},
-    {"ffn.fc2",     "bias",   MG_LINEAR_BIAS,   {DIM_C, DIM_NONE}, VIEW(fc2_b),  MG_FC2,  0},
+    {"ln1", "weight", MG_NORM, {DIM_C, DIM_NONE}, VIEW(ln1_w), NO_ROLE, 0},
+    {"ln1", "bias", MG_NORM, {DIM_C, DIM_NONE}, VIEW(ln1_b), NO_ROLE, 0},
+    {"attn.q_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C}, VIEW(wq), MG_Q, 0},
+    {"attn.k_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C}, VIEW(wk), MG_K, 0},
+    {"attn.v_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C}, VIEW(wv), MG_V, 0},
+    {"attn.o_proj", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_C}, VIEW(wo), MG_O, 1},
+    {"ln2", "weight", MG_NORM, {DIM_C, DIM_NONE}, VIEW(ln2_w), NO_ROLE, 0},
+    {"ln2", "bias", MG_NORM, {DIM_C, DIM_NONE}, VIEW(ln2_b), NO_ROLE, 0},
+    {"ffn.fc1", "weight", MG_LINEAR_WEIGHT, {DIM_F, DIM_C}, VIEW(fc1_w), MG_FC1, 0},
+    {"ffn.fc1", "bias", MG_LINEAR_BIAS, {DIM_F, DIM_NONE}, VIEW(fc1_b), MG_FC1, 0},
+    {"ffn.fc2", "weight", MG_LINEAR_WEIGHT, {DIM_C, DIM_F}, VIEW(fc2_w), MG_FC2, 1},
+    {"ffn.fc2", "bias", MG_LINEAR_BIAS, {DIM_C, DIM_NONE}, VIEW(fc2_b), MG_FC2, 0},
 };
 enum { N_ROWS = sizeof block_rows / sizeof block_rows[0] };
 
@@ -126,8 +128,10 @@ static int check_rows(ml_error *e) {
         if (nw != 1 || nb > 1 ||
             (jb >= 0 && (block_rows[jb].shape[0] != block_rows[jw].shape[0] ||
                          strcmp(block_rows[jb].module, block_rows[jw].module) != 0)))
-            return ml_fail(e, "internal: block table has %d weight and %d bias rows for Linear "
-                           "role %d", nw, nb, r);
+            return ml_fail(e,
+                           "internal: block table has %d weight and %d bias rows for Linear "
+                           "role %d",
+                           nw, nb, r);
     }
     return 0;
 }
@@ -454,7 +458,7 @@ double minigpt_xent_kl(const minigpt *m, minigpt_ws *ws, const int *targets, flo
     const int grads = ce_scale != 0.0f || kl_scale != 0.0f;
     double sum = 0.0, kl = 0.0;
     for (int n = 0; n < B * T; n++) {
-        float *l = ws->logits + (size_t)n * V;                 // (V)
+        float *l = ws->logits + (size_t)n * V; // (V)
         const int y = targets[n];
         const int in_kl = kl_len && n % T < kl_len[n / T];
         const float *r = in_kl ? ref_logp + (size_t)n * V : NULL; // (V)
@@ -533,17 +537,20 @@ void minigpt_backward(const minigpt *m, minigpt_ws *ws, float *grad, float *ext_
         /* attention; ws->dres is d(res1) and becomes d(x) */
         linear_backward(m, &lin[MG_O], ws->datty, 1, grad, ext_grad, ws->dres, a->ext_saved[MG_O],
                         a->atty, N);
-        attention_backward(ws->dq, ws->dk, ws->dv, ws->datt, ws->datty, a->att, a->q, a->k, a->v,
-                           B, T, C, NH);
+        attention_backward(ws->dq, ws->dk, ws->dv, ws->datt, ws->datty, a->att, a->q, a->k, a->v, B,
+                           T, C, NH);
         rope_backward(ws->dq, m->rope_cos, m->rope_sin, B, T, C, NH);
         rope_backward(ws->dk, m->rope_cos, m->rope_sin, B, T, C, NH);
         /* below block 0's q,k,v lies only the embedding: with a frozen base nothing needs
          * their input gradient, so only the plug-ins' own gradients are computed there */
         const int need_dinp = grad || l > 0;
         float *dln1 = need_dinp ? ws->dtmp : NULL;
-        linear_backward(m, &lin[MG_Q], dln1, 1, grad, ext_grad, ws->dq, a->ext_saved[MG_Q], a->ln1, N);
-        linear_backward(m, &lin[MG_K], dln1, 0, grad, ext_grad, ws->dk, a->ext_saved[MG_K], a->ln1, N);
-        linear_backward(m, &lin[MG_V], dln1, 0, grad, ext_grad, ws->dv, a->ext_saved[MG_V], a->ln1, N);
+        linear_backward(m, &lin[MG_Q], dln1, 1, grad, ext_grad, ws->dq, a->ext_saved[MG_Q], a->ln1,
+                        N);
+        linear_backward(m, &lin[MG_K], dln1, 0, grad, ext_grad, ws->dk, a->ext_saved[MG_K], a->ln1,
+                        N);
+        linear_backward(m, &lin[MG_V], dln1, 0, grad, ext_grad, ws->dv, a->ext_saved[MG_V], a->ln1,
+                        N);
         if (need_dinp)
             layernorm_backward(ws->dres, gb ? gb->ln1_w : NULL, gb ? gb->ln1_b : NULL, ws->dtmp, x,
                                p->ln1_w, a->ln1_mean, a->ln1_rstd, N, C, 0);

@@ -32,11 +32,12 @@ int analyze_svd(const float *a, int rows, int cols, double *sigma, double *u, do
         ad[i] = a[i];
     }
     /* always 'S': the vectors cost nothing at these sizes and one code path is simpler */
-    lapack_int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', rows, cols, ad, cols, sigma, ut, k, vtd,
-                                     cols);
+    lapack_int info =
+        LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', rows, cols, ad, cols, sigma, ut, k, vtd, cols);
     if (info != 0) {
         free(work);
-        return ml_fail(e, "LAPACKE_dgesdd failed on a %dx%d matrix (info %d)", rows, cols, (int)info);
+        return ml_fail(e, "LAPACKE_dgesdd failed on a %dx%d matrix (info %d)", rows, cols,
+                       (int)info);
     }
     if (u) // ut is (rows,k): its column t is the t-th left singular vector
         for (int t = 0; t < k; t++)
@@ -146,12 +147,13 @@ static int load_full(analyze_update *u, const minigpt *base, const char *path, m
     if (checkpoint_load(path, &full, &v, NULL, e)) return -1;
     int rc = 0;
     if (full.n_linears != base->n_linears)
-        rc = ml_fail(e, "%s: has %d Linear layers, the base has %d", path, full.n_linears, base->n_linears);
+        rc = ml_fail(e, "%s: has %d Linear layers, the base has %d", path, full.n_linears,
+                     base->n_linears);
     for (int i = 0; !rc && i < full.n_linears; i++) {
         const minigpt_linear *F = &full.linears[i], *W = &base->linears[i];
         if (strcmp(F->path, W->path) || F->out != W->out || F->in != W->in) {
-            rc = ml_fail(e, "%s: %s is (%d,%d), the base's %s is (%d,%d)", path, F->path, F->out, F->in,
-                         W->path, W->out, W->in);
+            rc = ml_fail(e, "%s: %s is (%d,%d), the base's %s is (%d,%d)", path, F->path, F->out,
+                         F->in, W->path, W->out, W->in);
             break;
         }
         analyze_layer *l = &u->layers[u->n_layers++];
@@ -164,12 +166,13 @@ static int load_full(analyze_update *u, const minigpt *base, const char *path, m
     return rc;
 }
 
-int analyze_update_load(analyze_update *u, minigpt *base, const char *base_sha256,
-                        const char *path, ml_error *e) {
+int analyze_update_load(analyze_update *u, minigpt *base, const char *base_sha256, const char *path,
+                        ml_error *e) {
     memset(u, 0, sizeof *u);
     int is_adapter;
     if (lora_probe(path, &is_adapter, e)) return -1;
-    const int rc = is_adapter ? load_adapter(u, base, base_sha256, path, e) : load_full(u, base, path, e);
+    const int rc =
+        is_adapter ? load_adapter(u, base, base_sha256, path, e) : load_full(u, base, path, e);
     if (rc) analyze_update_free(u);
     return rc;
 }
@@ -211,7 +214,8 @@ int analyze_layer_report(const analyze_layer *l, int r, double threshold, analyz
     rep->a_sigma = malloc(sizeof(double) * an);
     rep->a_v = malloc(sizeof(double) * (size_t)an * l->in);
     if (!rep->a_sigma || !rep->a_v) return ml_fail(e, "%s: out of memory", l->path);
-    if (analyze_svd(l->a, r, l->in, rep->a_sigma, NULL, rep->a_v, e)) return ml_wrap(e, "%s: A", l->path);
+    if (analyze_svd(l->a, r, l->in, rep->a_sigma, NULL, rep->a_v, e))
+        return ml_wrap(e, "%s: A", l->path);
     rep->a_n = analyze_numerical_rank(rep->a_sigma, an);
     return 0;
 }

@@ -71,7 +71,7 @@ static void score(const minigpt *m, minigpt_ws *ws, const ds_example *const *ex,
  * their count (end token excluded). Returns 0, or 1 when a row's logits were not finite (that
  * row then stops). */
 static int greedy_batch(const minigpt *m, minigpt_ws *ws, const int *const *prompts,
-                         const int *n_prompt, int B, int max_new, int *seq, int *gen, int *len) {
+                        const int *n_prompt, int B, int max_new, int *seq, int *gen, int *len) {
     const int V = m->cfg.vocab_size, ctx = m->cfg.context;
     int cur[256], done[256], bad = 0;
     for (int b = 0; b < B; b++) {
@@ -141,7 +141,8 @@ static void eval_chunk_job(void *arg, int tid, int n) {
     const minigpt *m = j->g->m;
     minigpt_ws *ws = &j->g->ws[tid];
     const int ctx = m->cfg.context, micro = j->micro;
-    int *seq = malloc(sizeof(int) * (size_t)micro * ctx), *gen = malloc(sizeof(int) * (size_t)micro * ctx);
+    int *seq = malloc(sizeof(int) * (size_t)micro * ctx),
+        *gen = malloc(sizeof(int) * (size_t)micro * ctx);
     const ds_example **ex = malloc(sizeof *ex * (size_t)micro);
     double *lp = malloc(sizeof(double) * (size_t)micro);
     if (!seq || !gen || !ex || !lp) abort(); /* a few KiB; nothing sensible to do without them */
@@ -172,7 +173,8 @@ static void eval_chunk_job(void *arg, int tid, int n) {
             const ds_example *x = ex[b];
             /* exact: the generated ids equal the completion's, and decoding stopped at the end token */
             it->correct = len[b] == x->n_completion - 1 &&
-                          memcmp(gen + (size_t)b * ctx, x->tokens + x->n_prompt, sizeof(int) * (size_t)len[b]) == 0;
+                          memcmp(gen + (size_t)b * ctx, x->tokens + x->n_prompt,
+                                 sizeof(int) * (size_t)len[b]) == 0;
             tok_decode(j->v, gen + (size_t)b * ctx, len[b], it->prediction, EVAL_MAX_PRED);
         }
     }
@@ -208,7 +210,8 @@ eval_totals eval_sum(const dataset *d, const eval_item *items, const char *verb)
 double eval_ppl(const eval_totals *t) { return t->tokens ? exp(t->nll / (double)t->tokens) : NAN; }
 
 int eval_is_nonpast(const char *form) {
-    return form && (strcmp(form, "3sg") == 0 || strcmp(form, "base") == 0 || strcmp(form, "ing") == 0);
+    return form &&
+           (strcmp(form, "3sg") == 0 || strcmp(form, "base") == 0 || strcmp(form, "ing") == 0);
 }
 
 int eval_collateral(const dataset *d, const eval_item *base, const eval_item *model,
@@ -218,7 +221,8 @@ int eval_collateral(const dataset *d, const eval_item *base, const eval_item *mo
         const ds_example *x = &d->ex[i];
         if (!x->verb || !eval_is_nonpast(x->form)) continue;
         int c = 0;
-        while (c < n && !(strcmp(cells[c].verb, x->verb) == 0 && strcmp(cells[c].form, x->form) == 0))
+        while (c < n &&
+               !(strcmp(cells[c].verb, x->verb) == 0 && strcmp(cells[c].form, x->form) == 0))
             c++;
         if (c == n) {
             if (n == max) continue;
@@ -242,7 +246,8 @@ int eval_largest_drop(const eval_cell *cells, int n) {
     return best;
 }
 
-float *eval_logits(const minigpt *m, const dataset *const *sets, int nsets, size_t *n, ml_error *e) {
+float *eval_logits(const minigpt *m, const dataset *const *sets, int nsets, size_t *n,
+                   ml_error *e) {
     enum { BATCH = 32 };
     const int ctx = m->cfg.context, V = m->cfg.vocab_size;
     size_t total = 0;
@@ -258,7 +263,8 @@ float *eval_logits(const minigpt *m, const dataset *const *sets, int nsets, size
     int *targets = malloc(sizeof(int) * BATCH * (size_t)ctx);
     minigpt_ws ws = {0};
     if (!out || !tokens || !targets || minigpt_ws_init(&ws, m, BATCH, ctx, e)) {
-        if (!out || !tokens || !targets) ml_fail(e, "out of memory for the logits of %zu floats", total);
+        if (!out || !tokens || !targets)
+            ml_fail(e, "out of memory for the logits of %zu floats", total);
         free(out), free(tokens), free(targets);
         return NULL;
     }

@@ -9,8 +9,7 @@
 int checkpoint_read_model(minigpt *m, const st_file *f, int allow_extra, ml_error *e) {
     const char *cj = st_meta(f, "config");
     if (!cj)
-        return ml_fail(e, "%s: no \"config\" in __metadata__; not a minigpt checkpoint",
-                       f->label);
+        return ml_fail(e, "%s: no \"config\" in __metadata__; not a minigpt checkpoint", f->label);
     minigpt_config cfg;
     if (model_config_parse(&cfg, cj, f->label, e)) return -1;
     if (!m->params) {

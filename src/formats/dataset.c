@@ -14,8 +14,8 @@
 #define DS_MAX_FILE ((size_t)1 << 30)
 
 /* A string field: absent -> *out NULL (error when required); present but not a string -> error. */
-static int field(const cJSON *o, const char *key, int required, const char **out,
-                 const char *where, ml_error *e) {
+static int field(const cJSON *o, const char *key, int required, const char **out, const char *where,
+                 ml_error *e) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
     *out = NULL;
     if (!it) return required ? ml_fail(e, "%s: missing \"%s\"", where, key) : 0;
@@ -40,8 +40,8 @@ static int encode(const tok_vocab *v, const char *s, const char *what, int *ids,
     /* the end-of-text marker may only end a sequence, never sit inside one */
     for (int i = 0; i < *n; i++)
         if (ids[i] == TOK_END)
-            return ml_fail(e, "%s: %s: a line break (the end-of-text marker) at character %d", where,
-                           what, i + 1);
+            return ml_fail(e, "%s: %s: a line break (the end-of-text marker) at character %d",
+                           where, what, i + 1);
     return 0;
 }
 
@@ -72,7 +72,8 @@ static int parse_line(dataset *d, ds_example *x, const char *line, size_t len, i
     if (!rc) rc = field(o, "distractor", 0, &dis, where, e);
     if (!rc && text && cJSON_GetObjectItemCaseSensitive(o, "prompt"))
         rc = ml_fail(e, "%s: has both \"text\" and \"prompt\"", where);
-    if (!rc && !text && completion[0] == '\0') rc = ml_fail(e, "%s: \"completion\" is empty", where);
+    if (!rc && !text && completion[0] == '\0')
+        rc = ml_fail(e, "%s: \"completion\" is empty", where);
     if (!rc && text && text[0] == '\0') rc = ml_fail(e, "%s: \"text\" is empty", where);
     if (!rc && dis && dis[0] == '\0') rc = ml_fail(e, "%s: \"distractor\" is empty", where);
     /* a sequence may hold up to `context` tokens; encode with one spare to detect overflow */
@@ -85,15 +86,18 @@ static int parse_line(dataset *d, ds_example *x, const char *line, size_t len, i
     if (rc && strstr(e->msg, "longer than"))
         rc = ml_fail(e, "%s: sequence is longer than the context of %d tokens", where, context);
     if (!rc && np + nc + 1 > context)
-        rc = ml_fail(e, "%s: sequence is %d tokens with the end token, longer than the context of %d",
+        rc = ml_fail(e,
+                     "%s: sequence is %d tokens with the end token, longer than the context of %d",
                      where, np + nc + 1, context);
     if (!rc) ids[np + nc] = TOK_END;
     int *dids = ids + np + nc + 1;
     if (!rc && dis) {
         rc = encode(v, dis, "distractor", dids, context + 1, &nd, where, e);
         if (!rc && np + nd + 1 > context)
-            rc = ml_fail(e, "%s: prompt + distractor is %d tokens with the end token, longer than "
-                            "the context of %d", where, np + nd + 1, context);
+            rc = ml_fail(e,
+                         "%s: prompt + distractor is %d tokens with the end token, longer than "
+                         "the context of %d",
+                         where, np + nd + 1, context);
         if (!rc) dids[nd++] = TOK_END;
     }
     if (!rc) {
@@ -149,8 +153,7 @@ int ds_parse(dataset *d, const char *label, const char *text, size_t n, const to
         size_t len = nl ? (size_t)(nl - line) : (size_t)(end - line);
         lineno++;
         if (len > 0 && line[len - 1] == '\r') len--;
-        if (len > 0 &&
-            parse_line(d, &d->ex[d->n], line, len, lineno, v, context, &tok, &str, e)) {
+        if (len > 0 && parse_line(d, &d->ex[d->n], line, len, lineno, v, context, &tok, &str, e)) {
             ds_free(d);
             return -1;
         }

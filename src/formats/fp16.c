@@ -82,8 +82,7 @@ float fp16_to_f32(uint16_t h) {
     return f32_from_bits(sign | ((exp + 112) << 23) | (mant << 13));
 }
 
-int fp16_from_f32_array(uint16_t *dst, const float *src, size_t n, const char *what,
-                        ml_error *e) {
+int fp16_from_f32_array(uint16_t *dst, const float *src, size_t n, const char *what, ml_error *e) {
     for (size_t i = 0; i < n; i++) {
         if (fp16_from_f32(src[i], &dst[i]) == 0) continue;
         if (!isfinite(src[i]))

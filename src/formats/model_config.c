@@ -21,8 +21,7 @@ static int json_int(const cJSON *o, const char *key, int *out, const char *label
     return 0;
 }
 
-static int json_float(const cJSON *o, const char *key, float *out, const char *label,
-                      ml_error *e) {
+static int json_float(const cJSON *o, const char *key, float *out, const char *label, ml_error *e) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!it) return ml_fail(e, "%s: config has no \"%s\"", label, key);
     if (!cJSON_IsNumber(it)) return ml_fail(e, "%s: config \"%s\" is not a number", label, key);

@@ -105,8 +105,7 @@ static int scan_header(const char *label, const uint8_t *h, size_t n, size_t *ba
         if (in_str) {
             if (c == '"') in_str = 0;
             else if (c == '\\') {
-                if (i + 1 < n && h[i + 1] == 'u' && i + 6 <= n &&
-                    memcmp(h + i + 2, "0000", 4) == 0)
+                if (i + 1 < n && h[i + 1] == 'u' && i + 6 <= n && memcmp(h + i + 2, "0000", 4) == 0)
                     return ml_fail(e, "%s: header string at byte %zu contains \\u0000", label,
                                    8 + i);
                 i += 2; /* skip the escaped character (quote or backslash included) */
@@ -116,7 +115,8 @@ static int scan_header(const char *label, const uint8_t *h, size_t n, size_t *ba
                                label, c, 8 + i);
             else if (c >= 0x80) {
                 size_t k = text_utf8_decode((const char *)h + i, n - i, NULL);
-                if (!k) return ml_fail(e, "%s: header is not valid UTF-8 at byte %zu", label, 8 + i);
+                if (!k)
+                    return ml_fail(e, "%s: header is not valid UTF-8 at byte %zu", label, 8 + i);
                 i += k;
                 continue;
             }
@@ -197,7 +197,8 @@ static int parse_dtype(const parse_ctx *c, const char *name, const cJSON *j, st_
     if (!cJSON_IsString(j))
         return ml_fail(c->e, "%s: tensor '%s' dtype is not a string", c->label, name);
     if (dtype_from_name(j->valuestring, d) != 0)
-        return ml_fail(c->e, "%s: tensor '%s' has unknown dtype '%s' (expected F32, F16, I32 or I64)",
+        return ml_fail(c->e,
+                       "%s: tensor '%s' has unknown dtype '%s' (expected F32, F16, I32 or I64)",
                        c->label, name, ml_one_line(pb, sizeof pb, j->valuestring));
     return 0;
 }
@@ -246,11 +247,13 @@ static int parse_offsets(const parse_ctx *c, const char *name, const cJSON *j, s
                            num_text(d, nb, sizeof nb), why);
     }
     if (v[1] < v[0])
-        return ml_fail(c->e, "%s: tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64
-                             "] have end before begin", c->label, name, v[0], v[1]);
+        return ml_fail(
+            c->e, "%s: tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64 "] have end before begin",
+            c->label, name, v[0], v[1]);
     if (v[1] > c->data_size)
-        return ml_fail(c->e, "%s: tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64
-                             "] reach beyond the data section (%zu bytes)",
+        return ml_fail(c->e,
+                       "%s: tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64
+                       "] reach beyond the data section (%zu bytes)",
                        c->label, name, v[0], v[1], c->data_size);
     t->begin = (size_t)v[0];
     t->end = (size_t)v[1];
@@ -279,8 +282,7 @@ static int parse_tensor(const parse_ctx *c, const cJSON *j, st_tensor *t) {
         fields[idx] = k;
     }
     for (int i = 0; i < 3; i++)
-        if (!fields[i])
-            return ml_fail(c->e, "%s: tensor '%s' has no %s", c->label, name, keys[i]);
+        if (!fields[i]) return ml_fail(c->e, "%s: tensor '%s' has no %s", c->label, name, keys[i]);
 
     size_t nbytes = 0;
     if (parse_dtype(c, name, fields[0], &t->dtype) != 0) return -1;
@@ -288,11 +290,11 @@ static int parse_tensor(const parse_ctx *c, const cJSON *j, st_tensor *t) {
     if (parse_offsets(c, name, fields[2], t) != 0) return -1;
     if (t->end - t->begin != nbytes) {
         char sb[128];
-        return ml_fail(c->e, "%s: tensor '%s' data_offsets [%zu, %zu] hold %zu bytes but %s %s "
-                             "needs %zu (size mismatch)",
-                       c->label, name, t->begin, t->end, t->end - t->begin,
-                       st_dtype_name(t->dtype), fmt_shape(sb, sizeof sb, t->ndim, t->shape),
-                       nbytes);
+        return ml_fail(c->e,
+                       "%s: tensor '%s' data_offsets [%zu, %zu] hold %zu bytes but %s %s "
+                       "needs %zu (size mismatch)",
+                       c->label, name, t->begin, t->end, t->end - t->begin, st_dtype_name(t->dtype),
+                       fmt_shape(sb, sizeof sb, t->ndim, t->shape), nbytes);
     }
     t->name = strdup(name);
     if (!t->name) return ml_fail(c->e, "%s: out of memory", c->label);
@@ -385,18 +387,21 @@ static int sort_and_tile(const parse_ctx *c, st_file *f) {
     for (int i = 0; i < n; i++) {
         const st_tensor *t = &f->tensors[i];
         if (t->begin < pos)
-            return ml_fail(c->e, "%s: tensor '%s' data_offsets [%zu, %zu] overlap tensor '%s' "
-                                 "(which ends at %zu)",
+            return ml_fail(c->e,
+                           "%s: tensor '%s' data_offsets [%zu, %zu] overlap tensor '%s' "
+                           "(which ends at %zu)",
                            c->label, t->name, t->begin, t->end, f->tensors[i - 1].name, pos);
         if (t->begin > pos)
-            return ml_fail(c->e, "%s: gap: bytes [%zu, %zu) of the data section before tensor "
-                                 "'%s' are not indexed by any tensor",
+            return ml_fail(c->e,
+                           "%s: gap: bytes [%zu, %zu) of the data section before tensor "
+                           "'%s' are not indexed by any tensor",
                            c->label, pos, t->begin, t->name);
         pos = t->end;
     }
     if (pos != c->data_size)
-        return ml_fail(c->e, "%s: gap: bytes [%zu, %zu) at the end of the data section are not "
-                             "indexed by any tensor",
+        return ml_fail(c->e,
+                       "%s: gap: bytes [%zu, %zu) at the end of the data section are not "
+                       "indexed by any tensor",
                        c->label, pos, c->data_size);
     return 0;
 }
@@ -415,8 +420,7 @@ static int parse_root(const parse_ctx *c, const cJSON *root, st_file *f) {
         if (strcmp(k->string, "__metadata__") == 0) {
             if (seen_meta++) return ml_fail(c->e, "%s: duplicate __metadata__", c->label);
             if (parse_meta(c, k, f) != 0) return -1;
-        } else if (parse_tensor(c, k, &f->tensors[i++]) != 0)
-            return -1;
+        } else if (parse_tensor(c, k, &f->tensors[i++]) != 0) return -1;
     }
     char **names = malloc((size_t)(n ? n : 1) * sizeof *names);
     if (!names) return ml_fail(c->e, "%s: out of memory", c->label);
@@ -440,8 +444,8 @@ static int check_framing(const char *label, const uint8_t *bytes, size_t size, s
     if (n > size - 8)
         return ml_fail(e, "%s: header length %" PRIu64 " exceeds file size %zu", label, n, size);
     if (n > ST_MAX_HEADER)
-        return ml_fail(e, "%s: header length %" PRIu64 " exceeds the limit of %u bytes", label,
-                       n, ST_MAX_HEADER);
+        return ml_fail(e, "%s: header length %" PRIu64 " exceeds the limit of %u bytes", label, n,
+                       ST_MAX_HEADER);
     if (n == 0 || bytes[8] != '{')
         return ml_fail(e, "%s: header must be a JSON object starting with '{'", label);
     *hlen = (size_t)n;
@@ -521,8 +525,9 @@ int st_parse(st_file *f, const char *label, uint8_t *bytes, size_t size, ml_erro
         while (len < 24 && bad_num + len < hlen && bytes[8 + bad_num + len] &&
                strchr("0123456789+-.eE", bytes[8 + bad_num + len]))
             len++;
-        rc = ml_fail(e, "%s: header number '%.*s' at byte %zu is not a plain non-negative "
-                        "integer",
+        rc = ml_fail(e,
+                     "%s: header number '%.*s' at byte %zu is not a plain non-negative "
+                     "integer",
                      label, (int)len, (const char *)bytes + 8 + bad_num, 8 + bad_num);
     }
     if (rc != 0) {
@@ -612,7 +617,9 @@ int st_read_f32(const st_file *f, const char *name, st_dtype want, float *dst, i
         }
         if (!isfinite(v))
             return ml_fail(e, "%s: tensor '%s' element %zu is %s", f->label, name, i,
-                           isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf");
+                           isnan(v) ? "NaN"
+                           : v > 0  ? "inf"
+                                    : "-inf");
         dst[i] = v;
     }
     return 0;
@@ -686,8 +693,7 @@ static int check_new(const st_writer *w, const char *name, st_dtype dtype, const
     size_t ne = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
-            return ml_fail(e, "tensor '%s' shape[%d] = %" PRId64 " is negative", name, i,
-                           shape[i]);
+            return ml_fail(e, "tensor '%s' shape[%d] = %" PRId64 " is negative", name, i, shape[i]);
         if ((uint64_t)shape[i] > MAX_EXACT_U64 || !mul_ok(ne, (size_t)shape[i], &ne))
             return ml_fail(e, "tensor '%s' shape overflows the byte size", name);
     }
@@ -775,8 +781,10 @@ int st_writer_meta(st_writer *w, const char *key, const char *value, ml_error *e
     char pb[64];
     if (!key || !*key || !value) return ml_fail(e, "__metadata__: empty key or missing value");
     if (!text_utf8_valid(key) || text_has_control(key))
-        return ml_fail(e, "__metadata__ key '%s' is not valid UTF-8 text without control "
-                          "characters", ml_one_line(pb, sizeof pb, key));
+        return ml_fail(e,
+                       "__metadata__ key '%s' is not valid UTF-8 text without control "
+                       "characters",
+                       ml_one_line(pb, sizeof pb, key));
     if (!text_utf8_valid(value))
         return ml_fail(e, "__metadata__ value of '%s' is not valid UTF-8", key);
     char *v = strdup(value);
@@ -813,8 +821,8 @@ int st_writer_meta(st_writer *w, const char *key, const char *value, ml_error *e
 /* Adds item under key (or to the array when key is NULL); deletes item if that fails. */
 static int add_item(cJSON *parent, const char *key, cJSON *item) {
     if (!item) return 0;
-    cJSON_bool ok = key ? cJSON_AddItemToObject(parent, key, item)
-                        : cJSON_AddItemToArray(parent, item);
+    cJSON_bool ok =
+        key ? cJSON_AddItemToObject(parent, key, item) : cJSON_AddItemToArray(parent, item);
     if (!ok) cJSON_Delete(item);
     return ok;
 }

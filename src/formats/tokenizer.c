@@ -25,7 +25,8 @@ int tok_from_json(tok_vocab *v, const char *json_array, const char *label, ml_er
         return ml_fail(e, "%s: vocab is not a JSON array", label);
     }
     int n = cJSON_GetArraySize(a), rc = 0;
-    if (n < 2 || n > TOK_MAX_VOCAB) rc = ml_fail(e, "%s: vocab has %d symbols (2..%d allowed)", label, n, TOK_MAX_VOCAB);
+    if (n < 2 || n > TOK_MAX_VOCAB)
+        rc = ml_fail(e, "%s: vocab has %d symbols (2..%d allowed)", label, n, TOK_MAX_VOCAB);
     for (int i = 0; !rc && i < n; i++) {
         const cJSON *it = cJSON_GetArrayItem(a, i);
         const unsigned char *s = (const unsigned char *)cJSON_GetStringValue(it);

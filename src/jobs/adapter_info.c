@@ -64,9 +64,9 @@ int adapter_info_read(adapter_info *a, minigpt *m, const char *path, const char 
     a->alpha = al ? atof(al) : 0;
     a->rslora = rs && !strcmp(rs, "true");
     a->scale = a->rank ? (a->rslora ? a->alpha / sqrt((double)a->rank) : a->alpha / a->rank) : 0;
-    a->matches_base = !a->base_sha256                                        ? ADAPTER_BASE_UNKNOWN
+    a->matches_base = !a->base_sha256                                       ? ADAPTER_BASE_UNKNOWN
                       : base_sha256 && !strcmp(a->base_sha256, base_sha256) ? ADAPTER_BASE_YES
-                                                                             : ADAPTER_BASE_NO;
+                                                                            : ADAPTER_BASE_NO;
     st_close(&f);
     return 0;
 }

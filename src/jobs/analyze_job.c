@@ -78,7 +78,9 @@ static int pairs_fill(analyze_results *r, ml_error *e) {
 static const float *slot_input(const minigpt_ws *ws, const minigpt_linear *L) {
     const minigpt_block_acts *a = &ws->layers[L->layer];
     switch (L->role) {
-    case MG_Q: case MG_K: case MG_V: return a->ln1;
+    case MG_Q:
+    case MG_K:
+    case MG_V: return a->ln1;
     case MG_O: return a->atty;
     case MG_FC1: return a->ln2;
     case MG_FC2: return a->gelu;

@@ -33,15 +33,13 @@ static double train_flops(const minigpt *m, int T, int rank, int base_trained) {
     const double lora_fl = 2.0 * (double)lora_count(m, rank, LORA_ALL_TARGETS);
     const double fwd = lin + head + attn + lora_fl;
     const double qkv0 = 3.0 * 2 * C * C; /* block 0's q,k,v: no input gradient when frozen */
-    const double bwd = base_trained ? 2 * (lin + head + attn)
-                                    : lin - qkv0 + head + 2 * attn + 2 * lora_fl;
+    const double bwd =
+        base_trained ? 2 * (lin + head + attn) : lin - qkv0 + head + 2 * attn + 2 * lora_fl;
     return fwd + bwd;
 }
 
 /* FLOPs per token of a forward pass. */
-static double forward_flops(const minigpt *m, int T) {
-    return train_flops(m, T, 0, 1) / 3.0;
-}
+static double forward_flops(const minigpt *m, int T) { return train_flops(m, T, 0, 1) / 3.0; }
 
 /* Random full-length sequences: T+1 tokens each, loss on every position. The FLOP count does
  * not depend on the tokens, and full-length rows make "batch x 32 tokens" exact. */
@@ -291,8 +289,8 @@ int bench_job_run(const bench_spec *spec, bench_report *r, ml_error *e) {
         int rank;
         const char *name;
     } plan[] = {{K_TRAIN_FULL, -1, "train full model"}, {K_TRAIN_LORA, 0, "train LoRA r=0"},
-                {K_TRAIN_LORA, 1, "train LoRA r=1"},     {K_TRAIN_LORA, 8, "train LoRA r=8"},
-                {K_TRAIN_LORA, 32, "train LoRA r=32"},   {K_EVAL, 0, "score sequences"},
+                {K_TRAIN_LORA, 1, "train LoRA r=1"},    {K_TRAIN_LORA, 8, "train LoRA r=8"},
+                {K_TRAIN_LORA, 32, "train LoRA r=32"},  {K_EVAL, 0, "score sequences"},
                 {K_GENERATE, 0, "greedy generation"}};
     for (size_t i = 0; i < sizeof plan / sizeof plan[0] && r->n_rows < BENCH_MAX_ROWS; i++) {
         if (s->only && !strstr(plan[i].name, s->only)) continue;

@@ -64,11 +64,13 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
     if (s->replay[0] && !(o->replay_frac > 0))
         return ml_fail(e, "--replay needs a --replay-frac above 0");
     if (o->preserve_kl > 0 && !s->replay[0])
-        return ml_fail(e, "--preserve-kl needs --replay (the term applies to the replay sequences)");
+        return ml_fail(e,
+                       "--preserve-kl needs --replay (the term applies to the replay sequences)");
     if (s->opts.full && s->opts.loraplus_ratio != 1.0f)
         return ml_fail(e, "--loraplus-ratio applies to LoRA's B matrices; not with --full");
-    if (s->opts.full == FINETUNE_FULL_ALL && (s->opts.targets != LORA_ALL_TARGETS ||
-                                              (s->opts.layers && s->opts.layers != LORA_ALL_LAYERS)))
+    if (s->opts.full == FINETUNE_FULL_ALL &&
+        (s->opts.targets != LORA_ALL_TARGETS ||
+         (s->opts.layers && s->opts.layers != LORA_ALL_LAYERS)))
         return ml_fail(e, "--full-all trains every parameter; --targets and --layers do not apply");
     return 0;
 }
@@ -79,10 +81,10 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
  * interrupt must find it writable, not fail then). */
 static int finetune_io_check(const finetune_spec *s, ml_error *e) {
     io_path io[MAX_IO] = {
-        {"--base", s->base, 0, NULL},          {"DATA", s->data, 0, NULL},
-        {"--val", s->val, 0, NULL},            {"--val-extra", s->val_extra, 0, NULL},
-        {"--replay", s->replay, 0, NULL},      {"--resume", s->resume, 0, NULL},
-        {"--out", s->out, 1, NULL},            {"--state", s->state, 1, "--resume"},
+        {"--base", s->base, 0, NULL},     {"DATA", s->data, 0, NULL},
+        {"--val", s->val, 0, NULL},       {"--val-extra", s->val_extra, 0, NULL},
+        {"--replay", s->replay, 0, NULL}, {"--resume", s->resume, 0, NULL},
+        {"--out", s->out, 1, NULL},       {"--state", s->state, 1, "--resume"},
     };
     int n = 8;
     if (s->n_read_also > MAX_IO - n) return ml_fail(e, "too many input files to check");
@@ -108,10 +110,10 @@ static int finetune_provenance(provenance *p, const finetune_spec *s, const inpu
                  s->replay[0] ? (double)o->replay_frac : 0.0, (double)o->preserve_kl, optim_s,
                  s->opts.full ? 1.0 : (double)s->opts.loraplus_ratio))
         return -1;
-    if (s->opts.full &&
-        (prov_add(p, e, "base_sha256", "%s", in->base_sha) ||
-         prov_add(p, e, "generator", s->opts.full == FINETUNE_FULL_ALL ? "minilora train --full-all"
-                                                                        : "minilora train --full")))
+    if (s->opts.full && (prov_add(p, e, "base_sha256", "%s", in->base_sha) ||
+                         prov_add(p, e, "generator",
+                                  s->opts.full == FINETUNE_FULL_ALL ? "minilora train --full-all"
+                                                                    : "minilora train --full")))
         return -1;
     return 0;
 }

@@ -49,9 +49,9 @@ int generator_complete(generator *g, const char *text, char **out, ml_error *e) 
         ml_fail(e, "prompt is %d symbols; the context holds %d", n, ctx);
         goto done;
     }
-    const int nout = g->temperature <= 0
-                         ? eval_greedy(g->m, &g->ws, ids, n, next, g->max_new)
-                         : eval_sample(g->m, &g->ws, ids, n, next, g->max_new, g->temperature, &g->r);
+    const int nout = g->temperature <= 0 ? eval_greedy(g->m, &g->ws, ids, n, next, g->max_new)
+                                         : eval_sample(g->m, &g->ws, ids, n, next, g->max_new,
+                                                       g->temperature, &g->r);
     if (nout == EVAL_NOT_FINITE) { /* not an empty completion: the model cannot answer */
         ml_fail(e, "the model's logits are not finite (the weights overflow)");
         goto done;

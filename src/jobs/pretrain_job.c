@@ -63,8 +63,7 @@ static int curve_open(curve *c, const pretrain_spec *s, const tok_vocab *v, int 
         const size_t used = strlen(header);
         if (c->sets[c->nsets].ex[0].distractor)
             snprintf(header + used, cap - used, ",%s_exact,%s_pref", name, name);
-        else
-            snprintf(header + used, cap - used, ",%s_exact", name);
+        else snprintf(header + used, cap - used, ",%s_exact", name);
         c->nsets++;
     }
     free(list);
@@ -119,8 +118,11 @@ static train_tensor *all_tensors(minigpt *m) {
     if (!t) return NULL;
     for (int i = 0; i < m->n_tensors; i++) {
         const minigpt_tensor *mt = &m->tensors[i];
-        t[i] = (train_tensor){m->params + mt->offset, mt->numel, mt->offset,
-                              mt->kind == MG_EMBEDDING || mt->kind == MG_LINEAR_WEIGHT, mt->name,
+        t[i] = (train_tensor){m->params + mt->offset,
+                              mt->numel,
+                              mt->offset,
+                              mt->kind == MG_EMBEDDING || mt->kind == MG_LINEAR_WEIGHT,
+                              mt->name,
                               1.0f};
     }
     return t;
@@ -172,8 +174,12 @@ int pretrain_job_run(const pretrain_spec *s, void (*on_ready)(void *ctx, const p
         goto done;
     }
     if (engine_init(&g, &m, o->threads, o->batch, o->micro, 1, 0, e)) goto done;
-    train_job job = {.g = &g, .train = &train, .val = s->val[0] ? &val : NULL,
-                     .tensors = tensors, .n_tensors = m.n_tensors, .label = s->label};
+    train_job job = {.g = &g,
+                     .train = &train,
+                     .val = s->val[0] ? &val : NULL,
+                     .tensors = tensors,
+                     .n_tensors = m.n_tensors,
+                     .label = s->label};
     if (s->curve[0]) {
         if (curve_open(&cv, s, &vocab, cfg.context, e)) goto done;
         cv.g = &g;

@@ -14,8 +14,10 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
     if (!(ratio > 0.0f) || !isfinite(ratio))
         return ml_fail(e, "LoRA+ ratio %g is not a positive number", (double)o->loraplus_ratio);
     if (o->full && ratio != 1.0f)
-        return ml_fail(e, "a LoRA+ ratio (%g) applies to LoRA's B matrices, not to a full "
-                          "fine-tune", (double)ratio);
+        return ml_fail(e,
+                       "a LoRA+ ratio (%g) applies to LoRA's B matrices, not to a full "
+                       "fine-tune",
+                       (double)ratio);
     const int rank = o->full ? 0 : o->rank;
     const unsigned layers = o->layers ? o->layers : LORA_ALL_LAYERS;
     if (lora_init_layers(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, layers, e))
@@ -38,7 +40,8 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
     /* what is trained: A and B of each adapted layer, each target Linear weight of the base, or
      * (FINETUNE_FULL_ALL) every parameter of the base */
     const size_t cap = 2 * (size_t)m->n_linears + 1 > (size_t)m->n_tensors
-                           ? 2 * (size_t)m->n_linears + 1 : (size_t)m->n_tensors;
+                           ? 2 * (size_t)m->n_linears + 1
+                           : (size_t)m->n_tensors;
     f->tensors = calloc(cap, sizeof *f->tensors);
     if (!f->tensors) {
         ml_fail(e, "out of memory");
@@ -47,9 +50,13 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
     if (o->full == FINETUNE_FULL_ALL) {
         for (int i = 0; i < m->n_tensors; i++) { /* weight decay as in pretraining */
             const minigpt_tensor *t = &m->tensors[i];
-            f->tensors[f->n_tensors++] = (train_tensor){
-                m->params + t->offset, t->numel, t->offset,
-                t->kind == MG_EMBEDDING || t->kind == MG_LINEAR_WEIGHT, t->name, 1.0f};
+            f->tensors[f->n_tensors++] =
+                (train_tensor){m->params + t->offset,
+                               t->numel,
+                               t->offset,
+                               t->kind == MG_EMBEDDING || t->kind == MG_LINEAR_WEIGHT,
+                               t->name,
+                               1.0f};
         }
     } else if (o->full) {
         for (int i = 0; i < m->n_linears; i++) {
@@ -64,15 +71,19 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
             const lora_layer *L = &f->adapter.layers[i];
             const size_t na = (size_t)rank * L->slot->in, nb = (size_t)L->slot->out * rank;
             /* LoRA+ (Hayou et al. 2024): B learns ratio times faster than A */
-            f->tensors[f->n_tensors++] =
-                (train_tensor){L->A, na, L->a_off, 1, L->slot->path, 1.0f};
+            f->tensors[f->n_tensors++] = (train_tensor){L->A, na, L->a_off, 1, L->slot->path, 1.0f};
             f->tensors[f->n_tensors++] =
                 (train_tensor){L->B, nb, L->b_off, 1, L->slot->path, ratio};
         }
     }
     f->opts = o->train;
-    f->job = (train_job){.g = &f->g, .train = train, .replay = replay, .val = val,
-                         .tensors = f->tensors, .n_tensors = f->n_tensors, .label = label};
+    f->job = (train_job){.g = &f->g,
+                         .train = train,
+                         .replay = replay,
+                         .val = val,
+                         .tensors = f->tensors,
+                         .n_tensors = f->n_tensors,
+                         .label = label};
     if (train_state_init(&f->state, &f->job, &o->train, e)) goto fail;
     return 0;
 fail:
@@ -98,19 +109,20 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
                            const char *val_sha, const char *replay_sha) {
     const train_opts *t = &o->train;
     char buf[2048];
-    int len = snprintf(buf, sizeof buf,
-             "{\"rank\":%d,\"alpha\":%.9g,\"rslora\":%d,\"targets\":%u,\"full\":%d,\"steps\":%d,"
-             "\"batch\":%d,\"micro_batch\":%d,\"warmup\":%d,\"lr\":%.9g,\"min_lr_frac\":%.9g,"
-             "\"weight_decay\":%.9g,\"clip\":%.9g,\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,"
-             "\"eval_every\":%d,\"seed\":%llu,\"replay_frac\":%.9g,\"preserve_kl\":%.9g,"
-             "\"base_sha256\":\"%s\","
-             "\"data_sha256\":\"%s\",\"val_sha256\":\"%s\",\"replay_sha256\":\"%s\"}",
-             o->full ? 0 : o->rank, (double)o->alpha, o->rslora, o->targets, o->full, t->steps, t->batch,
-             t->micro, t->warmup, (double)t->lr, (double)t->min_lr_frac, (double)t->weight_decay,
-             (double)t->clip, (double)t->beta1, (double)t->beta2, (double)t->eps, t->eval_every,
-             (unsigned long long)t->seed, replay_sha ? (double)t->replay_frac : 0.0,
-             (double)t->preserve_kl, base_sha,
-             data_sha, val_sha ? val_sha : "", replay_sha ? replay_sha : "");
+    int len = snprintf(
+        buf, sizeof buf,
+        "{\"rank\":%d,\"alpha\":%.9g,\"rslora\":%d,\"targets\":%u,\"full\":%d,\"steps\":%d,"
+        "\"batch\":%d,\"micro_batch\":%d,\"warmup\":%d,\"lr\":%.9g,\"min_lr_frac\":%.9g,"
+        "\"weight_decay\":%.9g,\"clip\":%.9g,\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,"
+        "\"eval_every\":%d,\"seed\":%llu,\"replay_frac\":%.9g,\"preserve_kl\":%.9g,"
+        "\"base_sha256\":\"%s\","
+        "\"data_sha256\":\"%s\",\"val_sha256\":\"%s\",\"replay_sha256\":\"%s\"}",
+        o->full ? 0 : o->rank, (double)o->alpha, o->rslora, o->targets, o->full, t->steps, t->batch,
+        t->micro, t->warmup, (double)t->lr, (double)t->min_lr_frac, (double)t->weight_decay,
+        (double)t->clip, (double)t->beta1, (double)t->beta2, (double)t->eps, t->eval_every,
+        (unsigned long long)t->seed, replay_sha ? (double)t->replay_frac : 0.0,
+        (double)t->preserve_kl, base_sha, data_sha, val_sha ? val_sha : "",
+        replay_sha ? replay_sha : "");
     /* settings that did not exist before: only when in use (see finetune.h) */
     char extra[256] = "";
     if (t->optimizer != OPTIM_ADAMW) {
@@ -128,7 +140,7 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
         snprintf(extra + used, sizeof extra - used, ",\"layers\":%u", o->layers);
     }
     if (len < 1 || (size_t)len + strlen(extra) >= sizeof buf) return NULL;
-    memcpy(buf + len - 1, extra, strlen(extra));         /* before the closing brace */
+    memcpy(buf + len - 1, extra, strlen(extra)); /* before the closing brace */
     strcpy(buf + len - 1 + strlen(extra), "}");
     return strdup(buf);
 }

@@ -113,13 +113,14 @@ static void chunk_job(void *arg, int tid, int n) {
     for (int c = tid; c < j->nchunks; c += n) {
         const size_t row = (size_t)c * g->micro * ctx;
         const int start = c * g->micro;
-        const int kl_rows = j->n_kl > start ? (j->n_kl - start < g->chunk_B[c] ? j->n_kl - start
-                                                                                 : g->chunk_B[c])
-                                            : 0;
+        const int kl_rows =
+            j->n_kl > start ? (j->n_kl - start < g->chunk_B[c] ? j->n_kl - start : g->chunk_B[c])
+                            : 0;
         if (kl_rows > 0) {
             /* the frozen base's distribution first: the forward below overwrites the rest */
             float *ref = g->kl_ref + (size_t)tid * g->micro * ctx * g->m->cfg.vocab_size;
-            minigpt_forward_frozen(g->kl_model ? g->kl_model : g->m, ws, g->tokens + row, kl_rows, g->chunk_T[c]);
+            minigpt_forward_frozen(g->kl_model ? g->kl_model : g->m, ws, g->tokens + row, kl_rows,
+                                   g->chunk_T[c]);
             minigpt_log_softmax(g->m, ws, ref, kl_rows);
             minigpt_forward(g->m, ws, g->tokens + row, g->chunk_B[c], g->chunk_T[c]);
             g->chunk_loss[c] = minigpt_xent_kl(g->m, ws, g->targets + row, j->scale, ref,

@@ -98,7 +98,7 @@ static void format_duration(char *buf, size_t n, double s) {
 
 typedef struct {
     int tty, quiet, log_every;
-    int plain;         /* NO_COLOR or TERM=dumb: no escape sequences, just \r and padding */
+    int plain; /* NO_COLOR or TERM=dumb: no escape sequences, just \r and padding */
     double last_draw;
 } progress;
 
@@ -116,8 +116,8 @@ static void report(progress *p, const train_job *job, const train_opts *o, int s
     if (isfinite(val)) snprintf(val_s, sizeof val_s, "  val %.4f", val);
     if (isfinite(kl)) snprintf(kl_s, sizeof kl_s, "  kl %.5f", kl);
     fprintf(stderr, "%s%s: step %d/%d  loss %.4f%s%s  lr %.2e  %.1fk tok/s  ETA %s%s",
-            p->tty ? (p->plain ? "\r" : "\r\033[K") : "", job->label, step, o->steps, loss, kl_s, val_s,
-            (double)lr, tok_s / 1000.0, eta_s, p->tty ? (p->plain ? "    " : "") : "\n");
+            p->tty ? (p->plain ? "\r" : "\r\033[K") : "", job->label, step, o->steps, loss, kl_s,
+            val_s, (double)lr, tok_s / 1000.0, eta_s, p->tty ? (p->plain ? "    " : "") : "\n");
     fflush(stderr);
 }
 
@@ -133,8 +133,11 @@ static const char *nonfinite_grad(const train_job *job) {
 }
 
 optim_hparams train_hparams(const train_opts *o) {
-    return (optim_hparams){.beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps,
-                           .momentum = o->momentum, .nesterov = o->nesterov};
+    return (optim_hparams){.beta1 = o->beta1,
+                           .beta2 = o->beta2,
+                           .eps = o->eps,
+                           .momentum = o->momentum,
+                           .nesterov = o->nesterov};
 }
 
 int train_run(const train_job *job, const train_opts *o, train_state *s, train_result *r,
@@ -157,11 +160,13 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
         return ml_fail(e, "batch %d exceeds the engine's %d", o->batch, job->g->max_B);
     const int n_replay = job->replay ? (int)lroundf(o->replay_frac * (float)o->batch) : 0;
     if (n_replay >= o->batch && job->replay)
-        return ml_fail(e, "replay fraction %.2f leaves no room for training examples", o->replay_frac);
+        return ml_fail(e, "replay fraction %.2f leaves no room for training examples",
+                       o->replay_frac);
     const ds_example **batch = malloc(sizeof *batch * (size_t)o->batch);
     if (!batch) return ml_fail(e, "out of memory");
     const char *term = getenv("TERM");
-    progress p = {isatty(2), o->quiet, o->log_every > 0 ? o->log_every : (o->steps >= 10 ? o->steps / 10 : 1),
+    progress p = {isatty(2), o->quiet,
+                  o->log_every > 0 ? o->log_every : (o->steps >= 10 ? o->steps / 10 : 1),
                   getenv("NO_COLOR") != NULL || (term && strcmp(term, "dumb") == 0), 0};
     const double t0 = ml_now_s();
     double val = NAN, loss_sum = 0.0, last_loss = NAN, kl_sum = 0.0, last_kl = NAN;
@@ -173,8 +178,9 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
             break;
         }
         for (int b = 0; b < o->batch; b++)
-            batch[b] = b < n_replay ? draw(job->replay, s->replay_order, &s->replay_pos, &s->replay_rng)
-                                    : draw(job->train, s->order, &s->pos, &s->data_rng);
+            batch[b] = b < n_replay
+                           ? draw(job->replay, s->replay_order, &s->replay_pos, &s->replay_rng)
+                           : draw(job->train, s->order, &s->pos, &s->data_rng);
         const double loss = engine_grad(job->g, batch, o->batch, n_replay, NULL);
         kl_sum += job->g->kl_mean;
         r->positions += job->g->positions;
@@ -189,7 +195,8 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
                          bad ? " in " : "", bad ? bad : "");
             break;
         }
-        const float scale = (o->clip > 0 && sqrt(sq) > o->clip) ? (float)(o->clip / sqrt(sq)) : 1.0f;
+        const float scale =
+            (o->clip > 0 && sqrt(sq) > o->clip) ? (float)(o->clip / sqrt(sq)) : 1.0f;
         const float lr = lr_at(s->step, o->steps, o->warmup, o->lr, o->min_lr_frac);
         copy_params(job, s->prev, 0);
         size_t off = 0;
@@ -209,15 +216,18 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
                 if (!isfinite(job->tensors[i].p[j])) bad = job->tensors[i].name;
         if (bad) {
             copy_params(job, s->prev, 1);
-            rc = ml_fail(e, "training diverged at step %d: the update made %s non-finite "
-                            "(learning rate %g too high?)", s->step + 1, bad, (double)lr);
+            rc = ml_fail(e,
+                         "training diverged at step %d: the update made %s non-finite "
+                         "(learning rate %g too high?)",
+                         s->step + 1, bad, (double)lr);
             break;
         }
         s->step++;
         loss_sum += loss;
         loss_n++;
         const int last = s->step == o->steps;
-        const int do_eval = job->val && ((o->eval_every > 0 && s->step % o->eval_every == 0) || last);
+        const int do_eval =
+            job->val && ((o->eval_every > 0 && s->step % o->eval_every == 0) || last);
         if (do_eval) {
             val = train_val_loss(job);
             if (val < s->best_val) {

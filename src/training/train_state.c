@@ -54,10 +54,18 @@ int train_state_save(const char *path, const train_job *job, const train_state *
     snprintf(best_val, sizeof best_val, "%.17g", s->best_val);
     rng_hex(drng, sizeof drng, &s->data_rng);
     rng_hex(rrng, sizeof rrng, &s->replay_rng);
-    const char *k[] = {"format", "fingerprint", "optimizer", "step", "pos", "replay_pos",
-                       "best_step", "best_val", "data_rng", "replay_rng"};
-    const char *v[] = {"minilora-train-state", fingerprint, s->opt.kind->name, step, pos, rpos,
-                       best_step, best_val, drng, rrng};
+    const char *k[] = {"format",     "fingerprint", "optimizer", "step",     "pos",
+                       "replay_pos", "best_step",   "best_val",  "data_rng", "replay_rng"};
+    const char *v[] = {"minilora-train-state",
+                       fingerprint,
+                       s->opt.kind->name,
+                       step,
+                       pos,
+                       rpos,
+                       best_step,
+                       best_val,
+                       drng,
+                       rrng};
     for (int i = 0; !rc && i < 10; i++) rc = st_writer_meta(w, k[i], v[i], e);
     int64_t nf[1] = {(int64_t)s->n_floats}, nt[1] = {job->train->n},
             nr[1] = {job->replay ? job->replay->n : 0};
@@ -84,8 +92,9 @@ static int fingerprint_mismatch(const char *path, const char *have, const char *
         const int differ = !x || !y || strcmp(x, y) != 0;
         char shown[128]; /* x comes from the file: one line, bounded */
         if (differ)
-            rc = ml_fail(e, "%s: was saved with %s = %s, this run has %s (resume with the same settings)",
-                         path, it->string, x ? ml_one_line(shown, sizeof shown, x) : "(none)", y ? y : "?");
+            rc = ml_fail(
+                e, "%s: was saved with %s = %s, this run has %s (resume with the same settings)",
+                path, it->string, x ? ml_one_line(shown, sizeof shown, x) : "(none)", y ? y : "?");
         free(x);
         free(y);
         if ((named = differ)) break;
@@ -96,8 +105,10 @@ static int fingerprint_mismatch(const char *path, const char *have, const char *
         if (b && cJSON_GetObjectItemCaseSensitive(b, it->string)) continue;
         char *x = cJSON_PrintUnformatted(it);
         char key[64], val[128]; /* both come from the file: one line, bounded */
-        rc = ml_fail(e, "%s: was saved with %s = %s, this run has the default (resume with the "
-                        "same settings)", path, ml_one_line(key, sizeof key, it->string),
+        rc = ml_fail(e,
+                     "%s: was saved with %s = %s, this run has the default (resume with the "
+                     "same settings)",
+                     path, ml_one_line(key, sizeof key, it->string),
                      x ? ml_one_line(val, sizeof val, x) : "?");
         free(x);
         break;
@@ -120,7 +131,8 @@ static int meta_int(const st_file *f, const char *key, int lo, int hi, int *out,
 }
 
 /* An order must be a permutation of 0..n-1, or drawing from it would read out of bounds. */
-static int check_permutation(const st_file *f, const char *name, const int *order, int n, ml_error *e) {
+static int check_permutation(const st_file *f, const char *name, const int *order, int n,
+                             ml_error *e) {
     char *seen = calloc((size_t)n + 1, 1);
     int rc = seen ? 0 : ml_fail(e, "out of memory");
     for (int i = 0; !rc && i < n; i++) {
@@ -145,10 +157,12 @@ int train_state_load(const char *path, const train_job *job, train_state *s,
     const char *saved_opt = st_meta(&f, "optimizer");
     if (!saved_opt) saved_opt = "adamw"; /* files from before the choice */
     if (!rc && strcmp(saved_opt, s->opt.kind->name) != 0)
-        rc = ml_fail(e, "%s: was saved with optimizer = %s, this run has %s (resume with the "
-                        "same settings)", path, ml_one_line(shown, sizeof shown, saved_opt),
-                     s->opt.kind->name);
-    if (!rc && (!fp || strcmp(fp, fingerprint) != 0)) rc = fingerprint_mismatch(path, fp ? fp : "{}", fingerprint, e);
+        rc = ml_fail(e,
+                     "%s: was saved with optimizer = %s, this run has %s (resume with the "
+                     "same settings)",
+                     path, ml_one_line(shown, sizeof shown, saved_opt), s->opt.kind->name);
+    if (!rc && (!fp || strcmp(fp, fingerprint) != 0))
+        rc = fingerprint_mismatch(path, fp ? fp : "{}", fingerprint, e);
     const int nt = job->train->n, nr = job->replay ? job->replay->n : 0;
     int step = 0, pos = 0, rpos = 0, best_step = -1;
     if (!rc) rc = meta_int(&f, "step", 0, 1 << 30, &step, e);
@@ -159,9 +173,11 @@ int train_state_load(const char *path, const train_job *job, train_state *s,
     char *end = NULL;
     const double best_val = bv ? strtod(bv, &end) : NAN;
     if (!rc && (!bv || *end || isnan(best_val)))
-        rc = ml_fail(e, "%s: metadata best_val is %s", path, bv ? ml_one_line(shown, sizeof shown, bv) : "missing");
+        rc = ml_fail(e, "%s: metadata best_val is %s", path,
+                     bv ? ml_one_line(shown, sizeof shown, bv) : "missing");
     rng dr, rr;
-    if (!rc && (rng_parse(&dr, st_meta(&f, "data_rng")) || rng_parse(&rr, st_meta(&f, "replay_rng"))))
+    if (!rc &&
+        (rng_parse(&dr, st_meta(&f, "data_rng")) || rng_parse(&rr, st_meta(&f, "replay_rng"))))
         rc = ml_fail(e, "%s: metadata data_rng/replay_rng are not 64 hex digits", path);
     float *cur = malloc(sizeof(float) * (s->n_floats ? s->n_floats : 1));
     int64_t nf[1] = {(int64_t)s->n_floats}, snt[1] = {nt}, snr[1] = {nr};

@@ -168,7 +168,7 @@ int atomic_writev(const char *path, const void *const *pieces, const size_t *siz
     }
     return tmp_install(path, dir, tmp, dfd, e);
 
-fail_fd: {
+fail_fd : {
     int err = errno;
     if (fd >= 0) close(fd);
     unlink(tmp);
@@ -257,8 +257,7 @@ int read_file(const char *path, size_t max_bytes, char **data, size_t *n, ml_err
         close(fd);
         return ml_fail(e, "%s: not a regular file", path);
     }
-    if (st.st_size < 0 || (uintmax_t)st.st_size > max_bytes ||
-        (uintmax_t)st.st_size >= SIZE_MAX) {
+    if (st.st_size < 0 || (uintmax_t)st.st_size > max_bytes || (uintmax_t)st.st_size >= SIZE_MAX) {
         close(fd);
         return ml_fail(e, "%s: file is %jd bytes, more than the limit of %zu", path,
                        (intmax_t)st.st_size, max_bytes);

@@ -18,9 +18,9 @@ static int kernel_level(const char *name) {
     static const struct {
         const char *name;
         int level;
-    } levels[] = {{"prescott", 1},  {"core2", 1},    {"penryn", 1},     {"dunnington", 1},
-                  {"atom", 1},      {"nehalem", 2},  {"sandybridge", 3}, {"haswell", 4},
-                  {"zen", 4},       {"skylakex", 5}, {"cooperlake", 5},  {"sapphirerapids", 5}};
+    } levels[] = {{"prescott", 1}, {"core2", 1},    {"penryn", 1},      {"dunnington", 1},
+                  {"atom", 1},     {"nehalem", 2},  {"sandybridge", 3}, {"haswell", 4},
+                  {"zen", 4},      {"skylakex", 5}, {"cooperlake", 5},  {"sapphirerapids", 5}};
     for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
         if (strcasecmp(name, levels[i].name) == 0) return levels[i].level;
     return -1; /* unknown (another architecture or a newer OpenBLAS): leave it alone */
@@ -63,8 +63,9 @@ void runtime_init(char **argv) {
             setenv("MINILORA_BLAS_REEXEC", "1", 1);
             fflush(NULL);
             execv("/proc/self/exe", argv);
-            fprintf(stderr, "minilora: warning: could not re-execute to select the %s BLAS kernel; "
-                            "running on the slower %s kernel (set OPENBLAS_CORETYPE=%s)\n",
+            fprintf(stderr,
+                    "minilora: warning: could not re-execute to select the %s BLAS kernel; "
+                    "running on the slower %s kernel (set OPENBLAS_CORETYPE=%s)\n",
                     best, active, best);
             unsetenv("OPENBLAS_CORETYPE");
         }

@@ -81,8 +81,8 @@ static int check_kind(const io_path *o, ml_error *e) {
     if (lstat(o->path, &lst) != 0) return 0; /* absent: a new file */
     const int link = S_ISLNK(lst.st_mode);
     if (link && stat(o->path, &st) != 0)
-        return ml_fail(e, "%s %s: a dangling symbolic link; refusing to write through it",
-                       o->flag, o->path);
+        return ml_fail(e, "%s %s: a dangling symbolic link; refusing to write through it", o->flag,
+                       o->path);
     if (!link) st = lst;
     if (S_ISREG(st.st_mode)) return 0;
     if (S_ISDIR(st.st_mode))
@@ -107,10 +107,12 @@ int io_check(const io_path *paths, int n, ml_error *e) {
             const file_id other = identify(p->path);
             if (!same_file(&out, &other)) continue;
             if (p->is_output)
-                return ml_fail(e, "%s %s: is also the output %s (%s); two outputs cannot share a "
-                                  "file", o->flag, o->path, p->flag, p->path);
-            return ml_fail(e, "%s %s: is also the input %s (%s); refusing to overwrite it",
-                           o->flag, o->path, p->flag, p->path);
+                return ml_fail(e,
+                               "%s %s: is also the output %s (%s); two outputs cannot share a "
+                               "file",
+                               o->flag, o->path, p->flag, p->path);
+            return ml_fail(e, "%s %s: is also the input %s (%s); refusing to overwrite it", o->flag,
+                           o->path, p->flag, p->path);
         }
         if (writable_probe(o->flag, o->path, e)) return -1;
     }

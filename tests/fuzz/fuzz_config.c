@@ -42,7 +42,8 @@ static void check_model_config(const char *s, ml_error *err, int *ok) {
     if (minigpt_config_check(&cfg, &e)) fz_fail("accepted config fails the check: %s", e.msg);
     char *j = model_config_json(&cfg);
     if (!j) abort();
-    if (model_config_parse(&again, j, "again", &e)) fz_fail("config %s does not re-parse: %s", j, e.msg);
+    if (model_config_parse(&again, j, "again", &e))
+        fz_fail("config %s does not re-parse: %s", j, e.msg);
     else if (memcmp(&cfg, &again, sizeof cfg) != 0) fz_fail("config changes through %s", j);
     free(j);
 }
@@ -56,11 +57,13 @@ static void check_vocab(const char *s, ml_error *err, int *ok) {
         return;
     }
     *ok = 1;
-    if (v.n < 2 || v.n > TOK_MAX_VOCAB || strcmp(v.sym[TOK_END], "\n") != 0) fz_fail("vocab of %d", v.n);
+    if (v.n < 2 || v.n > TOK_MAX_VOCAB || strcmp(v.sym[TOK_END], "\n") != 0)
+        fz_fail("vocab of %d", v.n);
     char *j = tok_to_json(&v);
     if (!j) abort();
     if (tok_from_json(&w, j, "again", &e)) fz_fail("vocab %s does not re-parse: %s", j, e.msg);
-    else if (w.n != v.n || memcmp(w.sym, v.sym, sizeof v.sym) != 0 || memcmp(w.ascii, v.ascii, sizeof v.ascii) != 0)
+    else if (w.n != v.n || memcmp(w.sym, v.sym, sizeof v.sym) != 0 ||
+             memcmp(w.ascii, v.ascii, sizeof v.ascii) != 0)
         fz_fail("vocab changes through %s", j);
     free(j);
     /* every symbol in order encodes to its own id and decodes back */
@@ -90,7 +93,8 @@ static void check_model_config_file(const uint8_t *data, size_t size) {
     static tok_vocab v;
     ml_error e = {{0}};
     if (model_config_load(path, &cfg, &v, &e)) fz_check_msg("model_config_load", &e, path);
-    else if (v.n != cfg.vocab_size) fz_fail("model_config_load: vocab of %d, vocab_size %d", v.n, cfg.vocab_size);
+    else if (v.n != cfg.vocab_size)
+        fz_fail("model_config_load: vocab of %d, vocab_size %d", v.n, cfg.vocab_size);
 }
 
 /* ---- --config files (opts.c) ----------------------------------------------------------- */
@@ -139,14 +143,15 @@ static void check_opts_config(const uint8_t *data, size_t size) {
     FILE *mem = open_memstream(&out, &n), *saved = stderr;
     if (!mem) return;
     stderr = mem;
-    int rc = opts_parse("[options] X", "fuzz", NULL, fz_defs, (int)(sizeof fz_defs / sizeof fz_defs[0]), 4,
-                        argv, &pos);
+    int rc = opts_parse("[options] X", "fuzz", NULL, fz_defs,
+                        (int)(sizeof fz_defs / sizeof fz_defs[0]), 4, argv, &pos);
     stderr = saved;
     fclose(mem);
     const char *nl = strchr(out, '\n');
     if (rc == 0) {
         if (n) fz_fail("opts_parse succeeded but printed: %s", out);
-        if (pos != 3 || strcmp(argv[3], "positional") != 0) fz_fail("opts_parse lost the positional");
+        if (pos != 3 || strcmp(argv[3], "positional") != 0)
+            fz_fail("opts_parse lost the positional");
         /* numbers that were accepted are stored exactly */
         char *s = fz_cstr(data, size);
         cJSON *o = cJSON_Parse(s);
@@ -156,14 +161,18 @@ static void check_opts_config(const uint8_t *data, size_t size) {
             it->valuedouble <= 1.8e19 && o_u64 != (uint64_t)it->valuedouble)
             fz_fail("seed %.17g from the config file is stored as %llu", it->valuedouble,
                     (unsigned long long)o_u64);
-        if (o && (it = last_item(o, "lr")) && cJSON_IsNumber(it) && o_float != (float)it->valuedouble)
-            fz_fail("lr %.17g from the config file is stored as %.9g", it->valuedouble, (double)o_float);
+        if (o && (it = last_item(o, "lr")) && cJSON_IsNumber(it) &&
+            o_float != (float)it->valuedouble)
+            fz_fail("lr %.17g from the config file is stored as %.9g", it->valuedouble,
+                    (double)o_float);
         /* "rank" and "steps" both set o_int: the last of either wins */
         const cJSON *last_int = NULL;
         for (const cJSON *c = o ? o->child : NULL; c; c = c->next)
-            if (c->string && (!strcmp(c->string, "rank") || !strcmp(c->string, "steps"))) last_int = c;
+            if (c->string && (!strcmp(c->string, "rank") || !strcmp(c->string, "steps")))
+                last_int = c;
         if ((it = last_int) && cJSON_IsNumber(it) && (double)o_int != it->valuedouble)
-            fz_fail("%s %.17g from the config file is stored as %d", it->string, it->valuedouble, o_int);
+            fz_fail("%s %.17g from the config file is stored as %d", it->string, it->valuedouble,
+                    o_int);
         cJSON_Delete(o);
     } else if (rc < 0) {
         if (!n || !nl || nl[1] != '\0' || strchr(out, '\r'))
@@ -172,7 +181,8 @@ static void check_opts_config(const uint8_t *data, size_t size) {
             fz_fail("opts_parse message does not start with the command: \"%s\"", out);
         else {
             out[n - 1] = '\0'; /* the line without its '\n' obeys the message contract too */
-            const char *why = n > sizeof(ml_error) ? "the message is too long" : fz_msg_problem(out);
+            const char *why =
+                n > sizeof(ml_error) ? "the message is too long" : fz_msg_problem(out);
             if (why) fz_fail("opts_parse: %s: \"%s\"", why, out);
         }
     } else {

@@ -45,15 +45,16 @@ static const tok_vocab *fz_vocab(void) {
 }
 
 /* decode(ids[0..n)) must equal s */
-static void check_decodes(const tok_vocab *v, const int *ids, int n, const char *s, const char *what,
-                          int line) {
+static void check_decodes(const tok_vocab *v, const int *ids, int n, const char *s,
+                          const char *what, int line) {
     char buf[4 * 4096 + 8];
     if (n > 4096) {
         fz_fail("line %d: %s has %d tokens", line, what, n);
         return;
     }
     tok_decode(v, ids, n, buf, (int)sizeof buf);
-    if (strcmp(buf, s) != 0) fz_fail("line %d: %s decodes to \"%s\", not \"%s\"", line, what, buf, s);
+    if (strcmp(buf, s) != 0)
+        fz_fail("line %d: %s decodes to \"%s\", not \"%s\"", line, what, buf, s);
 }
 
 static void check_dataset(const dataset *d, const tok_vocab *v, int context) {
@@ -63,7 +64,8 @@ static void check_dataset(const dataset *d, const tok_vocab *v, int context) {
     for (int i = 0; i < d->n; i++) {
         const ds_example *x = &d->ex[i];
         const int len = x->n_prompt + x->n_completion;
-        if (x->line <= prev_line) fz_fail("example %d: line %d after line %d", i, x->line, prev_line);
+        if (x->line <= prev_line)
+            fz_fail("example %d: line %d after line %d", i, x->line, prev_line);
         prev_line = x->line;
         if (x->n_prompt < 0 || x->n_completion < 2 || len > context) {
             fz_fail("line %d: %d prompt + %d completion tokens (context %d)", x->line, x->n_prompt,
@@ -72,7 +74,8 @@ static void check_dataset(const dataset *d, const tok_vocab *v, int context) {
         }
         if (len > max_len) max_len = len;
         for (int t = 0; t < len; t++)
-            if (x->tokens[t] < 0 || x->tokens[t] >= v->n) fz_fail("line %d: token %d is %d", x->line, t, x->tokens[t]);
+            if (x->tokens[t] < 0 || x->tokens[t] >= v->n)
+                fz_fail("line %d: token %d is %d", x->line, t, x->tokens[t]);
         if (x->tokens[len - 1] != TOK_END) fz_fail("line %d: no end token", x->line);
         for (int t = 0; t < len - 1; t++) /* a line break inside a field is refused */
             if (x->tokens[t] == TOK_END) fz_fail("line %d: end token inside the sequence", x->line);
@@ -81,14 +84,18 @@ static void check_dataset(const dataset *d, const tok_vocab *v, int context) {
             continue;
         }
         check_decodes(v, x->tokens, x->n_prompt, x->prompt, "prompt", x->line);
-        check_decodes(v, x->tokens + x->n_prompt, x->n_completion - 1, x->completion, "completion", x->line);
+        check_decodes(v, x->tokens + x->n_prompt, x->n_completion - 1, x->completion, "completion",
+                      x->line);
         if (!!x->distractor != !!x->distractor_text || (x->distractor && x->n_distractor < 1) ||
             (!x->distractor && x->n_distractor != 0)) {
             fz_fail("line %d: distractor fields disagree", x->line);
         } else if (x->distractor) {
-            if (x->n_prompt + x->n_distractor > context) fz_fail("line %d: distractor does not fit", x->line);
-            if (x->distractor[x->n_distractor - 1] != TOK_END) fz_fail("line %d: distractor has no end token", x->line);
-            check_decodes(v, x->distractor, x->n_distractor - 1, x->distractor_text, "distractor", x->line);
+            if (x->n_prompt + x->n_distractor > context)
+                fz_fail("line %d: distractor does not fit", x->line);
+            if (x->distractor[x->n_distractor - 1] != TOK_END)
+                fz_fail("line %d: distractor has no end token", x->line);
+            check_decodes(v, x->distractor, x->n_distractor - 1, x->distractor_text, "distractor",
+                          x->line);
         }
         if (ds_targets(x) < 1) fz_fail("line %d: %d targets", x->line, ds_targets(x));
     }
@@ -124,7 +131,8 @@ static int parse_once(const uint8_t *data, size_t size, int context, ml_error *e
     ml_error e = {{0}};
     if (ds_parse(&d, FZ_DS_LABEL, (const char *)data, size, v, context, &e)) {
         fz_check_msg("ds_parse", &e, FZ_DS_LABEL);
-        if (d.ex || d.token_pool || d.string_pool || d.path || d.n) fz_fail("ds_parse left d filled on failure");
+        if (d.ex || d.token_pool || d.string_pool || d.path || d.n)
+            fz_fail("ds_parse left d filled on failure");
         if (err) *err = e;
         return 0;
     }

@@ -32,8 +32,8 @@
 
 /* The tiny base the adapter path loads onto; the seed adapters in
  * tests/fuzz/corpus/safetensors/ are made for it and carry FZ_TINY_SHA as base_sha256. */
-#define FZ_TINY_CONFIG                                                                      \
-    "{\"vocab_size\":4,\"d_model\":4,\"n_heads\":1,\"n_layers\":1,\"d_ff\":4,\"context\":4,"  \
+#define FZ_TINY_CONFIG                                                                             \
+    "{\"vocab_size\":4,\"d_model\":4,\"n_heads\":1,\"n_layers\":1,\"d_ff\":4,\"context\":4,"       \
     "\"ln_eps\":1e-05,\"rope_base\":10000}"
 #define FZ_TINY_SHA "00000000000000000000000000000000000000000000000000000000000000aa"
 
@@ -65,8 +65,8 @@ static void check_tensors(const st_file *f) {
         size_t numel = 1;
         for (int d = 0; d < t->ndim; d++) numel *= (size_t)t->shape[d];
         if (numel != t->numel || t->end - t->begin != numel * st_dtype_size(t->dtype))
-            fz_fail("tensor '%s': numel %zu / bytes %zu disagree with its shape", t->name,
-                    t->numel, t->end - t->begin);
+            fz_fail("tensor '%s': numel %zu / bytes %zu disagree with its shape", t->name, t->numel,
+                    t->end - t->begin);
         /* numel <= file size: the byte count was checked against the data section */
         void *dst = malloc(t->numel * 4 + 4);
         if (!dst) abort();
@@ -77,10 +77,12 @@ static void check_tensors(const st_file *f) {
             rc = st_read_f32(f, t->name, t->dtype, dst, t->ndim, t->shape, &e);
             if (rc) {
                 fz_check_msg("st_read_f32", &e, FZ_ST_LABEL);
-                if (!strstr(e.msg, " element ")) fz_fail("st_read_f32 refused '%s': %s", t->name, e.msg);
+                if (!strstr(e.msg, " element "))
+                    fz_fail("st_read_f32 refused '%s': %s", t->name, e.msg);
             } else {
                 for (size_t k = 0; k < t->numel; k++)
-                    if (!isfinite(((float *)dst)[k])) fz_fail("st_read_f32 returned a non-finite value");
+                    if (!isfinite(((float *)dst)[k]))
+                        fz_fail("st_read_f32 returned a non-finite value");
             }
             /* the other float dtype must be refused */
             if (!st_read_f32(f, t->name, t->dtype == ST_F32 ? ST_F16 : ST_F32, dst, t->ndim,
@@ -94,7 +96,8 @@ static void check_tensors(const st_file *f) {
         case ST_I32:
             if (st_read_i32(f, t->name, dst, t->ndim, t->shape, &e))
                 fz_fail("st_read_i32 refused '%s': %s", t->name, e.msg);
-            else if (t->numel && memcmp(dst, f->bytes + f->data_start + t->begin, t->numel * 4) != 0)
+            else if (t->numel &&
+                     memcmp(dst, f->bytes + f->data_start + t->begin, t->numel * 4) != 0)
                 fz_fail("st_read_i32 changed the bytes of '%s'", t->name); /* x86: little-endian */
             if (!st_read_f32(f, t->name, ST_F32, dst, t->ndim, t->shape, &e))
                 fz_fail("st_read_f32 accepted I32 tensor '%s'", t->name);
@@ -106,8 +109,7 @@ static void check_tensors(const st_file *f) {
                 fz_fail("I64 tensor '%s' was read as F32 or I32", t->name);
             fz_check_msg("st_read (I64)", &e, FZ_ST_LABEL);
             break;
-        default:
-            fz_fail("tensor '%s' has dtype %d", t->name, (int)t->dtype);
+        default: fz_fail("tensor '%s' has dtype %d", t->name, (int)t->dtype);
         }
         /* another shape must be refused */
         if (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_I32) {
@@ -123,8 +125,8 @@ static void check_tensors(const st_file *f) {
         }
         free(dst);
     }
-    if (pos != f->size - f->data_start) fz_fail("tensors end at %zu, the data section at %zu", pos,
-                                                f->size - f->data_start);
+    if (pos != f->size - f->data_start)
+        fz_fail("tensors end at %zu, the data section at %zu", pos, f->size - f->data_start);
     ml_error e = {{0}};
     float one;
     if (!st_read_f32(f, "no such tensor \x01", ST_F32, &one, 0, NULL, &e))
@@ -132,8 +134,9 @@ static void check_tensors(const st_file *f) {
     for (int i = 0; i < f->n_meta; i++)
         if (st_meta(f, f->meta_keys[i]) != f->meta_values[i])
             fz_fail("st_meta('%s') does not return its value", f->meta_keys[i]);
-    static const char *const keys[] = {"format", "config", "vocab", "peft_type", "r",
-                                       "lora_alpha", "target_modules", "use_rslora", "base_sha256"};
+    static const char *const keys[] = {"format",         "config",     "vocab",
+                                       "peft_type",      "r",          "lora_alpha",
+                                       "target_modules", "use_rslora", "base_sha256"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         const char *v = st_meta(f, keys[k]);
         if (v && strlen(v) > f->size) fz_fail("st_meta('%s') is longer than the file", keys[k]);
@@ -182,7 +185,8 @@ static void check_writer_roundtrip(const st_file *f) {
         fz_fail("the writer's copy does not parse: %s", e.msg);
         return;
     }
-    if (g.n_tensors != f->n_tensors || g.n_meta != f->n_meta) fz_fail("the writer's copy differs in size");
+    if (g.n_tensors != f->n_tensors || g.n_meta != f->n_meta)
+        fz_fail("the writer's copy differs in size");
     for (int i = 0; i < g.n_tensors && i < f->n_tensors; i++) {
         const st_tensor *a = &f->tensors[i], *b = &g.tensors[i];
         if (strcmp(a->name, b->name) || a->dtype != b->dtype || a->ndim != b->ndim ||
@@ -216,10 +220,12 @@ static void check_checkpoint(const st_file *f) {
     } else {
         fz_st_models_loaded++;
         for (size_t i = 0; i < m.n_params; i++)
-            if (!isfinite(m.params[i])) fz_fail("checkpoint_read_model left a non-finite parameter");
+            if (!isfinite(m.params[i]))
+                fz_fail("checkpoint_read_model left a non-finite parameter");
         const char *vj = st_meta(f, "vocab");
         tok_vocab v;
-        if (vj && tok_from_json(&v, vj, f->label, &e)) fz_check_msg("tok_from_json (metadata)", &e, FZ_ST_LABEL);
+        if (vj && tok_from_json(&v, vj, f->label, &e))
+            fz_check_msg("tok_from_json (metadata)", &e, FZ_ST_LABEL);
     }
     minigpt_free(&m);
 }
@@ -266,12 +272,14 @@ int fuzz_safetensors_one(const uint8_t *data, size_t size, ml_error *err) {
     ml_error e = {{0}};
     if (st_parse(&f, FZ_ST_LABEL, copy, size, &e)) { /* takes ownership of copy */
         fz_check_msg("st_parse", &e, FZ_ST_LABEL);
-        if (f.bytes || f.tensors || f.n_tensors || f.n_meta) fz_fail("st_parse left *f filled on failure");
+        if (f.bytes || f.tensors || f.n_tensors || f.n_meta)
+            fz_fail("st_parse left *f filled on failure");
         st_close(&f);
         if (err) *err = e;
         return 0;
     }
-    if (f.size != size || f.data_start < 8 || f.data_start > size) fz_fail("st_parse: bad framing fields");
+    if (f.size != size || f.data_start < 8 || f.data_start > size)
+        fz_fail("st_parse: bad framing fields");
     check_tensors(&f);
     check_writer_roundtrip(&f);
     check_checkpoint(&f);
