@@ -84,6 +84,27 @@ def verdict(rows):
     return lines
 
 
+def dominated(x, others, key):
+    return any(o["learn"] >= x["learn"] and o[key] <= x[key] and (o["learn"] > x["learn"] or o[key] < x[key])
+               for o in others)
+
+
+def dominance(rows):
+    """One curve or two: how many full-FT points some LoRA point beats on both axes (learns at
+    least as much, forgets no more), and the reverse."""
+    lora = [x for x in rows if x["method"] != "full"]
+    full = [x for x in rows if x["method"] == "full"]
+    parts = []
+    for key, what in (("collateral", "the largest collateral drop"), ("forget", "the mean drop")):
+        fd = [x["steps"] for x in full if dominated(x, lora, key)]
+        ld = [x for x in lora if dominated(x, full, key)]
+        parts.append("with forgetting measured by %s, %d of the %d full fine-tune points are beaten on both "
+                     "axes by some LoRA point (%s), and %d of the %d LoRA points by some full fine-tune point"
+                     % (what, len(fd), len(full), ", ".join("%d steps" % n for n in fd) or "none",
+                        len(ld), len(lora)))
+    return "Dominance: " + "; ".join(parts) + ".\n"
+
+
 def write(out, rows, ranks, secs, base):
     cols = ["method", "steps", "trainable", "learn", "collateral", "np_drop", "ct_drop", "rg_drop",
             "forget", "eff_rank", "frob", "dwx", "best_step", "train_s"]
@@ -112,7 +133,8 @@ def write(out, rows, ranks, secs, base):
                       "control drop", "regular held-out drop", "mean drop", "eff. rank (mean)", "‖ΔW‖_F"],
                      [[label(x["method"]), x["steps"], "%.1f" % x["learn"], "%.0f" % x["collateral"],
                        "%+.1f" % x["np_drop"], "%+.1f" % x["ct_drop"], "%+.1f" % x["rg_drop"],
-                       "%+.2f" % x["forget"], "%.1f" % x["eff_rank"], "%.3g" % x["frob"]] for x in rows])]
+                       "%+.2f" % x["forget"], "%.1f" % x["eff_rank"], "%.3g" % x["frob"]] for x in rows],
+                     ["---"] + ["---:"] * 9)]
     v = verdict(rows)
     if v:
         md.append("For each full fine-tune point, the LoRA point (any rank, any duration) that learns "
@@ -123,6 +145,7 @@ def write(out, rows, ranks, secs, base):
                                "%s, %d steps" % (label(b["method"]), b["steps"]), "%.1f" % b["learn"],
                                "%.2f" % b[key]] for f, key, what, b in v],
                              ["---:", "---:", "---", "---:", "---", "---:", "---:"]))
+        md.append(dominance(rows))
     if ranks:
         ms = [m for m, _ in METHODS if m in ranks]
         paths = ranks[ms[0]][0]
@@ -165,10 +188,12 @@ set output '%s'
 set multiplot layout 1,2 title 'learning against forgetting (seed 1; point labels: steps)'
 set xlabel 'learning: past/pp exact match, new frames (%%)'
 set grid
-set key top left
+set key top left box opaque font ',9'
+set yrange [0:*]
 set ylabel 'largest collateral drop, new frames (points)'
 set title 'collateral damage (irreg\\_nonpast\\_new)'
 plot %s
+set autoscale y
 set ylabel 'mean drop vs base (points)'
 set title 'mean drop: non-past, control, held-out regular'
 plot %s
