@@ -133,14 +133,15 @@ def write_scaling(out, rows, secs):
                            "%.1f" % x["acc"]] if x else ["-"] * 5)
             trs.append(cells)
         md.append(C.md_table(hdr, trs))
-        # the spread across ranks, per scaling: max/min of ‖ΔW·x‖
+        # the change from the smallest to the largest rank, per scaling
         notes = []
         for key, _, label in SCALINGS:
-            v = [y["dwx"] for y in rows if y["scaling"] == key and y["steps"] == n]
-            if len(v) > 1 and min(v) > 0:
-                notes.append("%s: ‖ΔW·x‖ spans a factor %.1f across ranks" % (label, max(v) / min(v)))
+            v = sorted((y for y in rows if y["scaling"] == key and y["steps"] == n), key=lambda y: y["rank"])
+            if len(v) > 1 and v[0]["dwx"] > 0 and v[0]["frob"] > 0:
+                notes.append("%s ×%.2f (‖ΔW‖_F ×%.2f)" % (label, v[-1]["dwx"] / v[0]["dwx"],
+                                                         v[-1]["frob"] / v[0]["frob"]))
         if notes:
-            md.append("; ".join(notes) + ".\n")
+            md.append("‖ΔW·x‖ at rank %d over rank %d: %s.\n" % (ranks[-1], ranks[0], "; ".join(notes)))
     md.append("The base scores %.1f%% on the control verbs (new frames); `results/scaling.csv` has "
               "every cell, with control, non-past and collateral columns.\n" % base)
     open(os.path.join(out, "scaling.md"), "w").write("\n".join(md))
@@ -179,7 +180,7 @@ set yrange [*:*]
 set xlabel 'rank r'
 set ylabel 'mean ‖ΔW·x‖'
 set grid
-set key bottom right
+set key top right font ',10'
 set format y '10^{%%L}'
 set title 'scale α/r (--no-rslora)'
 plot %s
@@ -190,7 +191,7 @@ unset multiplot
     ymin = min(x["dwx"] for x in rows)
     ymax = max(x["dwx"] for x in rows)
     script = script.replace("set yrange [*:*]", "set yrange [%g:%g]" % (10 ** math.floor(math.log10(ymin)),
-                                                                        10 ** math.ceil(math.log10(ymax))))
+                                                                        10 ** (math.ceil(math.log10(ymax)) + 1)))
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
 
 
