@@ -105,6 +105,31 @@ def dominance(rows):
     return "Dominance: " + "; ".join(parts) + ".\n"
 
 
+def same_duration(rows):
+    """At each duration: the full fine-tune against the range the LoRA ranks span."""
+    trs, inside = [], {"learn": 0, "forget": 0, "collateral": 0}
+    durs = sorted({x["steps"] for x in rows if x["method"] == "full"})
+    for n in durs:
+        f = next(x for x in rows if x["method"] == "full" and x["steps"] == n)
+        lo = [x for x in rows if x["method"] != "full" and x["steps"] == n]
+        if not lo:
+            continue
+        cells = [n]
+        for key, fmt in (("learn", "%.1f"), ("collateral", "%.0f"), ("forget", "%.2f")):
+            a, b = min(x[key] for x in lo), max(x[key] for x in lo)
+            inside[key] += a <= f[key] <= b
+            cells += [fmt % f[key], (fmt + " to " + fmt) % (a, b)]
+        trs.append(cells)
+    if not trs:
+        return ""
+    t = C.md_table(["steps", "full FT learning %", "LoRA ranks", "full FT collateral", "LoRA ranks",
+                    "full FT mean drop", "LoRA ranks"], trs)
+    n = len(trs)
+    return ("The full fine-tune against the LoRA ranks at the same duration (one seed): its learning is inside "
+            "the LoRA ranks' range at %d of %d durations, its largest collateral drop at %d of %d, its mean "
+            "drop at %d of %d.\n\n" % (inside["learn"], n, inside["collateral"], n, inside["forget"], n) + t)
+
+
 def write(out, rows, ranks, secs, base):
     cols = ["method", "steps", "trainable", "learn", "collateral", "np_drop", "ct_drop", "rg_drop",
             "forget", "eff_rank", "frob", "dwx", "best_step", "train_s"]
@@ -147,6 +172,7 @@ def write(out, rows, ranks, secs, base):
                                "%.2f" % b[key]] for f, key, what, b in v],
                              ["---:", "---:", "---", "---:", "---", "---:", "---:"]))
         md.append(dominance(rows))
+        md.append(same_duration(rows))
     if ranks:
         ms = [m for m, _ in METHODS if m in ranks]
         paths = ranks[ms[0]][0]
@@ -189,7 +215,7 @@ set output '%s'
 set multiplot layout 1,2 title 'learning against forgetting (seed 1; point labels: steps)'
 set xlabel 'learning: past/pp exact match, new frames (%%)'
 set grid
-set key top left box opaque font ',9'
+set key bottom left box opaque font ',9'
 set yrange [0:*]
 set ylabel 'largest collateral drop, new frames (points)'
 set title 'collateral damage (irreg\\_nonpast\\_new)'
