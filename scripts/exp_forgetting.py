@@ -145,8 +145,9 @@ def write(out, rows, ranks, secs, base):
           "{--rank R | --full} --steps N --seed 1 --threads 2 data/irreg.jsonl` with the default "
           "recipe of `configs/lora-irreg.json` (α = 16, α/√r, replay 75%%, lr 0.002 for LoRA and "
           "the full fine-tune alike), N = %s (each its own run: `--steps N` compresses the cosine "
-          "schedule; the best-validation-loss model is kept). %d models trained, analyzed and "
-          "scored in %s on 2 threads (measured, the machine shared). After Biderman et al. (2024), "
+          "schedule; the best-validation-loss model is kept). %d models scored in %s on 2 threads "
+          "(measured, the machine shared), training and analysis included except for the 1500-step LoRA "
+          "runs, which are the scaling experiment's α/√r cells (`results/scaling.md`) and were trained there. After Biderman et al. (2024), "
           "\"LoRA Learns Less and Forgets Less\".\n" % (", ".join(map(str, STEPS)), len(rows), C.fmt_s(secs)),
           "Learning: exact match on the 8 verbs' past/pp, new frames (base %.1f%%). Forgetting, in "
           "points against the base: *collateral*, the largest drop of a taught verb on one non-past "
