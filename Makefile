@@ -99,7 +99,7 @@ demo: $(DEPS_STAMP)
 	@sh scripts/demo.sh
 
 # Every results file the README quotes (recipes, sweep, analysis, demo, bench, the scaling,
-# alpha and forgetting experiments), then the README's quoted blocks; about two hours on 2
+# alpha and forgetting experiments), then the README's quoted blocks; about 1 h 45 min on 2
 # cores. Finished cells are reused.
 results: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora

@@ -11,7 +11,7 @@
 #   results/scaling.{md,csv,png}, alpha.{md,csv}   scripts/exp-scaling.sh   α/r against α/√r, α at r = 8
 #   results/forgetting.{md,csv,png}      scripts/exp-forgetting.sh   learning against forgetting
 # Each script prints its wall time; the two experiments run one job at a time on 2 threads
-# (about an hour between them on a shared 2-core machine) and reuse their finished cells.
+# (45 minutes between them, measured on a shared 2-core machine) and reuse their finished cells.
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${LORA_BIN:-bin}
