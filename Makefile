@@ -98,8 +98,9 @@ demo: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora
 	@sh scripts/demo.sh
 
-# Every results file the README quotes (recipes, sweep, analysis, demo, bench), then the
-# README's quoted blocks; about an hour on 2 cores. Finished cells are reused.
+# Every results file the README quotes (recipes, sweep, analysis, demo, bench, the scaling,
+# alpha and forgetting experiments), then the README's quoted blocks; about 1 h 45 min on 2
+# cores. Finished cells are reused.
 results: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora
 	@sh scripts/deps.sh gnuplot-nox

@@ -9,6 +9,10 @@
 #   results/analyze.txt                  scripts/analyze-report.sh   lora-analyze on the sweep
 #   results/demo.txt                     scripts/demo.sh (stdout)    what make demo prints
 #   results/bench.txt                    lora bench                  throughput
+#   results/scaling.{md,csv,png}, alpha.{md,csv}   scripts/exp-scaling.sh   α/r against α/√r, α at r = 8
+#   results/forgetting.{md,csv,png}      scripts/exp-forgetting.sh   learning against forgetting
+# Each script prints its wall time; the two experiments run one job at a time on 2 threads
+# (45 minutes between them, measured on a shared 2-core machine) and reuse their finished cells.
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${LORA_BIN:-bin}
@@ -20,5 +24,7 @@ sh scripts/exp-targets.sh
 sh scripts/analyze-report.sh
 sh scripts/demo.sh > results/demo.txt.tmp && mv results/demo.txt.tmp results/demo.txt
 "$BIN/lora" bench > results/bench.txt.tmp && mv results/bench.txt.tmp results/bench.txt
+sh scripts/exp-scaling.sh
+sh scripts/exp-forgetting.sh
 python3 scripts/readme_sync.py
 echo "results.sh: done in $(( $(date +%s) - start ))s" >&2

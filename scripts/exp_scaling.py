@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""exp_scaling.py - does α/r keep the update's magnitude steady as r varies? (issue 14, items 1-2)
+
+    python3 scripts/exp_scaling.py [--no-alpha] [--report-only] [-o results]
+
+Scaling experiment: ranks 1 2 4 8 16 32 64, α = 16, scale α/r (--no-rslora) and α/√r
+(--rslora), trained for 1, 10, 100 and 1500 steps (seed 1, everything else from
+configs/lora-irreg.json). For each adapter: the mean over layers of ‖ΔW‖_F, of ‖ΔW·x‖ and of
+‖ΔW·x‖/‖W·x‖ on the inputs the base feeds each layer on data/irreg_test_new.jsonl
+(lora-analyze --json --data), and lora-eval on irreg_test_new, control_new and
+irreg_nonpast_new (collateral damage). Alpha experiment: α = 1 2 4 8 16 32 64 at r = 8, α/r,
+1500 steps (the α = 16 cell is the scaling experiment's).
+
+Cells are cached under results/scaling/<scaling>-r<r>/ and results/alpha/a<α>/ (a stamp of the
+inputs and flags; see exp_common.py), so an interrupted run resumes. Writes results/scaling.csv,
+scaling.md, scaling.png (gnuplot) and results/alpha.csv, alpha.md.
+"""
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import exp_common as C  # noqa: E402
+
+RANKS = [1, 2, 4, 8, 16, 32, 64]
+STEPS = [1, 10, 100, 1500]
+ALPHAS = [1, 2, 4, 8, 16, 32, 64]
+SCALINGS = [("alpha_r", "--no-rslora", "α/r"), ("alpha_sqrt_r", "--rslora", "α/√r")]
+EVALS = ["data/irreg_test_new.jsonl", "data/control_new.jsonl", "data/irreg_nonpast_new.jsonl"]
+DATA = "data/irreg_test_new.jsonl"
+
+
+def runs_for(flag, rank, alpha=16, steps=STEPS):
+    return [("s%d" % n, ["--rank", str(rank), "--alpha", str(alpha), flag, "--steps", str(n),
+                         "--seed", "1"]) for n in steps]
+
+
+def row_of(run):
+    u = C.update_stats(run["analyze"])
+    return {"scale": u["scale"], "frob": u["frob"], "dwx": u["dwx"], "rel": u["rel"],
+            "acc": C.exact(run, "data/irreg_test_new.jsonl"),
+            "control": C.exact(run, "data/control_new.jsonl"),
+            "control_base": C.base_exact(run, "data/control_new.jsonl"),
+            "nonpast": C.exact(run, "data/irreg_nonpast_new.jsonl"),
+            "collateral": C.collateral(run), "best_step": run["train"]["best_step"],
+            "train_s": run["train"]["seconds"]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-o", default=os.path.join(C.ROOT, "results"))
+    ap.add_argument("--no-alpha", action="store_true", help="skip the α experiment")
+    ap.add_argument("--report-only", action="store_true")
+    a = ap.parse_args()
+    out = a.o
+    rows, secs = [], 0.0
+    for key, flag, label in SCALINGS:
+        for r in RANKS:
+            d = os.path.join(out, "scaling", "%s-r%d" % (key, r))
+            runs = runs_for(flag, r)
+            if a.report_only and not os.path.exists(os.path.join(d, "done")):
+                continue
+            g = C.group(d, runs, EVALS, analyze_data=DATA, log="exp-scaling")
+            secs += g["_seconds"]
+            for n in STEPS:
+                rows.append(dict(scaling=key, label=label, rank=r, steps=n, **row_of(g["s%d" % n])))
+    alpha_rows, asecs = [], 0.0
+    if not a.no_alpha:
+        # the ends of the range first, so an interrupted run has the widest span
+        for al in sorted(ALPHAS, key=lambda v: (v not in (1, 4, 16, 64), v)):
+            if al == 16:
+                hit = [x for x in rows if x["scaling"] == "alpha_r" and x["rank"] == 8 and x["steps"] == 1500]
+                if hit:
+                    alpha_rows.append(dict(hit[0], alpha=16, shared=True))
+                continue
+            d = os.path.join(out, "alpha", "a%d" % al)
+            if a.report_only and not os.path.exists(os.path.join(d, "done")):
+                continue
+            g = C.group(d, runs_for("--no-rslora", 8, al, [1500]), EVALS, analyze_data=DATA, log="exp-alpha")
+            asecs += g["_seconds"]
+            alpha_rows.append(dict(row_of(g["s1500"]), alpha=al, shared=False))
+    write_scaling(out, rows, secs)
+    if alpha_rows:
+        write_alpha(out, sorted(alpha_rows, key=lambda x: x["alpha"]), rows, asecs)
+
+
+def f3(x):
+    return "%.3g" % x
+
+
+def write_scaling(out, rows, secs):
+    cols = ["scaling", "rank", "steps", "scale", "frob", "dwx", "rel", "acc", "control",
+            "nonpast", "collateral", "best_step", "train_s"]
+    with open(os.path.join(out, "scaling.csv"), "w") as f:
+        f.write("scaling,rank,steps,scale,dW_frobenius_mean,dWx_mean,dWx_over_Wx_mean,"
+                "irreg_test_new_exact,control_new_exact,irreg_nonpast_new_exact,"
+                "collateral_new_points,best_step,train_seconds\n")
+        for x in rows:
+            f.write(",".join(str(round(x[c], 6)) if isinstance(x[c], float) else str(x[c]) for c in cols) + "\n")
+    ranks = sorted({x["rank"] for x in rows})
+    base = next((x["control_base"] for x in rows), 100.0)
+    md = ["# α/r against α/√r: the update's size across ranks\n",
+          "## scaling\n",
+          "Generated by `scripts/exp-scaling.sh` (`scripts/exp_scaling.py`): `lora-train --rank R "
+          "--alpha 16 {--no-rslora | --rslora} --steps N --seed 1 --threads 2 data/irreg.jsonl`, "
+          "everything else from `configs/lora-irreg.json` (replay 75%%, AdamW, lr 0.002, 20 warmup "
+          "steps, cosine decay to 0.1·lr). %d adapters (%d ranks × 2 scalings × %d durations) trained, "
+          "analyzed and scored in %s on 2 threads (measured, the machine shared)." % (
+              len(rows), len(ranks), len(STEPS), C.fmt_s(secs)),
+          "",
+          "Each duration is its own run: `--steps N` compresses the whole schedule into N steps, "
+          "so the 1- and 10-step runs never leave the linear warmup (their last step's learning "
+          "rate is lr/20 and lr/2) and the 100-step run decays over 80 steps; the 1500-step run is "
+          "the default recipe, which keeps the adapter with the best validation loss (checked "
+          "every 50 steps). ‖ΔW‖_F: Frobenius norm of ΔW = s·B·A; ‖ΔW·x‖ and ‖ΔW·x‖/‖W·x‖: "
+          "over the inputs x the base feeds each layer on `data/irreg_test_new.jsonl` "
+          "(`lora-analyze --data`); all three are means over the 12 layers. acc: exact match on "
+          "the 8 verbs' past/pp, new frames (`lora-eval`; the base: 0.0%).",
+          ""]
+    for n in STEPS:
+        md.append("#### %d step%s\n" % (n, "" if n == 1 else "s"))
+        hdr = ["rank", "α/r: s", "‖ΔW‖_F", "‖ΔW·x‖", "‖ΔW·x‖/‖W·x‖", "acc %",
+               "α/√r: s", "‖ΔW‖_F", "‖ΔW·x‖", "‖ΔW·x‖/‖W·x‖", "acc %"]
+        trs = []
+        for r in ranks:
+            cells = [str(r)]
+            for key, _, _ in SCALINGS:
+                x = next((y for y in rows if y["scaling"] == key and y["rank"] == r and y["steps"] == n), None)
+                cells += (["%.3g" % x["scale"], f3(x["frob"]), f3(x["dwx"]), "%.2f%%" % (100 * x["rel"]),
+                           "%.1f" % x["acc"]] if x else ["-"] * 5)
+            trs.append(cells)
+        md.append(C.md_table(hdr, trs))
+        # the change from the smallest to the largest rank, per scaling
+        notes = []
+        for key, _, label in SCALINGS:
+            v = sorted((y for y in rows if y["scaling"] == key and y["steps"] == n), key=lambda y: y["rank"])
+            if len(v) > 1 and v[0]["dwx"] > 0 and v[0]["frob"] > 0:
+                notes.append("%s ×%.2f (‖ΔW‖_F ×%.2f)" % (label, v[-1]["dwx"] / v[0]["dwx"],
+                                                         v[-1]["frob"] / v[0]["frob"]))
+        if notes:
+            md.append("‖ΔW·x‖ at rank %d over rank %d: %s.\n" % (ranks[-1], ranks[0], "; ".join(notes)))
+    md.append("The base scores %.1f%% on the control verbs (new frames); `results/scaling.csv` has "
+              "every cell, with control, non-past and collateral columns.\n" % base)
+    open(os.path.join(out, "scaling.md"), "w").write("\n".join(md))
+    plot(out, rows)
+
+
+def plot(out, rows):
+    if not shutil.which("gnuplot"):
+        print("exp_scaling: gnuplot not found; no plot (apt-get install gnuplot-nox)", file=sys.stderr)
+        return
+    dat = os.path.join(out, "scaling", "plot.dat")
+    os.makedirs(os.path.dirname(dat), exist_ok=True)
+    with open(dat, "w") as f:
+        for key, _, _ in SCALINGS:
+            for n in STEPS:
+                f.write("# %s %d\n" % (key, n))
+                for x in sorted((y for y in rows if y["scaling"] == key and y["steps"] == n), key=lambda y: y["rank"]):
+                    f.write("%d %g\n" % (x["rank"], x["dwx"]))
+                f.write("\n\n")
+    colors = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a"]
+    plots = []
+    for si, (key, _, label) in enumerate(SCALINGS):
+        ps = []
+        for ni, n in enumerate(STEPS):
+            idx = si * len(STEPS) + ni
+            ps.append("'%s' index %d with linespoints lw 2 pt 7 lc rgb '%s' title '%d step%s'" % (
+                dat, idx, colors[ni], n, "" if n == 1 else "s"))
+        plots.append((label, ", ".join(ps)))
+    script = """set terminal pngcairo size 1000,460 font ',11'
+set output '%s'
+set multiplot layout 1,2 title 'mean ‖ΔW·x‖ over the 12 layers (irreg\\_test\\_new inputs), α = 16, seed 1'
+set logscale x 2
+set logscale y 10
+set xrange [0.8:80]
+set yrange [*:*]
+set xlabel 'rank r'
+set ylabel 'mean ‖ΔW·x‖'
+set grid
+set key top right font ',10'
+set format y '10^{%%L}'
+set title 'scale α/r (--no-rslora)'
+plot %s
+set title 'scale α/√r (--rslora)'
+plot %s
+unset multiplot
+""" % (os.path.join(out, "scaling.png"), plots[0][1], plots[1][1])
+    ymin = min(x["dwx"] for x in rows)
+    ymax = max(x["dwx"] for x in rows)
+    script = script.replace("set yrange [*:*]", "set yrange [%g:%g]" % (10 ** math.floor(math.log10(ymin)),
+                                                                        10 ** (math.ceil(math.log10(ymax)) + 1)))
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+def write_alpha(out, arows, rows, secs):
+    with open(os.path.join(out, "alpha.csv"), "w") as f:
+        f.write("alpha,rank,scale,irreg_test_new_exact,control_new_exact,irreg_nonpast_new_exact,"
+                "collateral_new_points,dW_frobenius_mean,dWx_mean,dWx_over_Wx_mean,best_step,train_seconds\n")
+        for x in arows:
+            f.write("%d,8,%g,%.2f,%.2f,%.2f,%g,%.6g,%.6g,%.6g,%d,%.1f\n" % (
+                x["alpha"], x["scale"], x["acc"], x["control"], x["nonpast"], x["collateral"], x["frob"],
+                x["dwx"], x["rel"], x["best_step"], x["train_s"]))
+    md = ["# α at rank 8, and α/r against α/√r across ranks\n",
+          "## alpha\n",
+          "Generated by `scripts/exp-scaling.sh` (`scripts/exp_scaling.py`): `lora-train --rank 8 --alpha A --no-rslora --seed 1 --threads 2 data/irreg.jsonl` (the "
+          "default 1500 steps; scale s = α/8), everything else from `configs/lora-irreg.json`; "
+          "the α = 16 row is the scaling experiment's cell. %d runs besides it, trained, analyzed "
+          "and scored in %s on 2 threads (measured). acc: exact match on the 8 verbs' past/pp, "
+          "new frames; control: the 12 control verbs, new frames (base %.1f%%); collateral: "
+          "largest drop, in points, of a taught verb on a non-past form, new frames; ‖ΔW‖_F, "
+          "‖ΔW·x‖: means over the 12 layers (inputs from `data/irreg_test_new.jsonl`).\n" % (
+              sum(1 for x in arows if not x["shared"]), C.fmt_s(secs), arows[0]["control_base"]),
+          C.md_table(["α", "s = α/r", "acc %", "control %", "collateral (points)", "‖ΔW‖_F",
+                      "‖ΔW·x‖", "‖ΔW·x‖/‖W·x‖", "best step"],
+                     [[x["alpha"], "%.3g" % x["scale"], "%.1f" % x["acc"], "%.1f" % x["control"],
+                       "%.0f" % x["collateral"], f3(x["frob"]), f3(x["dwx"]), "%.2f%%" % (100 * x["rel"]),
+                       x["best_step"]] for x in arows]),
+          "## ranks\n",
+          "Generated by `scripts/exp-scaling.sh`. α/r against α/√r across ranks: the end-of-training (1500 steps) rows of the scaling "
+          "experiment (`results/scaling.md`), α = 16, seed 1.\n"]
+    trs = []
+    for r in sorted({x["rank"] for x in rows}):
+        cells = [str(r)]
+        for key, _, _ in SCALINGS:
+            x = next((y for y in rows if y["scaling"] == key and y["rank"] == r and y["steps"] == 1500), None)
+            cells += (["%.3g" % x["scale"], "%.1f" % x["acc"], "%.1f" % x["control"], "%.0f" % x["collateral"],
+                       f3(x["frob"]), f3(x["dwx"])] if x else ["-"] * 6)
+        trs.append(cells)
+    md.append(C.md_table(["rank", "α/r: s", "acc %", "control %", "collateral", "‖ΔW‖_F", "‖ΔW·x‖",
+                          "α/√r: s", "acc %", "control %", "collateral", "‖ΔW‖_F", "‖ΔW·x‖"], trs))
+    open(os.path.join(out, "alpha.md"), "w").write("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
