@@ -11,6 +11,7 @@
 #   results/bench.txt                    lora bench                  throughput
 #   results/scaling.{md,csv,png}, alpha.{md,csv}   scripts/exp-scaling.sh   α/r against α/√r, α at r = 8
 #   results/forgetting.{md,csv,png}      scripts/exp-forgetting.sh   learning against forgetting
+#   results/info.txt                     scripts/info-report.sh      the lesson's arithmetic, step 0
 # Each script prints its wall time; the two experiments run one job at a time on 2 threads
 # (45 minutes between them, measured on a shared 2-core machine) and reuse their finished cells.
 set -eu
@@ -26,5 +27,6 @@ sh scripts/demo.sh > results/demo.txt.tmp && mv results/demo.txt.tmp results/dem
 "$BIN/lora" bench > results/bench.txt.tmp && mv results/bench.txt.tmp results/bench.txt
 sh scripts/exp-scaling.sh
 sh scripts/exp-forgetting.sh
+sh scripts/info-report.sh
 python3 scripts/readme_sync.py
 echo "results.sh: done in $(( $(date +%s) - start ))s" >&2
