@@ -1096,6 +1096,96 @@ else
     skip "lora-eval: a 4,000-character data path keeps file, line and reason" "cannot create it here"
 fi
 
+# ---- adapter strength: --scale, --scale-sweep ----------------------------------------------
+
+head -n 40 "$NONPAST" >"$T/j/sw_np.jsonl"
+head -n 40 "$TEST" >"$T/j/sw_t.jsonl"
+SW="$T/j/sw_np.jsonl $T/j/sw_t.jsonl"
+run "$LORA-eval" --json --adapter "$T/a8.st" $SW
+rc_plain=$rc
+cp "$T/out" "$T/sw_plain.json"
+for s in 0 1 2; do
+    run "$LORA-eval" --json --scale $s --adapter "$T/a8.st" $SW
+    eval "rc_s$s=\$rc"
+    cp "$T/out" "$T/sw_s$s.json"
+done
+why=""
+[ "$rc_s0" -eq 0 ] || why="exit $rc_s0"
+why="$why$(tail -n 1 "$T/sw_s0.json" >"$T/sw_s0_sum.json"; json_why "$T/sw_s0_sum.json" "$(cat <<'PY'
+(d['collateral_damage'][0]['max_abs_dlogit'] == 0 and
+    all(d['summary'][i]['correct'] == d['summary'][i + 1]['correct'] and
+        d['summary'][i]['perplexity'] == d['summary'][i + 1]['perplexity']
+        for i in range(0, len(d['summary']), 2)) and
+    all(c['drop'] == 0 for r in d['summary'] for c in r.get('collateral', {}).get('cells', [])))
+PY
+)")"
+verdict "lora-eval --scale 0: the adapter scores exactly as the base (max_abs_dlogit 0, same counts and perplexity)" "$why"
+why=""
+{ [ "$rc_s1" -eq 0 ] && [ "$rc_plain" -eq 0 ]; } || why="exit $rc_s1 / $rc_plain"
+cmp -s "$T/sw_s1.json" "$T/sw_plain.json" || why="$why; --scale 1 output differs from no --scale"
+verdict "lora-eval --scale 1: the same JSON (per example and summary) as without --scale" "$why"
+why=""
+[ "$rc_s2" -eq 0 ] || why="exit $rc_s2"
+tail -n 1 "$T/sw_s1.json" >"$T/sw_s1_sum.json"
+m1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["collateral_damage"][0]["max_abs_dlogit"])' "$T/sw_s1_sum.json" 2>/dev/null)
+tail -n 1 "$T/sw_s2.json" >"$T/sw_s2_sum.json"
+why="$why$(json_why "$T/sw_s2_sum.json" "d['collateral_damage'][0]['max_abs_dlogit'] > float('${m1:-inf}') > 0")"
+verdict "lora-eval --scale 2: max_abs_dlogit above that of --scale 1 (${m1:-?})" "$why"
+
+why=""
+for p in "go: yesterday he" "eat: yesterday she" "walk: every day they"; do
+    run "$LORA-generate" "$p"
+    want=$(cat "$T/out")
+    run "$LORA-generate" --scale 0 --adapter "$T/a8.st" "$p"
+    [ "$rc" -eq 0 ] || why="$why; exit $rc on '$p'"
+    [ "$(cat "$T/out")" = "$want" ] || why="$why; '$p': printed '$(head -c 60 "$T/out")', the base '$want'"
+done
+verdict "lora-generate --scale 0 --adapter: the base's completions on 3 prompts" "$why"
+
+for bad in -0.5 10.5 nan inf abc ""; do
+    expect_fail 2 "--scale" "lora-eval --scale '$bad'" "$LORA-eval" --scale "$bad" --adapter "$T/a8.st" $SW
+    expect_fail 2 "--scale" "lora-generate --scale '$bad'" \
+        "$LORA-generate" --scale "$bad" --adapter "$T/a8.st" "go: yesterday he"
+done
+expect_fail 2 "--scale|--scale-sweep" "lora-eval --scale 0.5 --scale-sweep" \
+    "$LORA-eval" --scale 0.5 --scale-sweep --adapter "$T/a8.st" $SW
+expect_fail 2 "--scale-sweep|--adapter" "lora-eval --scale-sweep without an adapter" \
+    "$LORA-eval" --scale-sweep $SW
+expect_fail 1 "minigpt-base.safetensors|full checkpoint|0.5" \
+    "lora-generate --scale 0.5 with a full checkpoint as --adapter" \
+    "$LORA-generate" --scale 0.5 --adapter "$BASE" "go: yesterday he"
+
+run "$LORA-eval" --json --scale-sweep --adapter "$T/a8.st" $SW
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+base_correct=$(python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"]; print(sum(r["correct"] for r in s[0::2]))' "$T/sw_plain.json" 2>/dev/null)
+a8_correct=$(python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"]; print(sum(r["correct"] for r in s[1::2]))' "$T/sw_plain.json" 2>/dev/null)
+why="$why$(json_why "$T/out" "$(cat <<PY
+(len(d['scale_sweep']) == 7 and [e['scale'] for e in d['scale_sweep']] == [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5] and
+    d['scale_sweep'][0]['correct'] == d['base']['correct'] == ${base_correct:-None} and
+    d['scale_sweep'][0]['max_abs_dlogit'] == 0 and d['scale_sweep'][0]['largest_drop'] == 0 and
+    d['scale_sweep'][4]['correct'] == ${a8_correct:-None} and
+    all(len(e['files']) == 2 for e in d['scale_sweep']))
+PY
+)")"
+verdict "lora-eval --scale-sweep --json: 7 entries S = 0..1.5; S = 0 has the base's exact match, S = 1 the adapter's" "$why"
+run "$LORA-eval" --scale-sweep --adapter "$T/a8.st" $SW
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+grep -q '^scale sweep: a8 ' "$T/out" || why="$why; no 'scale sweep: a8' heading"
+[ "$(grep -c '^  [01]\.[0-9][0-9] ' "$T/out")" -eq 7 ] || why="$why; not 7 rows"
+verdict "lora-eval --scale-sweep: a table of 7 strengths per adapter" "$why"
+
+run "$LORA-merge" --scale 0 --adapter "$T/a8.st" --out "$T/m0.st" "$T/j/sw_t.jsonl"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+grep -q '^wrote .*: W + 0·B·A' "$T/out" || why="$why; printed '$(head -n 1 "$T/out")'"
+run "$LORA-eval" --json --adapter "$T/m0.st" $SW
+[ "$rc" -eq 0 ] || why="$why; lora-eval exit $rc"
+tail -n 1 "$T/out" >"$T/m0_sum.json"
+why="$why$(json_why "$T/m0_sum.json" "d['collateral_damage'][0]['max_abs_dlogit'] == 0")"
+verdict "lora-merge --scale 0: the merged checkpoint scores exactly as the base" "$why"
+
 # ---- summary -----------------------------------------------------------------------------
 
 elapsed=$(($(date +%s) - started))

@@ -245,6 +245,62 @@ static void test_merge_matches_adapter(void **state) {
     free(saved);
 }
 
+/* lora_set_strength(S) against an independent path: the same adapter at strength 1 with B
+ * multiplied by S. S = 0 gives the base's logits exactly, S = 1 the trained scale bit for bit;
+ * values outside 0..LORA_MAX_STRENGTH are refused. */
+static void test_strength(void **state) {
+    int tok[B * T], tgt[B * T];
+    tokens_for(tok, tgt);
+    ml_error e;
+    float *base = logits_of(&model, tok);
+    const size_t n = (size_t)B * T * 64;
+    for (int rs = 0; rs <= 1; rs++) {
+        const float strengths[] = {0.0f, 0.25f, 1.0f, 1.5f, 2.0f, 7.5f};
+        for (size_t i = 0; i < sizeof strengths / sizeof strengths[0]; i++) {
+            const float S = strengths[i];
+            lora a;
+            assert_int_equal(lora_init(&a, &model, 4, 8.0f, rs, LORA_ALL_TARGETS, &e), 0);
+            randomize(&a, 33);
+            const float trained = a.scale;
+            assert_int_equal(lora_set_strength(&a, S, &e), 0);
+            if (S == 1.0f) assert_true(a.scale == trained);
+            float *scaled = logits_of(&model, tok);
+            assert_int_equal(lora_set_strength(&a, 1.0f, &e), 0);
+            assert_true(a.scale == trained);
+            for (int l = 0; l < a.n_layers; l++) {
+                const lora_layer *L = &a.layers[l];
+                for (size_t j = 0; j < (size_t)L->slot->out * a.rank; j++) L->B[j] *= S;
+            }
+            float *ref = logits_of(&model, tok);
+            double err, mag;
+            tu_max_err(scaled, ref, n, &err, &mag);
+            printf("  strength %g (rslora %d) vs B x %g: max |dlogit| %.3g (logits up to %.3g)\n",
+                   (double)S, rs, (double)S, err, mag);
+            assert_true(err <= 1e-5 * (mag > 1 ? mag : 1));
+            if (S == 0.0f) assert_memory_equal(scaled, base, n * sizeof(float));
+            else {
+                tu_max_err(scaled, base, n, &err, &mag);
+                assert_true(err > 1e-3); /* the adapter changes the outputs */
+            }
+            free(ref);
+            free(scaled);
+            lora_free(&a);
+        }
+    }
+    lora a;
+    assert_int_equal(lora_init(&a, &model, 4, 8.0f, 0, LORA_ALL_TARGETS, &e), 0);
+    const float trained = a.scale;
+    const float bad[] = {-0.5f, 10.5f, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(lora_set_strength(&a, bad[i], &e), -1);
+        assert_non_null(strstr(e.msg, "strength"));
+        assert_true(a.scale == trained);
+    }
+    assert_int_equal(lora_set_strength(&a, LORA_MAX_STRENGTH, &e), 0);
+    lora_free(&a);
+    free(base);
+}
+
 static void test_adapter_file(void **state) {
     char dir[] = "/tmp/minilora-lora-XXXXXX", path[128];
     assert_non_null(mkdtemp(dir));
@@ -405,13 +461,10 @@ int main(int argc, char **argv) {
     (void)argc;
     runtime_init(argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parameter_counts),
-        cmocka_unit_test(test_step0_invariance),
-        cmocka_unit_test(test_rank0_and_scales),
-        cmocka_unit_test(test_lora_gradients_fd),
-        cmocka_unit_test(test_merge_matches_adapter),
-        cmocka_unit_test(test_adapter_file),
-        cmocka_unit_test(test_layers),
+        cmocka_unit_test(test_parameter_counts),      cmocka_unit_test(test_step0_invariance),
+        cmocka_unit_test(test_rank0_and_scales),      cmocka_unit_test(test_lora_gradients_fd),
+        cmocka_unit_test(test_merge_matches_adapter), cmocka_unit_test(test_strength),
+        cmocka_unit_test(test_adapter_file),          cmocka_unit_test(test_layers),
     };
     return cmocka_run_group_tests_name("lora", tests, setup, teardown);
 }

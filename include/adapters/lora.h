@@ -20,6 +20,7 @@
 #include "ml_error.h"
 
 #define LORA_MAX_RANK 64
+#define LORA_MAX_STRENGTH 10.0f /* lora_set_strength */
 #define LORA_ALL_TARGETS 0x3Fu  /* one bit per minigpt_linear_role */
 #define LORA_ALL_LAYERS 0xFFFFu /* one bit per block index (MINIGPT_MAX_LAYERS) */
 
@@ -82,6 +83,12 @@ int lora_init(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned t
 int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
                      unsigned layers, ml_error *e);
 void lora_free(lora *a);
+
+/* Adapter strength at inference (llama.cpp's --lora-scaled): sets the scale to S times the
+ * trained one (α/r, or α/√r with rsLoRA), so forward adds S·s·B·A. S = 1 leaves the scale
+ * bit for bit as trained; S = 0 makes the outputs equal the base's exactly. S must be finite
+ * and in 0..LORA_MAX_STRENGTH. */
+int lora_set_strength(lora *a, float strength, ml_error *e);
 
 /* The initialization of SPEC §3: A ~ U(−1/√in, 1/√in) from seed, B = 0. */
 void lora_init_weights(lora *a, uint64_t seed);

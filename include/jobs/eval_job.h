@@ -17,6 +17,8 @@ typedef struct {
     const char *base;            /* base checkpoint */
     const char *const *adapters; /* (n_adapters) adapters or full checkpoints */
     int n_adapters;
+    const float *strengths;   /* (n_adapters) adapter strengths (lora_set_strength); NULL: 1 each.
+                             * An adapter may appear more than once at different strengths. */
     const char *const *files; /* (n_files) JSONL files */
     int n_files;
     int threads; /* already settled (runtime_threads) */

@@ -18,10 +18,12 @@ typedef struct {
 } loaded_model;
 
 /* Loads base_path, then adapter_path when non-NULL: a LoRA adapter (refused when trained on
- * another base) is installed on the base; a full minigpt checkpoint replaces it (its vocabulary
- * must equal the base's). Everything is owned by lm: free with loaded_model_free. */
+ * another base) is installed on the base at the given strength (lora_set_strength: 1 as
+ * trained, 0 the base's outputs exactly); a full minigpt checkpoint replaces it (its vocabulary
+ * must equal the base's), and a strength other than 1 is then refused. Everything is owned by
+ * lm: free with loaded_model_free. */
 int loaded_model_init(loaded_model *lm, const char *base_path, const char *adapter_path,
-                      ml_error *e);
+                      float strength, ml_error *e);
 void loaded_model_free(loaded_model *lm);
 
 #endif

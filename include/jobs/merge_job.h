@@ -16,6 +16,7 @@ typedef struct {
     const char *base, *adapter, *out;
     const char *const *files; /* (n_files) JSONL files the check scores */
     int n_files;              /* at most MERGE_MAX_FILES */
+    float strength;           /* adapter strength (lora_set_strength): 1 merges as trained */
 } merge_spec;
 
 typedef struct {

@@ -182,6 +182,20 @@ static void lora_backward(const minigpt_linear_ext *x, float *dinp, float *grad,
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+/* α/r, or α/√r with rsLoRA; 0 at rank 0 */
+static float trained_scale(const lora *a) {
+    if (a->rank == 0) return 0.0f;
+    return a->rslora ? a->alpha / sqrtf((float)a->rank) : a->alpha / (float)a->rank;
+}
+
+int lora_set_strength(lora *a, float strength, ml_error *e) {
+    if (!(strength >= 0.0f && strength <= LORA_MAX_STRENGTH))
+        return ml_fail(e, "adapter strength %g is out of range (0..%g)", (double)strength,
+                       (double)LORA_MAX_STRENGTH);
+    a->scale = strength == 1.0f ? trained_scale(a) : strength * trained_scale(a);
+    return 0;
+}
+
 int lora_init(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
               ml_error *e) {
     return lora_init_layers(a, m, rank, alpha, rslora, targets, LORA_ALL_LAYERS, e);
@@ -209,7 +223,7 @@ int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, uns
     a->rslora = rslora;
     a->targets = targets;
     a->layer_mask = layers;
-    a->scale = rank == 0 ? 0.0f : (rslora ? alpha / sqrtf((float)rank) : alpha / (float)rank);
+    a->scale = trained_scale(a);
     if (rank > 0 && !(a->scale > 0.0f && isfinite(a->scale)))
         return ml_fail(e, "alpha %g at rank %d gives the scale %g, not a positive finite number",
                        (double)alpha, rank, (double)a->scale);

@@ -164,15 +164,144 @@ static void json_collateral(FILE *out, const dataset *d, const eval_item *base,
     fprintf(out, "]}");
 }
 
+/* The adapter strengths --scale-sweep scores, S = 0 (the base) first. */
+static const float SWEEP[] = {0.0f, 0.25f, 0.5f, 0.75f, 1.0f, 1.25f, 1.5f};
+#define N_SWEEP ((int)(sizeof SWEEP / sizeof SWEEP[0]))
+
+/* The largest collateral drop of model k against the base (model 0) over the files; NAN when
+ * no file has non-past records. */
+static double sweep_drop(const eval_results *r, int k) {
+    static eval_cell cells[MAX_CELLS];
+    double worst = NAN;
+    for (int f = 0; f < r->n_files; f++) {
+        const int n = eval_collateral(&r->data[f], r->items[f * r->n_models],
+                                      r->items[f * r->n_models + k], cells, MAX_CELLS);
+        if (n == 0) continue;
+        const double drop = eval_cell_drop(&cells[eval_largest_drop(cells, n)]);
+        if (!(drop <= worst)) worst = drop;
+    }
+    return worst;
+}
+
+/* --scale-sweep: every adapter at each strength of SWEEP, scored in one job (model 1 + a·N_SWEEP
+ * + j is adapter a at SWEEP[j]); a table per adapter, or one "scale_sweep" JSON array. */
+static int run_sweep(const char *cmd, const char *base_path, const opt_list *adapters,
+                     const char **files, int nfiles, int threads, int json) {
+    const int n = adapters->n * N_SWEEP;
+    const char **paths = malloc(sizeof *paths * (size_t)n);
+    float *strengths = malloc(sizeof *strengths * (size_t)n);
+    if (!paths || !strengths) {
+        free(paths);
+        free(strengths);
+        cli_error(cmd, "out of memory");
+        return EXIT_RUNTIME;
+    }
+    for (int a = 0; a < adapters->n; a++)
+        for (int j = 0; j < N_SWEEP; j++) {
+            paths[a * N_SWEEP + j] = adapters->v[a];
+            strengths[a * N_SWEEP + j] = SWEEP[j];
+        }
+    const eval_spec spec = {.base = base_path,
+                            .adapters = paths,
+                            .n_adapters = n,
+                            .strengths = strengths,
+                            .files = files,
+                            .n_files = nfiles,
+                            .threads = threads};
+    ml_error e;
+    eval_results r;
+    const int failed = eval_job_run(&spec, &r, &e);
+    free(paths);
+    free(strengths);
+    if (failed) {
+        cli_error(cmd, e.msg);
+        return EXIT_RUNTIME;
+    }
+    if (json) printf("{\"scale_sweep\":[");
+    for (int a = 0; a < adapters->n; a++) {
+        char label[64], a_s[32];
+        text_stem(label, sizeof label, adapters->v[a]);
+        if (!json) {
+            printf("scale sweep: %s (exact match at adapter strength S; collateral damage and "
+                   "max |dlogit| against the base)\n",
+                   label);
+            printf("  %-6s", "S");
+            for (int f = 0; f < nfiles; f++) {
+                char stem[64];
+                text_stem(stem, sizeof stem, files[f]);
+                printf(" %14.14s", stem);
+            }
+            printf(" %14s %14s  %s\n", "all files", "largest drop", "max |dlogit|");
+        }
+        for (int j = 0; j < N_SWEEP; j++) {
+            const int k = 1 + a * N_SWEEP + j;
+            int correct = 0, total = 0;
+            const double drop = sweep_drop(&r, k);
+            if (json) {
+                printf("%s{\"model\":", a || j ? "," : "");
+                text_json_print(stdout, adapters->v[a]);
+                printf(",\"scale\":%g,\"files\":[", (double)SWEEP[j]);
+            } else printf("  %-6.2f", (double)SWEEP[j]);
+            for (int f = 0; f < nfiles; f++) {
+                const eval_totals *t = &r.totals[f * r.n_models + k];
+                correct += t->correct;
+                total += t->n;
+                if (json) {
+                    printf("%s{\"file\":", f ? "," : "");
+                    text_json_print(stdout, files[f]);
+                    printf(",\"n\":%d,\"correct\":%d,\"exact_match\":%.6f}", t->n, t->correct,
+                           t->n ? (double)t->correct / t->n : 0.0);
+                } else {
+                    pct(a_s, sizeof a_s, t->correct, t->n);
+                    printf(" %14s", a_s);
+                }
+            }
+            if (json) {
+                printf("],\"n\":%d,\"correct\":%d,\"exact_match\":%.6f,\"largest_drop\":", total,
+                       correct, total ? (double)correct / total : 0.0);
+                if (isnan(drop)) printf("null");
+                else printf("%.6f", drop);
+                printf(",\"max_abs_dlogit\":%.9g}", r.max_dlogit[k]);
+            } else {
+                pct(a_s, sizeof a_s, correct, total);
+                char d_s[32];
+                if (isnan(drop)) snprintf(d_s, sizeof d_s, "-");
+                else snprintf(d_s, sizeof d_s, "%.1f", drop);
+                printf(" %14s %14s  %.6g\n", a_s, d_s, r.max_dlogit[k]);
+            }
+        }
+        if (!json && a + 1 < adapters->n) printf("\n");
+    }
+    if (json) {
+        printf("],\"base\":{\"model\":");
+        text_json_print(stdout, base_path);
+        int correct = 0, total = 0;
+        for (int f = 0; f < nfiles; f++) {
+            correct += r.totals[f * r.n_models].correct;
+            total += r.totals[f * r.n_models].n;
+        }
+        printf(",\"n\":%d,\"correct\":%d,\"exact_match\":%.6f}}\n", total, correct,
+               total ? (double)correct / total : 0.0);
+    }
+    eval_results_free(&r);
+    return EXIT_OK;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *base_path = default_path("data/minigpt-base.safetensors");
-    int json = 0, threads = 0, brief = 0;
+    int json = 0, threads = 0, brief = 0, sweep = 0;
+    float strength = 1.0f;
     opt_list adapters = {0};
     opt_def defs[] = {
         {"adapter", OPT_LIST, &adapters, 0, 0, "FILE",
          "an adapter (or a full checkpoint) to score beside the base; repeatable"},
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
+        {"scale", OPT_FLOAT, &strength, 0, LORA_MAX_STRENGTH, "S",
+         "adapter strength: multiply each adapter's update by S (0: the base; a full checkpoint "
+         "takes 1 only)"},
+        {"scale-sweep", OPT_FLAG, &sweep, 0, 0, NULL,
+         "score each adapter at S = 0, 0.25, ..., 1.5: exact match and collateral damage per S"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "one JSON object per example, then a summary object"},
         {"brief", OPT_FLAG, &brief, 0, 0, NULL,
          "totals and the largest collateral drop per file, no per-verb tables"},
@@ -197,11 +326,21 @@ int cmd_eval(int argc, char **argv) {
         nfiles = default_eval_files(default_files, 16);
         files = default_files;
     }
+    if (sweep) {
+        if (strength != 1.0f)
+            return usage_fail(cmd, "--scale and --scale-sweep exclude each other");
+        if (adapters.n == 0) return usage_fail(cmd, "--scale-sweep needs an --adapter");
+        if (adapters.n >= MAX_MODELS) return usage_fail(cmd, "too many --adapter files");
+        return run_sweep(cmd, base_path, &adapters, files, nfiles, runtime_threads(threads), json);
+    }
     const int nmodels = 1 + adapters.n;
     if (nmodels > MAX_MODELS) return usage_fail(cmd, "too many --adapter files");
+    float strengths[MAX_MODELS];
+    for (int k = 0; k < adapters.n; k++) strengths[k] = strength;
     const eval_spec spec = {.base = base_path,
                             .adapters = adapters.v,
                             .n_adapters = adapters.n,
+                            .strengths = strengths,
                             .files = files,
                             .n_files = nfiles,
                             .threads = runtime_threads(threads)};

@@ -23,12 +23,15 @@ static int complete(generator *g, const char *text, ml_error *e) {
 int cmd_generate(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *base_path = default_path("data/minigpt-base.safetensors"), *adapter = NULL;
-    float temperature = 0.0f;
+    float temperature = 0.0f, strength = 1.0f;
     uint64_t seed = 1;
     int max_new = 32, raw = 0;
     opt_def defs[] = {
         {"adapter", OPT_STRING, &adapter, 0, 0, "FILE",
          "a LoRA adapter (or full checkpoint) to use"},
+        {"scale", OPT_FLOAT, &strength, 0, LORA_MAX_STRENGTH, "S",
+         "adapter strength: multiply the adapter's update by S (0: the base; a full checkpoint "
+         "takes 1 only)"},
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
         {"temperature", OPT_FLOAT, &temperature, 0, 100, "T",
          "sample at temperature T (0: greedy)"},
@@ -47,7 +50,7 @@ int cmd_generate(int argc, char **argv) {
     if (r) return r > 0 ? EXIT_OK : EXIT_USAGE;
     ml_error e;
     loaded_model lm;
-    if (loaded_model_init(&lm, base_path, adapter, &e)) {
+    if (loaded_model_init(&lm, base_path, adapter, strength, &e)) {
         cli_error(cmd, e.msg);
         return EXIT_RUNTIME;
     }

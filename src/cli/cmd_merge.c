@@ -10,11 +10,13 @@
 
 int cmd_merge(int argc, char **argv) {
     const char *cmd = argv[0];
-    merge_spec s = {.base = default_path("data/minigpt-base.safetensors")};
+    merge_spec s = {.base = default_path("data/minigpt-base.safetensors"), .strength = 1.0f};
     opt_def defs[] = {
         {"adapter", OPT_PATH, &s.adapter, 0, 0, "FILE", "the LoRA adapter to merge (required)"},
         {"out", OPT_PATH, &s.out, 0, 0, "FILE", "merged checkpoint to write (required)"},
         {"base", OPT_PATH, &s.base, 0, 0, "FILE", "base checkpoint"},
+        {"scale", OPT_FLOAT, &s.strength, 0, LORA_MAX_STRENGTH, "S",
+         "adapter strength: merge S times the adapter's update"},
     };
     int pos;
     int r =

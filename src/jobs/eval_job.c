@@ -77,7 +77,7 @@ int eval_job_run(const eval_spec *s, eval_results *r, ml_error *e) {
         return ml_fail(e, "out of memory");
     }
     loaded_model lm;
-    if (loaded_model_init(&lm, s->base, NULL, e)) goto fail;
+    if (loaded_model_init(&lm, s->base, NULL, 1.0f, e)) goto fail;
     for (int f = 0; f < r->n_files; f++)
         if (ds_load(&r->data[f], s->files[f], &lm.vocab, lm.base.cfg.context, e)) {
             loaded_model_free(&lm);
@@ -85,7 +85,8 @@ int eval_job_run(const eval_spec *s, eval_results *r, ml_error *e) {
         }
     loaded_model_free(&lm);
     for (int k = 0; k < r->n_models; k++) {
-        if (loaded_model_init(&lm, s->base, k ? s->adapters[k - 1] : NULL, e)) goto fail;
+        const float strength = k && s->strengths ? s->strengths[k - 1] : 1.0f;
+        if (loaded_model_init(&lm, s->base, k ? s->adapters[k - 1] : NULL, strength, e)) goto fail;
         const int rc = score_model(&lm, k ? s->adapters[k - 1] : s->base, r, k, s->threads, e);
         loaded_model_free(&lm);
         if (rc) goto fail;

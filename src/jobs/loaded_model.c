@@ -6,7 +6,7 @@
 #include "checkpoint.h"
 
 int loaded_model_init(loaded_model *lm, const char *base_path, const char *adapter_path,
-                      ml_error *e) {
+                      float strength, ml_error *e) {
     memset(lm, 0, sizeof *lm);
     if (checkpoint_load(base_path, &lm->base, &lm->vocab, lm->base_sha, e)) return -1;
     lm->m = &lm->base;
@@ -15,7 +15,18 @@ int loaded_model_init(loaded_model *lm, const char *base_path, const char *adapt
     if (lora_probe(adapter_path, &is_adapter, e)) goto fail;
     if (is_adapter) {
         if (lora_load(&lm->adapter, &lm->base, adapter_path, lm->base_sha, e)) goto fail;
+        if (lora_set_strength(&lm->adapter, strength, e)) {
+            ml_wrap(e, "%s", adapter_path);
+            goto fail;
+        }
         return 0;
+    }
+    if (strength != 1.0f) {
+        ml_fail(e,
+                "%s: a full checkpoint, not a LoRA adapter: an adapter strength other than 1 "
+                "(here %g) applies to LoRA adapters only",
+                adapter_path, (double)strength);
+        goto fail;
     }
     tok_vocab v;
     if (checkpoint_load(adapter_path, &lm->full, &v, NULL, e)) goto fail;

@@ -28,7 +28,7 @@ int merge_job_run(const merge_spec *s, merge_report *r, ml_error *e) {
                                        {"--adapter", s->adapter, 0, NULL}};
     for (int f = 0; f < s->n_files; f++) io[3 + f] = (io_path){"DATA", s->files[f], 0, NULL};
     if (io_check(io, 3 + s->n_files, e)) goto done;
-    if (loaded_model_init(&lm, s->base, s->adapter, e)) goto done;
+    if (loaded_model_init(&lm, s->base, s->adapter, s->strength, e)) goto done;
     if (lm.m != &lm.base) {
         ml_fail(e, "%s: not a LoRA adapter (a full checkpoint needs no merging)", s->adapter);
         goto done;
@@ -67,6 +67,7 @@ int merge_job_run(const merge_spec *s, merge_report *r, ml_error *e) {
         prov_add(&prov, e, "base_sha256", "%s", lm.base_sha) ||
         prov_add(&prov, e, "lora_r", "%d", r->rank) ||
         prov_add(&prov, e, "lora_alpha", "%g", (double)r->alpha) ||
+        (s->strength != 1.0f && prov_add(&prov, e, "merged_strength", "%g", (double)s->strength)) ||
         prov_add(&prov, e, "generator", "minilora merge") ||
         checkpoint_save(s->out, &lm.base, &lm.vocab, prov.n, prov.keys, prov.vals, e))
         goto done;
