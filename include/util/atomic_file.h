@@ -51,4 +51,8 @@ void atomic_stream_abort(atomic_stream *s);
  * max_bytes and anything that is not a regular file (directories, FIFOs, devices). */
 int read_file(const char *path, size_t max_bytes, char **data, size_t *n, ml_error *e);
 
+/* Opens path for reading, refusing anything but a regular file (a FIFO cannot hang the open).
+ * On success *fd is the caller's to close and *size the file's size in bytes. */
+int open_regular(const char *path, int *fd, long long *size, ml_error *e);
+
 #endif

@@ -241,28 +241,36 @@ int atomic_write(const char *path, const void *data, size_t n, ml_error *e) {
     return atomic_writev(path, pieces, sizes, 1, e);
 }
 
-int read_file(const char *path, size_t max_bytes, char **data, size_t *n, ml_error *e) {
-    *data = NULL;
-    *n = 0;
+int open_regular(const char *path, int *fd, long long *size, ml_error *e) {
     /* O_NONBLOCK so that opening a FIFO cannot hang; non-regular files are refused below. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return ml_fail(e, "%s: cannot open: %s", path, strerror(errno));
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0) return ml_fail(e, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(*fd, &st) != 0) {
         int err = errno;
-        close(fd);
+        close(*fd);
         return ml_fail(e, "%s: cannot stat: %s", path, strerror(err));
     }
     if (!S_ISREG(st.st_mode)) {
-        close(fd);
+        close(*fd);
         return ml_fail(e, "%s: not a regular file", path);
     }
-    if (st.st_size < 0 || (uintmax_t)st.st_size > max_bytes || (uintmax_t)st.st_size >= SIZE_MAX) {
+    *size = (long long)st.st_size;
+    return 0;
+}
+
+int read_file(const char *path, size_t max_bytes, char **data, size_t *n, ml_error *e) {
+    *data = NULL;
+    *n = 0;
+    int fd;
+    long long st_size;
+    if (open_regular(path, &fd, &st_size, e)) return -1;
+    if (st_size < 0 || (uintmax_t)st_size > max_bytes || (uintmax_t)st_size >= SIZE_MAX) {
         close(fd);
-        return ml_fail(e, "%s: file is %jd bytes, more than the limit of %zu", path,
-                       (intmax_t)st.st_size, max_bytes);
+        return ml_fail(e, "%s: file is %lld bytes, more than the limit of %zu", path, st_size,
+                       max_bytes);
     }
-    size_t size = (size_t)st.st_size;
+    size_t size = (size_t)st_size;
     char *buf = malloc(size + 1);
     if (!buf) {
         close(fd);

@@ -1,10 +1,10 @@
 /* sha256.c — SHA-256 as specified in FIPS 180-4. */
 #include "sha256.h"
 
+#include "atomic_file.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const uint32_t K[64] = {
@@ -122,19 +122,9 @@ void sha256_hex(const void *data, size_t n, char hex[65]) {
 }
 
 int sha256_file_hex(const char *path, char hex[65], ml_error *e) {
-    /* O_NONBLOCK so that a FIFO cannot hang the open; it is refused just below. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return ml_fail(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int err = errno;
-        close(fd);
-        return ml_fail(e, "%s: cannot stat: %s", path, strerror(err));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return ml_fail(e, "%s: not a regular file", path);
-    }
+    int fd;
+    long long size;
+    if (open_regular(path, &fd, &size, e)) return -1;
     sha256_ctx c;
     sha256_init(&c);
     uint8_t buf[16384];
