@@ -112,7 +112,8 @@ int lora_rank_warnings(const minigpt *m, int rank, unsigned targets, char *buf, 
 int lora_save(const lora *a, const char *path, const char *base_sha256, int n_meta,
               const char *const *keys, const char *const *values, ml_error *e);
 
-/* Loads an adapter file onto m (zeroed *a, installed like lora_init). Refuses a file whose
+/* Loads an adapter file, or a PEFT adapter directory (peft.h: adapter_open), onto m (zeroed
+ * *a, installed like lora_init). Refuses a file whose
  * base_sha256 differs from base_sha256 (when that is non-NULL), whose tensors are missing,
  * extra, of another dtype or shape, or whose metadata is inconsistent; each message names
  * the file and what differs. A layers_to_transform list (or one integer) restricts the
@@ -120,8 +121,8 @@ int lora_save(const lora *a, const char *path, const char *base_sha256, int n_me
 int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e);
 
 /* Whether the safetensors file at path is a LoRA adapter (it has "peft_type" metadata) rather
- * than a full checkpoint: *is_adapter gets 1 or 0. Fails when the file cannot be opened or
- * parsed. Nothing to free. */
+ * than a full checkpoint: *is_adapter gets 1 or 0 (1 for a PEFT adapter directory). Fails when
+ * the file or directory cannot be opened or parsed. Nothing to free. */
 int lora_probe(const char *path, int *is_adapter, ml_error *e);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "peft.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "text.h"
@@ -396,7 +397,8 @@ static int read_layers(const st_file *f, const minigpt *m, unsigned *layers, ml_
 int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e) {
     memset(a, 0, sizeof *a);
     st_file f;
-    if (st_open(&f, path, e)) return -1;
+    st_dtype dt; /* F16; a PEFT directory's may be F32 */
+    if (adapter_open(&f, path, &dt, e)) return -1;
     int rank = 0, rslora = 0, rc;
     float alpha = 0.0f;
     unsigned targets = 0, layers = LORA_ALL_LAYERS;
@@ -421,9 +423,9 @@ int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml
         char name[160];
         int64_t sa[2] = {rank, L->slot->in}, sb[2] = {L->slot->out, rank};
         tensor_name(name, sizeof name, L, 'A');
-        rc = st_read_f32(&f, name, ST_F16, L->A, 2, sa, e);
+        rc = st_read_f32(&f, name, dt, L->A, 2, sa, e);
         tensor_name(name, sizeof name, L, 'B');
-        if (!rc) rc = st_read_f32(&f, name, ST_F16, L->B, 2, sb, e);
+        if (!rc) rc = st_read_f32(&f, name, dt, L->B, 2, sb, e);
         expected += 2;
     }
     if (!rc && f.n_tensors != expected) {
@@ -451,8 +453,9 @@ int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml
 
 int lora_probe(const char *path, int *is_adapter, ml_error *e) {
     st_file f;
+    st_dtype dt;
     *is_adapter = 0;
-    if (st_open(&f, path, e)) return -1;
+    if (adapter_open(&f, path, &dt, e)) return -1;
     *is_adapter = st_meta(&f, "peft_type") != NULL;
     st_close(&f);
     return 0;

@@ -173,8 +173,9 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
                a.layers_restricted ? lt_json : "all");
         printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d)\n", a.params,
                a.n_tensors, a.rank ? a.params / a.rank : 0, a.rank ? a.params / a.rank : 0, a.rank);
-        printf("  payload %zu bytes (2 per parameter), header %zu bytes, file %zu bytes\n",
-               a.payload_bytes, a.header_bytes, a.file_bytes);
+        printf("  payload %zu bytes (%zu per parameter), header %zu bytes, file %zu bytes\n",
+               a.payload_bytes, a.params ? a.payload_bytes / a.params : 2, a.header_bytes,
+               a.file_bytes);
         printf("  %.1f of these fit in the F32 base's %.0f payload bytes", per_payload,
                base_payload);
         if (per_file > 0)

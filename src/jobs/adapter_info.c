@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lora.h"
+#include "peft.h"
 #include "safetensors.h"
 
 /* Copies f's metadata into a (owned by a, also after a failure). */
@@ -45,7 +46,8 @@ int adapter_info_read(adapter_info *a, minigpt *m, const char *path, const char 
     }
     lora_free(&check);
     st_file f;
-    if (st_open(&f, path, e)) return -1;
+    st_dtype dt;
+    if (adapter_open(&f, path, &dt, e)) return -1; /* a PEFT directory: its config's fields */
     if (copy_meta(a, &f, e)) {
         st_close(&f);
         adapter_info_free(a);

@@ -10,6 +10,7 @@
 #include "eval.h"
 #include "file_checks.h"
 #include "loaded_model.h"
+#include "peft.h"
 #include "provenance.h"
 #include "sha256.h"
 
@@ -61,7 +62,7 @@ int merge_job_run(const merge_spec *s, merge_report *r, ml_error *e) {
     }
     r->n_logits = n_before;
     char adapter_sha[65];
-    if (sha256_file_hex(s->adapter, adapter_sha, e) ||
+    if (adapter_sha256(s->adapter, adapter_sha, e) ||
         prov_add(&prov, e, "merged_adapter", "%s", s->adapter) ||
         prov_add(&prov, e, "merged_adapter_sha256", "%s", adapter_sha) ||
         prov_add(&prov, e, "base_sha256", "%s", lm.base_sha) ||
