@@ -216,7 +216,7 @@ for c in $COMMANDS; do
     "$LORA-$c" --help >"$T/h2" 2>&1
     cmp -s "$T/h1" "$T/h2" || why="$why; lora $c --help differs from lora-$c --help"
 done
-verdict "multi-call dispatch: lora CMD --help prints the same text as lora-CMD --help (8 commands)" "$why"
+verdict "multi-call dispatch: lora CMD --help prints the same text as lora-CMD --help ($(echo $COMMANDS | wc -w) commands)" "$why"
 
 # ---- happy paths that produce the fixtures -------------------------------------------------
 
@@ -886,9 +886,14 @@ if mount -t tmpfs -o size=16k tmpfs "$T/full" 2>/dev/null; then
         "$LORA-merge" --adapter "$T/a8.st" --out "$T/full/m.st" "$TEST"
     verdict "lora-merge: nothing left behind on the full tmpfs" \
         "$([ -z "$(ls -A "$T/full")" ] || echo "left: $(ls -A "$T/full")")"
+    expect_fail 1 "full/p|No space left" "lora-export: --peft DIR on a full 16 KiB tmpfs" \
+        "$LORA-export" --peft "$T/full/p" "$T/a8.st"
+    verdict "lora-export: no directory left behind on the full tmpfs" \
+        "$([ -z "$(ls -A "$T/full")" ] || echo "left: $(ls -A "$T/full")")"
 else
     skip "lora-train: --out on a full 16 KiB tmpfs" "mount -t tmpfs not permitted here"
     skip "lora-merge: --out on a full 16 KiB tmpfs" "mount -t tmpfs not permitted here"
+    skip "lora-export: --peft DIR on a full 16 KiB tmpfs" "mount -t tmpfs not permitted here"
 fi
 
 # ---- interruption and resume -----------------------------------------------------------------
@@ -1185,6 +1190,141 @@ run "$LORA-eval" --json --adapter "$T/m0.st" $SW
 tail -n 1 "$T/out" >"$T/m0_sum.json"
 why="$why$(json_why "$T/m0_sum.json" "d['collateral_damage'][0]['max_abs_dlogit'] == 0")"
 verdict "lora-merge --scale 0: the merged checkpoint scores exactly as the base" "$why"
+
+# ---- lora-export --peft: HuggingFace PEFT directories, written and read back --------------
+
+mkdir "$T/peft_in"
+run "$LORA-export" --peft "$T/peft" "$T/a8.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ "$(ls -A "$T/peft" 2>/dev/null | tr '\n' ' ')" = "adapter_config.json adapter_model.safetensors " ] ||
+    why="$why; the directory holds: $(ls -A "$T/peft" 2>/dev/null | tr '\n' ' ')"
+one_line() { python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$1" >"$T/one.json" 2>&1; }
+one_line "$T/peft/adapter_config.json"
+why="$why$(json_why "$T/one.json" "d['peft_type'] == 'LORA' and d['r'] == 8 and d['lora_alpha'] == 16 and d['use_rslora'] is True and d['bias'] == 'none' and d['fan_in_fan_out'] is False and d['task_type'] == 'CAUSAL_LM' and d['base_model_name_or_path'] == 'minigpt-base.safetensors' and len(d['minilora_base_sha256']) == 64 and sorted(d['target_modules']) == ['fc1', 'fc2', 'k_proj', 'o_proj', 'q_proj', 'v_proj']")"
+ls "$T"/peft.tmp.* >/dev/null 2>&1 && why="$why; a temporary directory was left beside it"
+verdict "lora-export --peft DIR: exactly adapter_config.json (PEFT's LoraConfig fields) and adapter_model.safetensors" "$why"
+
+# the directory scores exactly as the file: every per-example log-probability and prediction
+run "$LORA-eval" --json --adapter "$T/a8.st" "$TEST"
+grep -v '"model":"data/' "$T/out" | sed 's/"model":"[^"]*",//' >"$T/ev_file.json"
+run "$LORA-eval" --json --adapter "$T/peft" "$TEST"
+grep -v '"model":"data/' "$T/out" | sed 's/"model":"[^"]*",//' >"$T/ev_dir.json"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ -s "$T/ev_dir.json" ] && cmp -s "$T/ev_file.json" "$T/ev_dir.json" || why="$why; lora-eval --json differs between the file and its PEFT directory"
+verdict "lora-eval --adapter DIR: the same per-example output as the adapter file" "$why"
+
+for c in info generate; do
+    case $c in
+    info) run "$LORA-info" --json "$T/peft" ;;
+    generate) run "$LORA-generate" --adapter "$T/peft" "go: yesterday i " ;;
+    esac
+    why=""
+    [ "$rc" -eq 0 ] || why="exit $rc"
+    [ "$c" = info ] && why="$why$(json_why "$T/out" 'd["params"] == 18432 and d["rank"] == 8 and d["matches_base"] is True')"
+    verdict "lora-$c reads a PEFT directory" "$why"
+done
+run "$LORA-merge" --adapter "$T/peft" --out "$T/m_dir.st" "$T/j/sw_t.jsonl"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+"$LORA-merge" --adapter "$T/a8.st" --out "$T/m_file.st" "$T/j/sw_t.jsonl" >/dev/null 2>&1
+python3 -c 'import struct,sys
+def data(p):
+    b = open(p, "rb").read(); return b[8 + struct.unpack("<Q", b[:8])[0]:]
+sys.exit(data(sys.argv[1]) != data(sys.argv[2]))' "$T/m_dir.st" "$T/m_file.st" || why="$why; the merged weights differ"
+verdict "lora-merge --adapter DIR: the same merged weights as from the file" "$why"
+
+run "$LORA-export" --peft "$T/peft32" --dtype f32 "$T/peft"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+grep -q '24 tensors, F32' "$T/out" || why="$why; printed '$(head -c 200 "$T/out")'"
+run "$LORA-eval" --json --adapter "$T/peft32" "$TEST"
+grep -v '"model":"data/' "$T/out" | sed 's/"model":"[^"]*",//' >"$T/ev_dir32.json"
+cmp -s "$T/ev_file.json" "$T/ev_dir32.json" || why="$why; lora-eval --json differs for the F32 export"
+verdict "lora-export --dtype f32 of a PEFT directory: F32 tensors, the same scores" "$why"
+
+# an earlier export is replaced without --force; other files need --force and are kept
+run "$LORA-export" --peft "$T/peft" "$T/a1.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+one_line "$T/peft/adapter_config.json"
+why="$why$(json_why "$T/one.json" "d['r'] == 1")"
+verdict "lora-export: an existing export directory is replaced" "$why"
+echo keep >"$T/peft_in/README.md"
+run "$LORA-export" --force --peft "$T/peft_in" "$T/a8.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ "$(cat "$T/peft_in/README.md" 2>/dev/null)" = keep ] || why="$why; README.md changed"
+[ -s "$T/peft_in/adapter_model.safetensors" ] || why="$why; no adapter_model.safetensors"
+verdict "lora-export --force: writes into a directory holding other files, keeps them" "$why"
+
+# output rules: the scratch directory $T/o (good.st only) must stay as it is
+expect_fail 1 "$T/o|good.st|--force" "lora-export: DIR exists and holds another file" \
+    "$LORA-export" --peft "$T/o" "$T/a8.st"
+expect_fail 1 "good.st|not a directory" "lora-export: DIR is an existing file" \
+    "$LORA-export" --peft "$T/o/good.st" "$T/a8.st"
+expect_fail 1 "$BASE|full checkpoint" "lora-export: a full checkpoint as ADAPTER, no directory made" \
+    "$LORA-export" --peft "$T/o/p" "$BASE"
+expect_fail 1 "a8.st|another base" "lora-export: the adapter of another base, no directory made" \
+    "$LORA-export" --base "$T/pre.st" --peft "$T/o/p" "$T/a8.st"
+expect_fail 1 "$T/o/none/p" "lora-export: DIR's parent does not exist" \
+    "$LORA-export" --peft "$T/o/none/p" "$T/a8.st"
+expect_fail 1 "adapter_config.json|also the input" "lora-export: DIR is the source directory" \
+    "$LORA-export" --peft "$T/peft" "$T/peft"
+expect_fail 2 "--dtype|bf16" "lora-export: --dtype bf16" \
+    "$LORA-export" --dtype bf16 --peft "$T/o/p" "$T/a8.st"
+expect_fail 2 "--peft|--help" "lora-export: no --peft" "$LORA-export" "$T/a8.st"
+expect_fail 2 "ADAPTER|--help" "lora-export: no ADAPTER" "$LORA-export" --peft "$T/o/p"
+
+# hostile directories given as an adapter: one line naming the file and the field
+peft_bad() { # NAME: a fresh export of the good rank-8 adapter in $T/bad/NAME
+    rm -rf "$T/bad/$1" && "$LORA-export" --peft "$T/bad/$1" "$T/a8.st" >/dev/null
+}
+peft_bad trunc
+head -c 100 "$T/peft32/adapter_config.json" >"$T/bad/trunc/adapter_config.json"
+expect_fail 1 "trunc/adapter_config.json|not valid JSON" "lora-eval: a PEFT config cut short" \
+    "$LORA-eval" --adapter "$T/bad/trunc" "$TEST"
+peft_bad rank
+sed 's/"r":\t8,/"r":\t4,/' "$T/peft_in/adapter_config.json" >"$T/bad/rank/adapter_config.json"
+expect_fail 1 "rank/adapter_config.json|r is 4|rank 8" "lora-eval: config r 4, tensors of rank 8" \
+    "$LORA-eval" --adapter "$T/bad/rank" "$TEST"
+peft_bad bias
+sed 's/"bias":\t"none"/"bias":\t"lora_only"/' "$T/peft_in/adapter_config.json" >"$T/bad/bias/adapter_config.json"
+expect_fail 1 "bias/adapter_config.json|bias|lora_only" "lora-generate: bias \"lora_only\"" \
+    "$LORA-generate" --adapter "$T/bad/bias" "go: yesterday i "
+peft_bad fanin
+sed 's/"fan_in_fan_out":\tfalse/"fan_in_fan_out":\ttrue/' "$T/peft_in/adapter_config.json" >"$T/bad/fanin/adapter_config.json"
+expect_fail 1 "fanin/adapter_config.json|fan_in_fan_out" "lora-info: fan_in_fan_out true" \
+    "$LORA-info" "$T/bad/fanin"
+peft_bad module
+sed 's/"q_proj", /"gate_proj", /' "$T/peft_in/adapter_config.json" >"$T/bad/module/adapter_config.json"
+expect_fail 1 "module/adapter_config.json|gate_proj" "lora-eval: an unknown target module" \
+    "$LORA-eval" --adapter "$T/bad/module" "$TEST"
+peft_bad missing
+python3 - "$T/bad/missing/adapter_model.safetensors" <<'PY'
+import json, struct, sys
+p = sys.argv[1]
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+drop = "base_model.model.blocks.1.ffn.fc2.lora_B.weight"
+lo, hi = h.pop(drop)["data_offsets"]
+data = b[8 + n:]
+data = data[:lo] + data[hi:]
+for k, v in h.items():
+    if k != "__metadata__" and v["data_offsets"][0] >= hi:
+        v["data_offsets"] = [v["data_offsets"][0] - (hi - lo), v["data_offsets"][1] - (hi - lo)]
+hj = json.dumps(h).encode()
+hj += b" " * (-len(hj) % 8)
+open(p, "wb").write(struct.pack("<Q", len(hj)) + hj + data)
+PY
+expect_fail 1 "missing/adapter_model.safetensors|blocks.1.ffn.fc2.lora_B.weight|not found" \
+    "lora-merge: a PEFT directory missing a tensor, nothing written" \
+    "$LORA-merge" --adapter "$T/bad/missing" --out "$T/o/m.st" "$TEST"
+mkdir -p "$T/bad/noconfig" && cp "$T/a8.st" "$T/bad/noconfig/adapter_model.safetensors"
+expect_fail 1 "noconfig|adapter_config.json" "lora-eval: a directory without adapter_config.json" \
+    "$LORA-eval" --adapter "$T/bad/noconfig" "$TEST"
 
 # ---- summary -----------------------------------------------------------------------------
 
