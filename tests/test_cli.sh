@@ -1272,6 +1272,12 @@ expect_fail 1 "$T/o/none/p" "lora-export: DIR's parent does not exist" \
     "$LORA-export" --peft "$T/o/none/p" "$T/a8.st"
 expect_fail 1 "adapter_config.json|also the input" "lora-export: DIR is the source directory" \
     "$LORA-export" --peft "$T/peft" "$T/peft"
+cp "$T/peft/adapter_model.safetensors" "$T/peft_wts_before"
+expect_fail 1 "adapter_model.safetensors|also the input --adapter" \
+    "lora-merge: --out is a file of the --adapter directory" \
+    "$LORA-merge" --adapter "$T/peft" --out "$T/peft/adapter_model.safetensors" "$TEST"
+verdict "lora-merge: the --adapter directory's weights are untouched" \
+    "$(cmp -s "$T/peft_wts_before" "$T/peft/adapter_model.safetensors" || echo "they were overwritten")"
 expect_fail 2 "--dtype|bf16" "lora-export: --dtype bf16" \
     "$LORA-export" --dtype bf16 --peft "$T/o/p" "$T/a8.st"
 expect_fail 2 "--peft|--help" "lora-export: no --peft" "$LORA-export" "$T/a8.st"

@@ -198,8 +198,8 @@ for s in s1 s2 s3; do
     # export: the rank-3 attention adapter as a PEFT directory scores exactly as the file
     run "$LORA-export" --base "$d/b.st" --dtype f32 --peft "$d/p3" "$d/a3.st"
     why=$(status export)
-    "$LORA-eval" --json --base "$d/b.st" --adapter "$d/a3.st" "$data" | sed 's/"model":"[^"]*",//' >"$d/e_file.json"
-    "$LORA-eval" --json --base "$d/b.st" --adapter "$d/p3" "$data" | sed 's/"model":"[^"]*",//' >"$d/e_dir.json"
+    "$LORA-eval" --json --base "$d/b.st" --adapter "$d/a3.st" "$data" | sed 's/"model":"[^"]*"//g' >"$d/e_file.json"
+    "$LORA-eval" --json --base "$d/b.st" --adapter "$d/p3" "$data" | sed 's/"model":"[^"]*"//g' >"$d/e_dir.json"
     [ -s "$d/e_dir.json" ] && cmp -s "$d/e_file.json" "$d/e_dir.json" ||
         why="$why; lora-eval --json differs between the adapter file and its PEFT directory"
     verdict "$s: lora-export --peft (F32) of the rank-3 adapter; lora-eval on it equals the file's" "$why"

@@ -29,6 +29,11 @@
 /* Whether path is a directory holding adapter_config.json (links followed). */
 int peft_is_dir(const char *path);
 
+/* When path is a PEFT directory: the paths of its two files into cfg and wts (n bytes each;
+ * both "" when they do not fit) and 1, so that a command can name them among its inputs (the
+ * output rule, file_checks.h). Otherwise both "" and 0. */
+int peft_dir_files(const char *path, char *cfg, char *wts, size_t n);
+
 /* Opens an adapter given as a file or as a PEFT directory into *f (release with st_close).
  * A file: st_open, *dtype = ST_F16 (adapter files are F16). A directory: its
  * adapter_model.safetensors (f->label names it), checked against adapter_config.json, with the

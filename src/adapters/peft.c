@@ -34,6 +34,15 @@ int peft_is_dir(const char *path) {
     return strlen(path) < 4096 && stat(p, &st) == 0;
 }
 
+int peft_dir_files(const char *path, char *cfg, char *wts, size_t n) {
+    cfg[0] = wts[0] = '\0';
+    if (!peft_is_dir(path)) return 0;
+    if (snprintf(cfg, n, "%s/%s", path, PEFT_CONFIG_NAME) >= (int)n ||
+        snprintf(wts, n, "%s/%s", path, PEFT_WEIGHTS_NAME) >= (int)n)
+        cfg[0] = wts[0] = '\0';
+    return 1;
+}
+
 /* The role bit of a module name (q_proj .. fc2) of length len, 0 for anything else. */
 static unsigned module_bit(const char *name, size_t len) {
     for (int r = 0; r < MINIGPT_LINEARS_PER_BLOCK; r++) {

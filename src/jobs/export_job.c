@@ -52,10 +52,8 @@ static int check_existing(const char *dir, int force, ml_error *e) {
 
 /* The output rule for the two files in an existing dir, against the inputs. */
 static int check_outputs(const export_spec *s, const char *cfg, const char *wts, ml_error *e) {
-    char in_cfg[PATH_CAP] = "", in_wts[PATH_CAP] = "";
-    if (peft_is_dir(s->adapter) &&
-        (join(in_cfg, s->adapter, PEFT_CONFIG_NAME) || join(in_wts, s->adapter, PEFT_WEIGHTS_NAME)))
-        return ml_fail(e, "ADAPTER %s: the path is too long", s->adapter);
+    char in_cfg[PATH_CAP], in_wts[PATH_CAP];
+    peft_dir_files(s->adapter, in_cfg, in_wts, PATH_CAP);
     const io_path io[] = {{"--peft", cfg, 1, NULL},     {"--peft", wts, 1, NULL},
                           {"--base", s->base, 0, NULL}, {"ADAPTER", s->adapter, 0, NULL},
                           {"ADAPTER", in_cfg, 0, NULL}, {"ADAPTER", in_wts, 0, NULL}};

@@ -24,11 +24,15 @@ int merge_job_run(const merge_spec *s, merge_report *r, ml_error *e) {
     float *before = NULL, *after = NULL;
     provenance prov = {0};
     int rc = -1;
-    io_path io[MERGE_MAX_FILES + 3] = {{"--out", s->out, 1, NULL},
+    char cfg[4200], wts[4200]; /* a PEFT directory's files are inputs too */
+    peft_dir_files(s->adapter, cfg, wts, sizeof cfg);
+    io_path io[MERGE_MAX_FILES + 5] = {{"--out", s->out, 1, NULL},
                                        {"--base", s->base, 0, NULL},
-                                       {"--adapter", s->adapter, 0, NULL}};
-    for (int f = 0; f < s->n_files; f++) io[3 + f] = (io_path){"DATA", s->files[f], 0, NULL};
-    if (io_check(io, 3 + s->n_files, e)) goto done;
+                                       {"--adapter", s->adapter, 0, NULL},
+                                       {"--adapter", cfg, 0, NULL},
+                                       {"--adapter", wts, 0, NULL}};
+    for (int f = 0; f < s->n_files; f++) io[5 + f] = (io_path){"DATA", s->files[f], 0, NULL};
+    if (io_check(io, 5 + s->n_files, e)) goto done;
     if (loaded_model_init(&lm, s->base, s->adapter, s->strength, e)) goto done;
     if (lm.m != &lm.base) {
         ml_fail(e, "%s: not a LoRA adapter (a full checkpoint needs no merging)", s->adapter);
