@@ -5,14 +5,24 @@
 # (lora-train --rank 8 --alpha 16 data/irreg.jsonl) trained on the NF4 base against the same
 # recipe on the F32 base: accuracy on seen/new frames, collateral damage, training seconds.
 #
-#   scripts/exp-nf4.sh [-o results]
+#   scripts/exp-nf4.sh [--report-only] [-o results]
 #
-# Writes results/nf4.md (scratch files under runs/nf4/); about 2-3 minutes on 2 idle cores.
+# Writes results/nf4.md (scratch files under runs/nf4/); about 3 minutes of CPU time (two
+# 1500-step trainings and four evaluations; 12.6 min wall on a shared 2-core machine).
+# --report-only rewrites the report from the files a finished run left in runs/nf4/.
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${LORA_BIN:-bin}
 OUT=results
-[ "${1:-}" = "-o" ] && OUT=$2
+REPORT_ONLY=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --report-only) REPORT_ONLY=1 ;;
+    -o) OUT=$2; shift ;;
+    *) echo "exp-nf4.sh: unknown argument '$1' (usage: exp-nf4.sh [--report-only] [-o DIR])" >&2; exit 2 ;;
+    esac
+    shift
+done
 [ -x "$BIN/lora" ] || make bin/lora
 start=$(date +%s)
 R=runs/nf4
@@ -20,6 +30,7 @@ mkdir -p "$R" "$OUT"
 BASE=data/minigpt-base.safetensors
 FILES="data/irreg_test.jsonl data/irreg_test_new.jsonl data/control_regular.jsonl data/regular_heldout.jsonl data/irreg_nonpast.jsonl data/irreg_nonpast_new.jsonl"
 
+if [ "$REPORT_ONLY" = 0 ]; then
 "$BIN/lora-quantize" --nf4 --out "$R/base.nf4.safetensors" "$BASE" >"$R/quantize-nf4.txt"
 "$BIN/lora-quantize" --nf4 --double-quant --out "$R/base.nf4dq.safetensors" "$BASE" >"$R/quantize-nf4dq.txt"
 "$BIN/lora-quantize" --f16 --out "$R/base.f16.safetensors" "$BASE" >"$R/quantize-f16.txt"
@@ -36,10 +47,13 @@ done
 "$BIN/lora-eval" --json --base "$R/base.nf4.safetensors" --adapter "$R/adapter-nf4.safetensors" $FILES | tail -n 1 >"$R/eval-nf4.json"
 "$BIN/lora-eval" --json --base "$R/base.nf4dq.safetensors" $FILES | tail -n 1 >"$R/eval-nf4dq.json"
 "$BIN/lora-eval" --json --base "$R/base.f16.safetensors" $FILES | tail -n 1 >"$R/eval-f16.json"
+echo "$(( $(date +%s) - start ))" >"$R/seconds.txt"
+fi
 
-python3 - "$R" "$BASE" "$OUT/nf4.md" "$(( $(date +%s) - start ))" <<'PY'
+python3 - "$R" "$BASE" "$OUT/nf4.md" <<'PY'
 import json, os, sys
-R, base, out, secs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+R, base, out = sys.argv[1], sys.argv[2], sys.argv[3]
+secs = open(os.path.join(R, "seconds.txt")).read().strip()
 def ev(name):
     return json.load(open(os.path.join(R, "eval-%s.json" % name)))["summary"]
 def tr(name):
@@ -70,11 +84,13 @@ size = {"F32 (shipped)": os.path.getsize(base), "F16 (`--f16`)": os.path.getsize
 L = []
 L.append("# NF4 base (QLoRA's 4-bit NormalFloat) on Mini-GPT")
 L.append("")
-L.append("Written by `scripts/exp-nf4.sh` (%s s). The 12 Linear weights (98,304 of 103,680 parameters) "
+L.append("Written by `scripts/exp-nf4.sh` (%s s wall for the runs, measured). The 12 Linear weights (98,304 of 103,680 parameters) "
          "are stored in NF4, blocks of 64 with one absmax each; the tied embedding/head, LayerNorms "
          "and biases stay F32. Every command dequantizes the base to F32 at load." % secs)
 L.append("")
-L.append("## File sizes")
+L.append("## Sizes")
+L.append("")
+L.append("File sizes of the base, stored four ways.")
 L.append("")
 L.append("| base file | bytes | of F32 |")
 L.append("|---|---:|---:|")
@@ -86,7 +102,9 @@ L.append("NF4 payload: 98,304 Linear weights at 4 bits = 49,152 bytes, plus 1,53
          "(6,144 bytes in F32; 1,536 bytes in int8 + 12 scales and 12 means with double "
          "quantization), plus 5,376 F32 parameters (21,504 bytes) and the header.")
 L.append("")
-L.append("## Quantization error per tensor (`lora-quantize` output)")
+L.append("## Error")
+L.append("")
+L.append("Quantization error per tensor, from `lora-quantize`'s output.")
 L.append("")
 for name, f in (("NF4", "quantize-nf4.txt"), ("NF4 + double quant", "quantize-nf4dq.txt")):
     L.append("%s:" % name)
@@ -96,10 +114,12 @@ for name, f in (("NF4", "quantize-nf4.txt"), ("NF4 + double quant", "quantize-nf
     L.extend(l for l in txt if l.startswith("  "))
     L.append("```")
     L.append("")
-L.append("F16, for scale: `" + [l for l in open(os.path.join(R, "quantize-f16.txt")).read().splitlines()
-                                if l.startswith("  all stored")][0].strip() + "` (max |err|, rms rel err).")
+f16 = [l for l in open(os.path.join(R, "quantize-f16.txt")).read().splitlines() if l.startswith("  all stored")][0].split()
+L.append("F16, for scale (all 27 tensors): max |err| %s, rms rel err %s." % (f16[-2], f16[-1]))
 L.append("")
-L.append("## The base model from each file (exact match; perplexity of the completions)")
+L.append("## Base")
+L.append("")
+L.append("The base model read from each file: exact match, and the perplexity of the completions.")
 L.append("")
 L.append("| data | " + " | ".join(bases) + " |")
 L.append("|---|" + "---:|" * len(bases))
@@ -107,7 +127,9 @@ for stem in files:
     L.append("| %s (`%s`) | " % (label[stem], stem) + " | ".join(
         "%s (ppl %.3f)" % (pct(b[stem]["exact_match"]), b[stem]["perplexity"]) for b in bases.values()) + " |")
 L.append("")
-L.append("## Rank-8 adapter, default recipe, trained on each base")
+L.append("## Adapters")
+L.append("")
+L.append("The rank-8 adapter of the default recipe, trained on each base.")
 L.append("")
 L.append("`lora-train --rank 8 --alpha 16 [--base BASE.nf4.safetensors] data/irreg.jsonl`; each "
          "adapter is scored with the base it was trained on (the NF4-trained adapter records the "
@@ -127,8 +149,6 @@ def drop(a):
     d = [(s["collateral"]["largest_drop"], s["collateral"]["verb"], s["collateral"]["form"], os.path.basename(s["file"]))
          for s in a.values() if "collateral" in s]
     return max(d) if d else None
-for k in ("F32 base", "NF4 base"):
-    pass
 dd = [drop(adapters[k]) for k in adapters]
 L.append("| largest collateral drop (non-past forms, per verb) | %s | %s |" % tuple(
     "%.0f pts (%s %s, %s)" % x if x else "-" for x in dd))
@@ -137,8 +157,10 @@ L.append("| best validation loss | %.4f | %.4f |" % (t["F32 base"]["best_val_los
 L.append("| training seconds (%s threads) | %.1f | %.1f |" % (t["F32 base"]["threads"], t["F32 base"]["seconds"], t["NF4 base"]["seconds"]))
 L.append("| trainable parameters | %d | %d |" % (t["F32 base"]["trainable_params"], t["NF4 base"]["trainable_params"]))
 L.append("")
-L.append("Training seconds are wall time of the whole run on a possibly shared machine; the NF4 base "
-         "is dequantized once at load, so the steps cost the same.")
+L.append("Training seconds are the wall time of each run (the machine may be shared); the NF4 base "
+         "is dequantized once at load, so a step costs the same on either base. The largest "
+         "collateral drop is one (verb, form) cell of 50 examples, one seed: 2 points per "
+         "example.")
 open(out, "w").write("\n".join(L) + "\n")
 print("wrote %s" % out)
 PY
