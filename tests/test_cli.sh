@@ -1331,6 +1331,118 @@ expect_fail 1 "missing/adapter_model.safetensors|blocks.1.ffn.fc2.lora_B.weight|
 mkdir -p "$T/bad/noconfig" && cp "$T/a8.st" "$T/bad/noconfig/adapter_model.safetensors"
 expect_fail 1 "noconfig|adapter_config.json" "lora-eval: a directory without adapter_config.json" \
     "$LORA-eval" --adapter "$T/bad/noconfig" "$TEST"
+# ---- NF4 base: lora-quantize, and a quantized base wherever a base is taken ----------------
+
+run "$LORA-quantize" --nf4 --out "$T/nf4.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ "$(grep -c '^  blocks\.[01]\.\(attn\|ffn\)\..*\.weight ' "$T/out")" -eq 12 ] || why="$why; not 12 tensor rows"
+grep -q '^12 tensors stored quantized: 98304 of 103680' "$T/out" || why="$why; no '12 tensors stored quantized: 98304 of 103680'"
+nf4_bytes=$(wc -c <"$T/nf4.st" 2>/dev/null || echo 999999)
+[ "$nf4_bytes" -lt $((BASE_BYTES / 4)) ] || why="$why; $nf4_bytes bytes, not under a quarter of the base's $BASE_BYTES"
+verdict "lora-quantize --nf4: 12 Linear weights quantized, file $nf4_bytes bytes < 1/4 of $BASE_BYTES" "$why"
+
+run "$LORA-quantize" --nf4 --double-quant --out "$T/nf4dq.st" "$BASE"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+dq_bytes=$(wc -c <"$T/nf4dq.st" 2>/dev/null || echo 999999)
+[ "$dq_bytes" -lt "$nf4_bytes" ] || why="$why; $dq_bytes bytes, not under $nf4_bytes"
+"$LORA-quantize" --nf4 --double-quant --out "$T/nf4dq2.st" >/dev/null 2>&1
+cmp -s "$T/nf4dq.st" "$T/nf4dq2.st" || why="$why; two runs differ"
+verdict "lora-quantize --nf4 --double-quant: $dq_bytes bytes, smaller; the same bytes twice" "$why"
+
+run "$LORA-quantize" --f16 --out "$T/f16.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+f16_bytes=$(wc -c <"$T/f16.st" 2>/dev/null || echo 999999)
+[ "$f16_bytes" -lt $((BASE_BYTES * 51 / 100)) ] || why="$why; $f16_bytes bytes"
+verdict "lora-quantize --f16: every tensor F16, $f16_bytes bytes (about half)" "$why"
+
+why=""
+for q in nf4 nf4dq f16; do
+    run "$LORA-eval" --brief --base "$T/$q.st" "$T/j/sw_t.jsonl"
+    [ "$rc" -eq 0 ] || why="$why; lora-eval --base $q exit $rc"
+    run "$LORA-generate" --base "$T/$q.st" "walk: yesterday he"
+    [ "$(cat "$T/out")" = "walked" ] || why="$why; lora-generate --base $q printed '$(head -c 40 "$T/out")'"
+    run "$LORA-info" --base "$T/$q.st"
+    [ "$rc" -eq 0 ] || why="$why; lora-info --base $q exit $rc"
+done
+verdict "lora-eval, lora-generate ('walked'), lora-info accept NF4, NF4+double-quant and F16 bases" "$why"
+
+run "$LORA-train" $SMALL --base "$T/nf4.st" --out "$T/a_nf4.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+nf4_sha=$(sha256sum "$T/nf4.st" | cut -d' ' -f1)
+rec=$(python3 -c 'import json,struct,sys; b=open(sys.argv[1],"rb").read(); n=struct.unpack("<Q",b[:8])[0]; print(json.loads(b[8:8+n])["__metadata__"]["base_sha256"])' "$T/a_nf4.st" 2>/dev/null)
+[ "$rec" = "$nf4_sha" ] || why="$why; base_sha256 '$rec', not the NF4 file's $nf4_sha"
+run "$LORA-eval" --brief --base "$T/nf4.st" --adapter "$T/a_nf4.st" "$T/j/sw_t.jsonl"
+[ "$rc" -eq 0 ] || why="$why; lora-eval on the NF4 base exit $rc"
+run "$LORA-merge" --base "$T/nf4.st" --adapter "$T/a_nf4.st" --out "$T/m_nf4.st" "$T/j/sw_t.jsonl"
+[ "$rc" -eq 0 ] || why="$why; lora-merge exit $rc"
+grep -q '"quant"' "$T/m_nf4.st" 2>/dev/null && why="$why; the merged checkpoint is not F32"
+verdict "lora-train/eval/merge on the NF4 base: the adapter records the NF4 file's sha256; merge writes F32" "$why"
+expect_fail 1 "a_nf4.st|another base" "lora-eval: an adapter trained on the NF4 base, on the F32 base" \
+    "$LORA-eval" --adapter "$T/a_nf4.st" "$T/j/sw_t.jsonl"
+expect_fail 1 "a8.st|another base" "lora-merge: an adapter trained on the F32 base, on the NF4 base" \
+    "$LORA-merge" --base "$T/nf4.st" --adapter "$T/a8.st" --out "$T/o/new.st" "$T/j/sw_t.jsonl"
+
+# hostile flags and files
+expect_fail 2 "--nf4|--f16" "lora-quantize: no --nf4 or --f16" "$LORA-quantize" --out "$T/o/new.st"
+expect_fail 2 "--nf4|--f16" "lora-quantize: --nf4 and --f16" "$LORA-quantize" --nf4 --f16 --out "$T/o/new.st"
+expect_fail 2 "--double-quant|--nf4" "lora-quantize: --double-quant --f16" \
+    "$LORA-quantize" --double-quant --f16 --out "$T/o/new.st"
+expect_fail 2 "--out" "lora-quantize: no --out" "$LORA-quantize" --nf4
+expect_fail 2 "--nf4" "lora-quantize: --nf4=1" "$LORA-quantize" --nf4=1 --out "$T/o/new.st"
+expect_fail 2 "--block-size" "lora-quantize: an unknown flag" "$LORA-quantize" --nf4 --block-size 32 --out "$T/o/new.st"
+expect_fail 2 "BASE" "lora-quantize: two BASE files" "$LORA-quantize" --nf4 --out "$T/o/new.st" "$BASE" "$BASE"
+expect_fail 1 "nf4.st|already quantized" "lora-quantize: an NF4 base again" \
+    "$LORA-quantize" --nf4 --out "$T/o/new.st" "$T/nf4.st"
+expect_fail 1 "a8.st|config" "lora-quantize: an adapter as BASE" "$LORA-quantize" --nf4 --out "$T/o/new.st" "$T/a8.st"
+expect_fail 1 "good.st|also the input" "lora-quantize: --out is BASE" \
+    "$LORA-quantize" --nf4 --out "$T/o/good.st" "$T/o/good.st"
+expect_fail 1 "nodir/q.st" "lora-quantize: --out in a missing directory" \
+    "$LORA-quantize" --nf4 --out "$T/o/nodir/q.st"
+expect_fail 1 "nan.st|NaN" "lora-quantize: a base with a NaN weight" \
+    "$LORA-quantize" --nf4 --out "$T/o/new.st" "$B/nan.st"
+cat >"$T/craft_nf4.py" <<'PY'
+import json, os, struct, sys
+src, dq, out = sys.argv[1], sys.argv[2], sys.argv[3]
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+    return b, n, json.loads(b[8:8 + n].decode('utf-8'))
+def build(h, payload):
+    hb = json.dumps(h, separators=(',', ':')).encode('utf-8'); hb += b' ' * (-len(hb) % 8)
+    return struct.pack('<Q', len(hb)) + hb + payload
+def poke(b, n, h, name, element, fmt, value):
+    off = 8 + n + h[name]['data_offsets'][0] + struct.calcsize(fmt) * element
+    return b[:off] + struct.pack(fmt, value) + b[off + struct.calcsize(fmt):]
+def put(name, data):
+    open(os.path.join(out, name), 'wb').write(data)
+b, n, h = load(src)
+put('nf4_nan.st', poke(b, n, h, 'blocks.1.attn.v_proj.weight.absmax', 3, '<f', float('nan')))
+h2 = json.loads(json.dumps(h)); m = h2['__metadata__']
+m['nf4_code'] = json.dumps(json.loads(m['nf4_code'])[:15] + [0.99])
+put('nf4_code.st', build(h2, b[8 + n:]))
+h2 = json.loads(json.dumps(h)); h2['__metadata__']['quant'] = 'nf5'
+put('nf4_quant.st', build(h2, b[8 + n:]))
+put('nf4_trunc.st', b[:len(b) - 100])
+d, dn, dh = load(dq)
+put('nf4dq_scale.st', poke(d, dn, dh, 'blocks.0.ffn.fc1.weight.absmax_scale', 0, '<f', -1.0))
+PY
+if python3 "$T/craft_nf4.py" "$T/nf4.st" "$T/nf4dq.st" "$B" 2>"$T/err"; then
+    expect_fail 1 "nf4_nan.st|blocks.1.attn.v_proj.weight.absmax|NaN" "lora-eval: NF4 base with a NaN absmax" \
+        "$LORA-eval" --base "$B/nf4_nan.st" "$T/j/sw_t.jsonl"
+    expect_fail 1 "nf4_code.st|nf4_code|entry 15" "lora-train: NF4 base with another code table" \
+        "$LORA-train" $SMALL --base "$B/nf4_code.st" --out "$T/o/new.st" "$DATA"
+    expect_fail 1 "nf4_quant.st|nf5" "lora-generate: a base with quant 'nf5'" \
+        "$LORA-generate" --base "$B/nf4_quant.st" "go: yesterday he"
+    expect_fail 1 "nf4_trunc.st|beyond the data section" "lora-merge: a truncated NF4 base" \
+        "$LORA-merge" --base "$B/nf4_trunc.st" --adapter "$T/a_nf4.st" --out "$T/o/new.st" "$T/j/sw_t.jsonl"
+    expect_fail 1 "nf4dq_scale.st|blocks.0.ffn.fc1.weight.absmax_scale|negative" \
+        "lora-info: NF4 base with a negative double-quant scale" "$LORA-info" --base "$B/nf4dq_scale.st"
+else
+    verdict "crafting the corrupt NF4 files" "; $(tail -n 1 "$T/err")"
+fi
 
 # ---- summary -----------------------------------------------------------------------------
 
