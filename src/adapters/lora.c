@@ -516,7 +516,10 @@ int lora_save(const lora *a, const char *path, const char *base_sha256, int n_me
         free(lt);
     }
     char drop_s[32]; /* the variants: written only when in use, PEFT's defaults otherwise */
-    snprintf(drop_s, sizeof drop_s, "%.9g", (double)a->dropout);
+    for (int digits = 6; digits <= 9; digits++) { /* the shortest that reads back: 0.1 */
+        snprintf(drop_s, sizeof drop_s, "%.*g", digits, (double)a->dropout);
+        if (strtof(drop_s, NULL) == a->dropout) break;
+    }
     if (!rc && a->dora) rc = st_writer_meta(w, "use_dora", "true", e);
     if (!rc && a->dropout > 0.0f) rc = st_writer_meta(w, "lora_dropout", drop_s, e);
     for (int i = 0; !rc && i < n_meta; i++) rc = st_writer_meta(w, keys[i], values[i], e);
@@ -676,7 +679,12 @@ int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml
                        (a->dora && !strcmp(f.tensors[i].name, nm));
             }
             char shown_name[96], shown_tm[96]; /* untrusted: one line, bounded */
-            if (!ours)
+            if (!ours && !a->dora && strstr(f.tensors[i].name, ".lora_magnitude_vector"))
+                rc = ml_fail(e,
+                             "%s: unexpected tensor '%s': a DoRA magnitude, but the metadata "
+                             "does not set use_dora to \"true\"",
+                             path, ml_one_line(shown_name, sizeof shown_name, f.tensors[i].name));
+            else if (!ours)
                 rc = ml_fail(e, "%s: unexpected tensor '%s' (not among the targets %s of rank %d)",
                              path, ml_one_line(shown_name, sizeof shown_name, f.tensors[i].name),
                              ml_one_line(shown_tm, sizeof shown_tm, st_meta(&f, "target_modules")),
