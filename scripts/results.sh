@@ -13,6 +13,7 @@
 #   results/forgetting.{md,csv,png}      scripts/exp-forgetting.sh   learning against forgetting
 #   results/info.txt                     scripts/info-report.sh      the lesson's arithmetic, step 0
 #   results/nf4.md                       scripts/exp-nf4.sh          an NF4 (QLoRA) base against F32
+#   results/variants.md                  scripts/exp_variants.py     DoRA and LoRA dropout vs plain
 # Each script prints its wall time; the two experiments run one job at a time on 2 threads
 # (45 minutes between them, measured on a shared 2-core machine) and reuse their finished cells.
 set -eu
@@ -30,5 +31,6 @@ sh scripts/exp-scaling.sh
 sh scripts/exp-forgetting.sh
 sh scripts/info-report.sh
 sh scripts/exp-nf4.sh
+python3 scripts/exp_variants.py
 python3 scripts/readme_sync.py
 echo "results.sh: done in $(( $(date +%s) - start ))s" >&2

@@ -812,6 +812,112 @@ run "$LORA-train" $SMALL --loraplus-ratio 16 --out "$T/opt-lp16.st" "$DATA"
 why="$why$(meta_why "$T/opt-lp16.st" 'c["optimizer"] == "adamw" and c["loraplus_ratio"] == 16')"
 cmp -s "$T/opt-adamw.st" "$T/opt-lp16.st" && why="$why; the LoRA+ adapter equals the plain one"
 verdict "lora-train: default provenance says adamw; --loraplus-ratio 16 is recorded and changes the adapter" "$why"
+
+# ---- adapter variants: DoRA (--dora) and LoRA dropout (--dropout) ---------------------------
+expect_fail 2 "--dropout|1.5" "lora-train: --dropout 1.5" \
+    "$LORA-train" --dropout 1.5 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dropout|1" "lora-train: --dropout 1 (P must be below 1)" \
+    "$LORA-train" $SMALL --dropout 1 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dropout|-0.1" "lora-train: --dropout -0.1" \
+    "$LORA-train" --dropout -0.1 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dropout|nan" "lora-train: --dropout nan" \
+    "$LORA-train" --dropout nan --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dora|--full" "lora-train: --dora with --full" \
+    "$LORA-train" $SMALL --full --dora --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dropout|--full" "lora-train: --dropout with --full" \
+    "$LORA-train" $SMALL --full --dropout 0.1 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dora|--rank" "lora-train: --dora with --rank 0" \
+    "$LORA-train" $SMALL --dora --rank 0 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dora" "lora-train: --dora=1 (a flag takes no value)" \
+    "$LORA-train" $SMALL --dora=1 --out "$T/o/new.st" "$DATA"
+# variant_meta FILE PYTHON-EXPRESSION over m, the adapter's metadata, and h, its tensor table
+variant_meta() {
+    python3 - "$1" "$2" <<'PYEOF' 2>&1 | tail -n 1
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+m = h.pop("__metadata__")
+if not eval(sys.argv[2]): print("; metadata %s" % json.dumps(m))
+PYEOF
+}
+run "$LORA-train" $SMALL --dora --out "$T/dora.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+why="$why$(variant_meta "$T/dora.st" 'm["use_dora"] == "true" and "lora_dropout" not in m and \
+    h["base_model.model.blocks.0.ffn.fc1.lora_magnitude_vector.weight"]["shape"] == [256] and \
+    h["base_model.model.blocks.0.ffn.fc1.lora_magnitude_vector.weight"]["dtype"] == "F32" and \
+    len(h) == 36')"
+run "$LORA-info" --json "$T/dora.st"
+why="$why$(json_why "$T/out" 'd["use_dora"] is True and d["params"] == 2304 * 8 + 1152 and \
+    d["dora_params"] == 1152 and d["payload_bytes"] == 2 * 2304 * 8 + 4 * 1152')"
+run "$LORA-info" "$T/dora.st"
+grep -q "DoRA" "$T/out" || why="$why; lora-info does not say DoRA"
+run "$LORA-eval" --adapter "$T/dora.st" "$TEST"
+[ "$rc" -eq 0 ] || why="$why; lora-eval of the DoRA adapter: exit $rc"
+run "$LORA-generate" --adapter "$T/dora.st" "go: yesterday he "
+[ "$rc" -eq 0 ] || why="$why; lora-generate with the DoRA adapter: exit $rc"
+run "$LORA-merge" --adapter "$T/dora.st" --out "$T/dora-merged.st"
+[ "$rc" -eq 0 ] || why="$why; lora-merge of the DoRA adapter: exit $rc"
+verdict "lora-train --dora: use_dora and F32 lora_magnitude_vector.weight in the file; lora-info, -eval, -generate, -merge take it" "$why"
+# a DoRA adapter as a PEFT directory (F16 and F32 exports): magnitudes stay F32, scores identical
+"$LORA-eval" --json --adapter "$T/dora.st" "$TEST" 2>/dev/null | grep -v '"model":"data/' |
+    sed 's/"model":"[^"]*",//' >"$T/ev_dora.json"
+why=""
+for dt in source f32; do
+    run "$LORA-export" --peft "$T/dora-peft-$dt" --dtype $dt "$T/dora.st"
+    [ "$rc" -eq 0 ] || why="$why; export --dtype $dt: exit $rc"
+    python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["use_dora"] is not True)' \
+        "$T/dora-peft-$dt/adapter_config.json" 2>/dev/null || why="$why; --dtype $dt: use_dora not true"
+    "$LORA-eval" --json --adapter "$T/dora-peft-$dt" "$TEST" 2>/dev/null | grep -v '"model":"data/' |
+        sed 's/"model":"[^"]*",//' >"$T/ev_dora_dir.json"
+    [ -s "$T/ev_dora_dir.json" ] && cmp -s "$T/ev_dora.json" "$T/ev_dora_dir.json" ||
+        why="$why; --dtype $dt: lora-eval --json differs from the DoRA file"
+done
+verdict "lora-export of a DoRA adapter (F16 and F32): use_dora, F32 magnitudes, the same scores read back" "$why"
+run "$LORA-train" $SMALL --dropout 0.1 --out "$T/drop.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+why="$why$(variant_meta "$T/drop.st" 'm["lora_dropout"] == "0.1" and "use_dora" not in m and len(h) == 24')"
+run "$LORA-info" --json "$T/drop.st"
+why="$why$(json_why "$T/out" 'd["use_dora"] is False and d["lora_dropout"] == 0.1')"
+cmp -s "$T/opt-adamw.st" "$T/drop.st" && why="$why; the dropout adapter equals the plain one"
+run "$LORA-train" $SMALL --dropout 0 --out "$T/drop0.st" "$DATA"
+cmp -s "$T/opt-adamw.st" "$T/drop0.st" || why="$why; --dropout 0 differs from the plain run"
+verdict "lora-train --dropout 0.1: lora_dropout recorded and shown, another adapter; --dropout 0 is the plain run byte for byte" "$why"
+# hostile variant metadata and tensors (retag FILE OUT PYTHON over m, h: edit, then rewrite)
+retag() {
+    python3 - "$1" "$2" "$3" <<'PYEOF'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+m = h["__metadata__"]
+old = {k: bytes(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+       for k, v in h.items() if k != "__metadata__"}
+exec(sys.argv[3])
+data = b""
+for k, v in h.items():  # the data section repacked: no gap where a tensor was removed
+    if k != "__metadata__":
+        v["data_offsets"] = [len(data), len(data) + len(old[k])]
+        data += old[k]
+hb = json.dumps(h).encode()
+hb += b" " * (-len(hb) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + data)
+PYEOF
+}
+retag "$T/dora.st" "$T/bad/dora-maybe.st" 'm["use_dora"] = "maybe"'
+expect_fail 1 "dora-maybe.st|use_dora|maybe" "lora-eval: an adapter whose use_dora is \"maybe\"" \
+    "$LORA-eval" --adapter "$T/bad/dora-maybe.st" "$TEST"
+retag "$T/drop.st" "$T/bad/drop2.st" 'm["lora_dropout"] = "2"'
+expect_fail 1 "drop2.st|lora_dropout|2" "lora-eval: an adapter whose lora_dropout is 2" \
+    "$LORA-eval" --adapter "$T/bad/drop2.st" "$TEST"
+retag "$T/dora.st" "$T/bad/dora-nomag.st" 'del h["base_model.model.blocks.1.attn.o_proj.lora_magnitude_vector.weight"]'
+expect_fail 1 "dora-nomag.st|blocks.1.attn.o_proj.lora_magnitude_vector.weight" \
+    "lora-eval: a DoRA adapter missing one magnitude vector" \
+    "$LORA-eval" --adapter "$T/bad/dora-nomag.st" "$TEST"
+retag "$T/dora.st" "$T/bad/dora-off.st" 'del m["use_dora"]'
+expect_fail 1 "dora-off.st|lora_magnitude_vector|use_dora" \
+    "lora-eval: magnitude vectors in a file whose metadata does not say use_dora" \
+    "$LORA-eval" --adapter "$T/bad/dora-off.st" "$TEST"
 expect_fail 2 "--adapter" "lora-merge: no --adapter" \
     "$LORA-merge" --out "$T/o/new.st"
 expect_fail 2 "one or two" "lora-analyze: three files" \

@@ -29,6 +29,9 @@ typedef struct {
     unsigned targets;      /* bit (1 << role) per targeted role, as loaded */
     unsigned layer_mask;   /* bit (1 << block) per adapted block, as loaded */
     int layers_restricted; /* the file has layers_to_transform leaving out a block */
+    int dora;              /* metadata "use_dora" is "true" */
+    double dropout;        /* metadata "lora_dropout" (training only); 0 when absent */
+    size_t dora_params;    /* DoRA's magnitudes (F32), Σ out; 0 without DoRA */
     int n_layers;
     adapter_info_layer layers[MINIGPT_MAX_LAYERS * MINIGPT_LINEARS_PER_BLOCK];
     int n_tensors;

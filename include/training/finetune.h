@@ -22,6 +22,8 @@ typedef struct {
     int full;        /* 0: LoRA; FINETUNE_FULL_LINEAR: the target Linear weights themselves (the
                         * full fine-tune baseline); FINETUNE_FULL_ALL: every parameter of the base */
     float loraplus_ratio; /* LoRA+: B's learning rate is ratio × A's (0 or 1: off; not full) */
+    int dora;             /* DoRA: a trained magnitude per output row (lora.h; not full) */
+    float dropout;        /* LoRA dropout on the adapter's input path, 0 <= p < 1 (not full) */
     train_opts train;     /* steps, batch, lr, ..., seed, threads */
 } finetune_opts;
 

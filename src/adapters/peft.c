@@ -206,6 +206,7 @@ static int check_tensors(const st_file *f, const char *cp, const char *wn, const
                          st_dtype *dtype, ml_error *e) {
     char s[96], s2[96];
     const char *dora_tensor = NULL;
+    const st_tensor *first_ab = NULL; /* A and B share one dtype */
     *dtype = ST_F16;
     for (int i = 0; i < f->n_tensors; i++) {
         const st_tensor *t = &f->tensors[i];
@@ -213,12 +214,18 @@ static int check_tensors(const st_file *f, const char *cp, const char *wn, const
         if (t->dtype != ST_F16 && t->dtype != ST_F32)
             return ml_fail(e, "%s: tensor '%s' has dtype %s, expected F16 or F32", wn, name,
                            st_dtype_name(t->dtype));
-        if (i == 0) *dtype = t->dtype;
+        if (strstr(t->name, "lora_magnitude_vector")) { /* F32 always: see lora_save */
+            if (t->dtype != ST_F32)
+                return ml_fail(e, "%s: DoRA magnitude '%s' has dtype %s, expected F32", wn, name,
+                               st_dtype_name(t->dtype));
+            dora_tensor = t->name;
+            continue;
+        }
+        if (!first_ab) first_ab = t, *dtype = t->dtype;
         else if (t->dtype != *dtype)
             return ml_fail(e, "%s: tensor '%s' has dtype %s, '%s' %s: expected one dtype", wn, name,
-                           st_dtype_name(t->dtype), ml_one_line(s2, sizeof s2, f->tensors[0].name),
+                           st_dtype_name(t->dtype), ml_one_line(s2, sizeof s2, first_ab->name),
                            st_dtype_name(*dtype));
-        if (strstr(t->name, "lora_magnitude_vector")) dora_tensor = t->name;
         const int is_a = ends_with(t->name, ".lora_A.weight");
         const int is_b = ends_with(t->name, ".lora_B.weight");
         if ((!is_a && !is_b) || strncmp(t->name, PREFIX, strlen(PREFIX)) != 0)

@@ -164,18 +164,34 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
                a.payload_bytes, a.file_bytes, a.header_bytes);
         text_json_print(stdout, sha ? sha : "");
         printf(",\"matches_base\":%s,\"adapters_per_base_payload\":%.4f,"
-               "\"adapters_per_base_file\":%.4f}\n",
-               a.matches_base == ADAPTER_BASE_YES ? "true" : "false", per_payload, per_file);
+               "\"adapters_per_base_file\":%.4f,\"use_dora\":%s,\"dora_params\":%zu,"
+               "\"lora_dropout\":%g}\n",
+               a.matches_base == ADAPTER_BASE_YES ? "true" : "false", per_payload, per_file,
+               a.dora ? "true" : "false", a.dora_params, a.dropout);
     } else {
         static const char *match[] = {"unknown", "yes", "no"};
         printf("%s\n  rank %d, alpha %g, scale %g%s\n  targets %s, blocks %s\n", path, a.rank,
                a.alpha, a.scale, a.rslora ? " (rsLoRA: alpha/sqrt(r))" : " (alpha/r)", tm_json,
                a.layers_restricted ? lt_json : "all");
-        printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d)\n", a.params,
-               a.n_tensors, a.rank ? a.params / a.rank : 0, a.rank ? a.params / a.rank : 0, a.rank);
-        printf("  payload %zu bytes (%zu per parameter), header %zu bytes, file %zu bytes\n",
-               a.payload_bytes, a.params ? a.payload_bytes / a.params : 2, a.header_bytes,
-               a.file_bytes);
+        const size_t lr = a.params - a.dora_params; /* the low-rank part */
+        if (a.dora) {
+            printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d, + %zu DoRA "
+                   "magnitudes)\n",
+                   a.params, a.n_tensors, lr / a.rank, lr / a.rank, a.rank, a.dora_params);
+            printf("  payload %zu bytes (%zu per A/B parameter, 4 per magnitude), header %zu "
+                   "bytes, file %zu bytes\n",
+                   a.payload_bytes, lr ? (a.payload_bytes - 4 * a.dora_params) / lr : 2,
+                   a.header_bytes, a.file_bytes);
+        } else {
+            printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d)\n", a.params,
+                   a.n_tensors, a.rank ? lr / a.rank : 0, a.rank ? lr / a.rank : 0, a.rank);
+            printf("  payload %zu bytes (%zu per parameter), header %zu bytes, file %zu bytes\n",
+                   a.payload_bytes, a.params ? a.payload_bytes / a.params : 2, a.header_bytes,
+                   a.file_bytes);
+        }
+        if (a.dora || a.dropout > 0) /* plain adapters: the lines they always had */
+            printf("  variant: %s, lora_dropout %g (training only)\n",
+                   a.dora ? "DoRA (use_dora: magnitude per output row)" : "LoRA", a.dropout);
         printf("  %.1f of these fit in the F32 base's %.0f payload bytes", per_payload,
                base_payload);
         if (per_file > 0)

@@ -38,11 +38,14 @@ int adapter_info_read(adapter_info *a, minigpt *m, const char *path, const char 
     a->layer_mask = check.layer_mask;
     a->layers_restricted = lora_layers_restricted(m, check.layer_mask);
     a->n_layers = check.n_layers;
+    a->dora = check.dora;
+    a->dropout = check.dropout;
     for (int i = 0; i < check.n_layers; i++) {
         const minigpt_linear *L = check.layers[i].slot;
         adapter_info_layer *l = &a->layers[i];
         memcpy(l->path, L->path, sizeof l->path);
         l->out = L->out, l->in = L->in;
+        if (check.dora) a->dora_params += (size_t)L->out;
     }
     lora_free(&check);
     st_file f;

@@ -82,7 +82,9 @@ static int build_weights(const st_file *f, const export_spec *s, uint8_t **bytes
                          ml_one_line(shown, sizeof shown, t->name), st_dtype_name(t->dtype));
             break;
         }
-        const st_dtype out = s->dtype == EXPORT_DTYPE_SOURCE ? t->dtype : want;
+        /* DoRA magnitudes stay F32 (an F16 one rescales whole rows: lora_save) */
+        const int mag = strstr(t->name, "lora_magnitude_vector") != NULL;
+        const st_dtype out = mag ? ST_F32 : s->dtype == EXPORT_DTYPE_SOURCE ? t->dtype : want;
         if (i == 0) r->dtype = out;
         float *buf = malloc((t->numel ? t->numel : 1) * sizeof(float));
         if (!buf) rc = ml_fail(e, "out of memory for tensor '%s'", t->name);

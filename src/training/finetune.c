@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* train_job.on_params: DoRA's cached norms follow A and B */
+static void refresh_adapter(void *ctx) { lora_refresh(ctx); }
+
 int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *replay,
                   const dataset *val, const finetune_opts *o, const char *label, ml_error *e) {
     memset(f, 0, sizeof *f);
@@ -18,9 +21,13 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
                        "a LoRA+ ratio (%g) applies to LoRA's B matrices, not to a full "
                        "fine-tune",
                        (double)ratio);
+    if (o->full && (o->dora || o->dropout != 0.0f))
+        return ml_fail(e, "DoRA and LoRA dropout apply to an adapter, not to a full fine-tune");
     const int rank = o->full ? 0 : o->rank;
     const unsigned layers = o->layers ? o->layers : LORA_ALL_LAYERS;
-    if (lora_init_layers(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, layers, e))
+    /* the dropout masks get their own stream of the run's seed */
+    const lora_variant var = {o->dora, o->dropout, o->train.seed ^ 0x64726f706f7574ull};
+    if (lora_init_variant(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, layers, &var, e))
         return -1;
     lora_init_weights(&f->adapter, o->train.seed);
     const int max_B = o->train.batch;
@@ -39,8 +46,8 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
     }
     /* what is trained: A and B of each adapted layer, each target Linear weight of the base, or
      * (FINETUNE_FULL_ALL) every parameter of the base */
-    const size_t cap = 2 * (size_t)m->n_linears + 1 > (size_t)m->n_tensors
-                           ? 2 * (size_t)m->n_linears + 1
+    const size_t cap = 3 * (size_t)m->n_linears + 1 > (size_t)m->n_tensors
+                           ? 3 * (size_t)m->n_linears + 1
                            : (size_t)m->n_tensors;
     f->tensors = calloc(cap, sizeof *f->tensors);
     if (!f->tensors) {
@@ -74,6 +81,9 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
             f->tensors[f->n_tensors++] = (train_tensor){L->A, na, L->a_off, 1, L->slot->path, 1.0f};
             f->tensors[f->n_tensors++] =
                 (train_tensor){L->B, nb, L->b_off, 1, L->slot->path, ratio};
+            if (f->adapter.dora) /* decayed like every adapter weight, as PEFT's Trainer does */
+                f->tensors[f->n_tensors++] =
+                    (train_tensor){L->mag, (size_t)L->slot->out, L->m_off, 1, L->slot->path, 1.0f};
         }
     }
     f->opts = o->train;
@@ -83,7 +93,9 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
                          .val = val,
                          .tensors = f->tensors,
                          .n_tensors = f->n_tensors,
-                         .label = label};
+                         .label = label,
+                         .on_params = f->adapter.dora ? refresh_adapter : NULL,
+                         .on_params_ctx = &f->adapter};
     if (train_state_init(&f->state, &f->job, &o->train, e)) goto fail;
     return 0;
 fail:
@@ -134,6 +146,14 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
     if (ratio != 1.0f) {
         const size_t used = strlen(extra);
         snprintf(extra + used, sizeof extra - used, ",\"loraplus_ratio\":%.9g", (double)ratio);
+    }
+    if (o->dora) {
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"dora\":1");
+    }
+    if (o->dropout != 0.0f) {
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"dropout\":%.9g", (double)o->dropout);
     }
     if (o->layers && o->layers != LORA_ALL_LAYERS) {
         const size_t used = strlen(extra);
