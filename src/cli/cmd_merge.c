@@ -64,8 +64,8 @@ int cmd_merge(int argc, char **argv) {
          "how to mix: linear (PEFT's: A and B each summed with weights sqrt(W*scale); same rank "
          "and targets), cat (exact: rank = sum of ranks), svd (exact sum truncated to --rank) "
          "[cat when mixing]"},
-        {"rank", OPT_INT, &s.svd_rank, 1, LORA_MAX_RANK, "R",
-         "rank of an svd mix [the largest source rank]"},
+        {"rank", OPT_INT, &s.svd_rank, 0, LORA_MAX_RANK, "R",
+         "rank of an svd mix (0: the largest source rank, as PEFT)"},
         {"base", OPT_PATH, &s.base, 0, 0, "FILE", "base checkpoint"},
         {"scale", OPT_FLOAT, &s.strength, 0, LORA_MAX_STRENGTH, "S",
          "adapter strength: merge S times the adapter's update (S times every weight of a mix)"},
