@@ -1549,6 +1549,138 @@ if python3 "$T/craft_nf4.py" "$T/nf4.st" "$T/nf4dq.st" "$B" 2>"$T/err"; then
 else
     verdict "crafting the corrupt NF4 files" "; $(tail -n 1 "$T/err")"
 fi
+# ---- mixing adapters (lora-merge) and switching them per prompt (lora-generate) ------------
+
+# a8 with another base_sha256: a mix must refuse it, naming it
+python3 - "$T/a8.st" "$T/a8_otherbase.st" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n].decode('utf-8'))
+h['__metadata__']['base_sha256'] = '0' * 64
+hb = json.dumps(h, separators=(',', ':')).encode('utf-8')
+hb += b' ' * (-len(hb) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
+PY
+mix_meta_why() { # mix_meta_why FILE PYTHON-EXPRESSION over m, the metadata, and s, its mix_sources
+    python3 - "$1" "$2" <<'PYEOF' 2>&1 | tail -n 1
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+m = json.loads(b[8:8 + n])["__metadata__"]
+s = json.loads(m.get("mix_sources", "null"))
+if not eval(sys.argv[2]): print("; metadata is %s" % json.dumps(m))
+PYEOF
+}
+sha8=$(sha256sum "$T/a8.st" | cut -c1-64)
+sha1=$(sha256sum "$T/a1.st" | cut -c1-64)
+run "$LORA-merge" --adapter "$T/a8.st:0.7" --adapter "$T/a1.st:-0.25" --out-adapter "$T/mix_cat.st" "$TEST"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+why="$why$(mix_meta_why "$T/mix_cat.st" "m['r'] == '9' and m['lora_alpha'] == '9' and m['mix_combine'] == 'cat' \
+    and m['use_rslora'] == 'false' and [x['sha256'] for x in s] == ['$sha8', '$sha1'] \
+    and [x['weight'] for x in s] == [0.7, -0.25] and s[0]['adapter'].endswith('a8.st')")"
+grep -q '^wrote .*mix_cat.st: an adapter of rank 9' "$T/out" || why="$why; printed '$(head -n 2 "$T/out" | tail -n 1)'"
+verdict "lora-merge --adapter a8:0.7 --adapter a1:-0.25 --out-adapter: rank 9 (cat), sources' sha256 and weights in the metadata" "$why"
+run "$LORA-merge" --adapter "$T/a8.st:0.5" --adapter "$T/a1.st:0.5" --combine svd --rank 2 --out-adapter "$T/mix_svd.st" "$TEST"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+why="$why$(mix_meta_why "$T/mix_svd.st" "m['r'] == '2' and m['mix_combine'] == 'svd' and m['mix_svd_rank'] == '2'")"
+run "$LORA-eval" --brief --adapter "$T/mix_svd.st" "$TEST"
+[ "$rc" -eq 0 ] || why="$why; lora-eval of the mix: exit $rc"
+verdict "lora-merge --combine svd --rank 2 --out-adapter: a rank-2 adapter that lora-eval loads" "$why"
+run "$LORA-merge" --adapter "$T/a8.st:0.5" --adapter "$T/a8.st:0.5" --combine linear --out "$T/mix_lin_m.st" "$TEST"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+awk '/^max \|logit/ { f = 1; small = $6 + 0 < 1e-3 } END { exit !(f && small) }' "$T/out" ||
+    why="$why; no logit difference line, or not below 1e-3: $(grep '^max' "$T/out")"
+verdict "lora-merge --combine linear --out: a merged base within 1e-3 of base + mix" "$why"
+
+expect_fail 2 "--adapter|a8.st:abc|weight" "lora-merge: a weight that is not a number" \
+    "$LORA-merge" --adapter "$T/a8.st:abc" --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--adapter|a8.st:nan|weight" "lora-merge: a weight nan" \
+    "$LORA-merge" --adapter "$T/a8.st:nan" --adapter "$T/a1.st" --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--adapter|a8.st:11|-10..10" "lora-merge: a weight out of range" \
+    "$LORA-merge" --adapter "$T/a8.st:11" --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--adapter|a8.st:" "lora-merge: an empty weight" \
+    "$LORA-merge" --adapter "$T/a8.st:" --out "$T/o/new.st" "$TEST"
+expect_fail 1 "a8_otherbase.st|another base" "lora-merge: a mix with an adapter of another base names it" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a8_otherbase.st" --out-adapter "$T/o/new.st" "$TEST"
+expect_fail 1 "a1.st|rank 1|linear" "lora-merge --combine linear: adapters of different ranks" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a1.st" --combine linear --out "$T/o/new.st" "$TEST"
+expect_fail 1 "a8.st|>= 0|linear" "lora-merge --combine linear: a negative weight" \
+    "$LORA-merge" --adapter "$T/a8.st:-0.5" --adapter "$T/o/good.st" --combine linear --out "$T/o/new.st" "$TEST"
+expect_fail 1 "exceeds 64|svd" "lora-merge --combine cat: nine rank-8 adapters exceed rank 64" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a8.st" --adapter "$T/a8.st" --adapter "$T/a8.st" \
+    --adapter "$T/a8.st" --adapter "$T/a8.st" --adapter "$T/a8.st" --adapter "$T/a8.st" \
+    --adapter "$T/a8.st" --out-adapter "$T/o/new.st" "$TEST"
+expect_fail 1 "minigpt-base.safetensors|not a LoRA adapter" "lora-merge: a full checkpoint in a mix" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$BASE" --out "$T/o/new.st" "$TEST"
+expect_fail 1 "dora.st|DoRA|cannot be mixed" "lora-merge: a DoRA adapter in a mix" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/dora.st" --out-adapter "$T/o/new.st" "$TEST"
+expect_fail 2 "--rank|svd" "lora-merge: --rank without --combine svd" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a1.st" --rank 4 --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--rank|65" "lora-merge: --rank 65" \
+    "$LORA-merge" --adapter "$T/a8.st" --combine svd --rank 65 --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--combine|sum" "lora-merge: --combine sum" \
+    "$LORA-merge" --adapter "$T/a8.st" --combine sum --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--out|--out-adapter" "lora-merge: both --out and --out-adapter" \
+    "$LORA-merge" --adapter "$T/a8.st" --out "$T/o/new.st" --out-adapter "$T/o/new2.st" "$TEST"
+expect_fail 1 "good.st|also the input --adapter" "lora-merge: --out-adapter is the second --adapter" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/o/good.st" --out-adapter "$T/o/good.st" "$TEST"
+expect_fail 1 "nodir/m.st" "lora-merge: --out-adapter in a missing directory" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a1.st" --out-adapter "$T/o/nodir/m.st" "$TEST"
+expect_fail 1 "--out-adapter|$T/o/new.st|also the input DATA" "lora-merge: --out-adapter is a DATA file" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a1.st" --out-adapter "$T/o/new.st" "$T/o/new.st"
+
+# switching: two strong adapters (a8 and a1 with a large lora_alpha), so that their completions
+# differ from the base's; each prompt's completion must be that of its adapter run alone
+python3 "$T/values.py" "$T/a8.st" "$T/sw_a.st" 200 nan
+python3 "$T/values.py" "$T/a1.st" "$T/sw_b.st" 60 nan
+printf '%s\n' "go: yesterday he" "see: so far she has" "eat: every day tom" >"$T/sw_prompts.txt"
+: >"$T/sw_in.txt"
+why=""
+for who in base a b; do
+    : >"$T/sw_want_$who"
+    case $who in base) ad="" ;; a) ad="--adapter $T/sw_a.st" ;; b) ad="--adapter $T/sw_b.st" ;; esac
+    while IFS= read -r p; do
+        "$LORA-generate" $ad --max-tokens 12 "$p" >>"$T/sw_want_$who" 2>>"$T/err" || why="$why; $who alone failed"
+        printf '@%s %s\n' "$who" "$p" >>"$T/sw_in.txt"
+    done <"$T/sw_prompts.txt"
+done
+cmp -s "$T/sw_want_a" "$T/sw_want_base" && why="$why; adapter a completes like the base (the check would be vacuous)"
+cmp -s "$T/sw_want_b" "$T/sw_want_a" && why="$why; adapters a and b complete alike (the check would be vacuous)"
+# interleaved: every prompt with a, base, b in turn, then the same without a prefix (a, the first)
+python3 - "$T/sw_in.txt" "$T/sw_prompts.txt" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+n = len(open(sys.argv[2]).read().splitlines())
+order = [lines[n + i] if k == 0 else lines[i] if k == 1 else lines[2 * n + i] for i in range(n) for k in range(3)]
+order += [l.split(' ', 1)[1] for l in lines[n:2 * n]]
+open(sys.argv[1], 'w').write('\n'.join(order) + '\n')
+PY
+python3 - "$T/sw_want_base" "$T/sw_want_a" "$T/sw_want_b" "$T/sw_want_all" <<'PY'
+import sys
+base, a, b = (open(p).read().splitlines() for p in sys.argv[1:4])
+out = [x for i in range(len(a)) for x in (a[i], base[i], b[i])] + a
+open(sys.argv[4], 'w').write('\n'.join(out) + '\n')
+PY
+STDIN=$T/sw_in.txt
+run "$LORA-generate" --max-tokens 12 --adapter a="$T/sw_a.st" --adapter b="$T/sw_b.st"
+STDIN=/dev/null
+[ "$rc" -eq 0 ] || why="$why; exit $rc"
+cmp -s "$T/out" "$T/sw_want_all" || why="$why; switched completions differ from each adapter alone: $(diff "$T/out" "$T/sw_want_all" | head -n 3 | tr '\n' ' ')"
+verdict "lora-generate --adapter a=F --adapter b=G: @a/@base/@b per line (and no prefix: a) give each adapter's own completions" "$why"
+
+expect_fail 2 "--adapter|twice" "lora-generate: one adapter name twice" \
+    "$LORA-generate" --adapter x="$T/a8.st" --adapter x="$T/a1.st" "go: yesterday he"
+expect_fail 2 "--adapter|base" "lora-generate: the adapter name base is reserved" \
+    "$LORA-generate" --adapter base="$T/a8.st" "go: yesterday he"
+expect_fail 2 "--adapter|NAME=FILE" "lora-generate: several adapters, one without a name" \
+    "$LORA-generate" --adapter "$T/a8.st" --adapter x="$T/a1.st" "go: yesterday he"
+expect_fail 1 "'@zz'|loaded: x, base" "lora-generate: a prompt that names an adapter not loaded" \
+    "$LORA-generate" --adapter x="$T/a8.st" "@zz go: yesterday he"
+expect_fail 1 "minigpt-base.safetensors|not a LoRA adapter" "lora-generate: a full checkpoint as a named adapter" \
+    "$LORA-generate" --adapter x="$BASE" "go: yesterday he"
+expect_fail 1 "a8_otherbase.st|another base" "lora-generate: a named adapter of another base" \
+    "$LORA-generate" --adapter x="$T/a8.st" --adapter y="$T/a8_otherbase.st" "go: yesterday he"
 
 # ---- summary -----------------------------------------------------------------------------
 

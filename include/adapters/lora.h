@@ -121,6 +121,13 @@ void lora_free(lora *a);
  * (no-op without DoRA). The forward uses the cache, the backward treats it as a constant. */
 void lora_refresh(lora *a);
 
+/* Takes a's plug-ins out of m's slots (outputs equal the base again) and keeps its weights,
+ * so that another adapter can be loaded onto the same base; lora_install puts them back.
+ * Rebuild workspaces after either. lora_install fails naming the first slot that holds
+ * another plug-in. */
+void lora_uninstall(lora *a);
+int lora_install(lora *a, ml_error *e);
+
 /* Adapter strength at inference (llama.cpp's --lora-scaled): sets the scale to S times the
  * trained one (α/r, or α/√r with rsLoRA), so forward adds S·s·B·A. S = 1 leaves the scale
  * bit for bit as trained; S = 0 makes the outputs equal the base's exactly. S must be finite

@@ -442,12 +442,26 @@ int lora_init_variant(lora *a, minigpt *m, int rank, float alpha, int rslora, un
 }
 
 void lora_free(lora *a) {
-    for (int i = 0; i < a->n_layers; i++)
-        if (a->layers[i].slot && a->layers[i].slot->ext == &a->layers[i].ext)
-            a->layers[i].slot->ext = NULL;
+    lora_uninstall(a);
     free(a->params);
     free(a->wnorm);
     memset(a, 0, sizeof *a);
+}
+
+void lora_uninstall(lora *a) {
+    for (int i = 0; i < a->n_layers; i++)
+        if (a->layers[i].slot && a->layers[i].slot->ext == &a->layers[i].ext)
+            a->layers[i].slot->ext = NULL;
+}
+
+int lora_install(lora *a, ml_error *e) {
+    for (int i = 0; i < a->n_layers; i++) {
+        const minigpt_linear *slot = a->layers[i].slot;
+        if (slot->ext && slot->ext != &a->layers[i].ext)
+            return ml_fail(e, "%s already has another plug-in installed", slot->path);
+    }
+    for (int i = 0; a->rank > 0 && i < a->n_layers; i++) a->layers[i].slot->ext = &a->layers[i].ext;
+    return 0;
 }
 
 void lora_init_weights(lora *a, uint64_t seed) {
