@@ -47,6 +47,9 @@ struct lora {
     lora_layer layers[MINIGPT_MAX_LAYERS * MINIGPT_LINEARS_PER_BLOCK];
     size_t n_params; /* Σ r·(in+out) */
     float *params;   /* one block: A then B of each layer in slot order; owned */
+    int init;        /* lora_init_kind (lora_init.h) it was initialized with; 0: kaiming */
+    float *init0;    /* pissa/olora: the initial A and B (params' layout), for the rank-2r
+                      * conversion lora_save writes; NULL otherwise; owned */
 };
 
 /* Parses a --targets list: comma-separated q,k,v,o (or q_proj..o_proj), fc1, fc2, and the
@@ -106,9 +109,11 @@ int lora_rank_warnings(const minigpt *m, int rank, unsigned targets, char *buf, 
 
 /* Writes the adapter: F16 tensors with PEFT names, in slot order, A before B; metadata
  * peft_type "LORA", r, lora_alpha, target_modules, use_rslora, base_sha256 (and
- * layers_to_transform when the adapter leaves out a block), and the n_meta
- * extra pairs (provenance). A value that does not fit in fp16 is an error naming the tensor;
- * the file is written atomically. */
+ * layers_to_transform when the adapter leaves out a block), init (the lora_init name), and
+ * the n_meta extra pairs (provenance). With init0 (pissa, olora) it writes the conversion to
+ * the original base instead (lora_init.h): rank 2r, A' = [A; A0], B' = [B | −B0], lora_alpha
+ * 2α (α·√2 with rsLoRA), and converted_from_r / converted_from_lora_alpha. A value that does
+ * not fit in fp16 is an error naming the tensor; the file is written atomically. */
 int lora_save(const lora *a, const char *path, const char *base_sha256, int n_meta,
               const char *const *keys, const char *const *values, ml_error *e);
 
@@ -118,6 +123,9 @@ int lora_save(const lora *a, const char *path, const char *base_sha256, int n_me
  * the file and what differs. A layers_to_transform list (or one integer) restricts the
  * adapter to those blocks; absent, it covers every block. */
 int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e);
+
+/* Parameters lora_save writes: n_params, or 2·n_params for the rank-2r conversion. */
+size_t lora_saved_params(const lora *a);
 
 /* Whether the safetensors file at path is a LoRA adapter (it has "peft_type" metadata) rather
  * than a full checkpoint: *is_adapter gets 1 or 0. Fails when the file cannot be opened or

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "common.h"
 #include "finetune_job.h"
+#include "lora_init.h"
 #include "model_config.h"
 #include "opts.h"
 #include "safetensors.h"
@@ -74,6 +75,12 @@ static void on_ready(void *ctx, const finetune_report *r) {
     char lp_note[64] = "";
     if (!fo->full && fo->loraplus_ratio != 1.0f)
         snprintf(lp_note, sizeof lp_note, " (B x %g: LoRA+)", (double)fo->loraplus_ratio);
+    if (!fo->full && fo->init != LORA_INIT_KAIMING)
+        fprintf(stderr, "%s: --init %s%s\n", cmd, lora_init_name(fo->init),
+                lora_init_uses_base(fo->init)
+                    ? ": training on the residual base W - s·B0·A0; the adapter is saved converted "
+                      "to rank 2r for the original base"
+                    : "");
     fprintf(stderr,
             "%s: %d examples%s%s%s, %d steps x %d sequences, %s lr %g%s, %d threads, BLAS %s\n",
             cmd, r->n_examples, s->replay[0] ? " + replay " : "", s->replay, kl_note, r->steps,
@@ -89,17 +96,18 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
         snprintf(best_val, sizeof best_val, "%.6g", r->best_val);
     printf("{\"adapter\":");
     text_json_print(stdout, s->out);
-    printf(",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"full\":%s,\"full_params\":\"%s\","
-           "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
-           "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
-           "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
-           fo->full ? 0 : fo->rank, (double)fo->alpha, fo->rslora ? "true" : "false",
-           fo->full ? "true" : "false",
-           fo->full == FINETUNE_FULL_ALL ? "all"
-           : fo->full                    ? "linear_weights"
-                                         : "none",
-           r->trainable, r->params_per_rank, r->result.steps, r->best_step, best_val,
-           r->result.seconds, tok_s, r->bytes, r->payload_bytes, r->threads, runtime_blas_kernel());
+    printf(
+        ",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"init\":\"%s\",\"full\":%s,\"full_params\":\"%s\","
+        "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
+        "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
+        "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
+        fo->full ? 0 : fo->rank, (double)fo->alpha, fo->rslora ? "true" : "false",
+        fo->full ? "kaiming" : lora_init_name(fo->init), fo->full ? "true" : "false",
+        fo->full == FINETUNE_FULL_ALL ? "all"
+        : fo->full                    ? "linear_weights"
+                                      : "none",
+        r->trainable, r->params_per_rank, r->result.steps, r->best_step, best_val,
+        r->result.seconds, tok_s, r->bytes, r->payload_bytes, r->threads, runtime_blas_kernel());
 }
 
 int cmd_train(int argc, char **argv) {
@@ -145,6 +153,10 @@ int cmd_train(int argc, char **argv) {
         TRAIN_OPT_DEFS(o),
         {"loraplus-ratio", OPT_FLOAT, &fo->loraplus_ratio, 1e-3, 1e4, "X",
          "LoRA+: B's learning rate is X times A's (1: off; not with --full)"},
+        {"lr-ratio", OPT_ALIAS, "loraplus-ratio", 0, 0, "X",
+         "PEFT's name for --loraplus-ratio (the same setting)"},
+        {"init", OPT_CHOICE, &(opt_choice){&fo->init, lora_init_name}, 0, 0, "NAME",
+         "A and B at step 0: kaiming, gaussian, pissa, olora (PEFT's init_lora_weights)"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON summary on stdout"},
         {"resume", OPT_PATH, &s.resume, 0, 0, "FILE",
          "continue an interrupted run from its training state"},

@@ -9,6 +9,7 @@
 
 #include "checkpoint.h"
 #include "file_checks.h"
+#include "lora_init.h"
 #include "provenance.h"
 #include "sha256.h"
 
@@ -68,6 +69,11 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
                        "--preserve-kl needs --replay (the term applies to the replay sequences)");
     if (s->opts.full && s->opts.loraplus_ratio != 1.0f)
         return ml_fail(e, "--loraplus-ratio applies to LoRA's B matrices; not with --full");
+    if (!lora_init_name(s->opts.init)) return ml_fail(e, "unknown --init %d", s->opts.init);
+    if (s->opts.full && s->opts.init != LORA_INIT_KAIMING)
+        return ml_fail(e, "--init %s sets LoRA's A and B; not with --full",
+                       lora_init_name(s->opts.init));
+    if (!s->opts.full && lora_init_check_rank(s->opts.init, s->opts.rank, e)) return -1;
     if (s->opts.full == FINETUNE_FULL_ALL &&
         (s->opts.targets != LORA_ALL_TARGETS ||
          (s->opts.layers && s->opts.layers != LORA_ALL_LAYERS)))
@@ -187,7 +193,7 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
         goto done;
     struct stat st;
     report->bytes = stat(s->out, &st) == 0 ? (long)st.st_size : -1;
-    report->payload_bytes = fo->full ? 0 : 2 * f.adapter.n_params;
+    report->payload_bytes = fo->full ? 0 : 2 * lora_saved_params(&f.adapter);
     if (failed) {
         report->kept_step = f.state.best_step;
         ml_fail(e, "%s; kept the adapter of step %d in %s", diverged, f.state.best_step, s->out);

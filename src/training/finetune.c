@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora_init.h"
+
 int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *replay,
                   const dataset *val, const finetune_opts *o, const char *label, ml_error *e) {
     memset(f, 0, sizeof *f);
@@ -18,23 +20,31 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
                        "a LoRA+ ratio (%g) applies to LoRA's B matrices, not to a full "
                        "fine-tune",
                        (double)ratio);
+    if (o->full && o->init != LORA_INIT_KAIMING)
+        return ml_fail(e, "--init %s sets LoRA's A and B; not with a full fine-tune",
+                       lora_init_name(o->init) ? lora_init_name(o->init) : "?");
     const int rank = o->full ? 0 : o->rank;
     const unsigned layers = o->layers ? o->layers : LORA_ALL_LAYERS;
+    const int residual = !o->full && rank > 0 && lora_init_uses_base(o->init);
     if (lora_init_layers(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, layers, e))
         return -1;
-    lora_init_weights(&f->adapter, o->train.seed);
+    /* the preservation term compares with the base: with a residual init that is no longer
+     * the model with the adapter switched off, so keep a copy of it taken now */
+    const int copy_base = o->train.preserve_kl > 0.0f && (o->full || residual);
+    if (copy_base) {
+        if (minigpt_init(&f->frozen, &m->cfg, e)) goto fail;
+        memcpy(f->frozen.params, m->params, m->n_params * sizeof(float));
+    }
+    if (lora_init_apply(&f->adapter, o->full ? LORA_INIT_KAIMING : o->init, o->train.seed, e))
+        goto fail;
     const int max_B = o->train.batch;
     if (engine_init(&f->g, m, o->train.threads, max_B, o->train.micro, o->full,
                     o->full ? 0 : f->adapter.n_params, e))
         goto fail;
     if (o->train.preserve_kl > 0.0f) {
         /* the term compares with the base: the adapter switched off, or, when the base itself
-         * is trained, a copy of it taken now */
-        if (o->full) {
-            if (minigpt_init(&f->frozen, &m->cfg, e)) goto fail;
-            memcpy(f->frozen.params, m->params, m->n_params * sizeof(float));
-        }
-        if (engine_set_preserve(&f->g, o->train.preserve_kl, o->full ? &f->frozen : NULL, e))
+         * is trained or replaced by a residual, the copy taken above */
+        if (engine_set_preserve(&f->g, o->train.preserve_kl, copy_base ? &f->frozen : NULL, e))
             goto fail;
     }
     /* what is trained: A and B of each adapted layer, each target Linear weight of the base, or
@@ -134,6 +144,11 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
     if (ratio != 1.0f) {
         const size_t used = strlen(extra);
         snprintf(extra + used, sizeof extra - used, ",\"loraplus_ratio\":%.9g", (double)ratio);
+    }
+    if (!o->full && o->init != LORA_INIT_KAIMING) {
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"init\":\"%s\"",
+                 lora_init_name(o->init) ? lora_init_name(o->init) : "?");
     }
     if (o->layers && o->layers != LORA_ALL_LAYERS) {
         const size_t used = strlen(extra);
