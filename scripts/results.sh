@@ -12,6 +12,7 @@
 #   results/scaling.{md,csv,png}, alpha.{md,csv}   scripts/exp-scaling.sh   α/r against α/√r, α at r = 8
 #   results/forgetting.{md,csv,png}      scripts/exp-forgetting.sh   learning against forgetting
 #   results/info.txt                     scripts/info-report.sh      the lesson's arithmetic, step 0
+#   results/init.{md,csv}                scripts/exp-init.sh         --init choices and --lr-ratio 16
 # Each script prints its wall time; the two experiments run one job at a time on 2 threads
 # (45 minutes between them, measured on a shared 2-core machine) and reuse their finished cells.
 set -eu
@@ -28,5 +29,6 @@ sh scripts/demo.sh > results/demo.txt.tmp && mv results/demo.txt.tmp results/dem
 sh scripts/exp-scaling.sh
 sh scripts/exp-forgetting.sh
 sh scripts/info-report.sh
+sh scripts/exp-init.sh
 python3 scripts/readme_sync.py
 echo "results.sh: done in $(( $(date +%s) - start ))s" >&2

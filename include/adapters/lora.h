@@ -111,7 +111,7 @@ int lora_rank_warnings(const minigpt *m, int rank, unsigned targets, char *buf, 
  * peft_type "LORA", r, lora_alpha, target_modules, use_rslora, base_sha256 (and
  * layers_to_transform when the adapter leaves out a block), init (the lora_init name), and
  * the n_meta extra pairs (provenance). With init0 (pissa, olora) it writes the conversion to
- * the original base instead (lora_init.h): rank 2r, A' = [A; A0], B' = [B | −B0], lora_alpha
+ * the original base instead (lora_init.h): rank 2r, A' = [A; A − A0], B' = [B − B0 | B0], lora_alpha
  * 2α (α·√2 with rsLoRA), and converted_from_r / converted_from_lora_alpha. A value that does
  * not fit in fp16 is an error naming the tensor; the file is written atomically. */
 int lora_save(const lora *a, const char *path, const char *base_sha256, int n_meta,

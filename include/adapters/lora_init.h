@@ -13,8 +13,11 @@
  * rounding) but the adapter alone is only valid on W_res. lora_init_apply therefore keeps the
  * initial factors A0, B0 (lora.init0), and lora_save writes PEFT's conversion
  * (path_initial_model_for_weight_conversion): ΔW = s·(B·A − B0·A0) as a plain LoRA of rank
- * 2r on the ORIGINAL base, A' = [A; A0], B' = [B | −B0], with lora_alpha doubled (α·√2 with
- * rsLoRA) so that the scale stays s. The file applies to the shipped base like any adapter.
+ * 2r on the ORIGINAL base, with lora_alpha doubled (α·√2 with rsLoRA) so that the scale stays
+ * s. PEFT stacks A' = [A; A0], B' = [B | −B0]; the same product is stored here as
+ * A' = [A; A − A0], B' = [B − B0 | B0], whose fp16 rounding scales with the learned change
+ * rather than with W's principal part (and is exactly zero at step 0). The file applies to the
+ * shipped base like any adapter.
  */
 #ifndef LORA_INIT_H
 #define LORA_INIT_H

@@ -297,17 +297,22 @@ static void tensor_name(char *buf, size_t n, const lora_layer *L, char which) {
 
 size_t lora_saved_params(const lora *a) { return a->init0 ? 2 * a->n_params : a->n_params; }
 
-/* PEFT's conversion of a base-derived init (lora_init.h) for one layer: A' (2r,in) = [A; A0],
- * B' (out,2r) = [B | −B0], into ca and cb (caller's buffers). */
+/* The rank-2r conversion of a base-derived init (lora_init.h) for one layer into ca (2r,in)
+ * and cb (out,2r), caller's buffers. ΔW = B·A − B0·A0 as PEFT's conversion has it
+ * ([A; A0], [B | −B0]), factored as A' = [A; A − A0], B' = [B − B0 | B0]:
+ * (B − B0)·A + B0·(A − A0) = B·A − B0·A0. The factors that are large (A, B0) multiply the small
+ * learned changes, so the fp16 rounding of the file scales with the update, as for any LoRA,
+ * not with W's principal part; at step 0 the update is exactly zero. */
 static void convert_layer(const lora *a, const lora_layer *L, float *ca, float *cb) {
     const int r = a->rank, in = L->slot->in, out = L->slot->out;
     const float *a0 = a->init0 + L->a_off, *b0 = a->init0 + L->b_off;
-    memcpy(ca, L->A, sizeof(float) * (size_t)r * in);
-    memcpy(ca + (size_t)r * in, a0, sizeof(float) * (size_t)r * in);
+    const size_t na = (size_t)r * in;
+    memcpy(ca, L->A, sizeof(float) * na);
+    for (size_t j = 0; j < na; j++) ca[na + j] = L->A[j] - a0[j];
     for (int i = 0; i < out; i++)
         for (int t = 0; t < r; t++) {
-            cb[(size_t)i * 2 * r + t] = L->B[(size_t)i * r + t];
-            cb[(size_t)i * 2 * r + r + t] = -b0[(size_t)i * r + t];
+            cb[(size_t)i * 2 * r + t] = L->B[(size_t)i * r + t] - b0[(size_t)i * r + t];
+            cb[(size_t)i * 2 * r + r + t] = b0[(size_t)i * r + t];
         }
 }
 

@@ -191,7 +191,7 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
                                    : "kaiming (not recorded: the only init before --init)");
         if (a.converted_from_r > 0)
             printf(": trained at rank %d on the residual base W - s·B0·A0, saved as rank %d for "
-                   "the original base (A' = [A; A0], B' = [B | -B0])",
+                   "the original base (A' = [A; A - A0], B' = [B - B0 | B0])",
                    a.converted_from_r, a.rank);
         printf("\n");
         for (int i = 0; i < a.n_meta; i++) {
