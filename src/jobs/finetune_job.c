@@ -68,7 +68,8 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
         return ml_fail(e,
                        "--preserve-kl needs --replay (the term applies to the replay sequences)");
     if (s->opts.full && s->opts.loraplus_ratio != 1.0f)
-        return ml_fail(e, "--loraplus-ratio (--lr-ratio) applies to LoRA's B matrices; not with --full");
+        return ml_fail(
+            e, "--loraplus-ratio (--lr-ratio) applies to LoRA's B matrices; not with --full");
     if (!lora_init_name(s->opts.init)) return ml_fail(e, "unknown --init %d", s->opts.init);
     if (s->opts.full && s->opts.init != LORA_INIT_KAIMING)
         return ml_fail(e, "--init %s sets LoRA's A and B; not with --full",
