@@ -107,6 +107,7 @@ with open(os.path.join(out, "init.md"), "w") as f:
     f.write("\nRank 8, alpha 16 (rsLoRA, the defaults), seed %s, 2 threads; Δ columns: exact-match "
             "points against the base; collateral: the largest drop of a taught verb on a form it was not "
             "taught (points). pissa and olora are saved converted to rank 16 for the original base "
-            "(twice the bytes).\n" % seed)
+            "(twice the bytes). train s: lora-train's wall time, which other load on the machine "
+            "inflates.\n" % seed)
 PYEOF
 cat "$out/init.md"
