@@ -14,6 +14,7 @@
 #   results/info.txt                     scripts/info-report.sh      the lesson's arithmetic, step 0
 #   results/nf4.md                       scripts/exp-nf4.sh          an NF4 (QLoRA) base against F32
 #   results/variants.md                  scripts/exp_variants.py     DoRA and LoRA dropout vs plain
+#   results/init.{md,csv}                scripts/exp-init.sh         --init choices and --lr-ratio 16
 # Each script prints its wall time; the two experiments run one job at a time on 2 threads
 # (45 minutes between them, measured on a shared 2-core machine) and reuse their finished cells.
 set -eu
@@ -32,5 +33,6 @@ sh scripts/exp-forgetting.sh
 sh scripts/info-report.sh
 sh scripts/exp-nf4.sh
 python3 scripts/exp_variants.py
+sh scripts/exp-init.sh
 python3 scripts/readme_sync.py
 echo "results.sh: done in $(( $(date +%s) - start ))s" >&2

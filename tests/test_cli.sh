@@ -162,6 +162,16 @@ if not good:
 EOF
 }
 
+meta_why() { # meta_why FILE PYTHON-EXPRESSION over c, the parsed train_config
+    python3 - "$1" "$2" <<'PYEOF' 2>&1 | tail -n 1
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+c = json.loads(json.loads(b[8:8 + n])["__metadata__"]["train_config"])
+if not eval(sys.argv[2]): print("; train_config is %s" % json.dumps(c))
+PYEOF
+}
+
 # wait_for FILE TEXT: polls (up to about 60 s) until TEXT appears in FILE; 1 on time-out.
 wait_for() {
     i=0
@@ -762,6 +772,80 @@ expect_fail 2 "--loraplus-ratio|0" "lora-train: --loraplus-ratio 0" \
     "$LORA-train" --loraplus-ratio 0 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--loraplus-ratio|--full" "lora-train: --loraplus-ratio with --full" \
     "$LORA-train" $SMALL --full --loraplus-ratio 16 --out "$T/o/new.st" "$DATA"
+# issue 15: --lr-ratio is PEFT's name for --loraplus-ratio; --init kaiming|gaussian|pissa|olora
+expect_fail 2 "--lr-ratio|0" "lora-train: --lr-ratio 0" \
+    "$LORA-train" --lr-ratio 0 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--loraplus-ratio 4|--lr-ratio 16|different values" \
+    "lora-train: --loraplus-ratio 4 --lr-ratio 16 (one setting, two values)" \
+    "$LORA-train" $SMALL --loraplus-ratio 4 --lr-ratio 16 --out "$T/o/new.st" "$DATA"
+echo '{"loraplus_ratio": 2, "lr_ratio": 3}' >"$T/twoname.json"
+expect_fail 2 "twoname.json|loraplus_ratio 2|lr_ratio 3" "lora-train: a config giving loraplus_ratio and lr_ratio different values" \
+    "$LORA-train" --config "$T/twoname.json" --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--lr-ratio|--full" "lora-train: --lr-ratio with --full" \
+    "$LORA-train" $SMALL --full --lr-ratio 16 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--init|bogus|kaiming, gaussian, pissa, olora" "lora-train: --init bogus" \
+    "$LORA-train" --init bogus --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--init|PISSA" "lora-train: --init PISSA (names are lower case)" \
+    "$LORA-train" --init PISSA --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--init pissa|--rank|rank 0" "lora-train: --init pissa --rank 0" \
+    "$LORA-train" $SMALL --init pissa --rank 0 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--init olora|--rank|rank 33" "lora-train: --init olora --rank 33 (the saved rank 2r exceeds 64)" \
+    "$LORA-train" $SMALL --init olora --rank 33 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--init gaussian|--full" "lora-train: --init gaussian with --full" \
+    "$LORA-train" $SMALL --full --init gaussian --out "$T/o/new.st" "$DATA"
+echo '{"init": "svd"}' >"$T/badinit.json"
+expect_fail 2 "badinit.json|init|svd" "lora-train: a config naming an unknown init" \
+    "$LORA-train" --config "$T/badinit.json" --out "$T/o/new.st" "$DATA"
+echo '{"init": 1}' >"$T/numinit.json"
+expect_fail 2 "numinit.json|init|string" "lora-train: a config giving init as a number" \
+    "$LORA-train" --config "$T/numinit.json" --out "$T/o/new.st" "$DATA"
+# the alias: the same bytes under either name, from a flag or a config file
+run "$LORA-train" $SMALL --loraplus-ratio 16 --out "$T/lp-a.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "--loraplus-ratio 16: exit $rc")"
+run "$LORA-train" $SMALL --lr-ratio 16 --out "$T/lp-b.st" "$DATA"
+[ "$rc" -eq 0 ] || why="$why; --lr-ratio 16: exit $rc"
+run "$LORA-train" $SMALL --lr-ratio=16 --loraplus-ratio 16 --out "$T/lp-c.st" "$DATA"
+[ "$rc" -eq 0 ] || why="$why; both names with one value: exit $rc"
+echo '{"steps": 5, "batch": 8, "eval_every": 5, "replay": "", "replay_frac": 0, "lr_ratio": 16}' >"$T/lrratio.json"
+run "$LORA-train" --config "$T/lrratio.json" --quiet --out "$T/lp-d.st" "$DATA"
+[ "$rc" -eq 0 ] || why="$why; config lr_ratio: exit $rc"
+for f in lp-b lp-c lp-d; do cmp -s "$T/lp-a.st" "$T/$f.st" || why="$why; $f differs from --loraplus-ratio 16"; done
+why="$why$(meta_why "$T/lp-b.st" 'c["loraplus_ratio"] == 16')"
+run "$LORA-train" --config "$T/lrratio.json" --help
+grep -q -- '--lr-ratio X .*\[16\]' "$T/out" || why="$why; --help does not show --lr-ratio's value from the config"
+verdict "lora-train: --lr-ratio 16, both names with one value, and a config's lr_ratio give the --loraplus-ratio 16 adapter byte for byte" "$why"
+# the inits: recorded and shown; gaussian, pissa and olora start exactly at the base
+for init in kaiming gaussian pissa olora; do
+    run "$LORA-train" $SMALL --init "$init" --steps 0 --json --out "$T/init0-$init.st" "$DATA"
+    why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+    case $init in pissa | olora) want_r=16 want_bytes=73728 conv=8 ;; *) want_r=8 want_bytes=36864 conv=None ;; esac
+    why="$why$(json_why "$T/out" "d['init'] == '$init' and d['trainable_params'] == 18432 and d['payload_bytes'] == $want_bytes")"
+    run "$LORA-info" --json "$T/init0-$init.st"
+    why="$why$(json_why "$T/out" "d['init'] == '$init' and d['rank'] == $want_r and d['converted_from_r'] == $conv and d['payload_bytes'] == $want_bytes")"
+    run "$LORA-info" "$T/init0-$init.st"
+    grep -q "^  init $init" "$T/out" || why="$why; lora-info does not show 'init $init'"
+    run "$LORA-eval" --json --adapter "$T/init0-$init.st" "$TEST"
+    tail -n 1 "$T/out" >"$T/sum.json"
+    why="$why$(json_why "$T/sum.json" 'd["collateral_damage"][0]["max_abs_dlogit"] == 0')"
+    verdict "lora-train --init $init --steps 0: recorded (rank $want_r in the file, lora-info shows it); lora-eval: max |Δlogit| exactly 0" "$why"
+done
+run "$LORA-info" "$T/a8.st"
+grep -q "^  init kaiming$" "$T/out" || why="; lora-info of the default adapter does not show 'init kaiming'"
+verdict "lora-info: the default adapter says init kaiming" "${why:-}"
+# pissa trained: saved for the original base; lora-merge's merged model agrees with it, and
+# lora-eval and lora-generate load it on the shipped base
+run "$LORA-train" $SMALL --init pissa --out "$T/pissa.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "lora-train exit $rc")"
+run "$LORA-merge" --adapter "$T/pissa.st" --out "$T/pissa-merged.st" "$TEST"
+[ "$rc" -eq 0 ] || why="$why; lora-merge exit $rc"
+awk '/^max \|logit/ { f = 1; small = $6 + 0 < 1e-3 } END { exit !(f && small) }' "$T/out" ||
+    why="$why; merged vs base+adapter: $(grep '^max' "$T/out")"
+run "$LORA-eval" --json --adapter "$T/pissa.st" --adapter "$T/pissa-merged.st" "$TEST"
+tail -n 1 "$T/out" >"$T/sum.json"
+why="$why$(json_why "$T/sum.json" 'd["summary"][1]["correct"] == d["summary"][2]["correct"] and d["collateral_damage"][0]["max_abs_dlogit"] > 0.01 and abs(d["collateral_damage"][0]["max_abs_dlogit"] - d["collateral_damage"][1]["max_abs_dlogit"]) < 1e-3')"
+run "$LORA-generate" --adapter "$T/pissa.st" "go: yesterday he"
+[ "$rc" -eq 0 ] && [ -s "$T/out" ] || why="$why; lora-generate --adapter: exit $rc"
+verdict "lora-train --init pissa: lora-merge's model and the adapter on the shipped base agree (logits within 1e-3, same exact matches)" "$why"
 # Step 0 from the command line: the initial adapter (A random, B = 0) changes no logit at all,
 # while a trained one does; lora-eval measures it on every position it scores.
 run "$LORA-train" $SMALL --steps 0 --json --out "$T/step0.st" "$DATA"
@@ -788,15 +872,6 @@ for mode in full:linear_weights full-all:all; do
     verdict "lora-train --$flag: JSON says full_params $label and $want trainable parameters" "$why"
 done
 # provenance: train_config names the optimizer, its hyper-parameters and the LoRA+ ratio
-meta_why() { # meta_why FILE PYTHON-EXPRESSION over c, the parsed train_config
-    python3 - "$1" "$2" <<'PYEOF' 2>&1 | tail -n 1
-import json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-c = json.loads(json.loads(b[8:8 + n])["__metadata__"]["train_config"])
-if not eval(sys.argv[2]): print("; train_config is %s" % json.dumps(c))
-PYEOF
-}
 run "$LORA-train" $SMALL --optimizer sgd --momentum 0.8 --lr 0.05 --out "$T/opt-sgd.st" "$DATA"
 why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
 why="$why$(meta_why "$T/opt-sgd.st" 'c["optimizer"] == "sgd" and abs(c["momentum"] - 0.8) < 1e-6 \
@@ -1053,6 +1128,8 @@ expect_fail 1 "term.st.state|optimizer = adamw|sgd" "lora-train: --resume of an 
     "$LORA-train" $SIG --optimizer sgd --resume "$T/sig/term.st.state" --out "$T/o/new.st" "$DATA"
 expect_fail 1 "term.st.state|loraplus_ratio" "lora-train: --resume with a --loraplus-ratio is refused naming it" \
     "$LORA-train" $SIG --loraplus-ratio 4 --resume "$T/sig/term.st.state" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "term.st.state|init" "lora-train: --resume of a kaiming run with --init pissa is refused naming it" \
+    "$LORA-train" $SIG --init pissa --resume "$T/sig/term.st.state" --out "$T/o/new.st" "$DATA"
 head -c 100000 "$T/sig/term.st.state" >"$T/sig/trunc.state"
 expect_fail 1 "trunc.state|adam_m|beyond the data section" "lora-train: --resume given a truncated state file" \
     "$LORA-train" $SIG --resume "$T/sig/trunc.state" --out "$T/o/new.st" "$DATA"

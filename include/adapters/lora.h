@@ -69,6 +69,9 @@ struct lora {
     size_t n_params;       /* Σ r·(in+out), + Σ out with DoRA */
     float *params;         /* one block: A, B (and mag) of each layer in slot order; owned */
     float *wnorm;          /* DoRA's cached row norms of every layer; owned */
+    int init;              /* lora_init_kind (lora_init.h) it was initialized with; 0: kaiming */
+    float *init0;          /* pissa/olora: the initial A and B (params' layout), for the rank-2r
+                            * conversion lora_save writes; NULL otherwise; owned */
 };
 
 /* The PEFT variants of lora_init_variant; all zero: plain LoRA. */
@@ -140,6 +143,11 @@ int lora_set_strength(lora *a, float strength, ml_error *e);
  * norms of W, then lora_refresh). */
 void lora_init_weights(lora *a, uint64_t seed);
 
+/* DoRA: sets each magnitude to the row norms of W + s·B·A (so that the adapted model equals
+ * the base while B·A = 0 or whatever A and B hold), and refreshes the norm cache; no-op
+ * without DoRA. lora_init_weights does this itself; call it after another init. */
+void lora_dora_reset(lora *a);
+
 /* Adds s·B·A to each target's W in the model (DoRA: W = m ⊙ (W + s·B·A)/‖W + s·B·A‖) (then
  * uninstall the adapter with lora_free, or the update would count twice). Fails naming the first tensor whose merged weights are not
  * all finite (s·B·A overflows a float); the model's weights are then partly merged and must
@@ -154,9 +162,11 @@ int lora_rank_warnings(const minigpt *m, int rank, unsigned targets, char *buf, 
 /* Writes the adapter: F16 tensors with PEFT names, in slot order, A before B; metadata
  * peft_type "LORA", r, lora_alpha, target_modules, use_rslora, base_sha256 (and
  * layers_to_transform when the adapter leaves out a block; use_dora "true" and the DoRA
- * magnitudes in F32 with DoRA; lora_dropout when it is not 0), and the n_meta
- * extra pairs (provenance). A value that does not fit in fp16 is an error naming the tensor;
- * the file is written atomically. */
+ * magnitudes in F32 with DoRA; lora_dropout when it is not 0), init (the lora_init name), and
+ * the n_meta extra pairs (provenance). With init0 (pissa, olora) it writes the conversion to
+ * the original base instead (lora_init.h): rank 2r, A' = [A; A − A0], B' = [B − B0 | B0], lora_alpha
+ * 2α (α·√2 with rsLoRA), and converted_from_r / converted_from_lora_alpha. A value that does
+ * not fit in fp16 is an error naming the tensor; the file is written atomically. */
 int lora_save(const lora *a, const char *path, const char *base_sha256, int n_meta,
               const char *const *keys, const char *const *values, ml_error *e);
 
@@ -167,6 +177,9 @@ int lora_save(const lora *a, const char *path, const char *base_sha256, int n_me
  * the file and what differs. A layers_to_transform list (or one integer) restricts the
  * adapter to those blocks; absent, it covers every block. */
 int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e);
+
+/* Parameters lora_save writes: n_params, or 2·n_params for the rank-2r conversion. */
+size_t lora_saved_params(const lora *a);
 
 /* Whether the safetensors file at path is a LoRA adapter (it has "peft_type" metadata) rather
  * than a full checkpoint: *is_adapter gets 1 or 0 (1 for a PEFT adapter directory). Fails when

@@ -40,6 +40,10 @@ typedef struct {
     size_t header_bytes;  /* 8 + header length */
     size_t file_bytes;
     const char *base_sha256; /* metadata "base_sha256"; NULL when absent; in meta_values */
+    const char *init;        /* metadata "init" (kaiming, gaussian, pissa, olora); NULL when
+                              * absent (files from before --init: kaiming); in meta_values */
+    int converted_from_r;    /* metadata "converted_from_r": the rank trained before the pissa /
+                              * olora conversion to the original base; 0 when absent */
     adapter_base_match matches_base;
     int n_meta; /* every metadata pair, in file order */
     char **meta_keys, **meta_values;

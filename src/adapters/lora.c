@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "peft.h"
+#include "lora_init.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "text.h"
@@ -445,6 +446,7 @@ void lora_free(lora *a) {
     lora_uninstall(a);
     free(a->params);
     free(a->wnorm);
+    free(a->init0);
     memset(a, 0, sizeof *a);
 }
 
@@ -475,6 +477,12 @@ void lora_init_weights(lora *a, uint64_t seed) {
         memset(L->B, 0, sizeof(float) * (size_t)L->slot->out * a->rank);
         if (a->dora) row_norms(L, a->scale, L->mag); /* B = 0: m = ‖W‖, so g = 1 exactly */
     }
+    lora_refresh(a);
+}
+
+void lora_dora_reset(lora *a) {
+    if (!a->dora) return;
+    for (int i = 0; i < a->n_layers; i++) row_norms(&a->layers[i], a->scale, a->layers[i].mag);
     lora_refresh(a);
 }
 
@@ -512,19 +520,50 @@ static void tensor_name(char *buf, size_t n, const lora_layer *L, char which) {
     else snprintf(buf, n, "base_model.model.%s.lora_%c.weight", L->slot->path, which);
 }
 
+size_t lora_saved_params(const lora *a) { return a->init0 ? 2 * a->n_params : a->n_params; }
+
+/* The rank-2r conversion of a base-derived init (lora_init.h) for one layer into ca (2r,in)
+ * and cb (out,2r), caller's buffers. ΔW = B·A − B0·A0 as PEFT's conversion has it
+ * ([A; A0], [B | −B0]), factored as A' = [A; A − A0], B' = [B − B0 | B0]:
+ * (B − B0)·A + B0·(A − A0) = B·A − B0·A0. The factors that are large (A, B0) multiply the small
+ * learned changes, so the fp16 rounding of the file scales with the update, as for any LoRA,
+ * not with W's principal part; at step 0 the update is exactly zero. */
+static void convert_layer(const lora *a, const lora_layer *L, float *ca, float *cb) {
+    const int r = a->rank, in = L->slot->in, out = L->slot->out;
+    const float *a0 = a->init0 + L->a_off, *b0 = a->init0 + L->b_off;
+    const size_t na = (size_t)r * in;
+    memcpy(ca, L->A, sizeof(float) * na);
+    for (size_t j = 0; j < na; j++) ca[na + j] = L->A[j] - a0[j];
+    for (int i = 0; i < out; i++)
+        for (int t = 0; t < r; t++) {
+            cb[(size_t)i * 2 * r + t] = L->B[(size_t)i * r + t] - b0[(size_t)i * r + t];
+            cb[(size_t)i * 2 * r + r + t] = b0[(size_t)i * r + t];
+        }
+}
+
 int lora_save(const lora *a, const char *path, const char *base_sha256, int n_meta,
               const char *const *keys, const char *const *values, ml_error *e) {
     st_writer *w = st_writer_new();
     char *targets = lora_targets_json(a->targets);
     int rc = (!w || !targets) ? ml_fail(e, "out of memory") : 0;
-    char r_s[16], alpha_s[32];
-    snprintf(r_s, sizeof r_s, "%d", a->rank);
-    snprintf(alpha_s, sizeof alpha_s, "%.9g", (double)a->alpha);
-    const char *mk[] = {"format",         "peft_type",  "r",          "lora_alpha",
-                        "target_modules", "use_rslora", "base_sha256"};
-    const char *mv[] = {"pt",       "LORA", r_s, alpha_s, targets, a->rslora ? "true" : "false",
-                        base_sha256};
-    for (int i = 0; !rc && i < 7; i++) rc = st_writer_meta(w, mk[i], mv[i], e);
+    /* the rank-2r conversion keeps the scale: 2α/2r = α/r, and α·√2/√(2r) = α/√r */
+    const int conv = a->init0 != NULL && a->rank > 0, rank = conv ? 2 * a->rank : a->rank;
+    const float alpha = !conv ? a->alpha : a->rslora ? a->alpha * sqrtf(2.0f) : 2.0f * a->alpha;
+    char r_s[16], alpha_s[32], r0_s[16], alpha0_s[32];
+    snprintf(r_s, sizeof r_s, "%d", rank);
+    snprintf(alpha_s, sizeof alpha_s, "%.9g", (double)alpha);
+    snprintf(r0_s, sizeof r0_s, "%d", a->rank);
+    snprintf(alpha0_s, sizeof alpha0_s, "%.9g", (double)a->alpha);
+    const char *init = lora_init_name(a->init);
+    const char *mk[] = {
+        "format",     "peft_type",   "r",    "lora_alpha",       "target_modules",
+        "use_rslora", "base_sha256", "init", "converted_from_r", "converted_from_lora_alpha"};
+    const char *mv[] = {"pt",        "LORA",
+                        r_s,         alpha_s,
+                        targets,     a->rslora ? "true" : "false",
+                        base_sha256, init ? init : "?",
+                        r0_s,        alpha0_s};
+    for (int i = 0; !rc && i < (conv ? 10 : 8); i++) rc = st_writer_meta(w, mk[i], mv[i], e);
     if (!rc && lora_layers_restricted(a->m, a->layer_mask)) { /* PEFT: absent means every block */
         char *lt = lora_layers_json(a->m, a->layer_mask);
         rc = lt ? st_writer_meta(w, "layers_to_transform", lt, e) : ml_fail(e, "out of memory");
@@ -538,19 +577,35 @@ int lora_save(const lora *a, const char *path, const char *base_sha256, int n_me
     if (!rc && a->dora) rc = st_writer_meta(w, "use_dora", "true", e);
     if (!rc && a->dropout > 0.0f) rc = st_writer_meta(w, "lora_dropout", drop_s, e);
     for (int i = 0; !rc && i < n_meta; i++) rc = st_writer_meta(w, keys[i], values[i], e);
-    for (int i = 0; !rc && a->rank > 0 && i < a->n_layers; i++) {
+    float *conv_buf = NULL; /* A' and B' of the widest layer */
+    if (!rc && conv) {
+        size_t most = 0;
+        for (int i = 0; i < a->n_layers; i++) {
+            const size_t n = (size_t)rank * (a->layers[i].slot->in + a->layers[i].slot->out);
+            if (n > most) most = n;
+        }
+        if (!(conv_buf = malloc(sizeof(float) * most))) rc = ml_fail(e, "out of memory");
+    }
+    for (int i = 0; !rc && rank > 0 && i < a->n_layers; i++) {
         const lora_layer *L = &a->layers[i];
         char name[160];
-        int64_t sa[2] = {a->rank, L->slot->in}, sb[2] = {L->slot->out, a->rank};
+        int64_t sa[2] = {rank, L->slot->in}, sb[2] = {L->slot->out, rank};
+        const float *A = L->A, *B = L->B;
+        if (conv) {
+            float *ca = conv_buf, *cb = conv_buf + (size_t)rank * L->slot->in;
+            convert_layer(a, L, ca, cb);
+            A = ca, B = cb;
+        }
         tensor_name(name, sizeof name, L, 'A');
-        rc = st_writer_add_f32(w, name, ST_F16, L->A, 2, sa, e);
+        rc = st_writer_add_f32(w, name, ST_F16, A, 2, sa, e);
         tensor_name(name, sizeof name, L, 'B');
-        if (!rc) rc = st_writer_add_f32(w, name, ST_F16, L->B, 2, sb, e);
+        if (!rc) rc = st_writer_add_f32(w, name, ST_F16, B, 2, sb, e);
         const int64_t sm[1] = {L->slot->out};
         tensor_name(name, sizeof name, L, 'm');
         if (!rc && a->dora) rc = st_writer_add_f32(w, name, ST_F32, L->mag, 1, sm, e);
     }
     if (!rc) rc = st_writer_save(w, path, e);
+    free(conv_buf);
     st_writer_free(w);
     free(targets);
     return rc;

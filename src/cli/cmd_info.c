@@ -163,6 +163,11 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
                a.rank, a.alpha, a.scale, a.rslora ? "true" : "false", tm_json, lt_json, a.params,
                a.payload_bytes, a.file_bytes, a.header_bytes);
         text_json_print(stdout, sha ? sha : "");
+        printf(",\"init\":");
+        if (a.init) text_json_print(stdout, a.init);
+        else printf("null");
+        if (a.converted_from_r > 0) printf(",\"converted_from_r\":%d", a.converted_from_r);
+        else printf(",\"converted_from_r\":null");
         printf(",\"matches_base\":%s,\"adapters_per_base_payload\":%.4f,"
                "\"adapters_per_base_file\":%.4f,\"use_dora\":%s,\"dora_params\":%zu,"
                "\"lora_dropout\":%g}\n",
@@ -198,6 +203,14 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
             printf("; %.1f by file size (%ld-byte base file)", per_file, base_file_bytes);
         printf("\n");
         printf("  trained on base %.16s…; this base: %s\n", sha ? sha : "?", match[a.matches_base]);
+        char init_shown[64];
+        printf("  init %s", a.init ? ml_one_line(init_shown, sizeof init_shown, a.init)
+                                   : "kaiming (not recorded: the only init before --init)");
+        if (a.converted_from_r > 0)
+            printf(": trained at rank %d on the residual base W - s·B0·A0, saved as rank %d for "
+                   "the original base (A' = [A; A - A0], B' = [B - B0 | B0])",
+                   a.converted_from_r, a.rank);
+        printf("\n");
         for (int i = 0; i < a.n_meta; i++) {
             const char *k = a.meta_keys[i];
             if (!strcmp(k, "seed") || !strcmp(k, "steps") || !strcmp(k, "best_step") ||

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "common.h"
 #include "finetune_job.h"
+#include "lora_init.h"
 #include "model_config.h"
 #include "opts.h"
 #include "safetensors.h"
@@ -84,6 +85,12 @@ static void on_ready(void *ctx, const finetune_report *r) {
         const size_t used = strlen(lp_note);
         snprintf(lp_note + used, sizeof lp_note - used, " (LoRA dropout %g)", (double)fo->dropout);
     }
+    if (!fo->full && fo->init != LORA_INIT_KAIMING)
+        fprintf(stderr, "%s: --init %s%s\n", cmd, lora_init_name(fo->init),
+                lora_init_uses_base(fo->init)
+                    ? ": training on the residual base W - s·B0·A0; the adapter is saved converted "
+                      "to rank 2r for the original base"
+                    : "");
     fprintf(stderr,
             "%s: %d examples%s%s%s, %d steps x %d sequences, %s lr %g%s, %d threads, BLAS %s\n",
             cmd, r->n_examples, s->replay[0] ? " + replay " : "", s->replay, kl_note, r->steps,
@@ -99,19 +106,20 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
         snprintf(best_val, sizeof best_val, "%.6g", r->best_val);
     printf("{\"adapter\":");
     text_json_print(stdout, s->out);
-    printf(",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"full\":%s,\"full_params\":\"%s\","
-           "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
-           "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
-           "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\",\"dora\":%s,"
-           "\"dropout\":%g}\n",
-           fo->full ? 0 : fo->rank, (double)fo->alpha, fo->rslora ? "true" : "false",
-           fo->full ? "true" : "false",
-           fo->full == FINETUNE_FULL_ALL ? "all"
-           : fo->full                    ? "linear_weights"
-                                         : "none",
-           r->trainable, r->params_per_rank, r->result.steps, r->best_step, best_val,
-           r->result.seconds, tok_s, r->bytes, r->payload_bytes, r->threads, runtime_blas_kernel(),
-           !fo->full && fo->dora ? "true" : "false", fo->full ? 0.0 : (double)fo->dropout);
+    printf(
+        ",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"init\":\"%s\",\"full\":%s,\"full_params\":\"%s\","
+        "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
+        "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
+        "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\",\"dora\":%s,"
+        "\"dropout\":%g}\n",
+        fo->full ? 0 : fo->rank, (double)fo->alpha, fo->rslora ? "true" : "false",
+        fo->full ? "kaiming" : lora_init_name(fo->init), fo->full ? "true" : "false",
+        fo->full == FINETUNE_FULL_ALL ? "all"
+        : fo->full                    ? "linear_weights"
+                                      : "none",
+        r->trainable, r->params_per_rank, r->result.steps, r->best_step, best_val,
+        r->result.seconds, tok_s, r->bytes, r->payload_bytes, r->threads, runtime_blas_kernel(),
+        !fo->full && fo->dora ? "true" : "false", fo->full ? 0.0 : (double)fo->dropout);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -161,6 +169,10 @@ int cmd_train(int argc, char **argv) {
          "DoRA: W' = m*(W+sBA)/||W+sBA|| per output row, m trained too (not with --full)"},
         {"dropout", OPT_FLOAT, &fo->dropout, 0, 1, "P",
          "LoRA dropout on the adapter's input path while training, 0 <= P < 1 (0: off)"},
+        {"lr-ratio", OPT_ALIAS, "loraplus-ratio", 0, 0, "X",
+         "PEFT's name for --loraplus-ratio (the same setting)"},
+        {"init", OPT_CHOICE, &(opt_choice){&fo->init, lora_init_name}, 0, 0, "NAME",
+         "A and B at step 0: kaiming, gaussian, pissa, olora (PEFT's init_lora_weights)"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON summary on stdout"},
         {"resume", OPT_PATH, &s.resume, 0, 0, "FILE",
          "continue an interrupted run from its training state"},

@@ -25,6 +25,7 @@ static int copy_meta(adapter_info *a, const st_file *f, ml_error *e) {
         }
         if (!a->base_sha256 && !strcmp(f->meta_keys[i], "base_sha256"))
             a->base_sha256 = a->meta_values[i]; /* the first, as st_meta finds it */
+        if (!a->init && !strcmp(f->meta_keys[i], "init")) a->init = a->meta_values[i];
     }
     return 0;
 }
@@ -64,7 +65,8 @@ int adapter_info_read(adapter_info *a, minigpt *m, const char *path, const char 
     a->header_bytes = f.data_start;
     a->file_bytes = f.size;
     const char *r = st_meta(&f, "r"), *al = st_meta(&f, "lora_alpha");
-    const char *rs = st_meta(&f, "use_rslora");
+    const char *rs = st_meta(&f, "use_rslora"), *r0 = st_meta(&f, "converted_from_r");
+    a->converted_from_r = r0 ? atoi(r0) : 0;
     a->rank = r ? atoi(r) : 0;
     a->alpha = al ? atof(al) : 0;
     a->rslora = rs && !strcmp(rs, "true");

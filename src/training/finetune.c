@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora_init.h"
+
 /* train_job.on_params: DoRA's cached norms follow A and B */
 static void refresh_adapter(void *ctx) { lora_refresh(ctx); }
 
@@ -23,25 +25,37 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
                        (double)ratio);
     if (o->full && (o->dora || o->dropout != 0.0f))
         return ml_fail(e, "DoRA and LoRA dropout apply to an adapter, not to a full fine-tune");
+    if (o->full && o->init != LORA_INIT_KAIMING)
+        return ml_fail(e, "--init %s sets LoRA's A and B; not with a full fine-tune",
+                       lora_init_name(o->init) ? lora_init_name(o->init) : "?");
+    if (o->dora && lora_init_uses_base(o->init)) /* m would start from W, not the residual */
+        return ml_fail(e, "--dora with --init %s is not supported: use kaiming or gaussian",
+                       lora_init_name(o->init));
     const int rank = o->full ? 0 : o->rank;
     const unsigned layers = o->layers ? o->layers : LORA_ALL_LAYERS;
+    const int residual = !o->full && rank > 0 && lora_init_uses_base(o->init);
     /* the dropout masks get their own stream of the run's seed */
     const lora_variant var = {o->dora, o->dropout, o->train.seed ^ 0x64726f706f7574ull};
     if (lora_init_variant(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, layers, &var, e))
         return -1;
-    lora_init_weights(&f->adapter, o->train.seed);
+    /* the preservation term compares with the base: with a residual init that is no longer
+     * the model with the adapter switched off, so keep a copy of it taken now */
+    const int copy_base = o->train.preserve_kl > 0.0f && (o->full || residual);
+    if (copy_base) {
+        if (minigpt_init(&f->frozen, &m->cfg, e)) goto fail;
+        memcpy(f->frozen.params, m->params, m->n_params * sizeof(float));
+    }
+    if (lora_init_apply(&f->adapter, o->full ? LORA_INIT_KAIMING : o->init, o->train.seed, e))
+        goto fail;
+    lora_dora_reset(&f->adapter); /* m = ‖W + s·B0·A0‖ whatever the init (no-op without DoRA) */
     const int max_B = o->train.batch;
     if (engine_init(&f->g, m, o->train.threads, max_B, o->train.micro, o->full,
                     o->full ? 0 : f->adapter.n_params, e))
         goto fail;
     if (o->train.preserve_kl > 0.0f) {
         /* the term compares with the base: the adapter switched off, or, when the base itself
-         * is trained, a copy of it taken now */
-        if (o->full) {
-            if (minigpt_init(&f->frozen, &m->cfg, e)) goto fail;
-            memcpy(f->frozen.params, m->params, m->n_params * sizeof(float));
-        }
-        if (engine_set_preserve(&f->g, o->train.preserve_kl, o->full ? &f->frozen : NULL, e))
+         * is trained or replaced by a residual, the copy taken above */
+        if (engine_set_preserve(&f->g, o->train.preserve_kl, copy_base ? &f->frozen : NULL, e))
             goto fail;
     }
     /* what is trained: A and B of each adapted layer, each target Linear weight of the base, or
@@ -154,6 +168,11 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
     if (o->dropout != 0.0f) {
         const size_t used = strlen(extra);
         snprintf(extra + used, sizeof extra - used, ",\"dropout\":%.9g", (double)o->dropout);
+    }
+    if (!o->full && o->init != LORA_INIT_KAIMING) {
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"init\":\"%s\"",
+                 lora_init_name(o->init) ? lora_init_name(o->init) : "?");
     }
     if (o->layers && o->layers != LORA_ALL_LAYERS) {
         const size_t used = strlen(extra);
