@@ -901,6 +901,8 @@ expect_fail 2 "--dora|--full" "lora-train: --dora with --full" \
     "$LORA-train" $SMALL --full --dora --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--dropout|--full" "lora-train: --dropout with --full" \
     "$LORA-train" $SMALL --full --dropout 0.1 --out "$T/o/new.st" "$DATA"
+expect_fail 1 "--dora|--init pissa|not supported" "lora-train: --dora with --init pissa (m would start from W, not the residual)" \
+    "$LORA-train" $SMALL --dora --init pissa --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--dora|--rank" "lora-train: --dora with --rank 0" \
     "$LORA-train" $SMALL --dora --rank 0 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--dora" "lora-train: --dora=1 (a flag takes no value)" \
