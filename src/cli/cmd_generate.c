@@ -43,8 +43,8 @@ int cmd_generate(int argc, char **argv) {
          "adapters that a prompt picks with \"@NAME prompt\" (\"@base prompt\": none; no "
          "prefix: the first)"},
         {"scale", OPT_FLOAT, &strength, 0, LORA_MAX_STRENGTH, "S",
-         "adapter strength: multiply the adapter's update by S (0: the base; a full checkpoint "
-         "takes 1 only)"},
+         "adapter strength: multiply the adapter's update by S (0: the base; DoRA: m*W/||W||; a "
+         "full checkpoint takes 1 only)"},
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
         {"temperature", OPT_FLOAT, &temperature, 0, 100, "T",
          "sample at temperature T (0: greedy)"},
