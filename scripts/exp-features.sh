@@ -12,10 +12,11 @@
 # (lora-merge --combine svd --rank 8); the plain adapter exported in PEFT's layout
 # (lora-export --peft) and read back. Columns: trainable parameters, adapter bytes, base bytes,
 # exact match on the taught verbs (seen and new sentence frames), on verbs no training file
-# holds (irreg_unseen_new: new verbs, new frames), collateral damage (the largest drop of a
+# holds (regular_heldout_new: held-out regular verbs, new frames), collateral damage (the largest drop of a
 # taught verb on a form it was not taught, new frames), the control verbs on new frames, and
-# training seconds. Resumable: results/features/<row>/done records the digests of the inputs
-# and the flags; a finished row is not rerun. Writes results/features.csv and features.md.
+# training seconds. Resumable: results/features/<row>/trained and done record the digests of
+# the training's inputs and flags, and of what is scored; a finished row is not rerun. Writes
+# results/features.csv, features.md and features-strength.txt (lora-eval --scale-sweep).
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${LORA_BIN:-bin}
@@ -23,13 +24,13 @@ seed=1 threads=$(nproc 2>/dev/null || echo 1) out=results
 while getopts s:t:o:h opt; do
     case $opt in
     s) seed=$OPTARG ;; t) threads=$OPTARG ;; o) out=$OPTARG ;;
-    h) sed -n '2,18p' "$0"; exit 0 ;;
+    h) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "exp-features.sh: see -h" >&2; exit 2 ;;
     esac
 done
 [ -x "$BIN/lora" ] || make bin/lora
 base=data/minigpt-base.safetensors
-evals="data/irreg_test.jsonl data/irreg_test_new.jsonl data/irreg_unseen_new.jsonl
+evals="data/irreg_test.jsonl data/irreg_test_new.jsonl data/regular_heldout_new.jsonl
 data/irreg_nonpast_new.jsonl data/control_new.jsonl"
 mkdir -p "$out/features"
 
@@ -62,19 +63,26 @@ start=$(date +%s)
 plain="$out/features/LoRA/adapter.safetensors" seed2="$out/features/LoRA_seed_2/adapter.safetensors"
 echo "$rows" | while IFS='|' read -r name rbase flags how; do
     cell="$out/features/$(echo "$name" | tr -c 'A-Za-z0-9\n' '_')"
-    stamp=$( { sha256sum "$rbase" configs/lora-irreg.json data/irreg.jsonl data/replay.jsonl $evals
+    # two stamps: the training's inputs, and those plus what is scored (a new eval file
+    # rescores every row without retraining)
+    tstamp=$( { sha256sum "$rbase" configs/lora-irreg.json data/irreg.jsonl data/replay.jsonl
+                echo "$flags|$how|$seed"; } | sha256sum)
+    stamp=$( { echo "$tstamp"; sha256sum $evals
                [ "$how" = train ] || sha256sum "$plain"
-               [ "$how" = mix ] && sha256sum "$seed2"
-               echo "$flags|$how|$seed"; } | sha256sum)
+               [ "$how" = mix ] && sha256sum "$seed2"; } | sha256sum)
     [ -f "$cell/done" ] && [ "$(cat "$cell/done")" = "$stamp" ] && continue
     mkdir -p "$cell"
     rm -f "$cell/done"
     scale=1 adapter="$cell/adapter.safetensors"
     case $how in
     train)
-        # shellcheck disable=SC2086
-        "$BIN/lora-train" --quiet --json --base "$rbase" --seed "$seed" $flags --threads "$threads" \
-            --out "$adapter" data/irreg.jsonl > "$cell/train.json" ;;
+        if [ ! -f "$cell/trained" ] || [ "$(cat "$cell/trained")" != "$tstamp" ]; then
+            rm -f "$cell/trained"
+            # shellcheck disable=SC2086
+            "$BIN/lora-train" --quiet --json --base "$rbase" --seed "$seed" $flags \
+                --threads "$threads" --out "$adapter" data/irreg.jsonl > "$cell/train.json"
+            echo "$tstamp" > "$cell/trained"
+        fi ;;
     scale*)
         scale=${how#scale }
         adapter=$plain ;;
@@ -93,9 +101,19 @@ echo "$rows" | while IFS='|' read -r name rbase flags how; do
     if [ -d "$adapter" ]; then du -b -c "$adapter"/* | tail -n 1 | cut -f1; else wc -c < "$adapter"; fi \
         > "$cell/bytes"
     wc -c < "$rbase" > "$cell/base_bytes"
-    printf '%s\n%s\n' "$name" "$flags${flags:+ }$([ "$how" = train ] || echo "($how)")" > "$cell/name"
+    case $how in
+    train) how_text="lora-train $flags${flags:+ }$([ "$rbase" = "$base" ] || echo "--base $(basename "$rbase")")" ;;
+    scale*) how_text="lora-eval --scale ${how#scale }" ;;
+    mix) how_text="lora-merge --combine svd --rank 8 --adapter LoRA:0.5 --adapter seed2:0.5" ;;
+    peft) how_text="lora-export --peft DIR" ;;
+    esac
+    printf '%s\n%s\n' "$name" "$(echo "$how_text" | sed 's/ *$//')" > "$cell/name"
     echo "$stamp" > "$cell/done"
     echo "exp-features: $name done" >&2
 done
 echo "exp-features: all rows done in $(( $(date +%s) - start ))s (finished rows are reused)" >&2
+# the plain adapter's strength from 0 to 1.5 (llama.cpp's --lora-scaled), one lora-eval call
+"$BIN/lora-eval" --scale-sweep --brief --threads "$threads" --adapter "$plain" \
+    data/irreg_test_new.jsonl data/regular_heldout_new.jsonl data/irreg_nonpast_new.jsonl \
+    data/control_new.jsonl | sed -n '/^scale sweep/,$p' > "$out/features-strength.txt"
 python3 scripts/features_report.py "$out" "$seed"

@@ -15,6 +15,8 @@
 #   results/nf4.md                       scripts/exp-nf4.sh          an NF4 (QLoRA) base against F32
 #   results/variants.md                  scripts/exp_variants.py     DoRA and LoRA dropout vs plain
 #   results/init.{md,csv}                scripts/exp-init.sh         --init choices and --lr-ratio 16
+#   results/mix.md                       scripts/exp-mix.sh          mixing two adapters (lora-merge)
+#   results/features.{md,csv}, features-strength.txt   scripts/exp-features.sh   every PEFT/QLoRA feature, one row each
 # Each script prints its wall time; the two experiments run one job at a time on 2 threads
 # (45 minutes between them, measured on a shared 2-core machine) and reuse their finished cells.
 set -eu
@@ -34,5 +36,7 @@ sh scripts/info-report.sh
 sh scripts/exp-nf4.sh
 python3 scripts/exp_variants.py
 sh scripts/exp-init.sh
+sh scripts/exp-mix.sh
+sh scripts/exp-features.sh
 python3 scripts/readme_sync.py
 echo "results.sh: done in $(( $(date +%s) - start ))s" >&2
