@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "text.h"
@@ -154,10 +155,10 @@ static void lora_forward(const minigpt_linear_ext *x, float *out, float *saved, 
     const lora_layer *L = x->ctx;
     const int r = L->owner->rank, in = L->slot->in, o = L->slot->out;
     float *xa = saved; // (N,r)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, inp, in, L->A, in, 0.0f,
-                xa, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, L->owner->scale, xa, r, L->B, r,
-                1.0f, out, o);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, inp, in, L->A, in, 0.0f, xa,
+               r);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, L->owner->scale, xa, r, L->B, r,
+               1.0f, out, o);
 }
 
 /* dB += s·doutᵀ·xa; dxa = s·dout·B; dA += dxaᵀ·inp; dinp += dxa·A.
@@ -170,14 +171,14 @@ static void lora_backward(const minigpt_linear_ext *x, float *dinp, float *grad,
     const float *xa = saved;            // (N,r)
     float *dxa = saved + (size_t)N * r; // (N,r)
     float *dA = grad + L->a_off, *dB = grad + L->b_off;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, dout, o, xa, r, 1.0f, dB, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, dout, o, L->B, r, 0.0f, dxa,
-                r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, inp, in, 1.0f, dA,
-                in);
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, dout, o, xa, r, 1.0f, dB, r);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, dout, o, L->B, r, 0.0f, dxa,
+               r);
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, inp, in, 1.0f, dA,
+               in);
     if (dinp) /* NULL when nothing below needs the input gradient */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, L->A, in,
-                    1.0f, dinp, in);
+        gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, L->A, in,
+                   1.0f, dinp, in);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include "layers.h"
 
 #include "fastmath.h"
+#include "gemm.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -106,19 +107,19 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * Out, b, (size_t)Out * sizeof(float));
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Out, In, 1.0f, inp, In, w, In, beta,
-                out, Out);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Out, In, 1.0f, inp, In, w, In, beta, out,
+               Out);
 }
 
 void matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                      const float *w, int N, int In, int Out, int overwrite) {
     // dinp (N,In), dw (Out,In), db (Out), dout (N,Out), inp (N,In), w (Out,In)
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, Out, 1.0f, dout, Out, w, In,
-                    overwrite ? 0.0f : 1.0f, dinp, In);
+        gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, Out, 1.0f, dout, Out, w, In,
+                   overwrite ? 0.0f : 1.0f, dinp, In);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Out, In, N, 1.0f, dout, Out, inp, In,
-                    1.0f, dw, In);
+        gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Out, In, N, 1.0f, dout, Out, inp, In,
+                   1.0f, dw, In);
     if (db)
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * Out;
