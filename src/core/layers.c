@@ -1,7 +1,7 @@
 /* layers.c — forward/backward pairs of the model's operations (see layers.h).
  *
- * Linear layers go to BLAS (cblas_sgemm); the attention of a 32x32 head is too small for a
- * BLAS call to pay, so it is written as loops.
+ * Linear layers go to gemm_sgemm (gemm.h: OpenBLAS by default); the attention of a 32x32
+ * head is too small for a BLAS call to pay, so it is written as loops.
  */
 #include "layers.h"
 
