@@ -11,11 +11,11 @@ int generator_init(generator *g, const minigpt *m, const tok_vocab *v, float tem
     memset(g, 0, sizeof *g);
     *g = (generator){.m = m, .v = v, .temperature = temperature, .max_new = max_new, .raw = raw};
     rng_seed(&g->r, seed);
-    return minigpt_ws_init(&g->ws, m, 1, m->cfg.context, e);
+    return minigpt_kv_init(&g->kv, m, 1, e);
 }
 
 void generator_free(generator *g) {
-    minigpt_ws_free(&g->ws);
+    minigpt_kv_free(&g->kv);
     memset(g, 0, sizeof *g);
 }
 
@@ -49,8 +49,8 @@ int generator_complete(generator *g, const char *text, char **out, ml_error *e) 
         ml_fail(e, "prompt is %d symbols; the context holds %d", n, ctx);
         goto done;
     }
-    const int nout = g->temperature <= 0 ? eval_greedy(g->m, &g->ws, ids, n, next, g->max_new)
-                                         : eval_sample(g->m, &g->ws, ids, n, next, g->max_new,
+    const int nout = g->temperature <= 0 ? eval_greedy(g->m, &g->kv, ids, n, next, g->max_new)
+                                         : eval_sample(g->m, &g->kv, ids, n, next, g->max_new,
                                                        g->temperature, &g->r);
     if (nout == EVAL_NOT_FINITE) { /* not an empty completion: the model cannot answer */
         ml_fail(e, "the model's logits are not finite (the weights overflow)");
