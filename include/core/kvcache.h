@@ -10,8 +10,9 @@
  * The operations are minigpt_forward's, in the same order, on one set of forward-only buffers
  * reused by every block (no activations saved for a backward): a call with every pos 0 and
  * n = T gives minigpt_forward's logits bit for bit. A decoding step computes the same values
- * row by row; its Linear products have one row instead of T, which BLAS may round differently
- * (differences of order 1e-7, see tests/test_kvcache.c).
+ * row by row; its Linear products have one row instead of T: the own kernels (gemm.h) give the
+ * same bits, BLAS may round them differently (logits within ~1e-5 of their size, see
+ * tests/test_kvcache.c).
  *
  * Plug-ins (LoRA) installed in the model's slots when the cache is built take part, as in
  * minigpt_forward.
@@ -45,6 +46,11 @@ typedef struct {
 /* Allocates a cache of B rows of m's context, sized for the plug-ins installed in m now.
  * Free with minigpt_kv_free. */
 int minigpt_kv_init(minigpt_kv *kv, const minigpt *m, int B, ml_error *e);
+/* The same buffers carved out of a workspace's block instead of a new allocation (scoring
+ * without extra memory): ws must have the model's context as T and at least B rows; the cache
+ * then clobbers ws's activations (no backward may follow). kv borrows ws's memory: free ws after
+ * kv (minigpt_kv_free frees nothing then). */
+int minigpt_kv_init_over(minigpt_kv *kv, const minigpt *m, int B, minigpt_ws *ws, ml_error *e);
 void minigpt_kv_free(minigpt_kv *kv);
 
 /* Forward of tokens (B,n) (plug-ins included): row b's tokens sit at positions

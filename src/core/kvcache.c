@@ -11,7 +11,9 @@
 /* 16 floats = 64 bytes: every view starts on a cache line, as in minigpt_ws */
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-int minigpt_kv_init(minigpt_kv *kv, const minigpt *m, int B, ml_error *e) {
+/* Carves kv's buffers out of block (NULL: a new allocation of its own); n_avail floats there. */
+static int kv_carve(minigpt_kv *kv, const minigpt *m, int B, float *block, size_t n_avail,
+                    ml_error *e) {
     memset(kv, 0, sizeof *kv);
     const minigpt_config *c = &m->cfg;
     if (B < 1 || B > 65536) return ml_fail(e, "key/value cache of %d rows: need 1..65536", B);
@@ -45,12 +47,16 @@ int minigpt_kv_init(minigpt_kv *kv, const minigpt *m, int B, ml_error *e) {
 #undef ADD
     size_t total = 0, bytes;
     for (int i = 0; i < n; i++) total += round16(tab[i].n);
-    if (!size_mul_ok(&bytes, total, sizeof(float)))
-        return ml_fail(e, "key/value cache of %zu floats does not fit in memory", total);
-    kv->block = aligned_alloc(64, bytes);
-    if (!kv->block) return ml_fail(e, "out of memory: key/value cache of %zu floats", total);
-    memset(kv->block, 0, bytes);
-    float *p = kv->block;
+    if (block && total > n_avail)
+        return ml_fail(e, "key/value cache of %zu floats does not fit in %zu", total, n_avail);
+    if (!block) {
+        if (!size_mul_ok(&bytes, total, sizeof(float)))
+            return ml_fail(e, "key/value cache of %zu floats does not fit in memory", total);
+        block = kv->block = aligned_alloc(64, bytes);
+        if (!block) return ml_fail(e, "out of memory: key/value cache of %zu floats", total);
+        memset(block, 0, bytes);
+    }
+    float *p = block;
     for (int i = 0; i < n; i++) {
         *tab[i].ptr = p;
         p += round16(tab[i].n);
@@ -62,8 +68,19 @@ int minigpt_kv_init(minigpt_kv *kv, const minigpt *m, int B, ml_error *e) {
     return 0;
 }
 
+int minigpt_kv_init(minigpt_kv *kv, const minigpt *m, int B, ml_error *e) {
+    return kv_carve(kv, m, B, NULL, 0, e);
+}
+
+int minigpt_kv_init_over(minigpt_kv *kv, const minigpt *m, int B, minigpt_ws *ws, ml_error *e) {
+    if (ws->T != m->cfg.context || ws->B < B)
+        return ml_fail(e, "workspace of %d x %d cannot hold %d rows of context %d", ws->B, ws->T, B,
+                       m->cfg.context);
+    return kv_carve(kv, m, B, ws->block, ws->n_floats, e);
+}
+
 void minigpt_kv_free(minigpt_kv *kv) {
-    free(kv->block);
+    free(kv->block); /* NULL when carved out of a workspace */
     memset(kv, 0, sizeof *kv);
 }
 
