@@ -164,10 +164,12 @@ static void eval_chunk_job(void *arg, int tid, int n) {
     eval_job *j = arg;
     const minigpt *m = j->g->m;
     const int ctx = m->cfg.context, micro = j->micro;
-    /* forward-only buffers and the decoder's cache, once per thread and dataset */
+    /* forward-only buffers and the decoder's cache, carved out of this thread's workspace
+     * (a new allocation only if it were too small) */
     minigpt_kv kv;
     ml_error e = {{0}};
-    if (minigpt_kv_init(&kv, m, micro, &e)) {
+    if (minigpt_kv_init_over(&kv, m, micro, &j->g->ws[tid], NULL) &&
+        minigpt_kv_init(&kv, m, micro, &e)) {
         fprintf(stderr, "minilora: %s\n", e.msg);
         abort();
     }
