@@ -44,7 +44,7 @@ ifeq ($(strip $(COMMANDS)),)
 $(error no command names found between COMMANDS-BEGIN and COMMANDS-END in src/cli/main.c)
 endif
 
-.PHONY: all deps test check-all clean base data bench demo results install uninstall
+.PHONY: all deps test check-all clean base data bench bench-torch demo results install uninstall
 all: bin/lora
 
 deps:
@@ -106,10 +106,18 @@ results: $(DEPS_STAMP)
 	@sh scripts/deps.sh gnuplot-nox
 	sh scripts/results.sh
 
-# Throughput and memory against the machine's sgemm peak, as ratios measured in one run.
+# Throughput and memory against the machine's sgemm peak, as ratios measured in one run, then
+# the PyTorch peer (the reference model of tests/reference, same shapes and optimizer, best of 1
+# and 2 threads) measured right after, each row with its ratio C / PyTorch.
 bench: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora
-	bin/lora bench
+	@sh scripts/deps.sh python3-torch
+	sh scripts/bench.sh
+
+# The PyTorch rows alone.
+bench-torch:
+	@sh scripts/deps.sh python3-torch
+	/usr/bin/python3 scripts/bench_torch.py
 
 # make install PREFIX=/opt/minilora: the binary and its lora-* links, the man page (one page,
 # lora-*.1 point to it), and the shipped base, data and configs under share/minilora, where

@@ -3,7 +3,7 @@
 # exact apt-get line and fails when it cannot install them itself. Extra package names given
 # as arguments are checked too (e.g. gnuplot-nox for the sweep's plot).
 set -eu
-PKGS="build-essential pkg-config libopenblas-dev liblapacke-dev libcjson-dev libcmocka-dev python3 $*"
+PKGS="build-essential pkg-config libopenblas-dev liblapacke-dev libcjson-dev libcmocka-dev python3 parallel $*"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -8,10 +8,13 @@
 #   results/targets.{md,csv}             scripts/exp-targets.sh      which layers to adapt
 #   results/analyze.txt                  scripts/analyze-report.sh   lora-analyze on the sweep
 #   results/demo.txt                     scripts/demo.sh (stdout)    what make demo prints
-#   results/bench.txt                    lora bench                  throughput
+#   results/bench.txt                    scripts/bench.sh            throughput, C and its PyTorch peer
 #   results/scaling.{md,csv,png}, alpha.{md,csv}   scripts/exp-scaling.sh   α/r against α/√r, α at r = 8
 #   results/forgetting.{md,csv,png}      scripts/exp-forgetting.sh   learning against forgetting
 #   results/info.txt                     scripts/info-report.sh      the lesson's arithmetic, step 0
+#   results/nf4.md                       scripts/exp-nf4.sh          an NF4 (QLoRA) base against F32
+#   results/variants.md                  scripts/exp_variants.py     DoRA and LoRA dropout vs plain
+#   results/init.{md,csv}                scripts/exp-init.sh         --init choices and --lr-ratio 16
 # Each script prints its wall time; the two experiments run one job at a time on 2 threads
 # (45 minutes between them, measured on a shared 2-core machine) and reuse their finished cells.
 set -eu
@@ -24,9 +27,12 @@ sh scripts/sweep-rank.sh -j 2
 sh scripts/exp-targets.sh
 sh scripts/analyze-report.sh
 sh scripts/demo.sh > results/demo.txt.tmp && mv results/demo.txt.tmp results/demo.txt
-"$BIN/lora" bench > results/bench.txt.tmp && mv results/bench.txt.tmp results/bench.txt
+sh scripts/bench.sh > results/bench.txt.tmp && mv results/bench.txt.tmp results/bench.txt
 sh scripts/exp-scaling.sh
 sh scripts/exp-forgetting.sh
 sh scripts/info-report.sh
+sh scripts/exp-nf4.sh
+python3 scripts/exp_variants.py
+sh scripts/exp-init.sh
 python3 scripts/readme_sync.py
 echo "results.sh: done in $(( $(date +%s) - start ))s" >&2

@@ -7,6 +7,7 @@ recipe, one column per seed, against its bars). Standard library only."""
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -15,6 +16,10 @@ import sys
 # The lesson's "rank-vs-accuracy regime (predictions, not measurements)" table.
 PREDICTED = {0: "0 (base accuracy)", 1: "60-70%", 2: "75-85%", 4: "88-93%", 8: "92-95%",
              16: "93-95%", 32: "93-95%"}
+
+
+# a cell's folder: r<rank> or full, then -a<alpha> and -t<targets> when the grid varies them
+CELL = re.compile(r"^(?:full|r(\d+))(?:-a(.+?))?(?:-t([a-z0-9_,]+))?-s(\d+)$")
 
 
 def load_cells(root):
@@ -27,10 +32,14 @@ def load_cells(root):
             d = os.path.join(set_dir, cell)
             if not os.path.exists(os.path.join(d, "done")):
                 continue
+            m = CELL.match(cell)
+            if not m:
+                sys.exit(f"sweep_report: {d}: not a cell folder name (r<rank>[-a<alpha>][-t<targets>]-s<seed>)")
             train = json.load(open(os.path.join(d, "train.json")))
             summary = json.load(open(os.path.join(d, "eval.json")))["summary"]
-            row = {"set": set_name, "rank": "full" if cell.startswith("full") else int(cell[1:].split("-")[0]),
-                   "seed": int(cell.split("-s")[1]), "trainable_params": train["trainable_params"],
+            row = {"set": set_name, "rank": "full" if m.group(1) is None else int(m.group(1)),
+                   "seed": int(m.group(4)), "alpha": m.group(2), "targets": m.group(3),
+                   "trainable_params": train["trainable_params"],
                    "adapter_bytes": train["bytes"], "train_seconds": train["seconds"]}
             if row["rank"] == "full" and not row["trainable_params"]:
                 row["trainable_params"] = 98304  # every Linear weight of the model
@@ -66,12 +75,37 @@ COLUMNS = ["set", "rank", "seed", "trainable_params", "adapter_bytes", "test_exa
            "train_seconds"]
 
 
+def varied(cells):
+    """The grid dimensions besides rank and seed that name cells: alpha, targets (or none)."""
+    return [k for k in ("alpha", "targets") if any(c[k] is not None for c in cells)]
+
+
+def groups(cells):
+    """(set, alpha, targets) of the LoRA cells, in order; a set with only a full fine-tune
+    counts as its own group."""
+    keys = {(c["set"], c["alpha"], c["targets"]) for c in cells if c["rank"] != "full"}
+    keys |= {(c["set"], None, None) for c in cells
+             if not any(k[0] == c["set"] for k in keys)}
+    return sorted(keys, key=lambda k: (k[0], float(k[1]) if k[1] else 0, k[2] or ""))
+
+
+def group_rows(cells, g):
+    """The group's cells, with its set's full fine-tune beside every variant."""
+    return [c for c in cells if c["set"] == g[0] and
+            (c["rank"] == "full" or (c["alpha"], c["targets"]) == (g[1], g[2]))]
+
+
+def group_label(g):
+    return g[0] + (f", α {g[1]}" if g[1] else "") + (f", targets {g[2]}" if g[2] else "")
+
+
 def write_csv(cells, path):
+    cols = COLUMNS[:3] + varied(cells) + COLUMNS[3:]
     with open(path, "w") as f:
-        f.write(",".join(COLUMNS) + "\n")
+        f.write(",".join(cols) + "\n")
         for c in cells:
             f.write(",".join("" if c.get(k) is None else
-                             (f"{c[k]:.6g}" if isinstance(c[k], float) else str(c[k])) for k in COLUMNS) + "\n")
+                             (f"{c[k]:.6g}" if isinstance(c[k], float) else str(c[k])) for k in cols) + "\n")
 
 
 def mean_std(values):
@@ -180,12 +214,13 @@ def write_md(cells, path, timing):
            "control and held-out regular: change from the base on new frames, in points.", ""]
     if timing:
         out += [f"Wall time of the last sweep run: {timing}.", ""]
-    for set_name in sorted({c["set"] for c in cells}):
-        rows = [c for c in cells if c["set"] == set_name]
+    for g in groups(cells):
+        set_name = g[0]
+        rows = group_rows(cells, g)
         base = rows[0]
         def b(key):
             return f"{100 * base[key]:.1f}%" if key in base else "-"
-        out += [f"## {set_name}", "",
+        out += [f"## {group_label(g)}", "",
                 f"Base model: {b('base_test_exact')} exact on {set_name}_test (seen frames), "
                 f"{b('base_test_new_exact')} on new frames, preference {b('base_test_pref')}; "
                 f"control {b('base_control_exact')} seen / {b('base_control_new_exact')} new "
@@ -248,7 +283,10 @@ def write_base_md(cells, path):
 
 def write_adapter_md(cells, path, rank=8):
     """The default recipe's rank-8 adapters (one column per seed) against the bars."""
-    rr = sorted([c for c in cells if c["set"] == "irreg" and c["rank"] == rank], key=lambda c: c["seed"])
+    # the recipe's own adapters: with alpha or targets varied, those at alpha 16 on every layer
+    rr = sorted([c for c in cells if c["set"] == "irreg" and c["rank"] == rank
+                 and c["alpha"] in (None, "16") and c["targets"] in (None, "all")],
+                key=lambda c: c["seed"])
     if not rr:
         return
     head = "| metric | base | " + " | ".join("seed %d" % c["seed"] for c in rr) + " | bar | holds |"
@@ -298,7 +336,7 @@ def plot(cells, outdir):
         return
     ranks = sorted({c["rank"] for c in cells if c["rank"] != "full"})
     dat = os.path.join(outdir, "sweep", "plot.dat")
-    sets = sorted({c["set"] for c in cells})
+    sets = groups(cells)  # one curve per set, or per set and variant of a wider grid
     cols = ("test_exact", "test_new_exact", "collateral", "collateral_new")
     scale = (100, 100, 1, 1)
 
@@ -309,17 +347,20 @@ def plot(cells, outdir):
             out += [float("nan"), 0.0] if m is None else [sc * m, sc * sd]
         return " ".join(f"{v:.3f}" for v in out)
     with open(dat, "w") as f:
-        for s in sets:
+        for g in sets:
+            s = group_label(g)
+            gr = group_rows(cells, g)
             f.write(f"# {s}: x, then mean and sd of " + ", ".join(cols) + "\n")
             for i, r in enumerate(ranks):
-                f.write(f"{i} {stats([c for c in cells if c['set'] == s and c['rank'] == r])}\n")
+                f.write(f"{i} {stats([c for c in gr if c['rank'] == r])}\n")
             f.write("\n\n")
             # the full fine-tune in a block of its own: a marker, not a point of the rank curve
-            fr = [c for c in cells if c["set"] == s and c["rank"] == "full"]
+            fr = [c for c in gr if c["rank"] == "full"]
             f.write(f"{len(ranks)} {stats(fr) if fr else ' '.join(['nan 0'] * 4)}\n\n\n")
         # the elbow of each test file's mean curve: plateau, then knee (x, mean exact match %)
-        for s in sets:
-            rows = [c for c in cells if c["set"] == s]
+        for g in sets:
+            s = group_label(g)
+            rows = group_rows(cells, g)
             for which in ("plateau", "knee"):
                 f.write(f"# {s}: {which} of seen frames, new frames\n")
                 for key, _ in ELBOW_FILES:
@@ -338,7 +379,7 @@ def plot(cells, outdir):
                    + ("title 'plateau (within 1 point of the best mean)'" if k == 0 else "notitle"))
         top.append(f"'{dat}' index {marks + 2 * k + 1} using 1:2 with points pt 4 ps 3.5 lw 2 lc {k + 1} "
                    + ("title 'knee (Kneedle, log2 rank)'" if k == 0 else "notitle"))
-    for k, s in enumerate(sets):
+    for k, s in enumerate(map(group_label, sets)):
         for col, label, dash in ((2, "seen frames", 1), (4, "new frames", 2)):
             top.append(f"'{dat}' index {2 * k} using 1:{col}:{col + 1} with yerrorlines dt {dash} lw 2 "
                        f"pt 7 lc {k + 1} title '{s}: {label}'")
@@ -375,7 +416,8 @@ def main():
     cells = load_cells(root)
     if not cells:
         sys.exit(f"sweep_report: no finished cells under {root}")
-    cells.sort(key=lambda c: (c["set"], order(c["rank"]), c["seed"]))
+    cells.sort(key=lambda c: (c["set"], float(c["alpha"]) if c["alpha"] else 0, c["targets"] or "",
+                              order(c["rank"]), c["seed"]))
     write_csv(cells, os.path.join(outdir, "sweep.csv"))
     timing = ""
     tf = os.path.join(root, "wall_seconds")

@@ -162,6 +162,16 @@ if not good:
 EOF
 }
 
+meta_why() { # meta_why FILE PYTHON-EXPRESSION over c, the parsed train_config
+    python3 - "$1" "$2" <<'PYEOF' 2>&1 | tail -n 1
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+c = json.loads(json.loads(b[8:8 + n])["__metadata__"]["train_config"])
+if not eval(sys.argv[2]): print("; train_config is %s" % json.dumps(c))
+PYEOF
+}
+
 # wait_for FILE TEXT: polls (up to about 60 s) until TEXT appears in FILE; 1 on time-out.
 wait_for() {
     i=0
@@ -216,7 +226,7 @@ for c in $COMMANDS; do
     "$LORA-$c" --help >"$T/h2" 2>&1
     cmp -s "$T/h1" "$T/h2" || why="$why; lora $c --help differs from lora-$c --help"
 done
-verdict "multi-call dispatch: lora CMD --help prints the same text as lora-CMD --help (8 commands)" "$why"
+verdict "multi-call dispatch: lora CMD --help prints the same text as lora-CMD --help ($(echo $COMMANDS | wc -w) commands)" "$why"
 
 # ---- happy paths that produce the fixtures -------------------------------------------------
 
@@ -762,6 +772,80 @@ expect_fail 2 "--loraplus-ratio|0" "lora-train: --loraplus-ratio 0" \
     "$LORA-train" --loraplus-ratio 0 --out "$T/o/new.st" "$DATA"
 expect_fail 2 "--loraplus-ratio|--full" "lora-train: --loraplus-ratio with --full" \
     "$LORA-train" $SMALL --full --loraplus-ratio 16 --out "$T/o/new.st" "$DATA"
+# issue 15: --lr-ratio is PEFT's name for --loraplus-ratio; --init kaiming|gaussian|pissa|olora
+expect_fail 2 "--lr-ratio|0" "lora-train: --lr-ratio 0" \
+    "$LORA-train" --lr-ratio 0 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--loraplus-ratio 4|--lr-ratio 16|different values" \
+    "lora-train: --loraplus-ratio 4 --lr-ratio 16 (one setting, two values)" \
+    "$LORA-train" $SMALL --loraplus-ratio 4 --lr-ratio 16 --out "$T/o/new.st" "$DATA"
+echo '{"loraplus_ratio": 2, "lr_ratio": 3}' >"$T/twoname.json"
+expect_fail 2 "twoname.json|loraplus_ratio 2|lr_ratio 3" "lora-train: a config giving loraplus_ratio and lr_ratio different values" \
+    "$LORA-train" --config "$T/twoname.json" --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--lr-ratio|--full" "lora-train: --lr-ratio with --full" \
+    "$LORA-train" $SMALL --full --lr-ratio 16 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--init|bogus|kaiming, gaussian, pissa, olora" "lora-train: --init bogus" \
+    "$LORA-train" --init bogus --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--init|PISSA" "lora-train: --init PISSA (names are lower case)" \
+    "$LORA-train" --init PISSA --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--init pissa|--rank|rank 0" "lora-train: --init pissa --rank 0" \
+    "$LORA-train" $SMALL --init pissa --rank 0 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--init olora|--rank|rank 33" "lora-train: --init olora --rank 33 (the saved rank 2r exceeds 64)" \
+    "$LORA-train" $SMALL --init olora --rank 33 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--init gaussian|--full" "lora-train: --init gaussian with --full" \
+    "$LORA-train" $SMALL --full --init gaussian --out "$T/o/new.st" "$DATA"
+echo '{"init": "svd"}' >"$T/badinit.json"
+expect_fail 2 "badinit.json|init|svd" "lora-train: a config naming an unknown init" \
+    "$LORA-train" --config "$T/badinit.json" --out "$T/o/new.st" "$DATA"
+echo '{"init": 1}' >"$T/numinit.json"
+expect_fail 2 "numinit.json|init|string" "lora-train: a config giving init as a number" \
+    "$LORA-train" --config "$T/numinit.json" --out "$T/o/new.st" "$DATA"
+# the alias: the same bytes under either name, from a flag or a config file
+run "$LORA-train" $SMALL --loraplus-ratio 16 --out "$T/lp-a.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "--loraplus-ratio 16: exit $rc")"
+run "$LORA-train" $SMALL --lr-ratio 16 --out "$T/lp-b.st" "$DATA"
+[ "$rc" -eq 0 ] || why="$why; --lr-ratio 16: exit $rc"
+run "$LORA-train" $SMALL --lr-ratio=16 --loraplus-ratio 16 --out "$T/lp-c.st" "$DATA"
+[ "$rc" -eq 0 ] || why="$why; both names with one value: exit $rc"
+echo '{"steps": 5, "batch": 8, "eval_every": 5, "replay": "", "replay_frac": 0, "lr_ratio": 16}' >"$T/lrratio.json"
+run "$LORA-train" --config "$T/lrratio.json" --quiet --out "$T/lp-d.st" "$DATA"
+[ "$rc" -eq 0 ] || why="$why; config lr_ratio: exit $rc"
+for f in lp-b lp-c lp-d; do cmp -s "$T/lp-a.st" "$T/$f.st" || why="$why; $f differs from --loraplus-ratio 16"; done
+why="$why$(meta_why "$T/lp-b.st" 'c["loraplus_ratio"] == 16')"
+run "$LORA-train" --config "$T/lrratio.json" --help
+grep -q -- '--lr-ratio X .*\[16\]' "$T/out" || why="$why; --help does not show --lr-ratio's value from the config"
+verdict "lora-train: --lr-ratio 16, both names with one value, and a config's lr_ratio give the --loraplus-ratio 16 adapter byte for byte" "$why"
+# the inits: recorded and shown; gaussian, pissa and olora start exactly at the base
+for init in kaiming gaussian pissa olora; do
+    run "$LORA-train" $SMALL --init "$init" --steps 0 --json --out "$T/init0-$init.st" "$DATA"
+    why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+    case $init in pissa | olora) want_r=16 want_bytes=73728 conv=8 ;; *) want_r=8 want_bytes=36864 conv=None ;; esac
+    why="$why$(json_why "$T/out" "d['init'] == '$init' and d['trainable_params'] == 18432 and d['payload_bytes'] == $want_bytes")"
+    run "$LORA-info" --json "$T/init0-$init.st"
+    why="$why$(json_why "$T/out" "d['init'] == '$init' and d['rank'] == $want_r and d['converted_from_r'] == $conv and d['payload_bytes'] == $want_bytes")"
+    run "$LORA-info" "$T/init0-$init.st"
+    grep -q "^  init $init" "$T/out" || why="$why; lora-info does not show 'init $init'"
+    run "$LORA-eval" --json --adapter "$T/init0-$init.st" "$TEST"
+    tail -n 1 "$T/out" >"$T/sum.json"
+    why="$why$(json_why "$T/sum.json" 'd["collateral_damage"][0]["max_abs_dlogit"] == 0')"
+    verdict "lora-train --init $init --steps 0: recorded (rank $want_r in the file, lora-info shows it); lora-eval: max |Δlogit| exactly 0" "$why"
+done
+run "$LORA-info" "$T/a8.st"
+grep -q "^  init kaiming$" "$T/out" || why="; lora-info of the default adapter does not show 'init kaiming'"
+verdict "lora-info: the default adapter says init kaiming" "${why:-}"
+# pissa trained: saved for the original base; lora-merge's merged model agrees with it, and
+# lora-eval and lora-generate load it on the shipped base
+run "$LORA-train" $SMALL --init pissa --out "$T/pissa.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "lora-train exit $rc")"
+run "$LORA-merge" --adapter "$T/pissa.st" --out "$T/pissa-merged.st" "$TEST"
+[ "$rc" -eq 0 ] || why="$why; lora-merge exit $rc"
+awk '/^max \|logit/ { f = 1; small = $6 + 0 < 1e-3 } END { exit !(f && small) }' "$T/out" ||
+    why="$why; merged vs base+adapter: $(grep '^max' "$T/out")"
+run "$LORA-eval" --json --adapter "$T/pissa.st" --adapter "$T/pissa-merged.st" "$TEST"
+tail -n 1 "$T/out" >"$T/sum.json"
+why="$why$(json_why "$T/sum.json" 'd["summary"][1]["correct"] == d["summary"][2]["correct"] and d["collateral_damage"][0]["max_abs_dlogit"] > 0.01 and abs(d["collateral_damage"][0]["max_abs_dlogit"] - d["collateral_damage"][1]["max_abs_dlogit"]) < 1e-3')"
+run "$LORA-generate" --adapter "$T/pissa.st" "go: yesterday he"
+[ "$rc" -eq 0 ] && [ -s "$T/out" ] || why="$why; lora-generate --adapter: exit $rc"
+verdict "lora-train --init pissa: lora-merge's model and the adapter on the shipped base agree (logits within 1e-3, same exact matches)" "$why"
 # Step 0 from the command line: the initial adapter (A random, B = 0) changes no logit at all,
 # while a trained one does; lora-eval measures it on every position it scores.
 run "$LORA-train" $SMALL --steps 0 --json --out "$T/step0.st" "$DATA"
@@ -788,15 +872,6 @@ for mode in full:linear_weights full-all:all; do
     verdict "lora-train --$flag: JSON says full_params $label and $want trainable parameters" "$why"
 done
 # provenance: train_config names the optimizer, its hyper-parameters and the LoRA+ ratio
-meta_why() { # meta_why FILE PYTHON-EXPRESSION over c, the parsed train_config
-    python3 - "$1" "$2" <<'PYEOF' 2>&1 | tail -n 1
-import json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-c = json.loads(json.loads(b[8:8 + n])["__metadata__"]["train_config"])
-if not eval(sys.argv[2]): print("; train_config is %s" % json.dumps(c))
-PYEOF
-}
 run "$LORA-train" $SMALL --optimizer sgd --momentum 0.8 --lr 0.05 --out "$T/opt-sgd.st" "$DATA"
 why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
 why="$why$(meta_why "$T/opt-sgd.st" 'c["optimizer"] == "sgd" and abs(c["momentum"] - 0.8) < 1e-6 \
@@ -812,6 +887,114 @@ run "$LORA-train" $SMALL --loraplus-ratio 16 --out "$T/opt-lp16.st" "$DATA"
 why="$why$(meta_why "$T/opt-lp16.st" 'c["optimizer"] == "adamw" and c["loraplus_ratio"] == 16')"
 cmp -s "$T/opt-adamw.st" "$T/opt-lp16.st" && why="$why; the LoRA+ adapter equals the plain one"
 verdict "lora-train: default provenance says adamw; --loraplus-ratio 16 is recorded and changes the adapter" "$why"
+
+# ---- adapter variants: DoRA (--dora) and LoRA dropout (--dropout) ---------------------------
+expect_fail 2 "--dropout|1.5" "lora-train: --dropout 1.5" \
+    "$LORA-train" --dropout 1.5 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dropout|1" "lora-train: --dropout 1 (P must be below 1)" \
+    "$LORA-train" $SMALL --dropout 1 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dropout|-0.1" "lora-train: --dropout -0.1" \
+    "$LORA-train" --dropout -0.1 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dropout|nan" "lora-train: --dropout nan" \
+    "$LORA-train" --dropout nan --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dora|--full" "lora-train: --dora with --full" \
+    "$LORA-train" $SMALL --full --dora --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dropout|--full" "lora-train: --dropout with --full" \
+    "$LORA-train" $SMALL --full --dropout 0.1 --out "$T/o/new.st" "$DATA"
+expect_fail 1 "--dora|--init pissa|not supported" "lora-train: --dora with --init pissa (m would start from W, not the residual)" \
+    "$LORA-train" $SMALL --dora --init pissa --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dora|--rank" "lora-train: --dora with --rank 0" \
+    "$LORA-train" $SMALL --dora --rank 0 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--dora" "lora-train: --dora=1 (a flag takes no value)" \
+    "$LORA-train" $SMALL --dora=1 --out "$T/o/new.st" "$DATA"
+# variant_meta FILE PYTHON-EXPRESSION over m, the adapter's metadata, and h, its tensor table
+variant_meta() {
+    python3 - "$1" "$2" <<'PYEOF' 2>&1 | tail -n 1
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+m = h.pop("__metadata__")
+if not eval(sys.argv[2]): print("; metadata %s" % json.dumps(m))
+PYEOF
+}
+run "$LORA-train" $SMALL --dora --out "$T/dora.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+why="$why$(variant_meta "$T/dora.st" 'm["use_dora"] == "true" and "lora_dropout" not in m and \
+    h["base_model.model.blocks.0.ffn.fc1.lora_magnitude_vector.weight"]["shape"] == [256] and \
+    h["base_model.model.blocks.0.ffn.fc1.lora_magnitude_vector.weight"]["dtype"] == "F32" and \
+    len(h) == 36')"
+run "$LORA-info" --json "$T/dora.st"
+why="$why$(json_why "$T/out" 'd["use_dora"] is True and d["params"] == 2304 * 8 + 1152 and \
+    d["dora_params"] == 1152 and d["payload_bytes"] == 2 * 2304 * 8 + 4 * 1152')"
+run "$LORA-info" "$T/dora.st"
+grep -q "DoRA" "$T/out" || why="$why; lora-info does not say DoRA"
+run "$LORA-eval" --adapter "$T/dora.st" "$TEST"
+[ "$rc" -eq 0 ] || why="$why; lora-eval of the DoRA adapter: exit $rc"
+run "$LORA-generate" --adapter "$T/dora.st" "go: yesterday he "
+[ "$rc" -eq 0 ] || why="$why; lora-generate with the DoRA adapter: exit $rc"
+run "$LORA-merge" --adapter "$T/dora.st" --out "$T/dora-merged.st"
+[ "$rc" -eq 0 ] || why="$why; lora-merge of the DoRA adapter: exit $rc"
+verdict "lora-train --dora: use_dora and F32 lora_magnitude_vector.weight in the file; lora-info, -eval, -generate, -merge take it" "$why"
+# a DoRA adapter as a PEFT directory (F16 and F32 exports): magnitudes stay F32, scores identical
+"$LORA-eval" --json --adapter "$T/dora.st" "$TEST" 2>/dev/null | grep -v '"model":"data/' |
+    sed 's/"model":"[^"]*",//' >"$T/ev_dora.json"
+why=""
+for dt in source f32; do
+    run "$LORA-export" --peft "$T/dora-peft-$dt" --dtype $dt "$T/dora.st"
+    [ "$rc" -eq 0 ] || why="$why; export --dtype $dt: exit $rc"
+    python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["use_dora"] is not True)' \
+        "$T/dora-peft-$dt/adapter_config.json" 2>/dev/null || why="$why; --dtype $dt: use_dora not true"
+    "$LORA-eval" --json --adapter "$T/dora-peft-$dt" "$TEST" 2>/dev/null | grep -v '"model":"data/' |
+        sed 's/"model":"[^"]*",//' >"$T/ev_dora_dir.json"
+    [ -s "$T/ev_dora_dir.json" ] && cmp -s "$T/ev_dora.json" "$T/ev_dora_dir.json" ||
+        why="$why; --dtype $dt: lora-eval --json differs from the DoRA file"
+done
+verdict "lora-export of a DoRA adapter (F16 and F32): use_dora, F32 magnitudes, the same scores read back" "$why"
+run "$LORA-train" $SMALL --dropout 0.1 --out "$T/drop.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+why="$why$(variant_meta "$T/drop.st" 'm["lora_dropout"] == "0.1" and "use_dora" not in m and len(h) == 24')"
+run "$LORA-info" --json "$T/drop.st"
+why="$why$(json_why "$T/out" 'd["use_dora"] is False and d["lora_dropout"] == 0.1')"
+cmp -s "$T/opt-adamw.st" "$T/drop.st" && why="$why; the dropout adapter equals the plain one"
+run "$LORA-train" $SMALL --dropout 0 --out "$T/drop0.st" "$DATA"
+cmp -s "$T/opt-adamw.st" "$T/drop0.st" || why="$why; --dropout 0 differs from the plain run"
+verdict "lora-train --dropout 0.1: lora_dropout recorded and shown, another adapter; --dropout 0 is the plain run byte for byte" "$why"
+# hostile variant metadata and tensors (retag FILE OUT PYTHON over m, h: edit, then rewrite)
+retag() {
+    python3 - "$1" "$2" "$3" <<'PYEOF'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+m = h["__metadata__"]
+old = {k: bytes(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+       for k, v in h.items() if k != "__metadata__"}
+exec(sys.argv[3])
+data = b""
+for k, v in h.items():  # the data section repacked: no gap where a tensor was removed
+    if k != "__metadata__":
+        v["data_offsets"] = [len(data), len(data) + len(old[k])]
+        data += old[k]
+hb = json.dumps(h).encode()
+hb += b" " * (-len(hb) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + data)
+PYEOF
+}
+retag "$T/dora.st" "$T/bad/dora-maybe.st" 'm["use_dora"] = "maybe"'
+expect_fail 1 "dora-maybe.st|use_dora|maybe" "lora-eval: an adapter whose use_dora is \"maybe\"" \
+    "$LORA-eval" --adapter "$T/bad/dora-maybe.st" "$TEST"
+retag "$T/drop.st" "$T/bad/drop2.st" 'm["lora_dropout"] = "2"'
+expect_fail 1 "drop2.st|lora_dropout|2" "lora-eval: an adapter whose lora_dropout is 2" \
+    "$LORA-eval" --adapter "$T/bad/drop2.st" "$TEST"
+retag "$T/dora.st" "$T/bad/dora-nomag.st" 'del h["base_model.model.blocks.1.attn.o_proj.lora_magnitude_vector.weight"]'
+expect_fail 1 "dora-nomag.st|blocks.1.attn.o_proj.lora_magnitude_vector.weight" \
+    "lora-eval: a DoRA adapter missing one magnitude vector" \
+    "$LORA-eval" --adapter "$T/bad/dora-nomag.st" "$TEST"
+retag "$T/dora.st" "$T/bad/dora-off.st" 'del m["use_dora"]'
+expect_fail 1 "dora-off.st|lora_magnitude_vector|use_dora" \
+    "lora-eval: magnitude vectors in a file whose metadata does not say use_dora" \
+    "$LORA-eval" --adapter "$T/bad/dora-off.st" "$TEST"
 expect_fail 2 "--adapter" "lora-merge: no --adapter" \
     "$LORA-merge" --out "$T/o/new.st"
 expect_fail 2 "one or two" "lora-analyze: three files" \
@@ -886,9 +1069,14 @@ if mount -t tmpfs -o size=16k tmpfs "$T/full" 2>/dev/null; then
         "$LORA-merge" --adapter "$T/a8.st" --out "$T/full/m.st" "$TEST"
     verdict "lora-merge: nothing left behind on the full tmpfs" \
         "$([ -z "$(ls -A "$T/full")" ] || echo "left: $(ls -A "$T/full")")"
+    expect_fail 1 "full/p|No space left" "lora-export: --peft DIR on a full 16 KiB tmpfs" \
+        "$LORA-export" --peft "$T/full/p" "$T/a8.st"
+    verdict "lora-export: no directory left behind on the full tmpfs" \
+        "$([ -z "$(ls -A "$T/full")" ] || echo "left: $(ls -A "$T/full")")"
 else
     skip "lora-train: --out on a full 16 KiB tmpfs" "mount -t tmpfs not permitted here"
     skip "lora-merge: --out on a full 16 KiB tmpfs" "mount -t tmpfs not permitted here"
+    skip "lora-export: --peft DIR on a full 16 KiB tmpfs" "mount -t tmpfs not permitted here"
 fi
 
 # ---- interruption and resume -----------------------------------------------------------------
@@ -942,6 +1130,8 @@ expect_fail 1 "term.st.state|optimizer = adamw|sgd" "lora-train: --resume of an 
     "$LORA-train" $SIG --optimizer sgd --resume "$T/sig/term.st.state" --out "$T/o/new.st" "$DATA"
 expect_fail 1 "term.st.state|loraplus_ratio" "lora-train: --resume with a --loraplus-ratio is refused naming it" \
     "$LORA-train" $SIG --loraplus-ratio 4 --resume "$T/sig/term.st.state" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "term.st.state|init" "lora-train: --resume of a kaiming run with --init pissa is refused naming it" \
+    "$LORA-train" $SIG --init pissa --resume "$T/sig/term.st.state" --out "$T/o/new.st" "$DATA"
 head -c 100000 "$T/sig/term.st.state" >"$T/sig/trunc.state"
 expect_fail 1 "trunc.state|adam_m|beyond the data section" "lora-train: --resume given a truncated state file" \
     "$LORA-train" $SIG --resume "$T/sig/trunc.state" --out "$T/o/new.st" "$DATA"
@@ -1185,6 +1375,391 @@ run "$LORA-eval" --json --adapter "$T/m0.st" $SW
 tail -n 1 "$T/out" >"$T/m0_sum.json"
 why="$why$(json_why "$T/m0_sum.json" "d['collateral_damage'][0]['max_abs_dlogit'] == 0")"
 verdict "lora-merge --scale 0: the merged checkpoint scores exactly as the base" "$why"
+
+# ---- lora-export --peft: HuggingFace PEFT directories, written and read back --------------
+
+mkdir "$T/peft_in"
+run "$LORA-export" --peft "$T/peft" "$T/a8.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ "$(ls -A "$T/peft" 2>/dev/null | tr '\n' ' ')" = "adapter_config.json adapter_model.safetensors " ] ||
+    why="$why; the directory holds: $(ls -A "$T/peft" 2>/dev/null | tr '\n' ' ')"
+one_line() { python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$1" >"$T/one.json" 2>&1; }
+one_line "$T/peft/adapter_config.json"
+why="$why$(json_why "$T/one.json" "d['peft_type'] == 'LORA' and d['r'] == 8 and d['lora_alpha'] == 16 and d['use_rslora'] is True and d['bias'] == 'none' and d['fan_in_fan_out'] is False and d['task_type'] == 'CAUSAL_LM' and d['base_model_name_or_path'] == 'minigpt-base.safetensors' and len(d['minilora_base_sha256']) == 64 and sorted(d['target_modules']) == ['fc1', 'fc2', 'k_proj', 'o_proj', 'q_proj', 'v_proj']")"
+ls "$T"/peft.tmp.* >/dev/null 2>&1 && why="$why; a temporary directory was left beside it"
+verdict "lora-export --peft DIR: exactly adapter_config.json (PEFT's LoraConfig fields) and adapter_model.safetensors" "$why"
+
+# the directory scores exactly as the file: every per-example log-probability and prediction
+run "$LORA-eval" --json --adapter "$T/a8.st" "$TEST"
+grep -v '"model":"data/' "$T/out" | sed 's/"model":"[^"]*",//' >"$T/ev_file.json"
+run "$LORA-eval" --json --adapter "$T/peft" "$TEST"
+grep -v '"model":"data/' "$T/out" | sed 's/"model":"[^"]*",//' >"$T/ev_dir.json"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ -s "$T/ev_dir.json" ] && cmp -s "$T/ev_file.json" "$T/ev_dir.json" || why="$why; lora-eval --json differs between the file and its PEFT directory"
+verdict "lora-eval --adapter DIR: the same per-example output as the adapter file" "$why"
+
+for c in info generate; do
+    case $c in
+    info) run "$LORA-info" --json "$T/peft" ;;
+    generate) run "$LORA-generate" --adapter "$T/peft" "go: yesterday i " ;;
+    esac
+    why=""
+    [ "$rc" -eq 0 ] || why="exit $rc"
+    [ "$c" = info ] && why="$why$(json_why "$T/out" 'd["params"] == 18432 and d["rank"] == 8 and d["matches_base"] is True')"
+    verdict "lora-$c reads a PEFT directory" "$why"
+done
+run "$LORA-merge" --adapter "$T/peft" --out "$T/m_dir.st" "$T/j/sw_t.jsonl"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+"$LORA-merge" --adapter "$T/a8.st" --out "$T/m_file.st" "$T/j/sw_t.jsonl" >/dev/null 2>&1
+python3 -c 'import struct,sys
+def data(p):
+    b = open(p, "rb").read(); return b[8 + struct.unpack("<Q", b[:8])[0]:]
+sys.exit(data(sys.argv[1]) != data(sys.argv[2]))' "$T/m_dir.st" "$T/m_file.st" || why="$why; the merged weights differ"
+verdict "lora-merge --adapter DIR: the same merged weights as from the file" "$why"
+
+run "$LORA-export" --peft "$T/peft32" --dtype f32 "$T/peft"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+grep -q '24 tensors, F32' "$T/out" || why="$why; printed '$(head -c 200 "$T/out")'"
+run "$LORA-eval" --json --adapter "$T/peft32" "$TEST"
+grep -v '"model":"data/' "$T/out" | sed 's/"model":"[^"]*",//' >"$T/ev_dir32.json"
+cmp -s "$T/ev_file.json" "$T/ev_dir32.json" || why="$why; lora-eval --json differs for the F32 export"
+verdict "lora-export --dtype f32 of a PEFT directory: F32 tensors, the same scores" "$why"
+
+# an earlier export is replaced without --force; other files need --force and are kept
+run "$LORA-export" --peft "$T/peft" "$T/a1.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+one_line "$T/peft/adapter_config.json"
+why="$why$(json_why "$T/one.json" "d['r'] == 1")"
+verdict "lora-export: an existing export directory is replaced" "$why"
+echo keep >"$T/peft_in/README.md"
+run "$LORA-export" --force --peft "$T/peft_in" "$T/a8.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ "$(cat "$T/peft_in/README.md" 2>/dev/null)" = keep ] || why="$why; README.md changed"
+[ -s "$T/peft_in/adapter_model.safetensors" ] || why="$why; no adapter_model.safetensors"
+verdict "lora-export --force: writes into a directory holding other files, keeps them" "$why"
+
+# output rules: the scratch directory $T/o (good.st only) must stay as it is
+expect_fail 1 "$T/o|good.st|--force" "lora-export: DIR exists and holds another file" \
+    "$LORA-export" --peft "$T/o" "$T/a8.st"
+expect_fail 1 "good.st|not a directory" "lora-export: DIR is an existing file" \
+    "$LORA-export" --peft "$T/o/good.st" "$T/a8.st"
+expect_fail 1 "$BASE|full checkpoint" "lora-export: a full checkpoint as ADAPTER, no directory made" \
+    "$LORA-export" --peft "$T/o/p" "$BASE"
+expect_fail 1 "a8.st|another base" "lora-export: the adapter of another base, no directory made" \
+    "$LORA-export" --base "$T/pre.st" --peft "$T/o/p" "$T/a8.st"
+expect_fail 1 "$T/o/none/p" "lora-export: DIR's parent does not exist" \
+    "$LORA-export" --peft "$T/o/none/p" "$T/a8.st"
+expect_fail 1 "adapter_config.json|also the input" "lora-export: DIR is the source directory" \
+    "$LORA-export" --peft "$T/peft" "$T/peft"
+cp "$T/peft/adapter_model.safetensors" "$T/peft_wts_before"
+expect_fail 1 "adapter_model.safetensors|also the input --adapter" \
+    "lora-merge: --out is a file of the --adapter directory" \
+    "$LORA-merge" --adapter "$T/peft" --out "$T/peft/adapter_model.safetensors" "$TEST"
+verdict "lora-merge: the --adapter directory's weights are untouched" \
+    "$(cmp -s "$T/peft_wts_before" "$T/peft/adapter_model.safetensors" || echo "they were overwritten")"
+expect_fail 2 "--dtype|bf16" "lora-export: --dtype bf16" \
+    "$LORA-export" --dtype bf16 --peft "$T/o/p" "$T/a8.st"
+expect_fail 2 "--peft|--help" "lora-export: no --peft" "$LORA-export" "$T/a8.st"
+expect_fail 2 "ADAPTER|--help" "lora-export: no ADAPTER" "$LORA-export" --peft "$T/o/p"
+
+# hostile directories given as an adapter: one line naming the file and the field
+peft_bad() { # NAME: a fresh export of the good rank-8 adapter in $T/bad/NAME
+    rm -rf "$T/bad/$1" && "$LORA-export" --peft "$T/bad/$1" "$T/a8.st" >/dev/null
+}
+peft_bad trunc
+head -c 100 "$T/peft32/adapter_config.json" >"$T/bad/trunc/adapter_config.json"
+expect_fail 1 "trunc/adapter_config.json|not valid JSON" "lora-eval: a PEFT config cut short" \
+    "$LORA-eval" --adapter "$T/bad/trunc" "$TEST"
+peft_bad rank
+sed 's/"r":\t8,/"r":\t4,/' "$T/peft_in/adapter_config.json" >"$T/bad/rank/adapter_config.json"
+expect_fail 1 "rank/adapter_config.json|r is 4|rank 8" "lora-eval: config r 4, tensors of rank 8" \
+    "$LORA-eval" --adapter "$T/bad/rank" "$TEST"
+peft_bad bias
+sed 's/"bias":\t"none"/"bias":\t"lora_only"/' "$T/peft_in/adapter_config.json" >"$T/bad/bias/adapter_config.json"
+expect_fail 1 "bias/adapter_config.json|bias|lora_only" "lora-generate: bias \"lora_only\"" \
+    "$LORA-generate" --adapter "$T/bad/bias" "go: yesterday i "
+peft_bad fanin
+sed 's/"fan_in_fan_out":\tfalse/"fan_in_fan_out":\ttrue/' "$T/peft_in/adapter_config.json" >"$T/bad/fanin/adapter_config.json"
+expect_fail 1 "fanin/adapter_config.json|fan_in_fan_out" "lora-info: fan_in_fan_out true" \
+    "$LORA-info" "$T/bad/fanin"
+peft_bad module
+sed 's/"q_proj", /"gate_proj", /' "$T/peft_in/adapter_config.json" >"$T/bad/module/adapter_config.json"
+expect_fail 1 "module/adapter_config.json|gate_proj" "lora-eval: an unknown target module" \
+    "$LORA-eval" --adapter "$T/bad/module" "$TEST"
+peft_bad missing
+python3 - "$T/bad/missing/adapter_model.safetensors" <<'PY'
+import json, struct, sys
+p = sys.argv[1]
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+drop = "base_model.model.blocks.1.ffn.fc2.lora_B.weight"
+lo, hi = h.pop(drop)["data_offsets"]
+data = b[8 + n:]
+data = data[:lo] + data[hi:]
+for k, v in h.items():
+    if k != "__metadata__" and v["data_offsets"][0] >= hi:
+        v["data_offsets"] = [v["data_offsets"][0] - (hi - lo), v["data_offsets"][1] - (hi - lo)]
+hj = json.dumps(h).encode()
+hj += b" " * (-len(hj) % 8)
+open(p, "wb").write(struct.pack("<Q", len(hj)) + hj + data)
+PY
+expect_fail 1 "missing/adapter_model.safetensors|blocks.1.ffn.fc2.lora_B.weight|not found" \
+    "lora-merge: a PEFT directory missing a tensor, nothing written" \
+    "$LORA-merge" --adapter "$T/bad/missing" --out "$T/o/m.st" "$TEST"
+mkdir -p "$T/bad/noconfig" && cp "$T/a8.st" "$T/bad/noconfig/adapter_model.safetensors"
+expect_fail 1 "noconfig|adapter_config.json" "lora-eval: a directory without adapter_config.json" \
+    "$LORA-eval" --adapter "$T/bad/noconfig" "$TEST"
+# ---- NF4 base: lora-quantize, and a quantized base wherever a base is taken ----------------
+
+run "$LORA-quantize" --nf4 --out "$T/nf4.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+[ "$(grep -c '^  blocks\.[01]\.\(attn\|ffn\)\..*\.weight ' "$T/out")" -eq 12 ] || why="$why; not 12 tensor rows"
+grep -q '^12 tensors stored quantized: 98304 of 103680' "$T/out" || why="$why; no '12 tensors stored quantized: 98304 of 103680'"
+nf4_bytes=$(wc -c <"$T/nf4.st" 2>/dev/null || echo 999999)
+[ "$nf4_bytes" -lt $((BASE_BYTES / 4)) ] || why="$why; $nf4_bytes bytes, not under a quarter of the base's $BASE_BYTES"
+verdict "lora-quantize --nf4: 12 Linear weights quantized, file $nf4_bytes bytes < 1/4 of $BASE_BYTES" "$why"
+
+run "$LORA-quantize" --nf4 --double-quant --out "$T/nf4dq.st" "$BASE"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+dq_bytes=$(wc -c <"$T/nf4dq.st" 2>/dev/null || echo 999999)
+[ "$dq_bytes" -lt "$nf4_bytes" ] || why="$why; $dq_bytes bytes, not under $nf4_bytes"
+"$LORA-quantize" --nf4 --double-quant --out "$T/nf4dq2.st" >/dev/null 2>&1
+cmp -s "$T/nf4dq.st" "$T/nf4dq2.st" || why="$why; two runs differ"
+verdict "lora-quantize --nf4 --double-quant: $dq_bytes bytes, smaller; the same bytes twice" "$why"
+
+run "$LORA-quantize" --f16 --out "$T/f16.st"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+f16_bytes=$(wc -c <"$T/f16.st" 2>/dev/null || echo 999999)
+[ "$f16_bytes" -lt $((BASE_BYTES * 51 / 100)) ] || why="$why; $f16_bytes bytes"
+verdict "lora-quantize --f16: every tensor F16, $f16_bytes bytes (about half)" "$why"
+
+why=""
+for q in nf4 nf4dq f16; do
+    run "$LORA-eval" --brief --base "$T/$q.st" "$T/j/sw_t.jsonl"
+    [ "$rc" -eq 0 ] || why="$why; lora-eval --base $q exit $rc"
+    run "$LORA-generate" --base "$T/$q.st" "walk: yesterday he"
+    [ "$(cat "$T/out")" = "walked" ] || why="$why; lora-generate --base $q printed '$(head -c 40 "$T/out")'"
+    run "$LORA-info" --base "$T/$q.st"
+    [ "$rc" -eq 0 ] || why="$why; lora-info --base $q exit $rc"
+done
+verdict "lora-eval, lora-generate ('walked'), lora-info accept NF4, NF4+double-quant and F16 bases" "$why"
+
+run "$LORA-train" $SMALL --base "$T/nf4.st" --out "$T/a_nf4.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+nf4_sha=$(sha256sum "$T/nf4.st" | cut -d' ' -f1)
+rec=$(python3 -c 'import json,struct,sys; b=open(sys.argv[1],"rb").read(); n=struct.unpack("<Q",b[:8])[0]; print(json.loads(b[8:8+n])["__metadata__"]["base_sha256"])' "$T/a_nf4.st" 2>/dev/null)
+[ "$rec" = "$nf4_sha" ] || why="$why; base_sha256 '$rec', not the NF4 file's $nf4_sha"
+run "$LORA-eval" --brief --base "$T/nf4.st" --adapter "$T/a_nf4.st" "$T/j/sw_t.jsonl"
+[ "$rc" -eq 0 ] || why="$why; lora-eval on the NF4 base exit $rc"
+run "$LORA-merge" --base "$T/nf4.st" --adapter "$T/a_nf4.st" --out "$T/m_nf4.st" "$T/j/sw_t.jsonl"
+[ "$rc" -eq 0 ] || why="$why; lora-merge exit $rc"
+grep -q '"quant"' "$T/m_nf4.st" 2>/dev/null && why="$why; the merged checkpoint is not F32"
+verdict "lora-train/eval/merge on the NF4 base: the adapter records the NF4 file's sha256; merge writes F32" "$why"
+expect_fail 1 "a_nf4.st|another base" "lora-eval: an adapter trained on the NF4 base, on the F32 base" \
+    "$LORA-eval" --adapter "$T/a_nf4.st" "$T/j/sw_t.jsonl"
+expect_fail 1 "a8.st|another base" "lora-merge: an adapter trained on the F32 base, on the NF4 base" \
+    "$LORA-merge" --base "$T/nf4.st" --adapter "$T/a8.st" --out "$T/o/new.st" "$T/j/sw_t.jsonl"
+
+# hostile flags and files
+expect_fail 2 "--nf4|--f16" "lora-quantize: no --nf4 or --f16" "$LORA-quantize" --out "$T/o/new.st"
+expect_fail 2 "--nf4|--f16" "lora-quantize: --nf4 and --f16" "$LORA-quantize" --nf4 --f16 --out "$T/o/new.st"
+expect_fail 2 "--double-quant|--nf4" "lora-quantize: --double-quant --f16" \
+    "$LORA-quantize" --double-quant --f16 --out "$T/o/new.st"
+expect_fail 2 "--out" "lora-quantize: no --out" "$LORA-quantize" --nf4
+expect_fail 2 "--nf4" "lora-quantize: --nf4=1" "$LORA-quantize" --nf4=1 --out "$T/o/new.st"
+expect_fail 2 "--block-size" "lora-quantize: an unknown flag" "$LORA-quantize" --nf4 --block-size 32 --out "$T/o/new.st"
+expect_fail 2 "BASE" "lora-quantize: two BASE files" "$LORA-quantize" --nf4 --out "$T/o/new.st" "$BASE" "$BASE"
+expect_fail 1 "nf4.st|already quantized" "lora-quantize: an NF4 base again" \
+    "$LORA-quantize" --nf4 --out "$T/o/new.st" "$T/nf4.st"
+expect_fail 1 "a8.st|config" "lora-quantize: an adapter as BASE" "$LORA-quantize" --nf4 --out "$T/o/new.st" "$T/a8.st"
+expect_fail 1 "good.st|also the input" "lora-quantize: --out is BASE" \
+    "$LORA-quantize" --nf4 --out "$T/o/good.st" "$T/o/good.st"
+expect_fail 1 "nodir/q.st" "lora-quantize: --out in a missing directory" \
+    "$LORA-quantize" --nf4 --out "$T/o/nodir/q.st"
+expect_fail 1 "nan.st|NaN" "lora-quantize: a base with a NaN weight" \
+    "$LORA-quantize" --nf4 --out "$T/o/new.st" "$B/nan.st"
+cat >"$T/craft_nf4.py" <<'PY'
+import json, os, struct, sys
+src, dq, out = sys.argv[1], sys.argv[2], sys.argv[3]
+def load(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+    return b, n, json.loads(b[8:8 + n].decode('utf-8'))
+def build(h, payload):
+    hb = json.dumps(h, separators=(',', ':')).encode('utf-8'); hb += b' ' * (-len(hb) % 8)
+    return struct.pack('<Q', len(hb)) + hb + payload
+def poke(b, n, h, name, element, fmt, value):
+    off = 8 + n + h[name]['data_offsets'][0] + struct.calcsize(fmt) * element
+    return b[:off] + struct.pack(fmt, value) + b[off + struct.calcsize(fmt):]
+def put(name, data):
+    open(os.path.join(out, name), 'wb').write(data)
+b, n, h = load(src)
+put('nf4_nan.st', poke(b, n, h, 'blocks.1.attn.v_proj.weight.absmax', 3, '<f', float('nan')))
+h2 = json.loads(json.dumps(h)); m = h2['__metadata__']
+m['nf4_code'] = json.dumps(json.loads(m['nf4_code'])[:15] + [0.99])
+put('nf4_code.st', build(h2, b[8 + n:]))
+h2 = json.loads(json.dumps(h)); h2['__metadata__']['quant'] = 'nf5'
+put('nf4_quant.st', build(h2, b[8 + n:]))
+put('nf4_trunc.st', b[:len(b) - 100])
+d, dn, dh = load(dq)
+put('nf4dq_scale.st', poke(d, dn, dh, 'blocks.0.ffn.fc1.weight.absmax_scale', 0, '<f', -1.0))
+PY
+if python3 "$T/craft_nf4.py" "$T/nf4.st" "$T/nf4dq.st" "$B" 2>"$T/err"; then
+    expect_fail 1 "nf4_nan.st|blocks.1.attn.v_proj.weight.absmax|NaN" "lora-eval: NF4 base with a NaN absmax" \
+        "$LORA-eval" --base "$B/nf4_nan.st" "$T/j/sw_t.jsonl"
+    expect_fail 1 "nf4_code.st|nf4_code|entry 15" "lora-train: NF4 base with another code table" \
+        "$LORA-train" $SMALL --base "$B/nf4_code.st" --out "$T/o/new.st" "$DATA"
+    expect_fail 1 "nf4_quant.st|nf5" "lora-generate: a base with quant 'nf5'" \
+        "$LORA-generate" --base "$B/nf4_quant.st" "go: yesterday he"
+    expect_fail 1 "nf4_trunc.st|beyond the data section" "lora-merge: a truncated NF4 base" \
+        "$LORA-merge" --base "$B/nf4_trunc.st" --adapter "$T/a_nf4.st" --out "$T/o/new.st" "$T/j/sw_t.jsonl"
+    expect_fail 1 "nf4dq_scale.st|blocks.0.ffn.fc1.weight.absmax_scale|negative" \
+        "lora-info: NF4 base with a negative double-quant scale" "$LORA-info" --base "$B/nf4dq_scale.st"
+else
+    verdict "crafting the corrupt NF4 files" "; $(tail -n 1 "$T/err")"
+fi
+# ---- mixing adapters (lora-merge) and switching them per prompt (lora-generate) ------------
+
+# a8 with another base_sha256: a mix must refuse it, naming it
+python3 - "$T/a8.st" "$T/a8_otherbase.st" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n].decode('utf-8'))
+h['__metadata__']['base_sha256'] = '0' * 64
+hb = json.dumps(h, separators=(',', ':')).encode('utf-8')
+hb += b' ' * (-len(hb) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
+PY
+mix_meta_why() { # mix_meta_why FILE PYTHON-EXPRESSION over m, the metadata, and s, its mix_sources
+    python3 - "$1" "$2" <<'PYEOF' 2>&1 | tail -n 1
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+m = json.loads(b[8:8 + n])["__metadata__"]
+s = json.loads(m.get("mix_sources", "null"))
+if not eval(sys.argv[2]): print("; metadata is %s" % json.dumps(m))
+PYEOF
+}
+sha8=$(sha256sum "$T/a8.st" | cut -c1-64)
+sha1=$(sha256sum "$T/a1.st" | cut -c1-64)
+run "$LORA-merge" --adapter "$T/a8.st:0.7" --adapter "$T/a1.st:-0.25" --out-adapter "$T/mix_cat.st" "$TEST"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+why="$why$(mix_meta_why "$T/mix_cat.st" "m['r'] == '9' and m['lora_alpha'] == '9' and m['mix_combine'] == 'cat' \
+    and m['use_rslora'] == 'false' and [x['sha256'] for x in s] == ['$sha8', '$sha1'] \
+    and [x['weight'] for x in s] == [0.7, -0.25] and s[0]['adapter'].endswith('a8.st')")"
+grep -q '^wrote .*mix_cat.st: an adapter of rank 9' "$T/out" || why="$why; printed '$(head -n 2 "$T/out" | tail -n 1)'"
+verdict "lora-merge --adapter a8:0.7 --adapter a1:-0.25 --out-adapter: rank 9 (cat), sources' sha256 and weights in the metadata" "$why"
+run "$LORA-merge" --adapter "$T/a8.st:0.5" --adapter "$T/a1.st:0.5" --combine svd --rank 2 --out-adapter "$T/mix_svd.st" "$TEST"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+why="$why$(mix_meta_why "$T/mix_svd.st" "m['r'] == '2' and m['mix_combine'] == 'svd' and m['mix_svd_rank'] == '2'")"
+run "$LORA-eval" --brief --adapter "$T/mix_svd.st" "$TEST"
+[ "$rc" -eq 0 ] || why="$why; lora-eval of the mix: exit $rc"
+verdict "lora-merge --combine svd --rank 2 --out-adapter: a rank-2 adapter that lora-eval loads" "$why"
+run "$LORA-merge" --adapter "$T/a8.st:0.5" --adapter "$T/a8.st:0.5" --combine linear --out "$T/mix_lin_m.st" "$TEST"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+awk '/^max \|logit/ { f = 1; small = $6 + 0 < 1e-3 } END { exit !(f && small) }' "$T/out" ||
+    why="$why; no logit difference line, or not below 1e-3: $(grep '^max' "$T/out")"
+verdict "lora-merge --combine linear --out: a merged base within 1e-3 of base + mix" "$why"
+
+expect_fail 2 "--adapter|a8.st:abc|weight" "lora-merge: a weight that is not a number" \
+    "$LORA-merge" --adapter "$T/a8.st:abc" --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--adapter|a8.st:nan|weight" "lora-merge: a weight nan" \
+    "$LORA-merge" --adapter "$T/a8.st:nan" --adapter "$T/a1.st" --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--adapter|a8.st:11|-10..10" "lora-merge: a weight out of range" \
+    "$LORA-merge" --adapter "$T/a8.st:11" --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--adapter|a8.st:" "lora-merge: an empty weight" \
+    "$LORA-merge" --adapter "$T/a8.st:" --out "$T/o/new.st" "$TEST"
+expect_fail 1 "a8_otherbase.st|another base" "lora-merge: a mix with an adapter of another base names it" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a8_otherbase.st" --out-adapter "$T/o/new.st" "$TEST"
+expect_fail 1 "a1.st|rank 1|linear" "lora-merge --combine linear: adapters of different ranks" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a1.st" --combine linear --out "$T/o/new.st" "$TEST"
+expect_fail 1 "a8.st|>= 0|linear" "lora-merge --combine linear: a negative weight" \
+    "$LORA-merge" --adapter "$T/a8.st:-0.5" --adapter "$T/o/good.st" --combine linear --out "$T/o/new.st" "$TEST"
+expect_fail 1 "exceeds 64|svd" "lora-merge --combine cat: nine rank-8 adapters exceed rank 64" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a8.st" --adapter "$T/a8.st" --adapter "$T/a8.st" \
+    --adapter "$T/a8.st" --adapter "$T/a8.st" --adapter "$T/a8.st" --adapter "$T/a8.st" \
+    --adapter "$T/a8.st" --out-adapter "$T/o/new.st" "$TEST"
+expect_fail 1 "minigpt-base.safetensors|not a LoRA adapter" "lora-merge: a full checkpoint in a mix" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$BASE" --out "$T/o/new.st" "$TEST"
+expect_fail 1 "dora.st|DoRA|cannot be mixed" "lora-merge: a DoRA adapter in a mix" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/dora.st" --out-adapter "$T/o/new.st" "$TEST"
+expect_fail 2 "--rank|svd" "lora-merge: --rank without --combine svd" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a1.st" --rank 4 --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--rank|65" "lora-merge: --rank 65" \
+    "$LORA-merge" --adapter "$T/a8.st" --combine svd --rank 65 --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--combine|sum" "lora-merge: --combine sum" \
+    "$LORA-merge" --adapter "$T/a8.st" --combine sum --out "$T/o/new.st" "$TEST"
+expect_fail 2 "--out|--out-adapter" "lora-merge: both --out and --out-adapter" \
+    "$LORA-merge" --adapter "$T/a8.st" --out "$T/o/new.st" --out-adapter "$T/o/new2.st" "$TEST"
+expect_fail 1 "good.st|also the input --adapter" "lora-merge: --out-adapter is the second --adapter" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/o/good.st" --out-adapter "$T/o/good.st" "$TEST"
+expect_fail 1 "nodir/m.st" "lora-merge: --out-adapter in a missing directory" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a1.st" --out-adapter "$T/o/nodir/m.st" "$TEST"
+expect_fail 1 "--out-adapter|$T/o/new.st|also the input DATA" "lora-merge: --out-adapter is a DATA file" \
+    "$LORA-merge" --adapter "$T/a8.st" --adapter "$T/a1.st" --out-adapter "$T/o/new.st" "$T/o/new.st"
+
+# switching: two strong adapters (a8 and a1 with a large lora_alpha), so that their completions
+# differ from the base's; each prompt's completion must be that of its adapter run alone
+python3 "$T/values.py" "$T/a8.st" "$T/sw_a.st" 200 nan
+python3 "$T/values.py" "$T/a1.st" "$T/sw_b.st" 60 nan
+printf '%s\n' "go: yesterday he" "see: so far she has" "eat: every day tom" >"$T/sw_prompts.txt"
+: >"$T/sw_in.txt"
+why=""
+for who in base a b; do
+    : >"$T/sw_want_$who"
+    case $who in base) ad="" ;; a) ad="--adapter $T/sw_a.st" ;; b) ad="--adapter $T/sw_b.st" ;; esac
+    while IFS= read -r p; do
+        "$LORA-generate" $ad --max-tokens 12 "$p" >>"$T/sw_want_$who" 2>>"$T/err" || why="$why; $who alone failed"
+        printf '@%s %s\n' "$who" "$p" >>"$T/sw_in.txt"
+    done <"$T/sw_prompts.txt"
+done
+cmp -s "$T/sw_want_a" "$T/sw_want_base" && why="$why; adapter a completes like the base (the check would be vacuous)"
+cmp -s "$T/sw_want_b" "$T/sw_want_a" && why="$why; adapters a and b complete alike (the check would be vacuous)"
+# interleaved: every prompt with a, base, b in turn, then the same without a prefix (a, the first)
+python3 - "$T/sw_in.txt" "$T/sw_prompts.txt" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+n = len(open(sys.argv[2]).read().splitlines())
+order = [lines[n + i] if k == 0 else lines[i] if k == 1 else lines[2 * n + i] for i in range(n) for k in range(3)]
+order += [l.split(' ', 1)[1] for l in lines[n:2 * n]]
+open(sys.argv[1], 'w').write('\n'.join(order) + '\n')
+PY
+python3 - "$T/sw_want_base" "$T/sw_want_a" "$T/sw_want_b" "$T/sw_want_all" <<'PY'
+import sys
+base, a, b = (open(p).read().splitlines() for p in sys.argv[1:4])
+out = [x for i in range(len(a)) for x in (a[i], base[i], b[i])] + a
+open(sys.argv[4], 'w').write('\n'.join(out) + '\n')
+PY
+STDIN=$T/sw_in.txt
+run "$LORA-generate" --max-tokens 12 --adapter a="$T/sw_a.st" --adapter b="$T/sw_b.st"
+STDIN=/dev/null
+[ "$rc" -eq 0 ] || why="$why; exit $rc"
+cmp -s "$T/out" "$T/sw_want_all" || why="$why; switched completions differ from each adapter alone: $(diff "$T/out" "$T/sw_want_all" | head -n 3 | tr '\n' ' ')"
+verdict "lora-generate --adapter a=F --adapter b=G: @a/@base/@b per line (and no prefix: a) give each adapter's own completions" "$why"
+
+expect_fail 2 "--adapter|twice" "lora-generate: one adapter name twice" \
+    "$LORA-generate" --adapter x="$T/a8.st" --adapter x="$T/a1.st" "go: yesterday he"
+expect_fail 2 "--adapter|base" "lora-generate: the adapter name base is reserved" \
+    "$LORA-generate" --adapter base="$T/a8.st" "go: yesterday he"
+expect_fail 2 "--adapter|NAME=FILE" "lora-generate: several adapters, one without a name" \
+    "$LORA-generate" --adapter "$T/a8.st" --adapter x="$T/a1.st" "go: yesterday he"
+expect_fail 1 "'@zz'|loaded: x, base" "lora-generate: a prompt that names an adapter not loaded" \
+    "$LORA-generate" --adapter x="$T/a8.st" "@zz go: yesterday he"
+expect_fail 1 "minigpt-base.safetensors|not a LoRA adapter" "lora-generate: a full checkpoint as a named adapter" \
+    "$LORA-generate" --adapter x="$BASE" "go: yesterday he"
+expect_fail 1 "a8_otherbase.st|another base" "lora-generate: a named adapter of another base" \
+    "$LORA-generate" --adapter x="$T/a8.st" --adapter y="$T/a8_otherbase.st" "go: yesterday he"
 
 # ---- summary -----------------------------------------------------------------------------
 

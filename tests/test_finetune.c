@@ -614,6 +614,207 @@ static void test_default_fingerprint_unchanged(void **state) {
     free(fp1);
 }
 
+/* Whether the n bytes at buf hold the string s. */
+static int holds(const char *buf, size_t n, const char *s) {
+    const size_t k = strlen(s);
+    for (size_t i = 0; i + k <= n; i++)
+        if (!memcmp(buf + i, s, k)) return 1;
+    return 0;
+}
+
+/* LoRA dropout: same seed, same bytes on 1 and 2 threads; another seed another adapter; P = 0
+ * is the plain run byte for byte; P > 0 changes the adapter; provenance in the metadata. */
+static void test_dropout_deterministic(void **state) {
+    finetune_opts o1 = opts(8, 15, 1, 7), o2 = opts(8, 15, 2, 7), o3 = opts(8, 15, 2, 8);
+    finetune_opts plain = opts(8, 15, 2, 7), zero = opts(8, 15, 2, 7);
+    o1.dropout = o2.dropout = o3.dropout = 0.1f;
+    zero.dropout = 0.0f;
+    size_t n1, n2, n3, np, nz;
+    char *a = slurp(train_and_save(&o1, "d7t1.safetensors"), &n1);
+    char *b = slurp(train_and_save(&o2, "d7t2.safetensors"), &n2);
+    char *c = slurp(train_and_save(&o3, "d8t2.safetensors"), &n3);
+    char *p = slurp(train_and_save(&plain, "p7t2.safetensors"), &np);
+    char *z = slurp(train_and_save(&zero, "z7t2.safetensors"), &nz);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, n1);                  /* same seed: identical on 1 and 2 threads */
+    assert_true(n1 != n3 || memcmp(a, c, n1) != 0); /* another seed: other masks */
+    assert_int_equal(np, nz);
+    assert_memory_equal(p, z, np);                  /* P = 0: today's run */
+    assert_true(n1 != np || memcmp(a, p, n1) != 0); /* P = 0.1: another adapter */
+    assert_true(holds(a, n1, "\"lora_dropout\":\"0.1\""));
+    assert_false(holds(p, np, "lora_dropout"));
+    free(a);
+    free(b);
+    free(c);
+    free(p);
+    free(z);
+}
+
+/* Dropout is off outside training steps: the validation loss (engine_loss) of a dropout adapter
+ * equals that of the same weights with dropout switched off, while a training step's forward
+ * (engine_grad) sees the masks and another loss. */
+static void test_dropout_off_at_evaluation(void **state) {
+    finetune_opts o = opts(8, 10, 2, 5);
+    o.dropout = 0.3f;
+    ml_error e;
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(finetune_run(&f, &e), 0);
+    const double with = train_val_loss(&f.job);
+    const ds_example *ex[16];
+    for (int i = 0; i < 16; i++) ex[i] = &val_set.ex[i];
+    f.g.ext_step = 3;
+    const double step_loss = engine_grad(&f.g, ex, 16, 0, NULL);
+    f.adapter.dropout = 0.0f;
+    const double without = train_val_loss(&f.job);
+    const double step_plain = engine_grad(&f.g, ex, 16, 0, NULL);
+    assert_true(with == without);
+    assert_true(step_loss != step_plain);
+    finetune_free(&f);
+}
+
+/* DoRA: trainable count Σ r(in+out) + Σ out; after training the cached norms are those of the
+ * kept A and B (the loop refreshed them); the file holds use_dora and F32 magnitudes that load
+ * back exactly; same seed, same bytes on 1 and 2 threads. */
+static void test_dora_train_save_load(void **state) {
+    finetune_opts o = opts(4, 15, 2, 9), o1 = opts(4, 15, 1, 9);
+    o.dora = o1.dora = 1;
+    ml_error e;
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
+    size_t trainable = 0, rows = 0;
+    for (int i = 0; i < f.n_tensors; i++) trainable += f.tensors[i].n;
+    for (int i = 0; i < f.adapter.n_layers; i++) rows += (size_t)f.adapter.layers[i].slot->out;
+    assert_int_equal(trainable, 2304 * 4 + rows);
+    assert_int_equal(rows, 1152);
+    assert_int_equal(f.adapter.n_params, trainable);
+    assert_int_equal(finetune_run(&f, &e), 0);
+    float *mag = malloc(rows * sizeof(float)), *norms = malloc(rows * sizeof(float));
+    size_t k = 0, moved = 0;
+    for (int i = 0; i < f.adapter.n_layers; i++)
+        for (int j = 0; j < f.adapter.layers[i].slot->out; j++, k++) {
+            mag[k] = f.adapter.layers[i].mag[j];
+            norms[k] = f.adapter.layers[i].wnorm[j];
+        }
+    lora_refresh(&f.adapter);
+    for (k = 0; k < rows; k++) {
+        assert_true(norms[k] == f.adapter.wnorm[k]); /* the cache was current */
+        moved += mag[k] != f.adapter.wnorm[k];
+    }
+    assert_true(moved > rows / 2); /* m learned away from ‖W + sBA‖ */
+    char path[256];
+    snprintf(path, sizeof path, "%s/dora.safetensors", tmpdir);
+    assert_int_equal(lora_save(&f.adapter, path, base_sha, 0, NULL, NULL, &e), 0);
+    finetune_free(&f);
+    lora back;
+    assert_int_equal(lora_load(&back, &model, path, base_sha, &e), 0);
+    assert_true(back.dora);
+    k = 0;
+    for (int i = 0; i < back.n_layers; i++)
+        for (int j = 0; j < back.layers[i].slot->out; j++)
+            assert_true(back.layers[i].mag[j] == mag[k++]);
+    lora_free(&back);
+    size_t n2, n1;
+    char *a = slurp(path, &n2);
+    char *b = slurp(train_and_save(&o1, "dora-t1.safetensors"), &n1);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, n1);
+    st_file sf;
+    assert_int_equal(st_open(&sf, path, &e), 0);
+    const st_tensor *t =
+        st_find(&sf, "base_model.model.blocks.1.ffn.fc2.lora_magnitude_vector.weight");
+    assert_non_null(t);
+    assert_int_equal(t->dtype, ST_F32);
+    assert_int_equal(t->ndim, 1);
+    assert_int_equal(t->shape[0], 64);
+    st_close(&sf);
+    assert_true(holds(a, n1, "\"use_dora\":\"true\""));
+    free(a);
+    free(b);
+    free(mag);
+    free(norms);
+}
+
+/* DoRA at step 0 equals the base exactly, also through the file (B = 0, m = ‖W‖ in F32). */
+static void test_dora_step0_is_base(void **state) {
+    finetune_opts o = opts(4, 0, 1, 2);
+    o.dora = 1;
+    const char *path = train_and_save(&o, "dora0.safetensors");
+    ml_error e;
+    minigpt_ws ws;
+    const int T = 12;
+    int tokens[2 * 12];
+    for (int i = 0; i < 2 * T; i++) tokens[i] = (i * 7 + 3) % model.cfg.vocab_size;
+    assert_int_equal(minigpt_ws_init(&ws, &model, 2, T, &e), 0);
+    minigpt_forward(&model, &ws, tokens, 2, T);
+    const size_t n = (size_t)2 * T * model.cfg.vocab_size;
+    float *base = malloc(n * sizeof(float));
+    memcpy(base, ws.logits, n * sizeof(float));
+    minigpt_ws_free(&ws);
+    lora a;
+    assert_int_equal(lora_load(&a, &model, path, base_sha, &e), 0);
+    assert_int_equal(minigpt_ws_init(&ws, &model, 2, T, &e), 0);
+    minigpt_forward(&model, &ws, tokens, 2, T);
+    assert_memory_equal(base, ws.logits, n * sizeof(float));
+    minigpt_ws_free(&ws);
+    lora_free(&a);
+    free(base);
+}
+
+/* Interrupted at step 10 and resumed, a DoRA run with dropout ends byte-identical to the
+ * straight run: the masks follow the step, the norms are refreshed from the loaded state. */
+static void test_variants_resume_bit_identical(void **state) {
+    finetune_opts o = opts(4, 20, 2, 13);
+    o.dora = 1;
+    o.dropout = 0.2f;
+    size_t n_straight, n_resumed;
+    char *straight = slurp(train_and_save(&o, "v-straight.safetensors"), &n_straight);
+    ml_error e;
+    char state_path[256], *fp = finetune_fingerprint(&o, base_sha, "d", "v", "r");
+    assert_non_null(strstr(fp, "\"dora\":1"));
+    assert_non_null(strstr(fp, "\"dropout\":0.2"));
+    snprintf(state_path, sizeof state_path, "%s/v.state", tmpdir);
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
+    f.job.on_eval = stop_at_10;
+    assert_int_equal(finetune_run(&f, &e), 0);
+    train_stop_signal = 0;
+    assert_int_equal(f.state.step, 10);
+    assert_int_equal(train_state_save(state_path, &f.job, &f.state, fp, &e), 0);
+    finetune_free(&f);
+    if (finetune_init(&f, &model, &train_set, &replay_set, &val_set, &o, "test", &e))
+        fail_msg("%s", e.msg);
+    if (train_state_load(state_path, &f.job, &f.state, fp, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(finetune_run(&f, &e), 0);
+    char path[256];
+    snprintf(path, sizeof path, "%s/v-resumed.safetensors", tmpdir);
+    assert_int_equal(lora_save(&f.adapter, path, base_sha, 0, NULL, NULL, &e), 0);
+    finetune_free(&f);
+    char *resumed = slurp(path, &n_resumed);
+    assert_int_equal(n_straight, n_resumed);
+    assert_memory_equal(straight, resumed, n_straight);
+    free(fp);
+    free(straight);
+    free(resumed);
+}
+
+/* A full fine-tune refuses the adapter variants. */
+static void test_variants_refused_with_full(void **state) {
+    finetune_opts o = opts(0, 5, 1, 1);
+    o.full = FINETUNE_FULL_LINEAR;
+    o.dora = 1;
+    ml_error e;
+    finetune f;
+    assert_int_equal(finetune_init(&f, &model, &train_set, NULL, NULL, &o, "test", &e), -1);
+    assert_non_null(strstr(e.msg, "full fine-tune"));
+    o.dora = 0;
+    o.dropout = 0.5f;
+    assert_int_equal(finetune_init(&f, &model, &train_set, NULL, NULL, &o, "test", &e), -1);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     runtime_init(argv);
@@ -633,6 +834,12 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_loraplus_ratio_scales_b_updates),
         cmocka_unit_test(test_sgd_resume_bit_identical_and_kind_checked),
         cmocka_unit_test(test_default_fingerprint_unchanged),
+        cmocka_unit_test(test_dropout_deterministic),
+        cmocka_unit_test(test_dropout_off_at_evaluation),
+        cmocka_unit_test(test_dora_train_save_load),
+        cmocka_unit_test(test_dora_step0_is_base),
+        cmocka_unit_test(test_variants_refused_with_full),
+        cmocka_unit_test(test_variants_resume_bit_identical),
     };
     return cmocka_run_group_tests_name("finetune", tests, setup, teardown);
 }

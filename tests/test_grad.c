@@ -33,13 +33,20 @@ typedef struct {
     int V, C, NH, L, F, context;
     int T;         /* positions per sequence in the check */
     int lora_rank; /* 0: no adapter */
+    int dora;      /* the adapter is DoRA (magnitudes random, norm held as in the backward) */
+    float dropout; /* LoRA dropout, its masks frozen: the same training step every forward */
 } shape;
 
 static const shape shapes[] = {
-    {"default", 0, 0, 0, 0, 0, 0, 12, 0}, /* zeros: minigpt_default_config() */
-    {"s1 V64 C32 NH2 L1 F80 ctx16", 64, 32, 2, 1, 80, 16, 16, 0},
-    {"s2 V64 C96 NH3 L3 F200 ctx128 + LoRA r3", 64, 96, 3, 3, 200, 128, 24, 3},
-    {"s3 V89 C96 NH6 L2 F136 ctx48 + LoRA r3", 89, 96, 6, 2, 136, 48, 20, 3},
+    {"default", 0, 0, 0, 0, 0, 0, 12, 0, 0, 0.0f}, /* zeros: minigpt_default_config() */
+    {"s1 V64 C32 NH2 L1 F80 ctx16", 64, 32, 2, 1, 80, 16, 16, 0, 0, 0.0f},
+    {"s2 V64 C96 NH3 L3 F200 ctx128 + LoRA r3", 64, 96, 3, 3, 200, 128, 24, 3, 0, 0.0f},
+    {"s3 V89 C96 NH6 L2 F136 ctx48 + LoRA r3", 89, 96, 6, 2, 136, 48, 20, 3, 0, 0.0f},
+    /* DoRA: A, B and m against the forward with ‖W + s·B·A‖ fixed (PEFT's detach), and dropout
+     * with a frozen mask (every tensor: the base's gradients pass through the mask too) */
+    {"s4 V64 C32 NH2 L2 F80 ctx16 + DoRA r3", 64, 32, 2, 2, 80, 16, 16, 3, 1, 0.0f},
+    {"s5 V64 C32 NH2 L2 F80 ctx16 + LoRA r3 dropout 0.3", 64, 32, 2, 2, 80, 16, 16, 3, 0, 0.3f},
+    {"s6 V64 C32 NH2 L2 F80 ctx16 + DoRA r3 dropout 0.3", 64, 32, 2, 2, 80, 16, 16, 3, 1, 0.3f},
 };
 static const shape *cur; /* the shape of the group being run */
 
@@ -71,7 +78,9 @@ static int setup(void **state) {
     f->T = T;
     tu_random_weights(&f->m, 7);
     if (cur->lora_rank) {
-        if (lora_init(&f->a, &f->m, cur->lora_rank, 2.0f * cur->lora_rank, 0, LORA_ALL_TARGETS, &e))
+        const lora_variant var = {cur->dora, cur->dropout, 77};
+        if (lora_init_variant(&f->a, &f->m, cur->lora_rank, 2.0f * cur->lora_rank, 0,
+                              LORA_ALL_TARGETS, LORA_ALL_LAYERS, &var, &e))
             return -1;
         lora_init_weights(&f->a, 8);
         rng r;
@@ -79,8 +88,13 @@ static int setup(void **state) {
         for (int i = 0; i < f->a.n_layers; i++) /* B != 0, so that A gets gradient */
             for (size_t j = 0; j < (size_t)f->a.layers[i].slot->out * f->a.rank; j++)
                 f->a.layers[i].B[j] = 0.2f * rng_normal(&r);
+        for (int i = 0; cur->dora && i < f->a.n_layers; i++) /* g = m/‖·‖ away from 1 */
+            for (int j = 0; j < f->a.layers[i].slot->out; j++)
+                f->a.layers[i].mag[j] *= 1.0f + 0.3f * rng_normal(&r);
+        lora_refresh(&f->a); /* the norm of these A and B, then held through the checks */
     }
     if (minigpt_ws_init(&f->ws, &f->m, B, T, &e)) return -1; /* after lora_init: room for it */
+    if (cur->dropout > 0.0f) f->ws.call = (minigpt_ext_call){5, 0, T}; /* one training step */
     rng r;
     rng_seed(&r, 99);
     /* tokens drawn from the lower half of the vocabulary, so the rows above V/2 of the
@@ -234,8 +248,10 @@ static void test_lora_elementwise(void **state) {
             const char *what;
             float *p;
             size_t off, n;
-        } mats[2] = {{"lora_A", L->A, L->a_off, na}, {"lora_B", L->B, L->b_off, nb}};
-        for (int k = 0; k < 2; k++) {
+        } mats[3] = {{"lora_A", L->A, L->a_off, na},
+                     {"lora_B", L->B, L->b_off, nb},
+                     {"lora_magnitude_vector", L->mag, L->m_off, (size_t)L->slot->out}};
+        for (int k = 0; k < (f->a.dora ? 3 : 2); k++) {
             const float *g = f->lora_grad + mats[k].off;
             char name[MINIGPT_MAX_NAME + 16];
             snprintf(name, sizeof name, "%s.%s", L->slot->path, mats[k].what);
@@ -252,6 +268,37 @@ static void test_lora_elementwise(void **state) {
            worst);
 }
 
+/* Dropout is on: the forward of a training step differs from evaluation's (step 0), another
+ * step draws another mask, and about p of the adapter's inputs are dropped. */
+static void test_dropout_masks(void **state) {
+    fixture *f = *state;
+    const minigpt_ext_call train = f->ws.call;
+    const double l_train = loss_at(f);
+    f->ws.call.step = 0;
+    const double l_eval = loss_at(f);
+    f->ws.call = train;
+    f->ws.call.step++;
+    const double l_other = loss_at(f);
+    f->ws.call = train;
+    assert_true(l_train != l_eval);
+    assert_true(l_other != l_train);
+    assert_true(loss_at(f) == l_train); /* same step, same mask */
+    /* the forward's saved mask of block 0's q_proj: (N,in) after xa, dxa (and u, gd) */
+    const lora_layer *L = &f->a.layers[0];
+    const int N = B * f->T, in = L->slot->in;
+    const size_t skip = 2 * (size_t)N * f->a.rank + (f->a.dora ? 2 * (size_t)N * L->slot->out : 0);
+    const float *mk = f->ws.layers[0].ext_saved[MG_Q] + skip + (size_t)N * in;
+    size_t dropped = 0;
+    for (size_t k = 0; k < (size_t)N * in; k++) {
+        assert_true(mk[k] == 0.0f || fabsf(mk[k] - 1.0f / (1.0f - cur->dropout)) < 1e-6f);
+        dropped += mk[k] == 0.0f;
+    }
+    const double frac = (double)dropped / ((double)N * in);
+    printf("  %s dropout: %.3f of %d inputs dropped (p = %g)\n", cur->name, frac, N * in,
+           (double)cur->dropout);
+    assert_true(fabs(frac - cur->dropout) < 0.05);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_tensor_elementwise),
@@ -266,7 +313,23 @@ int main(void) {
         cur = &shapes[i];
         printf("%s\n", name);
         const size_t n = sizeof tests / sizeof tests[0] - (cur->lora_rank ? 0 : 1); /* LoRA last */
-        failed += _cmocka_run_group_tests(name, tests, n, setup, teardown);
+        /* DoRA: its adapter parameters only (the base stays frozen: no W gradient through
+         * DoRA's (g−1)·x·Wᵀ term is computed); with dropout the mask checks too */
+        const struct CMUnitTest dora[] = {cmocka_unit_test(test_lora_elementwise),
+                                          cmocka_unit_test(test_dropout_masks)};
+        const struct CMUnitTest drop[] = {
+            cmocka_unit_test(test_every_tensor_elementwise),
+            cmocka_unit_test(test_embedding_paths),
+            cmocka_unit_test(test_every_tensor_directional),
+            cmocka_unit_test(test_lora_elementwise),
+            cmocka_unit_test(test_dropout_masks),
+        };
+        if (cur->dora)
+            failed +=
+                _cmocka_run_group_tests(name, dora, cur->dropout > 0.0f ? 2 : 1, setup, teardown);
+        else if (cur->dropout > 0.0f)
+            failed += _cmocka_run_group_tests(name, drop, 5, setup, teardown);
+        else failed += _cmocka_run_group_tests(name, tests, n, setup, teardown);
     }
     return failed != 0;
 }

@@ -12,6 +12,10 @@
  * matrix (context 16, 128 and 48, d_model 32 and 96, heads 2, 3 and 6, layers 1, 3 and 2, d_ff
  * not 4·C, an 89-symbol vocabulary), each batch filling the whole context: the model is built
  * from the config in the file, so every buffer comes from it.
+ *
+ * tests/fixtures/reference-dora.safetensors: DoRA as PEFT computes it (the weight norm detached
+ * in the backward), its logits, loss and the gradients of A, B and m, and lora_merge_into's
+ * folded model against the same logits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -159,6 +163,84 @@ static void test_lora_logits_loss_and_gradients(void **state) {
     lora_free(&a);
 }
 
+/* The DoRA fixture's adapter (r, alpha from its metadata; A, B, m from its tensors) installed on
+ * x->m; the norms refreshed. */
+static void load_dora(fixture *x, lora *a) {
+    ml_error e;
+    const int r = atoi(st_meta(&x->f, "lora_r"));
+    const float alpha = (float)atof(st_meta(&x->f, "lora_alpha"));
+    const lora_variant dora = {1, 0.0f, 0};
+    assert_int_equal(
+        lora_init_variant(a, &x->m, r, alpha, 0, LORA_ALL_TARGETS, LORA_ALL_LAYERS, &dora, &e), 0);
+    for (int i = 0; i < a->n_layers; i++) {
+        char name[160];
+        const lora_layer *L = &a->layers[i];
+        int64_t sa[2] = {r, L->slot->in}, sb[2] = {L->slot->out, r}, sm[1] = {L->slot->out};
+        snprintf(name, sizeof name, "dora.%s.lora_A", L->slot->path);
+        assert_int_equal(st_read_f32(&x->f, name, ST_F32, L->A, 2, sa, &e), 0);
+        snprintf(name, sizeof name, "dora.%s.lora_B", L->slot->path);
+        assert_int_equal(st_read_f32(&x->f, name, ST_F32, L->B, 2, sb, &e), 0);
+        snprintf(name, sizeof name, "dora.%s.lora_magnitude_vector", L->slot->path);
+        assert_int_equal(st_read_f32(&x->f, name, ST_F32, L->mag, 1, sm, &e), 0);
+    }
+    lora_refresh(a);
+}
+
+/* DoRA (PEFT's DoraLinearLayer, the weight norm detached): logits, loss, and the gradients of
+ * A, B and the magnitude m of every adapted layer. */
+static void test_dora_logits_loss_and_gradients(void **state) {
+    fixture *x = *state;
+    ml_error e;
+    lora a;
+    load_dora(x, &a);
+    minigpt_ws ws;
+    assert_int_equal(minigpt_ws_init(&ws, &x->m, x->B, x->T, &e), 0);
+    int count = 0;
+    for (int i = 0; i < x->B * x->T; i++) count += x->targets[i] >= 0;
+    double worst = 0;
+    minigpt_forward(&x->m, &ws, x->tokens, x->B, x->T);
+    compare(&x->f, "dora.logits", ws.logits, (size_t)x->B * x->T * x->m.cfg.vocab_size, &worst);
+    float loss = (float)(minigpt_xent(&x->m, &ws, x->targets, 1.0f / count) / count);
+    compare(&x->f, "dora.loss", &loss, 1, &worst);
+    float *grad = calloc(a.n_params, sizeof(float));
+    assert_non_null(grad);
+    minigpt_backward(&x->m, &ws, NULL, grad);
+    for (int i = 0; i < a.n_layers; i++) {
+        char name[160];
+        const lora_layer *L = &a.layers[i];
+        snprintf(name, sizeof name, "dora.grad.%s.lora_A", L->slot->path);
+        compare(&x->f, name, grad + L->a_off, (size_t)a.rank * L->slot->in, &worst);
+        snprintf(name, sizeof name, "dora.grad.%s.lora_B", L->slot->path);
+        compare(&x->f, name, grad + L->b_off, (size_t)L->slot->out * a.rank, &worst);
+        snprintf(name, sizeof name, "dora.grad.%s.lora_magnitude_vector", L->slot->path);
+        compare(&x->f, name, grad + L->m_off, (size_t)L->slot->out, &worst);
+    }
+    printf("  worst relative DoRA error over %d adapted layers (A, B, m): %.3e\n", a.n_layers,
+           worst);
+    free(grad);
+    minigpt_ws_free(&ws);
+    lora_free(&a);
+}
+
+/* lora_merge_into folds DoRA: the merged model (no plug-in) gives the adapter's logits. */
+static void test_dora_merge(void **state) {
+    fixture *x = *state;
+    ml_error e;
+    lora a;
+    float *saved = malloc(x->m.n_params * sizeof(float));
+    assert_non_null(saved);
+    memcpy(saved, x->m.params, x->m.n_params * sizeof(float));
+    load_dora(x, &a);
+    assert_int_equal(lora_merge_into(&a, &e), 0);
+    lora_free(&a); /* uninstalled: the merged weights alone */
+    minigpt_forward(&x->m, &x->ws, x->tokens, x->B, x->T);
+    double worst = 0;
+    compare(&x->f, "dora.logits", x->ws.logits, (size_t)x->B * x->T * x->m.cfg.vocab_size, &worst);
+    printf("  merged DoRA model vs the reference adapter logits: %.3e\n", worst);
+    memcpy(x->m.params, saved, x->m.n_params * sizeof(float));
+    free(saved);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     runtime_init(argv);
@@ -176,5 +258,12 @@ int main(int argc, char **argv) {
         failed +=
             _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], setup, teardown);
     }
+    const struct CMUnitTest dora[] = {
+        cmocka_unit_test(test_dora_logits_loss_and_gradients),
+        cmocka_unit_test(test_dora_merge),
+    };
+    fixture_path = "tests/fixtures/reference-dora.safetensors";
+    printf("reference %s\n", fixture_path);
+    failed += _cmocka_run_group_tests("reference DoRA", dora, 2, setup, teardown);
     return failed != 0;
 }

@@ -10,7 +10,8 @@
 #   s2  V 64   C 96  NH 3 (HS 32)  L 3  F 200  context 128
 #   s3  V 89   C 96  NH 6 (HS 16)  L 2  F 136  context  48  (vocabulary + digits and symbols)
 # F is never 4·C. For each shape: write the model config, lora-pretrain (3 steps), lora-train
-# (rank 8 all targets, and rank 3 attn), lora-eval, lora-merge, lora-generate (greedy and
+# (rank 8 all targets, and rank 3 attn), lora-eval, lora-export (scored again as a PEFT
+# directory), lora-merge, lora-generate (greedy and
 # sampled, a prompt that leaves 9 symbols of context: 118 symbols at context 128), lora-analyze
 # and lora-info, asserting exit 0 and what each output must say for this shape: the config and
 # parameter counts against the formulas, the merge check, completions within the context and
@@ -26,7 +27,7 @@ cd "$(dirname "$0")/.." || exit 1
 bindir=${LORA_BIN:-bin}
 if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
 LORA=$bindir/lora
-for c in -train -eval -merge -info -generate -pretrain -analyze -bench; do
+for c in -train -eval -merge -info -generate -pretrain -analyze -bench -export; do
     if [ ! -x "$LORA$c" ]; then
         echo "test_shapes: FAIL: $LORA$c is missing (run make)"
         exit 1
@@ -193,6 +194,15 @@ for s in s1 s2 s3; do
         len(d[-1]["summary"]) == 3 and
         all(1.0 <= x["perplexity"] < 1e4 for x in d[-1]["summary"])' "$T/out")"
     verdict "$s: lora-eval --json with two adapters; predictions within the context" "$why"
+
+    # export: the rank-3 attention adapter as a PEFT directory scores exactly as the file
+    run "$LORA-export" --base "$d/b.st" --dtype f32 --peft "$d/p3" "$d/a3.st"
+    why=$(status export)
+    "$LORA-eval" --json --base "$d/b.st" --adapter "$d/a3.st" "$data" | sed 's/"model":"[^"]*"//g' >"$d/e_file.json"
+    "$LORA-eval" --json --base "$d/b.st" --adapter "$d/p3" "$data" | sed 's/"model":"[^"]*"//g' >"$d/e_dir.json"
+    [ -s "$d/e_dir.json" ] && cmp -s "$d/e_file.json" "$d/e_dir.json" ||
+        why="$why; lora-eval --json differs between the adapter file and its PEFT directory"
+    verdict "$s: lora-export --peft (F32) of the rank-3 adapter; lora-eval on it equals the file's" "$why"
 
     # merge: the check passes, and the merged base generates what base + adapter generates
     run "$LORA-merge" --base "$d/b.st" --adapter "$d/a8.st" --out "$d/m.st" "$data"

@@ -9,6 +9,20 @@
  * Trainable parameters: Σ r·(in+out) over the targets, 2304·r for all 12 Linears of the
  * default model. Files: safetensors with PEFT names
  * base_model.model.<path>.lora_{A,B}.weight in F16 (see lora_save).
+ *
+ * Variants (lora_variant), as PEFT defines them:
+ *   - DoRA (use_dora): W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖, the norm over the input dimension
+ *     of each output row, m (out) trainable, initialized to the row norms of W (step 0 equals
+ *     the base). As in PEFT (and the DoRA paper §4.3) the norm is a constant in the backward:
+ *     the gradients are those of the forward with ‖W + s·B·A‖ held fixed. PEFT's forward:
+ *     y = x·Wᵀ + b + (g − 1)⊙(x̃·Wᵀ) + g⊙s·(x̃·Aᵀ)·Bᵀ, g = m/‖W + s·B·A‖, x̃ the (dropped-out)
+ *     input. The norms are cached: call lora_refresh after changing A, B or m. Σ out more
+ *     parameters, saved as base_model.model.<path>.lora_magnitude_vector.weight (F32: fp16's
+ *     rounding of m would scale whole rows and break the step-0 equality).
+ *   - dropout p (lora_dropout): x̃ = x ⊙ mask/(1−p) on the adapter's input path only, in
+ *     training steps only (minigpt_ext_call.step ≠ 0); the mask is a hash of (seed, step,
+ *     layer, sequence in the batch, position, feature), so it does not depend on threads or
+ *     micro-batches.
  */
 #ifndef LORA_H
 #define LORA_H
@@ -31,7 +45,11 @@ typedef struct {
     minigpt_linear *slot;   /* the Linear this adapts */
     float *A;               // (r,in) view into owner->params
     float *B;               // (out,r)
+    float *mag;             // (out) DoRA's magnitude, or NULL
+    float *wnorm;           // (out) DoRA: ‖W + s·B·A‖ per row as of the last lora_refresh
     size_t a_off, b_off;    /* offsets of A and B in the parameter (and gradient) block */
+    size_t m_off;           /* offset of mag (DoRA) */
+    int index;              /* position among the adapter's layers (dropout streams) */
     minigpt_linear_ext ext; /* installed in slot->ext */
 } lora_layer;
 
@@ -45,9 +63,23 @@ struct lora {
     unsigned layer_mask; /* bit (1 << block) for each adapted block (all of m's by default) */
     int n_layers;
     lora_layer layers[MINIGPT_MAX_LAYERS * MINIGPT_LINEARS_PER_BLOCK];
-    size_t n_params; /* Σ r·(in+out) */
-    float *params;   /* one block: A then B of each layer in slot order; owned */
+    int dora;              /* DoRA (see above) */
+    float dropout;         /* LoRA dropout probability; 0: off */
+    uint64_t dropout_seed; /* the masks' stream */
+    size_t n_params;       /* Σ r·(in+out), + Σ out with DoRA */
+    float *params;         /* one block: A, B (and mag) of each layer in slot order; owned */
+    float *wnorm;          /* DoRA's cached row norms of every layer; owned */
+    int init;              /* lora_init_kind (lora_init.h) it was initialized with; 0: kaiming */
+    float *init0;          /* pissa/olora: the initial A and B (params' layout), for the rank-2r
+                            * conversion lora_save writes; NULL otherwise; owned */
 };
+
+/* The PEFT variants of lora_init_variant; all zero: plain LoRA. */
+typedef struct {
+    int dora;              /* use_dora */
+    float dropout;         /* lora_dropout, 0 <= p < 1 */
+    uint64_t dropout_seed; /* the masks' stream (training only) */
+} lora_variant;
 
 /* Parses a --targets list: comma-separated q,k,v,o (or q_proj..o_proj), fc1, fc2, and the
  * groups attn, ffn, all. Error names the unknown word. */
@@ -82,19 +114,42 @@ int lora_init(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned t
  * block m does not have is an error. */
 int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
                      unsigned layers, ml_error *e);
+/* lora_init_layers with a variant (NULL: plain LoRA). DoRA needs rank >= 1; a dropout
+ * outside 0 <= p < 1 is an error. */
+int lora_init_variant(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
+                      unsigned layers, const lora_variant *v, ml_error *e);
 void lora_free(lora *a);
+
+/* DoRA: recomputes the cached ‖W + s·B·A‖ of every row from the current A, B, W and scale
+ * (no-op without DoRA). The forward uses the cache, the backward treats it as a constant. */
+void lora_refresh(lora *a);
+
+/* Takes a's plug-ins out of m's slots (outputs equal the base again) and keeps its weights,
+ * so that another adapter can be loaded onto the same base; lora_install puts them back.
+ * Rebuild workspaces after either. lora_install fails naming the first slot that holds
+ * another plug-in. */
+void lora_uninstall(lora *a);
+int lora_install(lora *a, ml_error *e);
 
 /* Adapter strength at inference (llama.cpp's --lora-scaled): sets the scale to S times the
  * trained one (α/r, or α/√r with rsLoRA), so forward adds S·s·B·A. S = 1 leaves the scale
  * bit for bit as trained; S = 0 makes the outputs equal the base's exactly. S must be finite
- * and in 0..LORA_MAX_STRENGTH. */
+ * and in 0..LORA_MAX_STRENGTH. DoRA (PEFT's scaling): S scales the low-rank part inside,
+ * W' = m ⊙ (W + S·s·B·A)/‖W + S·s·B·A‖; the learned magnitude stays, so S = 0 gives
+ * m ⊙ W/‖W‖, not the base. */
 int lora_set_strength(lora *a, float strength, ml_error *e);
 
-/* The initialization of SPEC §3: A ~ U(−1/√in, 1/√in) from seed, B = 0. */
+/* The initialization of SPEC §3: A ~ U(−1/√in, 1/√in) from seed, B = 0 (DoRA: m = the row
+ * norms of W, then lora_refresh). */
 void lora_init_weights(lora *a, uint64_t seed);
 
-/* Adds s·B·A to each target's W in the model (then uninstall the adapter with lora_free, or
- * the update would count twice). Fails naming the first tensor whose merged weights are not
+/* DoRA: sets each magnitude to the row norms of W + s·B·A (so that the adapted model equals
+ * the base while B·A = 0 or whatever A and B hold), and refreshes the norm cache; no-op
+ * without DoRA. lora_init_weights does this itself; call it after another init. */
+void lora_dora_reset(lora *a);
+
+/* Adds s·B·A to each target's W in the model (DoRA: W = m ⊙ (W + s·B·A)/‖W + s·B·A‖) (then
+ * uninstall the adapter with lora_free, or the update would count twice). Fails naming the first tensor whose merged weights are not
  * all finite (s·B·A overflows a float); the model's weights are then partly merged and must
  * not be saved. */
 int lora_merge_into(const lora *a, ml_error *e);
@@ -106,22 +161,29 @@ int lora_rank_warnings(const minigpt *m, int rank, unsigned targets, char *buf, 
 
 /* Writes the adapter: F16 tensors with PEFT names, in slot order, A before B; metadata
  * peft_type "LORA", r, lora_alpha, target_modules, use_rslora, base_sha256 (and
- * layers_to_transform when the adapter leaves out a block), and the n_meta
- * extra pairs (provenance). A value that does not fit in fp16 is an error naming the tensor;
- * the file is written atomically. */
+ * layers_to_transform when the adapter leaves out a block; use_dora "true" and the DoRA
+ * magnitudes in F32 with DoRA; lora_dropout when it is not 0), init (the lora_init name), and
+ * the n_meta extra pairs (provenance). With init0 (pissa, olora) it writes the conversion to
+ * the original base instead (lora_init.h): rank 2r, A' = [A; A − A0], B' = [B − B0 | B0], lora_alpha
+ * 2α (α·√2 with rsLoRA), and converted_from_r / converted_from_lora_alpha. A value that does
+ * not fit in fp16 is an error naming the tensor; the file is written atomically. */
 int lora_save(const lora *a, const char *path, const char *base_sha256, int n_meta,
               const char *const *keys, const char *const *values, ml_error *e);
 
-/* Loads an adapter file onto m (zeroed *a, installed like lora_init). Refuses a file whose
+/* Loads an adapter file, or a PEFT adapter directory (peft.h: adapter_open), onto m (zeroed
+ * *a, installed like lora_init). Refuses a file whose
  * base_sha256 differs from base_sha256 (when that is non-NULL), whose tensors are missing,
  * extra, of another dtype or shape, or whose metadata is inconsistent; each message names
  * the file and what differs. A layers_to_transform list (or one integer) restricts the
  * adapter to those blocks; absent, it covers every block. */
 int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e);
 
+/* Parameters lora_save writes: n_params, or 2·n_params for the rank-2r conversion. */
+size_t lora_saved_params(const lora *a);
+
 /* Whether the safetensors file at path is a LoRA adapter (it has "peft_type" metadata) rather
- * than a full checkpoint: *is_adapter gets 1 or 0. Fails when the file cannot be opened or
- * parsed. Nothing to free. */
+ * than a full checkpoint: *is_adapter gets 1 or 0 (1 for a PEFT adapter directory). Fails when
+ * the file or directory cannot be opened or parsed. Nothing to free. */
 int lora_probe(const char *path, int *is_adapter, ml_error *e);
 
 #endif

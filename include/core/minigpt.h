@@ -93,14 +93,24 @@ typedef struct {
 
 /* A plug-in extending a Linear slot: y += ext(x). Installed by lora.c.
  * forward:  out (N,out) += ext(inp (N,in)); may keep save_per_row floats per row in saved.
- * backward: dinp (N,in) += ∂/∂inp (dinp NULL: not needed); accumulates the plug-in's own parameter gradients into
+ * backward: dinp (N,in) += ∂/∂inp (dinp NULL: not needed), call as in its forward; accumulates the plug-in's own parameter gradients into
  *           grad, the caller's gradient block for plug-ins (see minigpt_backward); may use
  *           its saved rows as scratch (the forward that wrote them is done with). */
 typedef struct minigpt_linear_ext minigpt_linear_ext;
+
+/* Where the rows of a forward come from, for plug-ins that draw randomness per row (LoRA
+ * dropout): sequences row0, row0+1, ... of the batch, T positions each. step 0: not a training
+ * step (evaluation, validation, generation), nothing random. */
+typedef struct {
+    uint64_t step; /* the training step + 1; 0 outside training */
+    int row0, T;
+} minigpt_ext_call;
+
 struct minigpt_linear_ext {
-    void (*forward)(const minigpt_linear_ext *x, float *out, float *saved, const float *inp, int N);
+    void (*forward)(const minigpt_linear_ext *x, float *out, float *saved, const float *inp, int N,
+                    const minigpt_ext_call *call);
     void (*backward)(const minigpt_linear_ext *x, float *dinp, float *grad, const float *dout,
-                     float *saved, const float *inp, int N);
+                     float *saved, const float *inp, int N, const minigpt_ext_call *call);
     int save_per_row;
     void *ctx;
 };
@@ -187,13 +197,14 @@ typedef struct {
     float *lnf_mean, *lnf_rstd; // (B,T)
     float *logits;              // (B,T,V); after minigpt_xent with grads: dlogits
     /* backward scratch, reused by every block */
-    float *dres;         // (B,T,C) gradient of the residual stream
-    float *dtmp;         // (B,T,C)
-    float *dq, *dk, *dv; // (B,T,C)
-    float *datty;        // (B,T,C)
-    float *dfc;          // (B,T,F) gradient of the GELU output, then of fc1's
-    float *tmp;          // (B,T,C) forward scratch: o_proj and fc2 outputs
-    float *datt;         // (T,T) one head's attention gradient
+    float *dres;           // (B,T,C) gradient of the residual stream
+    float *dtmp;           // (B,T,C)
+    float *dq, *dk, *dv;   // (B,T,C)
+    float *datty;          // (B,T,C)
+    float *dfc;            // (B,T,F) gradient of the GELU output, then of fc1's
+    float *tmp;            // (B,T,C) forward scratch: o_proj and fc2 outputs
+    float *datt;           // (T,T) one head's attention gradient
+    minigpt_ext_call call; /* handed to plug-ins by the next forward; zero: not training */
 } minigpt_ws;
 
 /* Allocates a workspace for micro-batches of up to B x T. Plug-ins installed in m's slots at

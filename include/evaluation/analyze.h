@@ -8,7 +8,7 @@
  *
  * Subspaces are passed as orthonormal basis vectors stored as rows, ordered by singular value
  * (the layout analyze_svd returns), so "the top-i directions" are simply the first i rows.
- * Everything is computed in double precision (LAPACKE dgesdd) from the float weights.
+ * Everything is computed in double precision (LAPACKE dgesdd, linalg.h) from the float weights.
  */
 #ifndef ANALYZE_H
 #define ANALYZE_H

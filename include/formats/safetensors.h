@@ -20,7 +20,7 @@
 
 #include "ml_error.h"
 
-typedef enum { ST_F32 = 0, ST_F16 = 1, ST_I32 = 2, ST_I64 = 3 } st_dtype;
+typedef enum { ST_F32 = 0, ST_F16 = 1, ST_I32 = 2, ST_I64 = 3, ST_U8 = 4, ST_I8 = 5 } st_dtype;
 
 #define ST_MAX_DIMS 4
 #define ST_MAX_HEADER (100u << 20) /* refuse headers above 100 MiB, as the reference does */
@@ -81,6 +81,11 @@ int st_read_f32(const st_file *f, const char *name, st_dtype want, float *dst, i
 int st_read_i32(const st_file *f, const char *name, int32_t *dst, int ndim, const int64_t *shape,
                 ml_error *e);
 
+/* Copies a one-byte tensor (want: ST_U8 or ST_I8) with exactly the given shape into dst, byte
+ * for byte (an I8 element is its two's complement byte). */
+int st_read_u8(const st_file *f, const char *name, st_dtype want, uint8_t *dst, int ndim,
+               const int64_t *shape, ml_error *e);
+
 /* ---- writer ---------------------------------------------------------------------------- */
 
 typedef struct st_writer st_writer;
@@ -99,6 +104,11 @@ int st_writer_add_f32(st_writer *w, const char *name, st_dtype dtype, const floa
 /* Adds an I32 tensor (copied now). */
 int st_writer_add_i32(st_writer *w, const char *name, const int32_t *data, int ndim,
                       const int64_t *shape, ml_error *e);
+
+/* Adds a one-byte tensor (dtype ST_U8 or ST_I8; I8 elements as two's complement bytes),
+ * copied now. */
+int st_writer_add_u8(st_writer *w, const char *name, st_dtype dtype, const uint8_t *data, int ndim,
+                     const int64_t *shape, ml_error *e);
 
 /* Sets a __metadata__ entry (copied; a key set twice keeps the last value). */
 int st_writer_meta(st_writer *w, const char *key, const char *value, ml_error *e);

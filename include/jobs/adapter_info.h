@@ -29,6 +29,9 @@ typedef struct {
     unsigned targets;      /* bit (1 << role) per targeted role, as loaded */
     unsigned layer_mask;   /* bit (1 << block) per adapted block, as loaded */
     int layers_restricted; /* the file has layers_to_transform leaving out a block */
+    int dora;              /* metadata "use_dora" is "true" */
+    double dropout;        /* metadata "lora_dropout" (training only); 0 when absent */
+    size_t dora_params;    /* DoRA's magnitudes (F32), Σ out; 0 without DoRA */
     int n_layers;
     adapter_info_layer layers[MINIGPT_MAX_LAYERS * MINIGPT_LINEARS_PER_BLOCK];
     int n_tensors;
@@ -37,6 +40,10 @@ typedef struct {
     size_t header_bytes;  /* 8 + header length */
     size_t file_bytes;
     const char *base_sha256; /* metadata "base_sha256"; NULL when absent; in meta_values */
+    const char *init;        /* metadata "init" (kaiming, gaussian, pissa, olora); NULL when
+                              * absent (files from before --init: kaiming); in meta_values */
+    int converted_from_r;    /* metadata "converted_from_r": the rank trained before the pissa /
+                              * olora conversion to the original base; 0 when absent */
     adapter_base_match matches_base;
     int n_meta; /* every metadata pair, in file order */
     char **meta_keys, **meta_values;

@@ -30,6 +30,10 @@ int generator_init(generator *g, const minigpt *m, const tok_vocab *v, float tem
                    int max_new, int raw, uint64_t seed, ml_error *e);
 void generator_free(generator *g);
 
+/* Rebuilds g's workspace after the plug-ins installed on its model changed (switching
+ * adapters); the sampler's random state goes on as it was. */
+int generator_rebuild(generator *g, ml_error *e);
+
 /* Completes one prompt into *out: malloc'ed UTF-8 text, the caller frees it. Fails with a
  * message that says what is wrong with the prompt (empty, unknown symbol, too long, ...). */
 int generator_complete(generator *g, const char *text, char **out, ml_error *e);

@@ -22,12 +22,17 @@ typedef struct {
     int full;        /* 0: LoRA; FINETUNE_FULL_LINEAR: the target Linear weights themselves (the
                         * full fine-tune baseline); FINETUNE_FULL_ALL: every parameter of the base */
     float loraplus_ratio; /* LoRA+: B's learning rate is ratio × A's (0 or 1: off; not full) */
+    int dora;             /* DoRA: a trained magnitude per output row (lora.h; not full) */
+    float dropout;        /* LoRA dropout on the adapter's input path, 0 <= p < 1 (not full) */
+    int init;             /* lora_init_kind (lora_init.h); 0: kaiming, SPEC §3 (not full) */
     train_opts train;     /* steps, batch, lr, ..., seed, threads */
 } finetune_opts;
 
 typedef struct {
-    minigpt *m;        /* the base; with full = 1 its Linear weights are trained in place */
-    minigpt frozen;    /* full = 1 with the preservation term: the untouched base; owned */
+    minigpt *m;        /* the base; with full = 1 its Linear weights are trained in place; with a
+                     * pissa/olora init its target weights become the residual W − s·B0·A0 */
+    minigpt frozen;    /* the preservation term with full = 1 or a pissa/olora init: the untouched
+                     * base; owned */
     lora adapter;      /* the trained adapter (rank 0 and unused when full = 1); owned */
     engine g;          /* owned */
     train_state state; /* owned */
@@ -39,6 +44,8 @@ typedef struct {
 } finetune;
 
 /* Sets up everything for o on m; the datasets are borrowed (replay and val may be NULL).
+ * The adapter starts as o->init says (lora_init.h); pissa and olora change m's target
+ * weights to the residual (lora_save then writes the adapter for the original base).
  * Free with finetune_free (which uninstalls the adapter). */
 int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *replay,
                   const dataset *val, const finetune_opts *o, const char *label, ml_error *e);
@@ -53,7 +60,7 @@ void finetune_use_best(finetune *f);
 
 /* The settings a resumed run must share, as compact JSON; malloc'ed, caller frees. The thread
  * count is not among them: results do not depend on it. The optimizer's settings other than
- * AdamW's and a LoRA+ ratio other than 1 are appended only when in use, so that the fingerprint
+ * AdamW's, a LoRA+ ratio other than 1 and an init other than kaiming are appended only when in use, so that the fingerprint
  * of a default run is the one written before they existed. */
 char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const char *data_sha,
                            const char *val_sha, const char *replay_sha);

@@ -9,6 +9,7 @@
 #define GRAD_ENGINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dataset.h"
 #include "minigpt.h"
@@ -37,6 +38,9 @@ typedef struct {
     int *kl_len;             // (max_B) positions under the term, per row of the batch; owned
     double *chunk_kl;        // (max_chunks) Σ KL of each chunk
     double kl_mean;          /* mean KL per position of the last engine_grad (0 without) */
+    /* the training step + 1 handed to plug-ins by engine_grad (minigpt_ext_call; LoRA dropout
+     * draws its masks from it); 0, and always in engine_loss: no randomness */
+    uint64_t ext_step;
 } engine;
 
 /* Builds the thread pool and per-thread workspaces. Plug-ins must already be installed in m.

@@ -76,6 +76,10 @@ typedef struct {
     /* called after each validation (may be NULL): learning curves, extra metrics */
     void (*on_eval)(void *ctx, int step, double train_loss, double val_loss);
     void *on_eval_ctx;
+    /* called whenever the loop changed the trained parameters (may be NULL): a plug-in that
+     * caches something derived from them (DoRA's weight norms) refreshes it */
+    void (*on_params)(void *ctx);
+    void *on_params_ctx;
 } train_job;
 
 typedef struct {

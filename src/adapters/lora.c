@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "peft.h"
+#include "lora_init.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "text.h"
@@ -151,7 +153,8 @@ int lora_rank_warnings(const minigpt *m, int rank, unsigned targets, char *buf, 
 
 /* out (N,out) += s·(inp·Aᵀ)·Bᵀ; saved (N,r) keeps xa = inp·Aᵀ for the backward. */
 static void lora_forward(const minigpt_linear_ext *x, float *out, float *saved, const float *inp,
-                         int N) {
+                         int N, const minigpt_ext_call *call) {
+    (void)call;
     const lora_layer *L = x->ctx;
     const int r = L->owner->rank, in = L->slot->in, o = L->slot->out;
     float *xa = saved; // (N,r)
@@ -164,7 +167,8 @@ static void lora_forward(const minigpt_linear_ext *x, float *out, float *saved, 
 /* dB += s·doutᵀ·xa; dxa = s·dout·B; dA += dxaᵀ·inp; dinp += dxa·A.
  * saved holds xa (N,r) followed by room for dxa (N,r). */
 static void lora_backward(const minigpt_linear_ext *x, float *dinp, float *grad, const float *dout,
-                          float *saved, const float *inp, int N) {
+                          float *saved, const float *inp, int N, const minigpt_ext_call *call) {
+    (void)call;
     const lora_layer *L = x->ctx;
     const int r = L->owner->rank, in = L->slot->in, o = L->slot->out;
     const float s = L->owner->scale;
@@ -181,6 +185,160 @@ static void lora_backward(const minigpt_linear_ext *x, float *dinp, float *grad,
                    1.0f, dinp, in);
 }
 
+/* ---- variants: DoRA and dropout --------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t z) { /* splitmix64's finalizer */
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Whether this call drops out: a training step of an adapter with dropout. */
+static int dropping(const lora *a, const minigpt_ext_call *call) {
+    return a->dropout > 0.0f && call && call->step != 0;
+}
+
+/* mk (N,in) = keep/(1−p) from the hash of (seed, step, layer, sequence, position, feature);
+ * xd (N,in) = inp ⊙ mk. */
+static void dropout_mask(const lora_layer *L, const minigpt_ext_call *call, float *xd, float *mk,
+                         const float *inp, int N) {
+    const lora *a = L->owner;
+    const int in = L->slot->in, T = call->T > 0 ? call->T : 1;
+    const float keep = 1.0f / (1.0f - a->dropout);
+    const uint64_t base = mix64(mix64(mix64(a->dropout_seed) + call->step) + (uint64_t)L->index);
+    for (int n = 0; n < N; n++) {
+        const uint64_t seq = (uint64_t)(call->row0 + n / T), t = (uint64_t)(n % T);
+        const uint64_t row = mix64(base ^ mix64((seq << 20) | t));
+        for (int i = 0; i < in; i++) {
+            const float u = (float)(mix64(row + (uint64_t)i) >> 40) * 0x1p-24f; /* [0,1) */
+            const size_t k = (size_t)n * in + i;
+            mk[k] = u >= a->dropout ? keep : 0.0f;
+            xd[k] = inp[k] * mk[k];
+        }
+    }
+}
+
+/* DoRA's g = m/‖W + s·B·A‖ of row j (1 for a zero row: nothing to normalize). */
+static float dora_g(const lora_layer *L, int j) {
+    return L->wnorm[j] > 0.0f ? L->mag[j] / L->wnorm[j] : 1.0f;
+}
+
+/* The saved block of the variant path, in order: xa (N,r), dxa (N,r), with DoRA u (N,out)
+ * and gd (N,out), with dropout xd (N,in) and mk (N,in). */
+typedef struct {
+    float *xa, *dxa, *u, *gd, *xd, *mk;
+} var_saved;
+
+static var_saved carve(const lora_layer *L, float *saved, int N) {
+    const lora *a = L->owner;
+    var_saved v = {0};
+    float *p = saved;
+    v.xa = p, p += (size_t)N * a->rank;
+    v.dxa = p, p += (size_t)N * a->rank;
+    if (a->dora) v.u = p, p += (size_t)N * L->slot->out, v.gd = p, p += (size_t)N * L->slot->out;
+    if (a->dropout > 0.0f) v.xd = p, p += (size_t)N * L->slot->in, v.mk = p;
+    return v;
+}
+
+/* x̃ = dropout(inp) (or inp), xa = x̃·Aᵀ; without DoRA out += s·xa·Bᵀ; with DoRA (PEFT)
+ * out += (g−1)⊙(x̃·Wᵀ) + g⊙(s·xa·Bᵀ), keeping u = x̃·Wᵀ + s·xa·Bᵀ for dm. */
+static void lora_forward_var(const minigpt_linear_ext *x, float *out, float *saved,
+                             const float *inp, int N, const minigpt_ext_call *call) {
+    const lora_layer *L = x->ctx;
+    const lora *a = L->owner;
+    const int r = a->rank, in = L->slot->in, o = L->slot->out;
+    const var_saved v = carve(L, saved, N);
+    const float *xin = inp; // (N,in) the adapter's input
+    if (dropping(a, call)) {
+        dropout_mask(L, call, v.xd, v.mk, inp, N);
+        xin = v.xd;
+    }
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xin, in, L->A, in, 0.0f,
+               v.xa, r);
+    if (!a->dora) {
+        gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, a->scale, v.xa, r, L->B, r,
+                   1.0f, out, o);
+        return;
+    }
+    float *xw = v.gd, *lo = v.u; /* gd is the backward's: scratch here */
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, in, 1.0f, xin, in, L->slot->w, in,
+               0.0f, xw, o);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, a->scale, v.xa, r, L->B, r, 0.0f,
+               lo, o);
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < o; j++) {
+            const size_t k = (size_t)n * o + j;
+            const float g = dora_g(L, j);
+            out[k] += (g - 1.0f) * xw[k] + g * lo[k];
+            v.u[k] = xw[k] + lo[k];
+        }
+}
+
+/* The backward of lora_forward_var with DoRA's norm a constant:
+ * dm_j += Σ_n dout_nj·u_nj/‖·‖_j; gd = g⊙dout (DoRA) or dout; dB += s·gdᵀ·xa; dxa = s·gd·B;
+ * dA += dxaᵀ·x̃; dx̃ = dxa·A (+ ((g−1)⊙dout)·W); dinp += mk⊙dx̃ (or dx̃). */
+static void lora_backward_var(const minigpt_linear_ext *x, float *dinp, float *grad,
+                              const float *dout, float *saved, const float *inp, int N,
+                              const minigpt_ext_call *call) {
+    const lora_layer *L = x->ctx;
+    const lora *a = L->owner;
+    const int r = a->rank, in = L->slot->in, o = L->slot->out;
+    const float s = a->scale;
+    const var_saved v = carve(L, saved, N);
+    const int drop = dropping(a, call);
+    const float *xin = drop ? v.xd : inp;
+    float *dA = grad + L->a_off, *dB = grad + L->b_off;
+    const float *gdo = dout; // (N,out) the gradient reaching the low-rank path
+    if (a->dora) {
+        float *dm = grad + L->m_off;
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < o; j++) {
+                const size_t k = (size_t)n * o + j;
+                const float g = dora_g(L, j);
+                if (L->wnorm[j] > 0.0f) dm[j] += dout[k] * v.u[k] / L->wnorm[j];
+                v.gd[k] = g * dout[k];
+                v.u[k] = v.gd[k] - dout[k]; /* (g−1)⊙dout for the input gradient */
+            }
+        gdo = v.gd;
+    }
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, gdo, o, v.xa, r, 1.0f, dB, r);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, gdo, o, L->B, r, 0.0f, v.dxa,
+               r);
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, v.dxa, r, xin, in, 1.0f, dA,
+               in);
+    if (!dinp) return;              /* nothing below needs the input gradient */
+    float *dx = drop ? v.xd : dinp; /* x̃ is used up: its room takes dx̃ */
+    const float beta = drop ? 0.0f : 1.0f;
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, v.dxa, r, L->A, in, beta,
+               dx, in);
+    if (a->dora)
+        gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, o, 1.0f, v.u, o, L->slot->w,
+                   in, 1.0f, dx, in);
+    if (drop)
+        for (size_t k = 0; k < (size_t)N * in; k++) dinp[k] += v.mk[k] * dx[k];
+}
+
+/* ‖W_j + s·(B·A)_j‖ for every row j of a layer into wnorm (PEFT: W + scaling·(B@A)). */
+static void row_norms(const lora_layer *L, float s, float *wnorm) {
+    const int r = L->owner->rank, in = L->slot->in, o = L->slot->out;
+    for (int j = 0; j < o; j++) {
+        double sq = 0.0;
+        for (int i = 0; i < in; i++) {
+            float ba = 0.0f;
+            for (int k = 0; k < r; k++) ba += L->B[(size_t)j * r + k] * L->A[(size_t)k * in + i];
+            const float w = L->slot->w[(size_t)j * in + i] + s * ba;
+            sq += (double)w * w;
+        }
+        wnorm[j] = (float)sqrt(sq);
+    }
+}
+
+void lora_refresh(lora *a) {
+    if (!a->dora) return;
+    for (int i = 0; i < a->n_layers; i++) row_norms(&a->layers[i], a->scale, a->layers[i].wnorm);
+}
+
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
 /* α/r, or α/√r with rsLoRA; 0 at rank 0 */
@@ -194,6 +352,7 @@ int lora_set_strength(lora *a, float strength, ml_error *e) {
         return ml_fail(e, "adapter strength %g is out of range (0..%g)", (double)strength,
                        (double)LORA_MAX_STRENGTH);
     a->scale = strength == 1.0f ? trained_scale(a) : strength * trained_scale(a);
+    lora_refresh(a); /* DoRA's norm includes the scaled update */
     return 0;
 }
 
@@ -204,7 +363,17 @@ int lora_init(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned t
 
 int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
                      unsigned layers, ml_error *e) {
+    return lora_init_variant(a, m, rank, alpha, rslora, targets, layers, NULL, e);
+}
+
+int lora_init_variant(lora *a, minigpt *m, int rank, float alpha, int rslora, unsigned targets,
+                      unsigned layers, const lora_variant *v, ml_error *e) {
     memset(a, 0, sizeof *a);
+    const lora_variant plain = {0, 0.0f, 0};
+    if (!v) v = &plain;
+    if (!(v->dropout >= 0.0f && v->dropout < 1.0f))
+        return ml_fail(e, "LoRA dropout %g is out of range (0 <= p < 1)", (double)v->dropout);
+    if (v->dora && rank < 1) return ml_fail(e, "DoRA needs a rank of at least 1");
     if (layers != LORA_ALL_LAYERS && (layers & ~all_layers(m)))
         return ml_fail(e, "--layers names a block the model does not have (blocks 0..%d)",
                        m->cfg.n_layers - 1);
@@ -228,10 +397,24 @@ int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, uns
     if (rank > 0 && !(a->scale > 0.0f && isfinite(a->scale)))
         return ml_fail(e, "alpha %g at rank %d gives the scale %g, not a positive finite number",
                        (double)alpha, rank, (double)a->scale);
+    a->dora = v->dora;
+    a->dropout = v->dropout;
+    a->dropout_seed = v->dropout_seed;
     a->n_params = lora_count_layers(m, rank, targets, layers);
+    size_t rows = 0; /* Σ out: DoRA's magnitudes */
+    for (int i = 0; i < m->n_linears; i++)
+        if ((targets & (1u << m->linears[i].role)) && (layers & (1u << m->linears[i].layer)))
+            rows += (size_t)m->linears[i].out;
+    if (a->dora) a->n_params += rows;
     a->params = calloc(a->n_params ? a->n_params : 1, sizeof(float));
-    if (!a->params) return ml_fail(e, "out of memory for %zu LoRA parameters", a->n_params);
-    size_t off = 0;
+    a->wnorm = a->dora ? calloc(rows, sizeof(float)) : NULL;
+    if (!a->params || (a->dora && !a->wnorm)) {
+        lora_free(a);
+        return ml_fail(e, "out of memory for %zu LoRA parameters", a->n_params);
+    }
+    size_t off = 0, norm_off = 0;
+    const int variant = a->dora || a->dropout > 0.0f;
+    int per_row = 2 * rank;
     for (int i = 0; i < m->n_linears; i++) {
         minigpt_linear *slot = &m->linears[i];
         if (!(targets & (1u << slot->role)) || !(layers & (1u << slot->layer))) continue;
@@ -242,20 +425,46 @@ int lora_init_layers(lora *a, minigpt *m, int rank, float alpha, int rslora, uns
         off += (size_t)rank * slot->in;
         L->b_off = off;
         off += (size_t)slot->out * rank;
+        if (a->dora) {
+            L->m_off = off;
+            off += (size_t)slot->out;
+            L->mag = a->params + L->m_off;
+            L->wnorm = a->wnorm + norm_off;
+            norm_off += (size_t)slot->out;
+        }
+        L->index = a->n_layers - 1;
         L->A = a->params + L->a_off;
         L->B = a->params + L->b_off;
-        L->ext = (minigpt_linear_ext){lora_forward, lora_backward, 2 * rank, L};
+        per_row = 2 * rank + (a->dora ? 2 * slot->out : 0) + (a->dropout > 0.0f ? 2 * slot->in : 0);
+        L->ext = variant ? (minigpt_linear_ext){lora_forward_var, lora_backward_var, per_row, L}
+                         : (minigpt_linear_ext){lora_forward, lora_backward, 2 * rank, L};
         if (rank > 0) slot->ext = &L->ext; /* rank 0: nothing to add, the base path alone */
     }
     return 0;
 }
 
 void lora_free(lora *a) {
+    lora_uninstall(a);
+    free(a->params);
+    free(a->wnorm);
+    free(a->init0);
+    memset(a, 0, sizeof *a);
+}
+
+void lora_uninstall(lora *a) {
     for (int i = 0; i < a->n_layers; i++)
         if (a->layers[i].slot && a->layers[i].slot->ext == &a->layers[i].ext)
             a->layers[i].slot->ext = NULL;
-    free(a->params);
-    memset(a, 0, sizeof *a);
+}
+
+int lora_install(lora *a, ml_error *e) {
+    for (int i = 0; i < a->n_layers; i++) {
+        const minigpt_linear *slot = a->layers[i].slot;
+        if (slot->ext && slot->ext != &a->layers[i].ext)
+            return ml_fail(e, "%s already has another plug-in installed", slot->path);
+    }
+    for (int i = 0; a->rank > 0 && i < a->n_layers; i++) a->layers[i].slot->ext = &a->layers[i].ext;
+    return 0;
 }
 
 void lora_init_weights(lora *a, uint64_t seed) {
@@ -267,7 +476,15 @@ void lora_init_weights(lora *a, uint64_t seed) {
         for (size_t j = 0; j < (size_t)a->rank * L->slot->in; j++)
             L->A[j] = bound * (2.0f * rng_uniform(&r) - 1.0f);
         memset(L->B, 0, sizeof(float) * (size_t)L->slot->out * a->rank);
+        if (a->dora) row_norms(L, a->scale, L->mag); /* B = 0: m = ‖W‖, so g = 1 exactly */
     }
+    lora_refresh(a);
+}
+
+void lora_dora_reset(lora *a) {
+    if (!a->dora) return;
+    for (int i = 0; i < a->n_layers; i++) row_norms(&a->layers[i], a->scale, a->layers[i].mag);
+    lora_refresh(a);
 }
 
 int lora_merge_into(const lora *a, ml_error *e) {
@@ -278,6 +495,13 @@ int lora_merge_into(const lora *a, ml_error *e) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->slot->out, L->slot->in, a->rank,
                     a->scale, L->B, a->rank, L->A, L->slot->in, 1.0f, L->slot->w, L->slot->in);
         const size_t n = (size_t)L->slot->out * (size_t)L->slot->in;
+        for (int j = 0; a->dora && j < L->slot->out; j++) { /* DoRA: m ⊙ (W + s·B·A)/‖·‖ */
+            float *row = L->slot->w + (size_t)j * L->slot->in;
+            double sq = 0.0;
+            for (int c = 0; c < L->slot->in; c++) sq += (double)row[c] * row[c];
+            const float norm = (float)sqrt(sq), g = norm > 0.0f ? L->mag[j] / norm : 1.0f;
+            for (int c = 0; c < L->slot->in; c++) row[c] *= g;
+        }
         for (size_t j = 0; j < n; j++)
             if (!isfinite(L->slot->w[j]))
                 return ml_fail(e,
@@ -290,8 +514,32 @@ int lora_merge_into(const lora *a, ml_error *e) {
 
 /* ---- files ------------------------------------------------------------------------------ */
 
+/* which: 'A', 'B', or 'm' for DoRA's magnitude (PEFT: lora_magnitude_vector.weight) */
 static void tensor_name(char *buf, size_t n, const lora_layer *L, char which) {
-    snprintf(buf, n, "base_model.model.%s.lora_%c.weight", L->slot->path, which);
+    if (which == 'm')
+        snprintf(buf, n, "base_model.model.%s.lora_magnitude_vector.weight", L->slot->path);
+    else snprintf(buf, n, "base_model.model.%s.lora_%c.weight", L->slot->path, which);
+}
+
+size_t lora_saved_params(const lora *a) { return a->init0 ? 2 * a->n_params : a->n_params; }
+
+/* The rank-2r conversion of a base-derived init (lora_init.h) for one layer into ca (2r,in)
+ * and cb (out,2r), caller's buffers. ΔW = B·A − B0·A0 as PEFT's conversion has it
+ * ([A; A0], [B | −B0]), factored as A' = [A; A − A0], B' = [B − B0 | B0]:
+ * (B − B0)·A + B0·(A − A0) = B·A − B0·A0. The factors that are large (A, B0) multiply the small
+ * learned changes, so the fp16 rounding of the file scales with the update, as for any LoRA,
+ * not with W's principal part; at step 0 the update is exactly zero. */
+static void convert_layer(const lora *a, const lora_layer *L, float *ca, float *cb) {
+    const int r = a->rank, in = L->slot->in, out = L->slot->out;
+    const float *a0 = a->init0 + L->a_off, *b0 = a->init0 + L->b_off;
+    const size_t na = (size_t)r * in;
+    memcpy(ca, L->A, sizeof(float) * na);
+    for (size_t j = 0; j < na; j++) ca[na + j] = L->A[j] - a0[j];
+    for (int i = 0; i < out; i++)
+        for (int t = 0; t < r; t++) {
+            cb[(size_t)i * 2 * r + t] = L->B[(size_t)i * r + t] - b0[(size_t)i * r + t];
+            cb[(size_t)i * 2 * r + r + t] = b0[(size_t)i * r + t];
+        }
 }
 
 int lora_save(const lora *a, const char *path, const char *base_sha256, int n_meta,
@@ -299,33 +547,90 @@ int lora_save(const lora *a, const char *path, const char *base_sha256, int n_me
     st_writer *w = st_writer_new();
     char *targets = lora_targets_json(a->targets);
     int rc = (!w || !targets) ? ml_fail(e, "out of memory") : 0;
-    char r_s[16], alpha_s[32];
-    snprintf(r_s, sizeof r_s, "%d", a->rank);
-    snprintf(alpha_s, sizeof alpha_s, "%.9g", (double)a->alpha);
-    const char *mk[] = {"format",         "peft_type",  "r",          "lora_alpha",
-                        "target_modules", "use_rslora", "base_sha256"};
-    const char *mv[] = {"pt",       "LORA", r_s, alpha_s, targets, a->rslora ? "true" : "false",
-                        base_sha256};
-    for (int i = 0; !rc && i < 7; i++) rc = st_writer_meta(w, mk[i], mv[i], e);
+    /* the rank-2r conversion keeps the scale: 2α/2r = α/r, and α·√2/√(2r) = α/√r */
+    const int conv = a->init0 != NULL && a->rank > 0, rank = conv ? 2 * a->rank : a->rank;
+    const float alpha = !conv ? a->alpha : a->rslora ? a->alpha * sqrtf(2.0f) : 2.0f * a->alpha;
+    char r_s[16], alpha_s[32], r0_s[16], alpha0_s[32];
+    snprintf(r_s, sizeof r_s, "%d", rank);
+    snprintf(alpha_s, sizeof alpha_s, "%.9g", (double)alpha);
+    snprintf(r0_s, sizeof r0_s, "%d", a->rank);
+    snprintf(alpha0_s, sizeof alpha0_s, "%.9g", (double)a->alpha);
+    const char *init = lora_init_name(a->init);
+    const char *mk[] = {
+        "format",     "peft_type",   "r",    "lora_alpha",       "target_modules",
+        "use_rslora", "base_sha256", "init", "converted_from_r", "converted_from_lora_alpha"};
+    const char *mv[] = {"pt",        "LORA",
+                        r_s,         alpha_s,
+                        targets,     a->rslora ? "true" : "false",
+                        base_sha256, init ? init : "?",
+                        r0_s,        alpha0_s};
+    for (int i = 0; !rc && i < (conv ? 10 : 8); i++) rc = st_writer_meta(w, mk[i], mv[i], e);
     if (!rc && lora_layers_restricted(a->m, a->layer_mask)) { /* PEFT: absent means every block */
         char *lt = lora_layers_json(a->m, a->layer_mask);
         rc = lt ? st_writer_meta(w, "layers_to_transform", lt, e) : ml_fail(e, "out of memory");
         free(lt);
     }
+    char drop_s[32]; /* the variants: written only when in use, PEFT's defaults otherwise */
+    for (int digits = 6; digits <= 9; digits++) { /* the shortest that reads back: 0.1 */
+        snprintf(drop_s, sizeof drop_s, "%.*g", digits, (double)a->dropout);
+        if (strtof(drop_s, NULL) == a->dropout) break;
+    }
+    if (!rc && a->dora) rc = st_writer_meta(w, "use_dora", "true", e);
+    if (!rc && a->dropout > 0.0f) rc = st_writer_meta(w, "lora_dropout", drop_s, e);
     for (int i = 0; !rc && i < n_meta; i++) rc = st_writer_meta(w, keys[i], values[i], e);
-    for (int i = 0; !rc && a->rank > 0 && i < a->n_layers; i++) {
+    float *conv_buf = NULL; /* A' and B' of the widest layer */
+    if (!rc && conv) {
+        size_t most = 0;
+        for (int i = 0; i < a->n_layers; i++) {
+            const size_t n = (size_t)rank * (a->layers[i].slot->in + a->layers[i].slot->out);
+            if (n > most) most = n;
+        }
+        if (!(conv_buf = malloc(sizeof(float) * most))) rc = ml_fail(e, "out of memory");
+    }
+    for (int i = 0; !rc && rank > 0 && i < a->n_layers; i++) {
         const lora_layer *L = &a->layers[i];
         char name[160];
-        int64_t sa[2] = {a->rank, L->slot->in}, sb[2] = {L->slot->out, a->rank};
+        int64_t sa[2] = {rank, L->slot->in}, sb[2] = {L->slot->out, rank};
+        const float *A = L->A, *B = L->B;
+        if (conv) {
+            float *ca = conv_buf, *cb = conv_buf + (size_t)rank * L->slot->in;
+            convert_layer(a, L, ca, cb);
+            A = ca, B = cb;
+        }
         tensor_name(name, sizeof name, L, 'A');
-        rc = st_writer_add_f32(w, name, ST_F16, L->A, 2, sa, e);
+        rc = st_writer_add_f32(w, name, ST_F16, A, 2, sa, e);
         tensor_name(name, sizeof name, L, 'B');
-        if (!rc) rc = st_writer_add_f32(w, name, ST_F16, L->B, 2, sb, e);
+        if (!rc) rc = st_writer_add_f32(w, name, ST_F16, B, 2, sb, e);
+        const int64_t sm[1] = {L->slot->out};
+        tensor_name(name, sizeof name, L, 'm');
+        if (!rc && a->dora) rc = st_writer_add_f32(w, name, ST_F32, L->mag, 1, sm, e);
     }
     if (!rc) rc = st_writer_save(w, path, e);
+    free(conv_buf);
     st_writer_free(w);
     free(targets);
     return rc;
+}
+
+/* The variant metadata (PEFT's use_dora, lora_dropout); absent: plain LoRA, no dropout. */
+static int read_variant(const st_file *f, lora_variant *v, ml_error *e) {
+    const char *ud = st_meta(f, "use_dora"), *ld = st_meta(f, "lora_dropout");
+    char shown[64];
+    memset(v, 0, sizeof *v);
+    if (ud && strcmp(ud, "true") && strcmp(ud, "false"))
+        return ml_fail(e, "%s: metadata use_dora is \"%s\", expected \"true\" or \"false\"",
+                       f->label, ml_one_line(shown, sizeof shown, ud));
+    v->dora = ud && !strcmp(ud, "true");
+    if (ld) {
+        char *end;
+        const double p = strtod(ld, &end);
+        if (!*ld || *end || !(p >= 0.0 && p < 1.0))
+            return ml_fail(e, "%s: metadata lora_dropout is \"%s\", expected a number 0 <= p < 1",
+                           f->label, ml_one_line(shown, sizeof shown, ld));
+        v->dropout = (float)p;
+        if (!(v->dropout < 1.0f)) v->dropout = 0.0f; /* 0.99999999 rounds to 1 in float */
+    }
+    return 0;
 }
 
 /* Parses the PEFT metadata of an adapter file. */
@@ -397,19 +702,22 @@ static int read_layers(const st_file *f, const minigpt *m, unsigned *layers, ml_
 int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml_error *e) {
     memset(a, 0, sizeof *a);
     st_file f;
-    if (st_open(&f, path, e)) return -1;
+    st_dtype dt; /* F16; a PEFT directory's may be F32 */
+    if (adapter_open(&f, path, &dt, e)) return -1;
     int rank = 0, rslora = 0, rc;
     float alpha = 0.0f;
     unsigned targets = 0, layers = LORA_ALL_LAYERS;
+    lora_variant var;
     rc = read_config(&f, &rank, &alpha, &rslora, &targets, e);
     if (!rc) rc = read_layers(&f, m, &layers, e);
+    if (!rc) rc = read_variant(&f, &var, e);
     const char *sha = st_meta(&f, "base_sha256");
     char shown_sha[16];
     if (!rc && base_sha256 && (!sha || strcmp(sha, base_sha256) != 0))
         rc = ml_fail(
             e, "%s was trained on another base model (base_sha256 %.12s…, this base is %.12s…)",
             path, sha ? ml_one_line(shown_sha, sizeof shown_sha, sha) : "missing", base_sha256);
-    if (!rc && lora_init_layers(a, m, rank, alpha, rslora, targets, layers, e))
+    if (!rc && lora_init_variant(a, m, rank, alpha, rslora, targets, layers, &var, e))
         rc = ml_wrap(e, "%s", path);
     if (rc) {
         st_close(&f);
@@ -422,23 +730,33 @@ int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml
         char name[160];
         int64_t sa[2] = {rank, L->slot->in}, sb[2] = {L->slot->out, rank};
         tensor_name(name, sizeof name, L, 'A');
-        rc = st_read_f32(&f, name, ST_F16, L->A, 2, sa, e);
+        rc = st_read_f32(&f, name, dt, L->A, 2, sa, e);
         tensor_name(name, sizeof name, L, 'B');
-        if (!rc) rc = st_read_f32(&f, name, ST_F16, L->B, 2, sb, e);
+        if (!rc) rc = st_read_f32(&f, name, dt, L->B, 2, sb, e);
         expected += 2;
+        const int64_t sm[1] = {L->slot->out};
+        tensor_name(name, sizeof name, L, 'm');
+        if (!rc && a->dora) rc = st_read_f32(&f, name, ST_F32, L->mag, 1, sm, e), expected++;
     }
     if (!rc && f.n_tensors != expected) {
         /* name one tensor that is not ours */
         for (int i = 0; i < f.n_tensors && !rc; i++) {
             int ours = 0;
             for (int j = 0; j < a->n_layers && !ours && rank > 0; j++) {
-                char na[160], nb[160];
+                char na[160], nb[160], nm[160];
                 tensor_name(na, sizeof na, &a->layers[j], 'A');
                 tensor_name(nb, sizeof nb, &a->layers[j], 'B');
-                ours = !strcmp(f.tensors[i].name, na) || !strcmp(f.tensors[i].name, nb);
+                tensor_name(nm, sizeof nm, &a->layers[j], 'm');
+                ours = !strcmp(f.tensors[i].name, na) || !strcmp(f.tensors[i].name, nb) ||
+                       (a->dora && !strcmp(f.tensors[i].name, nm));
             }
             char shown_name[96], shown_tm[96]; /* untrusted: one line, bounded */
-            if (!ours)
+            if (!ours && !a->dora && strstr(f.tensors[i].name, ".lora_magnitude_vector"))
+                rc = ml_fail(e,
+                             "%s: unexpected tensor '%s': a DoRA magnitude, but the metadata "
+                             "does not set use_dora to \"true\"",
+                             path, ml_one_line(shown_name, sizeof shown_name, f.tensors[i].name));
+            else if (!ours)
                 rc = ml_fail(e, "%s: unexpected tensor '%s' (not among the targets %s of rank %d)",
                              path, ml_one_line(shown_name, sizeof shown_name, f.tensors[i].name),
                              ml_one_line(shown_tm, sizeof shown_tm, st_meta(&f, "target_modules")),
@@ -447,13 +765,15 @@ int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml
     }
     st_close(&f);
     if (rc) lora_free(a);
+    else lora_refresh(a);
     return rc;
 }
 
 int lora_probe(const char *path, int *is_adapter, ml_error *e) {
     st_file f;
+    st_dtype dt;
     *is_adapter = 0;
-    if (st_open(&f, path, e)) return -1;
+    if (adapter_open(&f, path, &dt, e)) return -1;
     *is_adapter = st_meta(&f, "peft_type") != NULL;
     st_close(&f);
     return 0;

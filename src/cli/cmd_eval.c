@@ -298,8 +298,8 @@ int cmd_eval(int argc, char **argv) {
          "an adapter (or a full checkpoint) to score beside the base; repeatable"},
         {"base", OPT_STRING, &base_path, 0, 0, "FILE", "base checkpoint"},
         {"scale", OPT_FLOAT, &strength, 0, LORA_MAX_STRENGTH, "S",
-         "adapter strength: multiply each adapter's update by S (0: the base; a full checkpoint "
-         "takes 1 only)"},
+         "adapter strength: multiply each adapter's update by S (0: the base; DoRA: m*W/||W||; a "
+         "full checkpoint takes 1 only)"},
         {"scale-sweep", OPT_FLAG, &sweep, 0, 0, NULL,
          "score each adapter at S = 0, 0.25, ..., 1.5: exact match and collateral damage per S"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "one JSON object per example, then a summary object"},

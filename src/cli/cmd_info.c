@@ -163,24 +163,54 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
                a.rank, a.alpha, a.scale, a.rslora ? "true" : "false", tm_json, lt_json, a.params,
                a.payload_bytes, a.file_bytes, a.header_bytes);
         text_json_print(stdout, sha ? sha : "");
+        printf(",\"init\":");
+        if (a.init) text_json_print(stdout, a.init);
+        else printf("null");
+        if (a.converted_from_r > 0) printf(",\"converted_from_r\":%d", a.converted_from_r);
+        else printf(",\"converted_from_r\":null");
         printf(",\"matches_base\":%s,\"adapters_per_base_payload\":%.4f,"
-               "\"adapters_per_base_file\":%.4f}\n",
-               a.matches_base == ADAPTER_BASE_YES ? "true" : "false", per_payload, per_file);
+               "\"adapters_per_base_file\":%.4f,\"use_dora\":%s,\"dora_params\":%zu,"
+               "\"lora_dropout\":%g}\n",
+               a.matches_base == ADAPTER_BASE_YES ? "true" : "false", per_payload, per_file,
+               a.dora ? "true" : "false", a.dora_params, a.dropout);
     } else {
         static const char *match[] = {"unknown", "yes", "no"};
         printf("%s\n  rank %d, alpha %g, scale %g%s\n  targets %s, blocks %s\n", path, a.rank,
                a.alpha, a.scale, a.rslora ? " (rsLoRA: alpha/sqrt(r))" : " (alpha/r)", tm_json,
                a.layers_restricted ? lt_json : "all");
-        printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d)\n", a.params,
-               a.n_tensors, a.rank ? a.params / a.rank : 0, a.rank ? a.params / a.rank : 0, a.rank);
-        printf("  payload %zu bytes (2 per parameter), header %zu bytes, file %zu bytes\n",
-               a.payload_bytes, a.header_bytes, a.file_bytes);
+        const size_t lr = a.params - a.dora_params; /* the low-rank part */
+        if (a.dora) {
+            printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d, + %zu DoRA "
+                   "magnitudes)\n",
+                   a.params, a.n_tensors, lr / a.rank, lr / a.rank, a.rank, a.dora_params);
+            printf("  payload %zu bytes (%zu per A/B parameter, 4 per magnitude), header %zu "
+                   "bytes, file %zu bytes\n",
+                   a.payload_bytes, lr ? (a.payload_bytes - 4 * a.dora_params) / lr : 2,
+                   a.header_bytes, a.file_bytes);
+        } else {
+            printf("  %zu parameters in %d tensors (%zu per rank unit: %zu·%d)\n", a.params,
+                   a.n_tensors, a.rank ? lr / a.rank : 0, a.rank ? lr / a.rank : 0, a.rank);
+            printf("  payload %zu bytes (%zu per parameter), header %zu bytes, file %zu bytes\n",
+                   a.payload_bytes, a.params ? a.payload_bytes / a.params : 2, a.header_bytes,
+                   a.file_bytes);
+        }
+        if (a.dora || a.dropout > 0) /* plain adapters: the lines they always had */
+            printf("  variant: %s, lora_dropout %g (training only)\n",
+                   a.dora ? "DoRA (use_dora: magnitude per output row)" : "LoRA", a.dropout);
         printf("  %.1f of these fit in the F32 base's %.0f payload bytes", per_payload,
                base_payload);
         if (per_file > 0)
             printf("; %.1f by file size (%ld-byte base file)", per_file, base_file_bytes);
         printf("\n");
         printf("  trained on base %.16s…; this base: %s\n", sha ? sha : "?", match[a.matches_base]);
+        char init_shown[64];
+        printf("  init %s", a.init ? ml_one_line(init_shown, sizeof init_shown, a.init)
+                                   : "kaiming (not recorded: the only init before --init)");
+        if (a.converted_from_r > 0)
+            printf(": trained at rank %d on the residual base W - s·B0·A0, saved as rank %d for "
+                   "the original base (A' = [A; A - A0], B' = [B - B0 | B0])",
+                   a.converted_from_r, a.rank);
+        printf("\n");
         for (int i = 0; i < a.n_meta; i++) {
             const char *k = a.meta_keys[i];
             if (!strcmp(k, "seed") || !strcmp(k, "steps") || !strcmp(k, "best_step") ||

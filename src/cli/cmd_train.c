@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "common.h"
 #include "finetune_job.h"
+#include "lora_init.h"
 #include "model_config.h"
 #include "opts.h"
 #include "safetensors.h"
@@ -64,6 +65,12 @@ static void on_ready(void *ctx, const finetune_report *r) {
         fprintf(stderr, "%s: full fine-tune: %zu trainable parameters (%s)\n", cmd, r->trainable,
                 fo->full == FINETUNE_FULL_ALL ? "every parameter of the base"
                                               : "the target Linear weights");
+    else if (fo->dora)
+        fprintf(stderr,
+                "%s: trainable parameters: %zu = %zu × %d + %zu DoRA magnitudes (%.2f%% of %zu)\n",
+                cmd, r->trainable, r->params_per_rank, fo->rank,
+                r->trainable - r->params_per_rank * (size_t)fo->rank,
+                100.0 * r->trainable / r->base_params, r->base_params);
     else
         fprintf(stderr, "%s: trainable parameters: %zu = %zu × %d (%.2f%% of %zu)\n", cmd,
                 r->trainable, r->params_per_rank, fo->rank, 100.0 * r->trainable / r->base_params,
@@ -71,9 +78,19 @@ static void on_ready(void *ctx, const finetune_report *r) {
     char kl_note[64] = "";
     if (fo->train.preserve_kl > 0)
         snprintf(kl_note, sizeof kl_note, " (KL to the base x %g)", (double)fo->train.preserve_kl);
-    char lp_note[64] = "";
+    char lp_note[96] = "";
     if (!fo->full && fo->loraplus_ratio != 1.0f)
         snprintf(lp_note, sizeof lp_note, " (B x %g: LoRA+)", (double)fo->loraplus_ratio);
+    if (!fo->full && fo->dropout > 0.0f) {
+        const size_t used = strlen(lp_note);
+        snprintf(lp_note + used, sizeof lp_note - used, " (LoRA dropout %g)", (double)fo->dropout);
+    }
+    if (!fo->full && fo->init != LORA_INIT_KAIMING)
+        fprintf(stderr, "%s: --init %s%s\n", cmd, lora_init_name(fo->init),
+                lora_init_uses_base(fo->init)
+                    ? ": training on the residual base W - s·B0·A0; the adapter is saved converted "
+                      "to rank 2r for the original base"
+                    : "");
     fprintf(stderr,
             "%s: %d examples%s%s%s, %d steps x %d sequences, %s lr %g%s, %d threads, BLAS %s\n",
             cmd, r->n_examples, s->replay[0] ? " + replay " : "", s->replay, kl_note, r->steps,
@@ -89,17 +106,20 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
         snprintf(best_val, sizeof best_val, "%.6g", r->best_val);
     printf("{\"adapter\":");
     text_json_print(stdout, s->out);
-    printf(",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"full\":%s,\"full_params\":\"%s\","
-           "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
-           "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
-           "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\"}\n",
-           fo->full ? 0 : fo->rank, (double)fo->alpha, fo->rslora ? "true" : "false",
-           fo->full ? "true" : "false",
-           fo->full == FINETUNE_FULL_ALL ? "all"
-           : fo->full                    ? "linear_weights"
-                                         : "none",
-           r->trainable, r->params_per_rank, r->result.steps, r->best_step, best_val,
-           r->result.seconds, tok_s, r->bytes, r->payload_bytes, r->threads, runtime_blas_kernel());
+    printf(
+        ",\"rank\":%d,\"alpha\":%g,\"rslora\":%s,\"init\":\"%s\",\"full\":%s,\"full_params\":\"%s\","
+        "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
+        "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
+        "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\",\"dora\":%s,"
+        "\"dropout\":%g}\n",
+        fo->full ? 0 : fo->rank, (double)fo->alpha, fo->rslora ? "true" : "false",
+        fo->full ? "kaiming" : lora_init_name(fo->init), fo->full ? "true" : "false",
+        fo->full == FINETUNE_FULL_ALL ? "all"
+        : fo->full                    ? "linear_weights"
+                                      : "none",
+        r->trainable, r->params_per_rank, r->result.steps, r->best_step, best_val,
+        r->result.seconds, tok_s, r->bytes, r->payload_bytes, r->threads, runtime_blas_kernel(),
+        !fo->full && fo->dora ? "true" : "false", fo->full ? 0.0 : (double)fo->dropout);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -145,6 +165,14 @@ int cmd_train(int argc, char **argv) {
         TRAIN_OPT_DEFS(o),
         {"loraplus-ratio", OPT_FLOAT, &fo->loraplus_ratio, 1e-3, 1e4, "X",
          "LoRA+: B's learning rate is X times A's (1: off; not with --full)"},
+        {"dora", OPT_FLAG, &fo->dora, 0, 0, NULL,
+         "DoRA: W' = m*(W+sBA)/||W+sBA|| per output row, m trained too (not with --full)"},
+        {"dropout", OPT_FLOAT, &fo->dropout, 0, 1, "P",
+         "LoRA dropout on the adapter's input path while training, 0 <= P < 1 (0: off)"},
+        {"lr-ratio", OPT_ALIAS, "loraplus-ratio", 0, 0, "X",
+         "PEFT's name for --loraplus-ratio (the same setting)"},
+        {"init", OPT_CHOICE, &(opt_choice){&fo->init, lora_init_name}, 0, 0, "NAME",
+         "A and B at step 0: kaiming, gaussian, pissa, olora (PEFT's init_lora_weights)"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print one JSON summary on stdout"},
         {"resume", OPT_PATH, &s.resume, 0, 0, "FILE",
          "continue an interrupted run from its training state"},

@@ -31,6 +31,8 @@ static const command commands[] = {
     {"pretrain", cmd_pretrain, "train the base model from scratch"},
     {"bench", cmd_bench, "measure training and inference throughput"},
     {"analyze", cmd_analyze, "singular values and subspaces of learned updates"},
+    {"export", cmd_export, "write an adapter as a HuggingFace PEFT directory"},
+    {"quantize", cmd_quantize, "store the base in 4-bit NF4 (QLoRA) or F16"},
 };
 /* COMMANDS-END */
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -29,27 +29,29 @@ void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *abou
         snprintf(flag, sizeof flag, "--%s%s%s", defs[i].name, defs[i].arg ? " " : "",
                  defs[i].arg ? defs[i].arg : "");
         char dflt[1024] = "";
-        switch (defs[i].type) {
-        case OPT_INT: snprintf(dflt, sizeof dflt, " [%d]", *(int *)defs[i].dst); break;
-        case OPT_FLOAT: snprintf(dflt, sizeof dflt, " [%g]", (double)*(float *)defs[i].dst); break;
+        const opt_def *d = &defs[i]; /* an alias shows the value of the option it names */
+        for (int j = 0; defs[i].type == OPT_ALIAS && j < n; j++)
+            if (defs[j].type != OPT_ALIAS && !strcmp(defs[j].name, defs[i].dst)) d = &defs[j];
+        switch (d->type) {
+        case OPT_INT: snprintf(dflt, sizeof dflt, " [%d]", *(int *)d->dst); break;
+        case OPT_FLOAT: snprintf(dflt, sizeof dflt, " [%g]", (double)*(float *)d->dst); break;
         case OPT_U64:
-            snprintf(dflt, sizeof dflt, " [%llu]", (unsigned long long)*(uint64_t *)defs[i].dst);
+            snprintf(dflt, sizeof dflt, " [%llu]", (unsigned long long)*(uint64_t *)d->dst);
             break;
         case OPT_STRING:
         case OPT_PATH:
         case OPT_PATHS:
-            if (*(const char **)defs[i].dst)
-                snprintf(dflt, sizeof dflt, " [%s]", *(const char **)defs[i].dst);
+            if (*(const char **)d->dst)
+                snprintf(dflt, sizeof dflt, " [%s]", *(const char **)d->dst);
             break;
         case OPT_CHOICE: {
-            const opt_choice *ch = defs[i].dst;
+            const opt_choice *ch = d->dst;
             const char *c = ch->name(*ch->index);
             if (c) snprintf(dflt, sizeof dflt, " [%s]", c);
             break;
         }
         case OPT_FLAG: /* on by default (a config file): say so, and how to turn it off */
-            if (*(int *)defs[i].dst)
-                snprintf(dflt, sizeof dflt, " [on; --no-%s turns it off]", defs[i].name);
+            if (*(int *)d->dst) snprintf(dflt, sizeof dflt, " [on; --no-%s turns it off]", d->name);
             break;
         default: break;
         }
@@ -111,6 +113,7 @@ static int set_value(const opt_def *d, const char *text, char *msg, size_t msgle
         return -1;
     }
     case OPT_FLAG: *(int *)d->dst = 1; return 0;
+    case OPT_ALIAS: break; /* find resolves an alias to the option it names */
     case OPT_LIST: {
         opt_list *l = d->dst;
         if (l->n >= (int)(sizeof l->v / sizeof l->v[0])) {
@@ -124,10 +127,62 @@ static int set_value(const opt_def *d, const char *text, char *msg, size_t msgle
     return -1;
 }
 
+/* The option named name[0..len), an alias resolved to the option it names (NULL when there is
+ * none, or the alias names no option). */
 static opt_def *find(opt_def *defs, int n, const char *name, size_t len) {
     for (int i = 0; i < n; i++)
-        if (strlen(defs[i].name) == len && strncmp(defs[i].name, name, len) == 0) return &defs[i];
+        if (strlen(defs[i].name) == len && strncmp(defs[i].name, name, len) == 0) {
+            if (defs[i].type != OPT_ALIAS) return &defs[i];
+            const char *target = defs[i].dst;
+            for (int j = 0; j < n; j++)
+                if (defs[j].type != OPT_ALIAS && !strcmp(defs[j].name, target)) return &defs[j];
+            return NULL;
+        }
     return NULL;
+}
+
+/* The value d holds, as text to compare (alias conflicts). */
+static void value_text(const opt_def *d, char *buf, size_t n) {
+    switch (d->type) {
+    case OPT_INT:
+    case OPT_FLAG: snprintf(buf, n, "%d", *(int *)d->dst); break;
+    case OPT_FLOAT: snprintf(buf, n, "%.9g", (double)*(float *)d->dst); break;
+    case OPT_U64: snprintf(buf, n, "%llu", (unsigned long long)*(uint64_t *)d->dst); break;
+    case OPT_CHOICE: snprintf(buf, n, "%d", *((const opt_choice *)d->dst)->index); break;
+    case OPT_STRING:
+    case OPT_PATH:
+    case OPT_PATHS: snprintf(buf, n, "%s", *(const char **)d->dst); break;
+    default: buf[0] = '\0';
+    }
+}
+
+/* Which name last set each option in one place (the command line, or one config file), and to
+ * what, so that an option and its alias given different values there are refused. */
+typedef struct {
+    unsigned char used[128];
+    char name[128][64]; /* as written: "--lr-ratio", or a config key "lr_ratio" */
+    char value[128][96];
+} name_seen;
+
+/* Records that option i (d) was just set under the name written; returns -1 with msg filled
+ * when another name set it to a different value in the same place. */
+static int note_name(name_seen *seen, const opt_def *d, int i, const char *written, char *msg,
+                     size_t msglen) {
+    char now[96], shown[64];
+    value_text(d, now, sizeof now);
+    ml_one_line(shown, sizeof shown, written);
+    if (i >= 128) return 0;
+    if (seen->used[i] && strcmp(seen->name[i], shown) != 0 && strcmp(seen->value[i], now) != 0) {
+        char before[96], after[96];
+        snprintf(msg, msglen, "%s %s and %s %s: two names of one setting given different values",
+                 seen->name[i], ml_one_line(before, sizeof before, seen->value[i]), shown,
+                 ml_one_line(after, sizeof after, now));
+        return -1;
+    }
+    seen->used[i] = 1;
+    snprintf(seen->name[i], sizeof seen->name[i], "%s", shown);
+    memcpy(seen->value[i], now, sizeof now);
+    return 0;
 }
 
 /* Strings from config files live for the process; this list keeps them reachable, so that
@@ -207,6 +262,8 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
         return -1;
     }
     int rc = 0;
+    static name_seen seen; /* large; commands parse once, one file at a time */
+    memset(&seen, 0, sizeof seen);
     for (const cJSON *it = o->child; it && !rc; it = it->next) {
         char key[64], shown[256];
         /* a key too long for key[] is unknown, not its cut prefix */
@@ -245,6 +302,7 @@ static int apply_config(const char *cmd, const char *path, opt_def *defs, int n,
             snprintf(num, sizeof num, "%.17g", it->valuedouble);
             set_value(d, num, msg, sizeof msg);
         }
+        if (!msg[0] && d) note_name(&seen, d, (int)(d - defs), it->string, msg, sizeof msg);
         if (msg[0]) {
             if (report) fprintf(stderr, "%s: error: %s: %s\n", cmd, path, msg);
             rc = -1;
@@ -325,6 +383,8 @@ int opts_parse(const char *synopsis, const char *about, const char *defaults, op
     /* pass 2: every flag, in order; positionals may come anywhere */
     static char *positional[MAX_POSITIONAL];
     int np = 0;
+    static name_seen seen;
+    memset(&seen, 0, sizeof seen);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) {
@@ -370,7 +430,13 @@ int opts_parse(const char *synopsis, const char *about, const char *defaults, op
         }
         char msg[300];
         if (d->type == OPT_STRING && strcmp(d->name, "config") == 0) continue; /* applied above */
-        if (set_value(d, val, msg, sizeof msg)) {
+        char written[72];
+        snprintf(written, sizeof written, "--%.*s", (int)(eq ? (size_t)(eq - name) : strlen(name)),
+                 name);
+        opt_def as = *d; /* messages name the flag as written (an alias names itself) */
+        as.name = written + 2;
+        if (set_value(&as, val, msg, sizeof msg) ||
+            note_name(&seen, d, (int)(d - defs), written, msg, sizeof msg)) {
             usage_error(cmd, "%s%s", msg, "");
             return -1;
         }

@@ -8,7 +8,12 @@
 #include <stdio.h>
 
 /* OPT_PATH is a file name and OPT_PATHS a comma-separated list of them: both are strings, but
- * a relative one in a config file is relative to that file's directory (opts_parse). */
+ * a relative one in a config file is relative to that file's directory (opts_parse).
+ * OPT_ALIAS is a second name for another option of the table: dst is that option's name (a
+ * string), e.g. {"lr-ratio", OPT_ALIAS, "loraplus-ratio", ...}. Both names work as flags and
+ * as config keys and set the same value; the help shows the alias with that value. Giving both
+ * names different values in one place (the command line, or one config file) is a usage error;
+ * across places the usual order decides (a flag overrides a config file). */
 typedef enum {
     OPT_INT,
     OPT_FLOAT,
@@ -18,14 +23,15 @@ typedef enum {
     OPT_LIST,
     OPT_CHOICE,
     OPT_PATH,
-    OPT_PATHS
+    OPT_PATHS,
+    OPT_ALIAS
 } opt_type;
 
 typedef struct {
     const char *name; /* long flag without the dashes, e.g. "weight-decay" */
     opt_type type;
     void *dst;       /* int*, float*, const char** (also paths), int* (flag), uint64_t*,
-                        * opt_list*, opt_choice* */
+                        * opt_list*, opt_choice*, const char* (alias: the option's name) */
     double min, max; /* inclusive range for numbers */
     const char *arg; /* metavar in the help, e.g. "N" */
     const char *help;

@@ -380,18 +380,19 @@ void minigpt_ws_free(minigpt_ws *ws) {
 
 /* ---- forward ---------------------------------------------------------------------------- */
 
-/* use_ext 0: the frozen base's Linear alone, whatever plug-in the slot holds */
+/* use_ext NULL: the frozen base's Linear alone, whatever plug-in the slot holds */
 static void linear_forward(const minigpt_linear *L, float *out, float *saved, const float *inp,
-                           int N, int use_ext) {
+                           int N, const minigpt_ext_call *use_ext) {
     // out (N,out), inp (N,in)
     matmul_forward(out, inp, L->w, L->b, N, L->in, L->out);
-    if (L->ext && use_ext) L->ext->forward(L->ext, out, saved, inp, N);
+    if (L->ext && use_ext) L->ext->forward(L->ext, out, saved, inp, N, use_ext);
 }
 
 static void forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B, int T,
-                    int use_ext) {
+                    int use_ext_flag) {
     const minigpt_config *c = &m->cfg;
     const int C = c->d_model, F = c->d_ff, V = c->vocab_size, NH = c->n_heads, N = B * T;
+    const minigpt_ext_call *use_ext = use_ext_flag ? &ws->call : NULL;
     ws->tokens = tokens;
     ws->fwd_B = B;
     ws->fwd_T = T;
@@ -515,14 +516,14 @@ double minigpt_xent_kl(const minigpt *m, minigpt_ws *ws, const int *targets, flo
 /* ---- backward --------------------------------------------------------------------------- */
 
 /* overwrite: dinp = (not +=) the base path's input gradient; the plug-in then adds to it */
-static void linear_backward(const minigpt *m, const minigpt_linear *L, float *dinp, int overwrite,
-                            float *grad, float *ext_grad, const float *dout, float *saved,
-                            const float *inp, int N) {
+static void linear_backward(const minigpt *m, const minigpt_ws *ws, const minigpt_linear *L,
+                            float *dinp, int overwrite, float *grad, float *ext_grad,
+                            const float *dout, float *saved, const float *inp, int N) {
     // dinp (N,in), dout (N,out), inp (N,in)
     float *dw = grad ? grad + m->tensors[L->w_tensor].offset : NULL;
     float *db = grad && L->b_tensor >= 0 ? grad + m->tensors[L->b_tensor].offset : NULL;
     matmul_backward(dinp, dw, db, dout, inp, L->w, N, L->in, L->out, overwrite);
-    if (L->ext) L->ext->backward(L->ext, dinp, ext_grad, dout, saved, inp, N);
+    if (L->ext) L->ext->backward(L->ext, dinp, ext_grad, dout, saved, inp, N, &ws->call);
 }
 
 void minigpt_backward(const minigpt *m, minigpt_ws *ws, float *grad, float *ext_grad) {
@@ -546,16 +547,16 @@ void minigpt_backward(const minigpt *m, minigpt_ws *ws, float *grad, float *ext_
         const minigpt_linear *lin = m->linears + l * MINIGPT_LINEARS_PER_BLOCK;
         const float *x = l > 0 ? ws->layers[l - 1].res2 : ws->x0; // (B,T,C) block input
         /* MLP; ws->dres is d(res2) and becomes d(res1) by accumulation */
-        linear_backward(m, &lin[MG_FC2], ws->dfc, 1, grad, ext_grad, ws->dres, a->ext_saved[MG_FC2],
-                        a->gelu, N);
+        linear_backward(m, ws, &lin[MG_FC2], ws->dfc, 1, grad, ext_grad, ws->dres,
+                        a->ext_saved[MG_FC2], a->gelu, N);
         gelu_backward(ws->dfc, a->fc1, ws->dfc, N * F); /* in place: now d(fc1 pre-activation) */
-        linear_backward(m, &lin[MG_FC1], ws->dtmp, 1, grad, ext_grad, ws->dfc, a->ext_saved[MG_FC1],
-                        a->ln2, N);
+        linear_backward(m, ws, &lin[MG_FC1], ws->dtmp, 1, grad, ext_grad, ws->dfc,
+                        a->ext_saved[MG_FC1], a->ln2, N);
         layernorm_backward(ws->dres, gb ? gb->ln2_w : NULL, gb ? gb->ln2_b : NULL, ws->dtmp,
                            a->res1, p->ln2_w, a->ln2_mean, a->ln2_rstd, N, C, 0);
         /* attention; ws->dres is d(res1) and becomes d(x) */
-        linear_backward(m, &lin[MG_O], ws->datty, 1, grad, ext_grad, ws->dres, a->ext_saved[MG_O],
-                        a->atty, N);
+        linear_backward(m, ws, &lin[MG_O], ws->datty, 1, grad, ext_grad, ws->dres,
+                        a->ext_saved[MG_O], a->atty, N);
         attention_backward(ws->dq, ws->dk, ws->dv, ws->datt, ws->datty, a->att, a->q, a->k, a->v, B,
                            T, C, NH);
         rope_backward(ws->dq, m->rope_cos, m->rope_sin, B, T, C, NH);
@@ -564,12 +565,12 @@ void minigpt_backward(const minigpt *m, minigpt_ws *ws, float *grad, float *ext_
          * their input gradient, so only the plug-ins' own gradients are computed there */
         const int need_dinp = grad || l > 0;
         float *dln1 = need_dinp ? ws->dtmp : NULL;
-        linear_backward(m, &lin[MG_Q], dln1, 1, grad, ext_grad, ws->dq, a->ext_saved[MG_Q], a->ln1,
-                        N);
-        linear_backward(m, &lin[MG_K], dln1, 0, grad, ext_grad, ws->dk, a->ext_saved[MG_K], a->ln1,
-                        N);
-        linear_backward(m, &lin[MG_V], dln1, 0, grad, ext_grad, ws->dv, a->ext_saved[MG_V], a->ln1,
-                        N);
+        linear_backward(m, ws, &lin[MG_Q], dln1, 1, grad, ext_grad, ws->dq, a->ext_saved[MG_Q],
+                        a->ln1, N);
+        linear_backward(m, ws, &lin[MG_K], dln1, 0, grad, ext_grad, ws->dk, a->ext_saved[MG_K],
+                        a->ln1, N);
+        linear_backward(m, ws, &lin[MG_V], dln1, 0, grad, ext_grad, ws->dv, a->ext_saved[MG_V],
+                        a->ln1, N);
         if (need_dinp)
             layernorm_backward(ws->dres, gb ? gb->ln1_w : NULL, gb ? gb->ln1_b : NULL, ws->dtmp, x,
                                p->ln1_w, a->ln1_mean, a->ln1_rstd, N, C, 0);

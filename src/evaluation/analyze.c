@@ -2,13 +2,13 @@
 #include "analyze.h"
 
 #include <cblas.h>
-#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
+#include "linalg.h"
 #include "lora.h"
 #include "safetensors.h"
 #include "tokenizer.h"
@@ -17,34 +17,7 @@
 
 int analyze_svd(const float *a, int rows, int cols, double *sigma, double *u, double *vt,
                 ml_error *e) {
-    if (rows <= 0 || cols <= 0) return ml_fail(e, "SVD of a %dx%d matrix", rows, cols);
-    const int k = rows < cols ? rows : cols;
-    const size_t n = (size_t)rows * cols;
-    // dgesdd overwrites its input, and double keeps the small σ accurate
-    double *work = malloc(sizeof(double) * (n + (size_t)rows * k + (size_t)k * cols));
-    if (!work) return ml_fail(e, "out of memory for the SVD of a %dx%d matrix", rows, cols);
-    double *ad = work, *ut = work + n, *vtd = ut + (size_t)rows * k;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) {
-            free(work);
-            return ml_fail(e, "element %zu of the %dx%d matrix is not finite", i, rows, cols);
-        }
-        ad[i] = a[i];
-    }
-    /* always 'S': the vectors cost nothing at these sizes and one code path is simpler */
-    lapack_int info =
-        LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', rows, cols, ad, cols, sigma, ut, k, vtd, cols);
-    if (info != 0) {
-        free(work);
-        return ml_fail(e, "LAPACKE_dgesdd failed on a %dx%d matrix (info %d)", rows, cols,
-                       (int)info);
-    }
-    if (u) // ut is (rows,k): its column t is the t-th left singular vector
-        for (int t = 0; t < k; t++)
-            for (int i = 0; i < rows; i++) u[(size_t)t * rows + i] = ut[(size_t)i * k + t];
-    if (vt) memcpy(vt, vtd, sizeof(double) * (size_t)k * cols);
-    free(work);
-    return 0;
+    return linalg_svd(a, rows, cols, sigma, u, vt, e);
 }
 
 int analyze_spectrum(const float *dw, int out, int in, double *sigma, ml_error *e) {

@@ -29,7 +29,7 @@
  * path to a huge file fails quickly instead of exhausting memory. */
 #define ST_MAX_FILE ((size_t)1 << 32)
 
-static const char *const dtype_names[] = {"F32", "F16", "I32", "I64"};
+static const char *const dtype_names[] = {"F32", "F16", "I32", "I64", "U8", "I8"};
 
 const char *st_dtype_name(st_dtype d) {
     return (unsigned)d < sizeof dtype_names / sizeof *dtype_names ? dtype_names[d] : "?";
@@ -41,6 +41,8 @@ size_t st_dtype_size(st_dtype d) {
     case ST_F16: return 2;
     case ST_I32: return 4;
     case ST_I64: return 8;
+    case ST_U8:
+    case ST_I8: return 1;
     }
     return 0;
 }
@@ -637,6 +639,17 @@ int st_read_i32(const st_file *f, const char *name, int32_t *dst, int ndim, cons
     return 0;
 }
 
+int st_read_u8(const st_file *f, const char *name, st_dtype want, uint8_t *dst, int ndim,
+               const int64_t *shape, ml_error *e) {
+    if (want != ST_U8 && want != ST_I8)
+        return ml_fail(e, "%s: tensor '%s': st_read_u8 cannot read dtype %s", f->label, name,
+                       st_dtype_name(want));
+    const st_tensor *t = find_checked(f, name, want, ndim, shape, e);
+    if (!t) return -1;
+    if (t->numel) memcpy(dst, f->bytes + f->data_start + t->begin, t->numel);
+    return 0;
+}
+
 /* ---- writer ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -775,6 +788,19 @@ int st_writer_add_i32(st_writer *w, const char *name, const int32_t *data, int n
         store_le32(buf + 4 * i, u);
     }
     return push_tensor(w, name, ST_I32, ndim, shape, buf, nbytes, e);
+}
+
+int st_writer_add_u8(st_writer *w, const char *name, st_dtype dtype, const uint8_t *data, int ndim,
+                     const int64_t *shape, ml_error *e) {
+    if (dtype != ST_U8 && dtype != ST_I8)
+        return ml_fail(e, "tensor '%s': cannot store bytes as %s", name ? name : "",
+                       st_dtype_name(dtype));
+    size_t numel, nbytes;
+    if (check_new(w, name, dtype, data, ndim, shape, &numel, &nbytes, e) != 0) return -1;
+    uint8_t *buf = malloc(nbytes ? nbytes : 1);
+    if (!buf) return ml_fail(e, "tensor '%s': out of memory", name);
+    if (nbytes) memcpy(buf, data, nbytes);
+    return push_tensor(w, name, dtype, ndim, shape, buf, nbytes, e);
 }
 
 int st_writer_meta(st_writer *w, const char *key, const char *value, ml_error *e) {

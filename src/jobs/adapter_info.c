@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lora.h"
+#include "peft.h"
 #include "safetensors.h"
 
 /* Copies f's metadata into a (owned by a, also after a failure). */
@@ -24,6 +25,7 @@ static int copy_meta(adapter_info *a, const st_file *f, ml_error *e) {
         }
         if (!a->base_sha256 && !strcmp(f->meta_keys[i], "base_sha256"))
             a->base_sha256 = a->meta_values[i]; /* the first, as st_meta finds it */
+        if (!a->init && !strcmp(f->meta_keys[i], "init")) a->init = a->meta_values[i];
     }
     return 0;
 }
@@ -37,15 +39,19 @@ int adapter_info_read(adapter_info *a, minigpt *m, const char *path, const char 
     a->layer_mask = check.layer_mask;
     a->layers_restricted = lora_layers_restricted(m, check.layer_mask);
     a->n_layers = check.n_layers;
+    a->dora = check.dora;
+    a->dropout = check.dropout;
     for (int i = 0; i < check.n_layers; i++) {
         const minigpt_linear *L = check.layers[i].slot;
         adapter_info_layer *l = &a->layers[i];
         memcpy(l->path, L->path, sizeof l->path);
         l->out = L->out, l->in = L->in;
+        if (check.dora) a->dora_params += (size_t)L->out;
     }
     lora_free(&check);
     st_file f;
-    if (st_open(&f, path, e)) return -1;
+    st_dtype dt;
+    if (adapter_open(&f, path, &dt, e)) return -1; /* a PEFT directory: its config's fields */
     if (copy_meta(a, &f, e)) {
         st_close(&f);
         adapter_info_free(a);
@@ -59,7 +65,8 @@ int adapter_info_read(adapter_info *a, minigpt *m, const char *path, const char 
     a->header_bytes = f.data_start;
     a->file_bytes = f.size;
     const char *r = st_meta(&f, "r"), *al = st_meta(&f, "lora_alpha");
-    const char *rs = st_meta(&f, "use_rslora");
+    const char *rs = st_meta(&f, "use_rslora"), *r0 = st_meta(&f, "converted_from_r");
+    a->converted_from_r = r0 ? atoi(r0) : 0;
     a->rank = r ? atoi(r) : 0;
     a->alpha = al ? atof(al) : 0;
     a->rslora = rs && !strcmp(rs, "true");

@@ -9,6 +9,7 @@
 
 #include "checkpoint.h"
 #include "file_checks.h"
+#include "lora_init.h"
 #include "provenance.h"
 #include "sha256.h"
 
@@ -66,8 +67,22 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
     if (o->preserve_kl > 0 && !s->replay[0])
         return ml_fail(e,
                        "--preserve-kl needs --replay (the term applies to the replay sequences)");
+    if (s->opts.full && s->opts.dora)
+        return ml_fail(e, "--dora applies to an adapter; not with --full");
+    if (s->opts.full && s->opts.dropout != 0.0f)
+        return ml_fail(e, "--dropout applies to an adapter's input path; not with --full");
+    if (!(s->opts.dropout >= 0.0f && s->opts.dropout < 1.0f))
+        return ml_fail(e, "--dropout %g is out of range (0 <= P < 1)", (double)s->opts.dropout);
+    if (s->opts.dora && !s->opts.full && s->opts.rank < 1)
+        return ml_fail(e, "--dora needs --rank of at least 1 (rank 0 has no update to normalize)");
     if (s->opts.full && s->opts.loraplus_ratio != 1.0f)
-        return ml_fail(e, "--loraplus-ratio applies to LoRA's B matrices; not with --full");
+        return ml_fail(
+            e, "--loraplus-ratio (--lr-ratio) applies to LoRA's B matrices; not with --full");
+    if (!lora_init_name(s->opts.init)) return ml_fail(e, "unknown --init %d", s->opts.init);
+    if (s->opts.full && s->opts.init != LORA_INIT_KAIMING)
+        return ml_fail(e, "--init %s sets LoRA's A and B; not with --full",
+                       lora_init_name(s->opts.init));
+    if (!s->opts.full && lora_init_check_rank(s->opts.init, s->opts.rank, e)) return -1;
     if (s->opts.full == FINETUNE_FULL_ALL &&
         (s->opts.targets != LORA_ALL_TARGETS ||
          (s->opts.layers && s->opts.layers != LORA_ALL_LAYERS)))
@@ -187,7 +202,11 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
         goto done;
     struct stat st;
     report->bytes = stat(s->out, &st) == 0 ? (long)st.st_size : -1;
-    report->payload_bytes = fo->full ? 0 : 2 * f.adapter.n_params;
+    /* F16 A and B (a pissa/olora conversion: rank 2r); DoRA's magnitudes in F32 */
+    const size_t n_ab = lora_count_layers(&in.m, f.adapter.rank, fo->targets, f.adapter.layer_mask);
+    report->payload_bytes = fo->full          ? 0
+                            : f.adapter.init0 ? 2 * lora_saved_params(&f.adapter)
+                                              : 2 * n_ab + 4 * (f.adapter.n_params - n_ab);
     if (failed) {
         report->kept_step = f.state.best_step;
         ml_fail(e, "%s; kept the adapter of step %d in %s", diverged, f.state.best_step, s->out);

@@ -19,6 +19,11 @@ void generator_free(generator *g) {
     memset(g, 0, sizeof *g);
 }
 
+int generator_rebuild(generator *g, ml_error *e) {
+    minigpt_ws_free(&g->ws);
+    return minigpt_ws_init(&g->ws, g->m, 1, g->m->cfg.context, e);
+}
+
 int generator_complete(generator *g, const char *text, char **out, ml_error *e) {
     const int ctx = g->m->cfg.context;
     *out = NULL;

@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora_init.h"
+
+/* train_job.on_params: DoRA's cached norms follow A and B */
+static void refresh_adapter(void *ctx) { lora_refresh(ctx); }
+
 int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *replay,
                   const dataset *val, const finetune_opts *o, const char *label, ml_error *e) {
     memset(f, 0, sizeof *f);
@@ -18,29 +23,45 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
                        "a LoRA+ ratio (%g) applies to LoRA's B matrices, not to a full "
                        "fine-tune",
                        (double)ratio);
+    if (o->full && (o->dora || o->dropout != 0.0f))
+        return ml_fail(e, "DoRA and LoRA dropout apply to an adapter, not to a full fine-tune");
+    if (o->full && o->init != LORA_INIT_KAIMING)
+        return ml_fail(e, "--init %s sets LoRA's A and B; not with a full fine-tune",
+                       lora_init_name(o->init) ? lora_init_name(o->init) : "?");
+    if (o->dora && lora_init_uses_base(o->init)) /* m would start from W, not the residual */
+        return ml_fail(e, "--dora with --init %s is not supported: use kaiming or gaussian",
+                       lora_init_name(o->init));
     const int rank = o->full ? 0 : o->rank;
     const unsigned layers = o->layers ? o->layers : LORA_ALL_LAYERS;
-    if (lora_init_layers(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, layers, e))
+    const int residual = !o->full && rank > 0 && lora_init_uses_base(o->init);
+    /* the dropout masks get their own stream of the run's seed */
+    const lora_variant var = {o->dora, o->dropout, o->train.seed ^ 0x64726f706f7574ull};
+    if (lora_init_variant(&f->adapter, m, rank, o->alpha, o->rslora, o->targets, layers, &var, e))
         return -1;
-    lora_init_weights(&f->adapter, o->train.seed);
+    /* the preservation term compares with the base: with a residual init that is no longer
+     * the model with the adapter switched off, so keep a copy of it taken now */
+    const int copy_base = o->train.preserve_kl > 0.0f && (o->full || residual);
+    if (copy_base) {
+        if (minigpt_init(&f->frozen, &m->cfg, e)) goto fail;
+        memcpy(f->frozen.params, m->params, m->n_params * sizeof(float));
+    }
+    if (lora_init_apply(&f->adapter, o->full ? LORA_INIT_KAIMING : o->init, o->train.seed, e))
+        goto fail;
+    lora_dora_reset(&f->adapter); /* m = ‖W + s·B0·A0‖ whatever the init (no-op without DoRA) */
     const int max_B = o->train.batch;
     if (engine_init(&f->g, m, o->train.threads, max_B, o->train.micro, o->full,
                     o->full ? 0 : f->adapter.n_params, e))
         goto fail;
     if (o->train.preserve_kl > 0.0f) {
         /* the term compares with the base: the adapter switched off, or, when the base itself
-         * is trained, a copy of it taken now */
-        if (o->full) {
-            if (minigpt_init(&f->frozen, &m->cfg, e)) goto fail;
-            memcpy(f->frozen.params, m->params, m->n_params * sizeof(float));
-        }
-        if (engine_set_preserve(&f->g, o->train.preserve_kl, o->full ? &f->frozen : NULL, e))
+         * is trained or replaced by a residual, the copy taken above */
+        if (engine_set_preserve(&f->g, o->train.preserve_kl, copy_base ? &f->frozen : NULL, e))
             goto fail;
     }
     /* what is trained: A and B of each adapted layer, each target Linear weight of the base, or
      * (FINETUNE_FULL_ALL) every parameter of the base */
-    const size_t cap = 2 * (size_t)m->n_linears + 1 > (size_t)m->n_tensors
-                           ? 2 * (size_t)m->n_linears + 1
+    const size_t cap = 3 * (size_t)m->n_linears + 1 > (size_t)m->n_tensors
+                           ? 3 * (size_t)m->n_linears + 1
                            : (size_t)m->n_tensors;
     f->tensors = calloc(cap, sizeof *f->tensors);
     if (!f->tensors) {
@@ -74,6 +95,9 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
             f->tensors[f->n_tensors++] = (train_tensor){L->A, na, L->a_off, 1, L->slot->path, 1.0f};
             f->tensors[f->n_tensors++] =
                 (train_tensor){L->B, nb, L->b_off, 1, L->slot->path, ratio};
+            if (f->adapter.dora) /* decayed like every adapter weight, as PEFT's Trainer does */
+                f->tensors[f->n_tensors++] =
+                    (train_tensor){L->mag, (size_t)L->slot->out, L->m_off, 1, L->slot->path, 1.0f};
         }
     }
     f->opts = o->train;
@@ -83,7 +107,9 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
                          .val = val,
                          .tensors = f->tensors,
                          .n_tensors = f->n_tensors,
-                         .label = label};
+                         .label = label,
+                         .on_params = f->adapter.dora ? refresh_adapter : NULL,
+                         .on_params_ctx = &f->adapter};
     if (train_state_init(&f->state, &f->job, &o->train, e)) goto fail;
     return 0;
 fail:
@@ -134,6 +160,19 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
     if (ratio != 1.0f) {
         const size_t used = strlen(extra);
         snprintf(extra + used, sizeof extra - used, ",\"loraplus_ratio\":%.9g", (double)ratio);
+    }
+    if (o->dora) {
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"dora\":1");
+    }
+    if (o->dropout != 0.0f) {
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"dropout\":%.9g", (double)o->dropout);
+    }
+    if (!o->full && o->init != LORA_INIT_KAIMING) {
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"init\":\"%s\"",
+                 lora_init_name(o->init) ? lora_init_name(o->init) : "?");
     }
     if (o->layers && o->layers != LORA_ALL_LAYERS) {
         const size_t used = strlen(extra);

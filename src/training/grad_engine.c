@@ -117,6 +117,8 @@ static void chunk_job(void *arg, int tid, int n) {
     for (int c = tid; c < j->nchunks; c += n) {
         const size_t row = (size_t)c * g->micro * ctx;
         const int start = c * g->micro;
+        /* rows of a training step see the step (dropout masks); forward-only passes do not */
+        ws->call = (minigpt_ext_call){j->scale != 0.0f ? g->ext_step : 0, start, g->chunk_T[c]};
         const int kl_rows =
             j->n_kl > start ? (j->n_kl - start < g->chunk_B[c] ? j->n_kl - start : g->chunk_B[c])
                             : 0;

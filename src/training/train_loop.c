@@ -70,6 +70,7 @@ static void copy_params(const train_job *job, float *dst, int to_model) {
         else memcpy(dst + off, t->p, t->n * sizeof(float));
         off += t->n;
     }
+    if (to_model && job->on_params) job->on_params(job->on_params_ctx);
 }
 
 int train_use_best(const train_job *job, const train_state *s) {
@@ -181,6 +182,7 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
             batch[b] = b < n_replay
                            ? draw(job->replay, s->replay_order, &s->replay_pos, &s->replay_rng)
                            : draw(job->train, s->order, &s->pos, &s->data_rng);
+        job->g->ext_step = (uint64_t)s->step + 1; /* dropout masks: one draw per step */
         const double loss = engine_grad(job->g, batch, o->batch, n_replay, NULL);
         kl_sum += job->g->kl_mean;
         r->positions += job->g->positions;
@@ -209,6 +211,7 @@ int train_run(const train_job *job, const train_opts *o, train_state *s, train_r
                        t->decay ? o->weight_decay : 0.0f, &hp, s->step + 1);
             off += t->n;
         }
+        if (job->on_params) job->on_params(job->on_params_ctx);
         /* an update that leaves a non-finite parameter is undone: the last good values stay */
         const char *bad = NULL;
         for (int i = 0; i < job->n_tensors && !bad; i++)

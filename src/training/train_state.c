@@ -196,6 +196,7 @@ int train_state_load(const char *path, const train_job *job, train_state *s,
             memcpy(job->tensors[i].p, cur + off, job->tensors[i].n * sizeof(float));
             off += job->tensors[i].n;
         }
+        if (job->on_params) job->on_params(job->on_params_ctx);
         s->step = step;
         s->pos = pos;
         s->replay_pos = rpos;

@@ -3,7 +3,7 @@
  * One input is one whole file. It goes through:
  *   1. st_parse. Refused: the message must be one non-empty line starting with the label.
  *   2. Accepted: every tensor is read back with its own dtype and shape (st_read_f32 for
- *      F32/F16, st_read_i32 for I32) and must succeed except for non-finite floats; reads
+ *      F32/F16, st_read_i32 for I32, st_read_u8 for U8/I8) and must succeed except for non-finite floats; reads
  *      with another dtype or another shape must fail; st_find and st_meta must return the
  *      parsed entries; the tensors must tile the data section. What was read is written back
  *      with st_writer (no I64 there) and parses to the same tensors, bytes and metadata.
@@ -103,6 +103,18 @@ static void check_tensors(const st_file *f) {
                 fz_fail("st_read_f32 accepted I32 tensor '%s'", t->name);
             fz_check_msg("st_read_f32 (I32)", &e, FZ_ST_LABEL);
             break;
+        case ST_U8:
+        case ST_I8:
+            if (st_read_u8(f, t->name, t->dtype, dst, t->ndim, t->shape, &e))
+                fz_fail("st_read_u8 refused '%s': %s", t->name, e.msg);
+            else if (t->numel && memcmp(dst, f->bytes + f->data_start + t->begin, t->numel) != 0)
+                fz_fail("st_read_u8 changed the bytes of '%s'", t->name);
+            if (!st_read_u8(f, t->name, t->dtype == ST_U8 ? ST_I8 : ST_U8, dst, t->ndim, t->shape,
+                            &e) ||
+                !st_read_f32(f, t->name, ST_F32, dst, t->ndim, t->shape, &e))
+                fz_fail("byte tensor '%s' was read with another dtype", t->name);
+            fz_check_msg("st_read (byte tensor, wrong dtype)", &e, FZ_ST_LABEL);
+            break;
         case ST_I64:
             if (!st_read_f32(f, t->name, ST_F32, dst, t->ndim, t->shape, &e) ||
                 !st_read_i32(f, t->name, dst, t->ndim, t->shape, &e))
@@ -143,7 +155,7 @@ static void check_tensors(const st_file *f) {
     }
 }
 
-/* Step 2b: whatever the reader accepts, the writer writes back (F32, F16 and I32 tensors with
+/* Step 2b: whatever the reader accepts, the writer writes back (F32, F16, I32, U8 and I8 tensors with
  * finite values; the writer has no I64) and the reader reads the same tensors and metadata. */
 static void check_writer_roundtrip(const st_file *f) {
     for (int i = 0; i < f->n_tensors; i++)
@@ -164,6 +176,10 @@ static void check_writer_roundtrip(const st_file *f) {
             rc = st_read_i32(f, t->name, buf, t->ndim, t->shape, &e) ||
                  st_writer_add_i32(w, t->name, buf, t->ndim, t->shape, &e);
             if (rc) fz_fail("I32 tensor '%s' does not write back: %s", t->name, e.msg);
+        } else if (t->dtype == ST_U8 || t->dtype == ST_I8) {
+            rc = st_read_u8(f, t->name, t->dtype, buf, t->ndim, t->shape, &e) ||
+                 st_writer_add_u8(w, t->name, t->dtype, buf, t->ndim, t->shape, &e);
+            if (rc) fz_fail("byte tensor '%s' does not write back: %s", t->name, e.msg);
         } else if (st_read_f32(f, t->name, t->dtype, buf, t->ndim, t->shape, &e)) {
             rc = 1; /* a non-finite value: the writer refuses those by design */
         } else if (st_writer_add_f32(w, t->name, t->dtype, buf, t->ndim, t->shape, &e)) {

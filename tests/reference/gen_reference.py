@@ -12,9 +12,13 @@ context 16, 48 and 128, d_model 32 and 96, heads 2, 3 and 6, layers 1, 2 and 3, 
 weights, a batch of BATCH_SHAPES rows that fill the whole context, logits, loss, every
 gradient, and the LoRA case (no activations, no KL case).
 
+And a DoRA fixture (PEFT's use_dora, weight norm detached as PEFT does) on the default model
+in tests/fixtures/reference-dora.safetensors (write_dora).
+
 Usage:  /usr/bin/python3 tests/reference/gen_reference.py            (every fixture)
         /usr/bin/python3 tests/reference/gen_reference.py OUTPUT     (the default model only)
         /usr/bin/python3 tests/reference/gen_reference.py --shape NAME OUTPUT
+        /usr/bin/python3 tests/reference/gen_reference.py --dora OUTPUT   (the DoRA case only)
 Needs Debian's python3-torch (PyTorch 1.13); no other packages.
 The output is deterministic: two runs give byte-identical files.
 """
@@ -166,9 +170,17 @@ def gelu_tanh(x):
 
 
 def linear(h, p, path, lora, scale, bias):
-    """h W^T (+ b) (+ s * (h A^T) B^T when a LoRA pair is given for this path)."""
-    y = h @ p[path + ".weight"].t()
-    if lora is not None and path in lora:
+    """h W^T (+ b) (+ s * (h A^T) B^T when a LoRA pair is given for this path; with a DoRA
+    triple (A, B, m), PEFT's DoraLinearLayer: + (g - 1) * (h W^T) + g * s * (h A^T) B^T,
+    g = m / ||W + s B A|| per output row, the norm detached from the graph)."""
+    w = p[path + ".weight"]
+    y = h @ w.t()
+    if lora is not None and path in lora and len(lora[path]) == 3:
+        a, b, m = lora[path]
+        norm = torch.linalg.norm(w + scale * (b @ a).detach(), dim=1).detach()
+        g = (m / norm).view(1, -1)
+        y = y + (g - 1) * (h @ w.t()) + g * ((h @ a.t()) @ b.t()) * scale
+    elif lora is not None and path in lora:
         a, b = lora[path]
         y = y + scale * ((h @ a.t()) @ b.t())
     if bias:
@@ -601,8 +613,113 @@ def write_shape(name, out_path):
     print("  wrote %s: %d tensors, %d bytes, sha256 %s" % (out_path, len(tensors), size, sha))
 
 
+DORA_OUT = os.path.join(os.path.dirname(DEFAULT_OUT), "reference-dora.safetensors")
+
+
+def write_dora(out_path):
+    """The DoRA case (PEFT's use_dora) on the default model: every Linear adapted with r=4,
+    alpha=8, A and B random (B != 0), m = ||W|| * (1 + 0.3 N(0,1)) per output row so that
+    m/||W + sBA|| is away from 1. Logits, loss and the gradients of A, B and m with the weight
+    norm detached (PEFT, DoRA paper section 4.3), and the logits of the merged model
+    W' = m * (W + sBA)/||W + sBA||, which must equal the adapter's."""
+    torch.manual_seed(SEED + 100)
+    cfg, vocab = load_config()
+    params32 = draw_params(cfg)
+    tokens, targets = make_shape_batch(cfg)
+    lora32 = draw_lora(cfg, params32, LORA_R)
+    scale = LORA_ALPHA / LORA_R
+    dora32 = {}
+    for path, (a, b) in lora32.items():
+        w = params32[path + ".weight"]
+        m = torch.linalg.norm(w, dim=1) * (1.0 + 0.3 * torch.randn(w.shape[0], dtype=torch.float32))
+        dora32[path] = (a, b, m.contiguous())
+    p64 = {k: v.double() for k, v in params32.items()}
+    dg = {path: tuple(t.double().clone().requires_grad_(True) for t in abm)
+          for path, abm in dora32.items()}
+    logits = forward(cfg, p64, tokens, dg, scale)
+    loss = masked_mean_ce(logits, targets)
+    grads = torch.autograd.grad(loss, [t for path in dg for t in dg[path]])
+
+    # self-checks: merged weights give the same logits; B = 0 with m = ||W|| is the base
+    merged = dict(p64)
+    for path, (a, b, m) in dg.items():
+        w = p64[path + ".weight"] + scale * (b.detach() @ a.detach())
+        merged[path + ".weight"] = (m.detach() / torch.linalg.norm(w, dim=1))[:, None] * w
+    merge_err = (logits - forward(cfg, merged, tokens)).abs().max().item()
+    assert merge_err < 1e-12, merge_err
+    step0 = {path: (a.double(), torch.zeros_like(b.double()),
+                    torch.linalg.norm(p64[path + ".weight"], dim=1))
+             for path, (a, b, m) in dora32.items()}
+    step0_err = (forward(cfg, p64, tokens, step0, scale) - forward(cfg, p64, tokens)).abs().max().item()
+    assert step0_err < 1e-12, step0_err
+    # the detached gradient is not the full one: m's is, A's and B's differ
+    full = {path: tuple(t.double().clone().requires_grad_(True) for t in abm)
+            for path, abm in dora32.items()}
+
+    def full_linear_forward():
+        saved = globals()["linear"]
+
+        def undetached(h, p, path, lora, scale_, bias):
+            w = p[path + ".weight"]
+            a, b, m = lora[path]
+            wp = w + scale_ * (b @ a)
+            y = h @ ((m / torch.linalg.norm(wp, dim=1))[:, None] * wp).t()
+            return y + p[path + ".bias"] if bias else y
+        globals()["linear"] = undetached
+        try:
+            return forward(cfg, p64, tokens, full, scale)
+        finally:
+            globals()["linear"] = saved
+    full_loss = masked_mean_ce(full_linear_forward(), targets)
+    assert abs(full_loss.item() - loss.item()) < 1e-12
+    fgrads = torch.autograd.grad(full_loss, [t for path in full for t in full[path]])
+    detach_gap = max((g1 - g2).abs().max().item() for g1, g2 in zip(grads, fgrads))
+
+    f32 = lambda t: t.detach().to(torch.float32)
+    tensors = [(k, params32[k]) for k, _ in param_shapes(cfg)]
+    tensors.append(("ref.tokens", tokens.to(torch.int32)))
+    tensors.append(("ref.targets", targets.to(torch.int32)))
+    for path, (a, b, m) in dora32.items():
+        tensors.append(("dora.%s.lora_A" % path, a))
+        tensors.append(("dora.%s.lora_B" % path, b))
+        tensors.append(("dora.%s.lora_magnitude_vector" % path, m))
+    tensors.append(("dora.logits", f32(logits)))
+    tensors.append(("dora.loss", f32(loss).reshape(1)))
+    gi = iter(grads)
+    for path in dg:
+        for which in ("lora_A", "lora_B", "lora_magnitude_vector"):
+            tensors.append(("dora.grad.%s.%s" % (path, which), f32(next(gi))))
+    metadata = {
+        "config": json.dumps(cfg, separators=(",", ":")),
+        "vocab": json.dumps(vocab, separators=(",", ":")),
+        "lora_r": str(LORA_R),
+        "lora_alpha": str(LORA_ALPHA),
+        "use_dora": "true",
+        "generator": GENERATOR,
+        "torch_version": torch.__version__,
+    }
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    size = write_safetensors(out_path, tensors, metadata)
+    back, meta = read_safetensors(out_path)
+    assert meta == metadata and list(back) == [n for n, _ in tensors]
+    for n, t in tensors:
+        assert torch.equal(back[n], t.detach().contiguous()), n
+    with open(out_path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    print("dora: r=%d alpha=%d s=%g, batch %dx%d; loss %.6f; merged vs adapter logits %.2e, "
+          "step 0 vs base %.2e; detached vs full gradient max gap %.3e"
+          % (LORA_R, LORA_ALPHA, scale, BATCH_SHAPES, cfg["context"], loss.item(), merge_err,
+             step0_err, detach_gap))
+    print("  wrote %s: %d tensors, %d bytes, sha256 %s" % (out_path, len(tensors), size, sha))
+
+
 def main(argv):
     torch.set_num_threads(1)                             # fixed reduction order
+    if len(argv) > 1 and argv[1] == "--dora":
+        if len(argv) != 3:
+            sys.exit("usage: gen_reference.py --dora OUTPUT")
+        write_dora(os.path.abspath(argv[2]))
+        return
     if len(argv) > 1 and argv[1] == "--shape":
         if len(argv) != 4 or argv[2] not in SHAPES:
             sys.exit("usage: gen_reference.py --shape {%s} OUTPUT" % ",".join(sorted(SHAPES)))
@@ -612,6 +729,7 @@ def main(argv):
         for name in sorted(SHAPES):
             write_shape(name, os.path.join(os.path.dirname(DEFAULT_OUT),
                                            "reference-%s.safetensors" % name))
+        write_dora(DORA_OUT)
     write_default(os.path.abspath(argv[1]) if len(argv) > 1 else DEFAULT_OUT)
 
 
