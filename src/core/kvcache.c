@@ -94,7 +94,8 @@ static void linear(const minigpt_kv *kv, const minigpt_linear *L, float *out, co
         fprintf(stderr, "minigpt_kv_forward: a plug-in was installed after the cache was built\n");
         abort();
     }
-    L->ext->forward(L->ext, out, kv->ext, inp, N);
+    static const minigpt_ext_call not_training = {0, 0, 1}; /* step 0: no dropout */
+    L->ext->forward(L->ext, out, kv->ext, inp, N, &not_training);
 }
 
 /* Stores the new rows' keys or values (B,n,C) at their positions in the cache (B',ctx,C). */

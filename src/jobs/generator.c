@@ -20,8 +20,8 @@ void generator_free(generator *g) {
 }
 
 int generator_rebuild(generator *g, ml_error *e) {
-    minigpt_ws_free(&g->ws);
-    return minigpt_ws_init(&g->ws, g->m, 1, g->m->cfg.context, e);
+    minigpt_kv_free(&g->kv); /* the plug-ins' scratch per row may have changed */
+    return minigpt_kv_init(&g->kv, g->m, 1, e);
 }
 
 int generator_complete(generator *g, const char *text, char **out, ml_error *e) {
