@@ -17,7 +17,7 @@ CFLAGS  ?= $(OPT) $(ARCH) -g
 # i.e. after the deps stamp has installed the packages.
 # `make ... WERROR=1` (as CI does) makes every warning an error, in every build (normal, asan, fuzz).
 WERROR  ?=
-ALL_CFLAGS = $(CFLAGS) -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
+ALL_CFLAGS = $(CFLAGS) -std=c11 -fno-trapping-math -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
              -Wshadow -Wno-unused-parameter $(if $(filter 1,$(WERROR)),-Werror) $(INC_FLAGS) \
              $(shell pkg-config --cflags $(PKGS))
 LIBS    = $(shell pkg-config --libs $(PKGS)) -llapacke -lpthread -lm

@@ -222,6 +222,10 @@ void minigpt_forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B,
  * unmasked positions and 0 on masked ones (pass 1/count for a mean loss). */
 double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float grad_scale);
 
+/* Σ −log p(target) over N rows of logits (N,V) with targets (N) (a target < 0 is masked), in
+ * double: minigpt_xent's sum, bit for bit, for logits that come from elsewhere (kvcache.h). */
+double minigpt_xent_rows(const minigpt *m, const float *logits, const int *targets, int N);
+
 /* The frozen base's forward: as minigpt_forward with every plug-in skipped (the reference a
  * preservation term compares the adapted model with). Overwrites the workspace's activations;
  * no backward may follow it. */

@@ -5,6 +5,7 @@
 
 #include "dataset.h"
 #include "grad_engine.h"
+#include "kvcache.h"
 #include "rng.h"
 
 #define EVAL_MAX_PRED 256
@@ -79,14 +80,15 @@ int eval_max_logit_diff(const minigpt *a, int a_frozen, const minigpt *b,
 /* Sampled completion of one prompt at temperature t > 0 (softmax(logits / t), draws from r):
  * as eval_greedy, out holds up to min(max_new, context − n_prompt) ids; returns their count,
  * -1 when out of memory, or EVAL_NOT_FINITE when a step's logits are not finite. */
-int eval_sample(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
+int eval_sample(const minigpt *m, minigpt_kv *kv, const int *prompt, int n_prompt, int *out,
                 int max_new, float t, rng *r);
 
 /* Greedy completion of one prompt given as ids (plug-ins included), at most max_new tokens,
  * stopping at the end token or the context limit; writes ids to out and returns their count
  * (the end token excluded), -1 when out of memory or the prompt does not fit, or
- * EVAL_NOT_FINITE when a step's logits are not finite. Uses workspace ws (capacity B >= 1). */
-int eval_greedy(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
+ * EVAL_NOT_FINITE when a step's logits are not finite. Decodes over the cache kv (built after
+ * the plug-ins were installed): one prefill of the prompt, then one row per new token. */
+int eval_greedy(const minigpt *m, minigpt_kv *kv, const int *prompt, int n_prompt, int *out,
                 int max_new);
 
 #endif

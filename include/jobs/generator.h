@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "kvcache.h"
 #include "minigpt.h"
 #include "ml_error.h"
 #include "rng.h"
@@ -18,7 +19,7 @@
 typedef struct {
     const minigpt *m;   /* borrowed */
     const tok_vocab *v; /* borrowed */
-    minigpt_ws ws;      /* one sequence of the model's context; owned */
+    minigpt_kv kv;      /* the decoder's cache: one sequence of the context; owned */
     float temperature;  /* 0: greedy */
     int max_new, raw;
     rng r;

@@ -29,6 +29,7 @@ typedef struct {
     int *chunk_T;          // (max_chunks) positions of each chunk in the current batch
     int *chunk_B;          // (max_chunks) sequences of each chunk
     double *chunk_loss;    // (max_chunks)
+    int *zeros;            // (micro) zeros: the start positions of a forward-only chunk
     long positions;        /* B·T positions processed by the last call (padding included) */
     /* the preservation term (engine_set_preserve): λ·KL(p_base ‖ p) on chosen sequences */
     float kl_lambda;         /* λ; 0: off */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "peft.h"
 #include "lora_init.h"
 #include "rng.h"
@@ -157,10 +158,10 @@ static void lora_forward(const minigpt_linear_ext *x, float *out, float *saved, 
     const lora_layer *L = x->ctx;
     const int r = L->owner->rank, in = L->slot->in, o = L->slot->out;
     float *xa = saved; // (N,r)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, inp, in, L->A, in, 0.0f,
-                xa, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, L->owner->scale, xa, r, L->B, r,
-                1.0f, out, o);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, inp, in, L->A, in, 0.0f, xa,
+               r);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, L->owner->scale, xa, r, L->B, r,
+               1.0f, out, o);
 }
 
 /* dB += s·doutᵀ·xa; dxa = s·dout·B; dA += dxaᵀ·inp; dinp += dxa·A.
@@ -174,14 +175,14 @@ static void lora_backward(const minigpt_linear_ext *x, float *dinp, float *grad,
     const float *xa = saved;            // (N,r)
     float *dxa = saved + (size_t)N * r; // (N,r)
     float *dA = grad + L->a_off, *dB = grad + L->b_off;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, dout, o, xa, r, 1.0f, dB, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, dout, o, L->B, r, 0.0f, dxa,
-                r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, inp, in, 1.0f, dA,
-                in);
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, dout, o, xa, r, 1.0f, dB, r);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, dout, o, L->B, r, 0.0f, dxa,
+               r);
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, inp, in, 1.0f, dA,
+               in);
     if (dinp) /* NULL when nothing below needs the input gradient */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, L->A, in,
-                    1.0f, dinp, in);
+        gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, L->A, in,
+                   1.0f, dinp, in);
 }
 
 /* ---- variants: DoRA and dropout --------------------------------------------------------- */
@@ -253,18 +254,18 @@ static void lora_forward_var(const minigpt_linear_ext *x, float *out, float *sav
         dropout_mask(L, call, v.xd, v.mk, inp, N);
         xin = v.xd;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xin, in, L->A, in, 0.0f,
-                v.xa, r);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xin, in, L->A, in, 0.0f,
+               v.xa, r);
     if (!a->dora) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, a->scale, v.xa, r, L->B, r,
-                    1.0f, out, o);
+        gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, a->scale, v.xa, r, L->B, r,
+                   1.0f, out, o);
         return;
     }
     float *xw = v.gd, *lo = v.u; /* gd is the backward's: scratch here */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, in, 1.0f, xin, in, L->slot->w, in,
-                0.0f, xw, o);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, a->scale, v.xa, r, L->B, r, 0.0f,
-                lo, o);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, in, 1.0f, xin, in, L->slot->w, in,
+               0.0f, xw, o);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, o, r, a->scale, v.xa, r, L->B, r, 0.0f,
+               lo, o);
     for (int n = 0; n < N; n++)
         for (int j = 0; j < o; j++) {
             const size_t k = (size_t)n * o + j;
@@ -301,19 +302,19 @@ static void lora_backward_var(const minigpt_linear_ext *x, float *dinp, float *g
             }
         gdo = v.gd;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, gdo, o, v.xa, r, 1.0f, dB, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, gdo, o, L->B, r, 0.0f, v.dxa,
-                r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, v.dxa, r, xin, in, 1.0f,
-                dA, in);
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, gdo, o, v.xa, r, 1.0f, dB, r);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, gdo, o, L->B, r, 0.0f, v.dxa,
+               r);
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, v.dxa, r, xin, in, 1.0f, dA,
+               in);
     if (!dinp) return;              /* nothing below needs the input gradient */
     float *dx = drop ? v.xd : dinp; /* x̃ is used up: its room takes dx̃ */
     const float beta = drop ? 0.0f : 1.0f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, v.dxa, r, L->A, in, beta,
-                dx, in);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, v.dxa, r, L->A, in, beta,
+               dx, in);
     if (a->dora)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, o, 1.0f, v.u, o, L->slot->w,
-                    in, 1.0f, dx, in);
+        gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, o, 1.0f, v.u, o, L->slot->w,
+                   in, 1.0f, dx, in);
     if (drop)
         for (size_t k = 0; k < (size_t)N * in; k++) dinp[k] += v.mk[k] * dx[k];
 }

@@ -1,11 +1,12 @@
 /* layers.c — forward/backward pairs of the model's operations (see layers.h).
  *
- * Linear layers go to BLAS (cblas_sgemm); the attention of a 32x32 head is too small for a
- * BLAS call to pay, so it is written as loops.
+ * Linear layers go to gemm_sgemm (gemm.h: OpenBLAS by default); the attention of a 32x32
+ * head is too small for a BLAS call to pay, so it is written as loops.
  */
 #include "layers.h"
 
 #include "fastmath.h"
+#include "gemm.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -106,19 +107,19 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * Out, b, (size_t)Out * sizeof(float));
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Out, In, 1.0f, inp, In, w, In, beta,
-                out, Out);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Out, In, 1.0f, inp, In, w, In, beta, out,
+               Out);
 }
 
 void matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                      const float *w, int N, int In, int Out, int overwrite) {
     // dinp (N,In), dw (Out,In), db (Out), dout (N,Out), inp (N,In), w (Out,In)
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, Out, 1.0f, dout, Out, w, In,
-                    overwrite ? 0.0f : 1.0f, dinp, In);
+        gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, Out, 1.0f, dout, Out, w, In,
+                   overwrite ? 0.0f : 1.0f, dinp, In);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Out, In, N, 1.0f, dout, Out, inp, In,
-                    1.0f, dw, In);
+        gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Out, In, N, 1.0f, dout, Out, inp, In,
+                   1.0f, dw, In);
     if (db)
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * Out;
@@ -148,6 +149,16 @@ static void rope_apply(float *x, const float *cos, const float *sin, int B, int 
 
 void rope_forward(float *x, const float *cos, const float *sin, int B, int T, int C, int NH) {
     rope_apply(x, cos, sin, B, T, C, NH, 1.0f);
+}
+
+void rope_forward_at(float *x, const float *cos, const float *sin, const int *pos, int B, int n,
+                     int C, int NH) {
+    // x (B,n,C); row (b,i) is at position pos[b]+i of its sequence
+    const int P = C / NH / 2;
+    for (int b = 0; b < B; b++) /* one row each: the position is its first row's */
+        for (int i = 0; i < n; i++)
+            rope_apply(x + ((size_t)b * n + i) * C, cos + (size_t)(pos[b] + i) * P,
+                       sin + (size_t)(pos[b] + i) * P, 1, 1, C, NH, 1.0f);
 }
 
 void rope_backward(float *dx, const float *cos, const float *sin, int B, int T, int C, int NH) {
@@ -242,6 +253,38 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
                 weighted_rows(out + head + (size_t)t * C, 0, a, 1, v + head, (size_t)C, n, HS);
             }
         }
+}
+
+void attention_forward_cached(float *out, const float *q, const float *kc, const float *vc,
+                              const int *pos, int B, int n, int ctx, int C, int NH) {
+    // out (B,n,C), q (B,n,C), kc/vc (B,ctx,C) keys (after RoPE) and values by position
+    const int HS = C / NH;
+    const float scale = 1.0f / sqrtf((float)HS);
+    float kt[ATT_SCRATCH], s[4096 + KB], a[4096];
+    for (int b = 0; b < B; b++) {
+        const int T = pos[b] + n, Tp = (T + KB - 1) / KB * KB; /* positions this row sees */
+        const int fast = (size_t)HS * Tp <= ATT_SCRATCH && Tp <= 4096;
+        for (int h = 0; h < NH; h++) {
+            const size_t head = (size_t)b * ctx * C + (size_t)h * HS; /* in the cache */
+            if (fast) transpose_head(kt, kc + head, T, Tp, C, HS);
+            for (int i = 0; i < n; i++) { /* as attention_forward's row t */
+                const int t = pos[b] + i;
+                const float *qt = q + ((size_t)b * n + i) * C + (size_t)h * HS;
+                const int cnt = t + 1, nb = t / KB + 1;
+                if (fast) row_times_blocks(s, qt, scale, kt, HS, Tp, nb);
+                else
+                    for (int t2 = 0; t2 < cnt; t2++)
+                        s[t2] = scale * dot16(qt, kc + head + (size_t)t2 * C, HS);
+                float maxv = s[0];
+                for (int t2 = 1; t2 < cnt; t2++) maxv = s[t2] > maxv ? s[t2] : maxv;
+                for (int t2 = 0; t2 < cnt; t2++) s[t2] = fast_expf(s[t2] - maxv);
+                const float inv = 1.0f / sum16(s, cnt);
+                for (int t2 = 0; t2 < cnt; t2++) a[t2] = s[t2] * inv;
+                weighted_rows(out + ((size_t)b * n + i) * C + (size_t)h * HS, 0, a, 1, vc + head,
+                              (size_t)C, cnt, HS);
+            }
+        }
+    }
 }
 
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,

@@ -34,6 +34,11 @@ void matmul_backward(float *dinp, float *dw, float *db, const float *dout, const
 /* Rotary embedding in place on x (B,T,C): within each head, pair (2i, 2i+1) at position t is
  * rotated by angle t·θ_i. cos, sin are (context, HS/2) tables. */
 void rope_forward(float *x, const float *cos, const float *sin, int B, int T, int C, int NH);
+/* rope_forward on n rows per sequence whose first sits at position pos[b] (incremental
+ * decoding): x (B,n,C), row (b,i) rotated for position pos[b]+i. With every pos 0 and n = T it
+ * is rope_forward, bit for bit. */
+void rope_forward_at(float *x, const float *cos, const float *sin, const int *pos, int B, int n,
+                     int C, int NH);
 /* The inverse rotation (the transpose of the forward) applied to a gradient in place. */
 void rope_backward(float *dx, const float *cos, const float *sin, int B, int T, int C, int NH);
 
@@ -41,6 +46,13 @@ void rope_backward(float *dx, const float *cos, const float *sin, int B, int T, 
  * att (B,NH,T,T) keeps the probabilities. */
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int C, int NH);
+/* attention_forward against a key/value cache (incremental decoding, no probabilities kept):
+ * out (B,n,C) for queries q (B,n,C) at positions pos[b]..pos[b]+n-1 of row b, against keys and
+ * values kc, vc (B,ctx,C) that hold positions 0..pos[b]+n-1 (the new ones included). Each
+ * output row goes through the same operations in the same order as attention_forward's row at
+ * that position: with every pos 0 and n = T the outputs are attention_forward's, bit for bit. */
+void attention_forward_cached(float *out, const float *q, const float *kc, const float *vc,
+                              const int *pos, int B, int n, int ctx, int C, int NH);
 /* dq, dk, dv (B,T,C) = the gradients (written, not accumulated); datt (T,T) is scratch. */
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
                         const float *att, const float *q, const float *k, const float *v, int B,

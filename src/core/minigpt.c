@@ -453,6 +453,25 @@ double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float 
     return minigpt_xent_kl(m, ws, targets, grad_scale, NULL, NULL, 0.0f, NULL);
 }
 
+double minigpt_xent_rows(const minigpt *m, const float *logits, const int *targets, int N) {
+    const int V = m->cfg.vocab_size;
+    double sum = 0.0;
+    for (int n = 0; n < N; n++) { /* minigpt_xent_kl's operations without the gradient */
+        const float *l = logits + (size_t)n * V; // (V)
+        const int y = targets[n];
+        if (y < 0) continue;
+        float maxv = l[0];
+        for (int v = 1; v < V; v++)
+            if (l[v] > maxv) maxv = l[v];
+        float ex[256]; /* V <= 256 (minigpt_config_check) */
+        double z = 0.0;
+        for (int v = 0; v < V; v++) ex[v] = fast_expf(l[v] - maxv);
+        for (int v = 0; v < V; v++) z += ex[v];
+        sum += log(z) - (double)(l[y] - maxv);
+    }
+    return sum;
+}
+
 double minigpt_xent_kl(const minigpt *m, minigpt_ws *ws, const int *targets, float ce_scale,
                        const float *ref_logp, const int *kl_len, float kl_scale, double *kl_sum) {
     const int V = m->cfg.vocab_size, B = ws->fwd_B, T = ws->fwd_T;

@@ -2,10 +2,12 @@
 #include "eval.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checked.h"
+#include "kvcache.h"
 
 /* log softmax(logits)[y] for one row of V logits, in double. */
 static double row_logprob(const float *l, int V, int y) {
@@ -31,10 +33,11 @@ static int row_argmax(const float *l, int V) {
     return best;
 }
 
-/* Σ log P(cont[j] | prompt ⊕ cont[<j]) for each of B sequences prompt_b ⊕ cont_b, batched. */
-static void score(const minigpt *m, minigpt_ws *ws, const ds_example *const *ex, int B,
-                  int use_distractor, double *out, int *seq) {
-    const int V = m->cfg.vocab_size, ctx = m->cfg.context;
+/* Σ log P(cont[j] | prompt ⊕ cont[<j]) for each of B sequences prompt_b ⊕ cont_b, batched
+ * into one forward-only pass (the same logits as minigpt_forward's, bit for bit). */
+static void score(const minigpt *m, minigpt_kv *kv, const ds_example *const *ex, int B,
+                  int use_distractor, double *out, int *seq, int *pos) {
+    const int V = m->cfg.vocab_size;
     int T = 1;
     for (int b = 0; b < B; b++) {
         const ds_example *x = ex[b];
@@ -50,9 +53,9 @@ static void score(const minigpt *m, minigpt_ws *ws, const ds_example *const *ex,
             const int i = t < x->n_prompt ? t : t - x->n_prompt;
             s[t] = t < x->n_prompt ? x->tokens[t] : (i < nc ? cont[i] : 0);
         }
-        (void)ctx;
+        pos[b] = 0;
     }
-    minigpt_forward(m, ws, seq, B, T);
+    minigpt_kv_forward(m, kv, seq, pos, NULL, B, T);
     for (int b = 0; b < B; b++) {
         const ds_example *x = ex[b];
         const int *cont = use_distractor ? x->distractor : x->tokens + x->n_prompt;
@@ -60,72 +63,93 @@ static void score(const minigpt *m, minigpt_ws *ws, const ds_example *const *ex,
         double lp = 0.0;
         /* token cont[j] sits at position n_prompt + j and is predicted from the one before */
         for (int j = 0; j < nc; j++) {
-            const int pos = x->n_prompt + j - 1;
-            lp += row_logprob(ws->logits + ((size_t)b * T + pos) * V, V, cont[j]);
+            const int at = x->n_prompt + j - 1;
+            lp += row_logprob(kv->logits + ((size_t)b * T + at) * V, V, cont[j]);
         }
         out[b] = lp;
     }
 }
 
-/* Greedy decoding of B prompts in lockstep; gen (B, ctx) receives the generated ids, len[b]
- * their count (end token excluded). Returns 0, or 1 when a row's logits were not finite (that
- * row then stops). */
-static int greedy_batch(const minigpt *m, minigpt_ws *ws, const int *const *prompts,
-                        const int *n_prompt, int B, int max_new, int *seq, int *gen, int *len) {
+/* A draw from softmax(l / t) over V values. */
+static int sample_row(const float *l, int V, float t, rng *r) {
+    float maxv = l[0];
+    for (int v = 1; v < V; v++)
+        if (l[v] > maxv) maxv = l[v];
+    double p[256], z = 0; /* V <= 256 (minigpt_config_check) */
+    for (int v = 0; v < V; v++) z += p[v] = exp((double)(l[v] - maxv) / t);
+    double u = rng_uniform(r) * z;
+    for (int v = 0; v < V; v++)
+        if ((u -= p[v]) < 0) return v;
+    return V - 1;
+}
+
+/* Decoding of B <= kv->B prompts in lockstep over the key/value cache: one prefill of every
+ * prompt (padded to the longest; causal attention keeps the padding out of real positions),
+ * then one step of one token per unfinished row. t > 0 samples softmax(logits / t) from r,
+ * row after row in row order; t <= 0 is greedy. gen (B, ctx) receives the generated ids, len[b]
+ * their count (end token excluded). seq needs B·ctx ints, act 3·B. Returns 0, or 1 when a row's
+ * logits were not finite (that row then stops). */
+static int decode_batch(const minigpt *m, minigpt_kv *kv, const int *const *prompts,
+                        const int *n_prompt, int B, int max_new, float t, rng *r, int *seq,
+                        int *act, int *gen, int *len) {
     const int V = m->cfg.vocab_size, ctx = m->cfg.context;
-    int cur[256], done[256], bad = 0;
+    int *pos = act, *rows = act + B, *tok = act + 2 * B, T0 = 1, bad = 0, na = 0;
+    for (int b = 0; b < B; b++)
+        if (n_prompt[b] > T0) T0 = n_prompt[b];
     for (int b = 0; b < B; b++) {
-        cur[b] = n_prompt[b];
-        done[b] = cur[b] >= ctx || max_new <= 0;
+        for (int i = 0; i < T0; i++) seq[(size_t)b * T0 + i] = i < n_prompt[b] ? prompts[b][i] : 0;
+        pos[b] = 0;
         len[b] = 0;
     }
-    for (;;) {
-        int T = 0, active = 0;
-        for (int b = 0; b < B; b++) {
-            if (cur[b] > T) T = cur[b];
-            active += !done[b];
-        }
-        if (!active) break;
-        for (int b = 0; b < B; b++) {
-            int *s = seq + (size_t)b * T;
-            for (int t = 0; t < T; t++)
-                s[t] = t < n_prompt[b] ? prompts[b][t]
-                                       : (t < cur[b] ? gen[(size_t)b * ctx + t - n_prompt[b]] : 0);
-        }
-        minigpt_forward(m, ws, seq, B, T);
-        for (int b = 0; b < B; b++) {
-            if (done[b]) continue;
-            const float *row = ws->logits + ((size_t)b * T + cur[b] - 1) * V;
+    minigpt_kv_forward(m, kv, seq, pos, NULL, B, T0);
+    /* rows[0..na): the unfinished rows; the logits of rows[i] are at logit_at(i) */
+    for (int b = 0; b < B; b++)
+        if (n_prompt[b] < ctx && max_new > 0) rows[na++] = b;
+    int step = 0; /* 0: the prefill's logits, row b's at (b, n_prompt[b] − 1) */
+    while (na > 0) {
+        int keep = 0;
+        for (int i = 0; i < na; i++) {
+            const int b = rows[i], cur = n_prompt[b] + len[b];
+            const float *row = step ? kv->logits + (size_t)i * V
+                                    : kv->logits + ((size_t)b * T0 + n_prompt[b] - 1) * V;
             if (!row_finite(row, V)) {
-                bad = done[b] = 1;
+                bad = 1;
                 continue;
             }
-            const int next = row_argmax(row, V);
-            if (next == TOK_END) {
-                done[b] = 1;
-                continue;
-            }
+            const int next = t > 0 ? sample_row(row, V, t, r) : row_argmax(row, V);
+            if (next == TOK_END) continue;
             gen[(size_t)b * ctx + len[b]++] = next;
-            cur[b]++;
-            if (cur[b] >= ctx || len[b] >= max_new) done[b] = 1;
+            if (cur + 1 >= ctx || len[b] >= max_new) continue;
+            rows[keep] = b; /* the token just chosen goes in at position cur */
+            tok[keep] = next;
+            pos[keep++] = cur;
         }
+        na = keep;
+        if (na > 0) minigpt_kv_forward(m, kv, tok, pos, rows, na, 1);
+        step = 1;
     }
     return bad;
 }
-
-int eval_greedy(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
-                int max_new) {
+/* One prompt through decode_batch; what eval_greedy and eval_sample return. */
+static int decode_one(const minigpt *m, minigpt_kv *kv, const int *prompt, int n_prompt, int *out,
+                      int max_new, float t, rng *r) {
     const int ctx = m->cfg.context;
+    if (n_prompt < 1 || n_prompt > ctx) return -1;
     int *seq = malloc(sizeof(int) * (size_t)ctx), *gen = malloc(sizeof(int) * (size_t)ctx);
-    int len = -1;
-    if (seq && gen && n_prompt >= 1 && n_prompt <= ctx) {
-        if (greedy_batch(m, ws, &prompt, &n_prompt, 1, max_new, seq, gen, &len))
+    int act[3], len = -1;
+    if (seq && gen) {
+        if (decode_batch(m, kv, &prompt, &n_prompt, 1, max_new, t, r, seq, act, gen, &len))
             len = EVAL_NOT_FINITE;
         else memcpy(out, gen, sizeof(int) * (size_t)len);
     }
     free(seq);
     free(gen);
     return len;
+}
+
+int eval_greedy(const minigpt *m, minigpt_kv *kv, const int *prompt, int n_prompt, int *out,
+                int max_new) {
+    return decode_one(m, kv, prompt, n_prompt, out, max_new, 0.0f, NULL);
 }
 
 typedef struct {
@@ -139,17 +163,27 @@ typedef struct {
 static void eval_chunk_job(void *arg, int tid, int n) {
     eval_job *j = arg;
     const minigpt *m = j->g->m;
-    minigpt_ws *ws = &j->g->ws[tid];
     const int ctx = m->cfg.context, micro = j->micro;
+    /* forward-only buffers and the decoder's cache, carved out of this thread's workspace
+     * (a new allocation only if it were too small) */
+    minigpt_kv kv;
+    ml_error e = {{0}};
+    if (minigpt_kv_init_over(&kv, m, micro, &j->g->ws[tid], NULL) &&
+        minigpt_kv_init(&kv, m, micro, &e)) {
+        fprintf(stderr, "minilora: %s\n", e.msg);
+        abort();
+    }
     int *seq = malloc(sizeof(int) * (size_t)micro * ctx),
         *gen = malloc(sizeof(int) * (size_t)micro * ctx);
     const ds_example **ex = malloc(sizeof *ex * (size_t)micro);
     double *lp = malloc(sizeof(double) * (size_t)micro);
-    if (!seq || !gen || !ex || !lp) abort(); /* a few KiB; nothing sensible to do without them */
+    int *act = malloc(sizeof(int) * 3 * (size_t)micro);
+    if (!seq || !gen || !ex || !lp || !act)
+        abort(); /* a few KiB; nothing sensible to do without them */
     for (int c = tid; c < j->nchunks; c += n) {
         const int start = c * micro, B = j->d->n - start < micro ? j->d->n - start : micro;
         for (int b = 0; b < B; b++) ex[b] = &j->d->ex[start + b];
-        score(m, ws, ex, B, 0, lp, seq);
+        score(m, &kv, ex, B, 0, lp, seq, act);
         for (int b = 0; b < B; b++) {
             j->items[start + b].logp_target = lp[b];
             j->items[start + b].n_target_tokens = ex[b]->n_completion;
@@ -160,14 +194,14 @@ static void eval_chunk_job(void *arg, int tid, int n) {
         for (int b = 0; b < B; b++)
             if (ex[b]->distractor) map[nd] = b, ex[nd++] = &j->d->ex[start + b];
         if (nd) {
-            score(m, ws, ex, nd, 1, lp, seq);
+            score(m, &kv, ex, nd, 1, lp, seq, act);
             for (int k = 0; k < nd; k++) j->items[start + map[k]].logp_distractor = lp[k];
             for (int b = 0; b < B; b++) ex[b] = &j->d->ex[start + b];
         }
         const int *prompts[256];
         int np[256], len[256];
         for (int b = 0; b < B; b++) prompts[b] = ex[b]->tokens, np[b] = ex[b]->n_prompt;
-        greedy_batch(m, ws, prompts, np, B, ctx, seq, gen, len);
+        decode_batch(m, &kv, prompts, np, B, ctx, 0.0f, NULL, seq, act, gen, len);
         for (int b = 0; b < B; b++) {
             eval_item *it = &j->items[start + b];
             const ds_example *x = ex[b];
@@ -182,6 +216,8 @@ static void eval_chunk_job(void *arg, int tid, int n) {
     free(gen);
     free((void *)ex);
     free(lp);
+    free(act);
+    minigpt_kv_free(&kv);
 }
 
 void eval_dataset(engine *g, const tok_vocab *v, const dataset *d, eval_item *items) {
@@ -329,37 +365,7 @@ done:
     return rc;
 }
 
-/* A draw from softmax(l / t) over V values. */
-static int sample_row(const float *l, int V, float t, rng *r) {
-    float maxv = l[0];
-    for (int v = 1; v < V; v++)
-        if (l[v] > maxv) maxv = l[v];
-    double p[256], z = 0; /* V <= 256 (minigpt_config_check) */
-    for (int v = 0; v < V; v++) z += p[v] = exp((double)(l[v] - maxv) / t);
-    double u = rng_uniform(r) * z;
-    for (int v = 0; v < V; v++)
-        if ((u -= p[v]) < 0) return v;
-    return V - 1;
-}
-
-int eval_sample(const minigpt *m, minigpt_ws *ws, const int *prompt, int n_prompt, int *out,
+int eval_sample(const minigpt *m, minigpt_kv *kv, const int *prompt, int n_prompt, int *out,
                 int max_new, float t, rng *r) {
-    const int ctx = m->cfg.context, V = m->cfg.vocab_size;
-    int *seq = malloc(sizeof(int) * (size_t)ctx); // (context)
-    if (!seq) return -1;
-    int cur = n_prompt < ctx ? n_prompt : ctx, nout = 0;
-    memcpy(seq, prompt, sizeof(int) * (size_t)cur);
-    while (cur < ctx && nout < max_new) {
-        minigpt_forward(m, ws, seq, 1, cur);
-        const float *row = ws->logits + (size_t)(cur - 1) * V;
-        if (!row_finite(row, V)) {
-            nout = EVAL_NOT_FINITE;
-            break;
-        }
-        const int next = sample_row(row, V, t, r);
-        if (next == TOK_END) break;
-        seq[cur++] = out[nout++] = next;
-    }
-    free(seq);
-    return nout;
+    return decode_one(m, kv, prompt, n_prompt, out, max_new, t, r);
 }

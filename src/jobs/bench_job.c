@@ -154,8 +154,8 @@ static int bench_generate(const char *base, double seconds, bench_row *row, ml_e
     minigpt m;
     tok_vocab v;
     if (checkpoint_load(base, &m, &v, NULL, e)) return -1;
-    minigpt_ws ws;
-    if (minigpt_ws_init(&ws, &m, 1, m.cfg.context, e)) return -1;
+    minigpt_kv kv;
+    if (minigpt_kv_init(&kv, &m, 1, e)) return -1;
     const int ctx = m.cfg.context; /* buffers from the loaded config: any context length */
     int *ids = malloc(sizeof(int) * (size_t)ctx), *out = malloc(sizeof(int) * (size_t)ctx);
     int n, produced = 0, runs = 0;
@@ -177,7 +177,7 @@ static int bench_generate(const char *base, double seconds, bench_row *row, ml_e
         int k = 0;
         const double t0 = ml_now_s();
         do {
-            produced += eval_greedy(&m, &ws, ids, n, out, 32) + 1; /* + the end token */
+            produced += eval_greedy(&m, &kv, ids, n, out, 32) + 1; /* + the end token */
             runs++, k++;
         } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
         const double ms = 1e3 * (ml_now_s() - t0) / k;
@@ -190,7 +190,7 @@ static int bench_generate(const char *base, double seconds, bench_row *row, ml_e
     snprintf(row->name + strlen(row->name), sizeof row->name - strlen(row->name), " (%.1f tokens)",
              (double)produced / runs);
     free(ids), free(out);
-    minigpt_ws_free(&ws);
+    minigpt_kv_free(&kv);
     minigpt_free(&m);
     return 0;
 }

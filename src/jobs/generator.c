@@ -11,17 +11,17 @@ int generator_init(generator *g, const minigpt *m, const tok_vocab *v, float tem
     memset(g, 0, sizeof *g);
     *g = (generator){.m = m, .v = v, .temperature = temperature, .max_new = max_new, .raw = raw};
     rng_seed(&g->r, seed);
-    return minigpt_ws_init(&g->ws, m, 1, m->cfg.context, e);
+    return minigpt_kv_init(&g->kv, m, 1, e);
 }
 
 void generator_free(generator *g) {
-    minigpt_ws_free(&g->ws);
+    minigpt_kv_free(&g->kv);
     memset(g, 0, sizeof *g);
 }
 
 int generator_rebuild(generator *g, ml_error *e) {
-    minigpt_ws_free(&g->ws);
-    return minigpt_ws_init(&g->ws, g->m, 1, g->m->cfg.context, e);
+    minigpt_kv_free(&g->kv); /* the plug-ins' scratch per row may have changed */
+    return minigpt_kv_init(&g->kv, g->m, 1, e);
 }
 
 int generator_complete(generator *g, const char *text, char **out, ml_error *e) {
@@ -54,8 +54,8 @@ int generator_complete(generator *g, const char *text, char **out, ml_error *e) 
         ml_fail(e, "prompt is %d symbols; the context holds %d", n, ctx);
         goto done;
     }
-    const int nout = g->temperature <= 0 ? eval_greedy(g->m, &g->ws, ids, n, next, g->max_new)
-                                         : eval_sample(g->m, &g->ws, ids, n, next, g->max_new,
+    const int nout = g->temperature <= 0 ? eval_greedy(g->m, &g->kv, ids, n, next, g->max_new)
+                                         : eval_sample(g->m, &g->kv, ids, n, next, g->max_new,
                                                        g->temperature, &g->r);
     if (nout == EVAL_NOT_FINITE) { /* not an empty completion: the model cannot answer */
         ml_fail(e, "the model's logits are not finite (the weights overflow)");

@@ -1,6 +1,8 @@
 /* grad_engine.c — deterministic data-parallel forward/backward over a thread pool. */
 #include "grad_engine.h"
 
+#include "kvcache.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +33,9 @@ int engine_init(engine *g, const minigpt *m, int threads, int max_B, int micro, 
     g->chunk_T = calloc((size_t)g->max_chunks, sizeof(int));
     g->chunk_B = calloc((size_t)g->max_chunks, sizeof(int));
     g->chunk_loss = calloc((size_t)g->max_chunks, sizeof(double));
-    if (!g->pool || !g->ws || !g->chunk_grad || !g->grad || !g->tokens || !g->targets ||
-        !g->chunk_T || !g->chunk_B || !g->chunk_loss) {
+    g->zeros = calloc((size_t)micro, sizeof(int));
+    if (!g->zeros || !g->pool || !g->ws || !g->chunk_grad || !g->grad || !g->tokens ||
+        !g->targets || !g->chunk_T || !g->chunk_B || !g->chunk_loss) {
         engine_free(g);
         return ml_fail(e, "out of memory setting up %d threads", threads);
     }
@@ -73,6 +76,7 @@ void engine_free(engine *g) {
     free(g->chunk_T);
     free(g->chunk_B);
     free(g->chunk_loss);
+    free(g->zeros);
     free(g->kl_ref);
     free(g->kl_len);
     free(g->chunk_kl);
@@ -128,8 +132,18 @@ static void chunk_job(void *arg, int tid, int n) {
             g->chunk_loss[c] = minigpt_xent_kl(g->m, ws, g->targets + row, j->scale, ref,
                                                g->kl_len + start, j->kl_scale, &g->chunk_kl[c]);
         } else {
-            minigpt_forward(g->m, ws, g->tokens + row, g->chunk_B[c], g->chunk_T[c]);
-            g->chunk_loss[c] = minigpt_xent(g->m, ws, g->targets + row, j->scale);
+            minigpt_kv kv;
+            if (j->scale == 0.0f && minigpt_kv_init_over(&kv, g->m, g->chunk_B[c], ws, NULL) == 0) {
+                /* forward only (engine_loss): the same operations on the forward-only buffers,
+                 * carved out of the workspace, so the same sum bit for bit */
+                minigpt_kv_forward(g->m, &kv, g->tokens + row, g->zeros, NULL, g->chunk_B[c],
+                                   g->chunk_T[c]);
+                g->chunk_loss[c] = minigpt_xent_rows(g->m, kv.logits, g->targets + row,
+                                                     g->chunk_B[c] * g->chunk_T[c]);
+            } else {
+                minigpt_forward(g->m, ws, g->tokens + row, g->chunk_B[c], g->chunk_T[c]);
+                g->chunk_loss[c] = minigpt_xent(g->m, ws, g->targets + row, j->scale);
+            }
             if (g->chunk_kl) g->chunk_kl[c] = 0.0;
         }
         if (j->scale != 0.0f) {
