@@ -1761,6 +1761,110 @@ expect_fail 1 "minigpt-base.safetensors|not a LoRA adapter" "lora-generate: a fu
 expect_fail 1 "a8_otherbase.st|another base" "lora-generate: a named adapter of another base" \
     "$LORA-generate" --adapter x="$T/a8.st" --adapter y="$T/a8_otherbase.st" "go: yesterday he"
 
+# ---- lora-train --init-from: continue an adapter (file or PEFT directory) -----------------
+
+# payload_meta_why A B PYTHON-EXPRESSION: over pa, pb (A's and B's tensor bytes) and ma, mb
+# (their metadata); prints why not when the expression is false
+payload_meta_why() {
+    python3 - "$1" "$2" "$3" <<'PYEOF' 2>&1 | tail -n 1
+import hashlib, json, struct, sys
+def rd(p):
+    b = open(p, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    return b[8 + n:], json.loads(b[8:8 + n]).get("__metadata__", {})
+pa, ma = rd(sys.argv[1])
+pb, mb = rd(sys.argv[2])
+def sha(*paths):
+    h = hashlib.sha256()
+    for p in paths: h.update(open(p, "rb").read())
+    return h.hexdigest()
+try:
+    good = eval(sys.argv[3])
+except Exception as err:
+    good = False
+if not good: print("; check failed: %s (metadata %s)" % (sys.argv[3], json.dumps({k: mb.get(k) for k in ("r", "lora_alpha", "init_from", "init_from_sha256")})))
+PYEOF
+}
+
+run "$LORA-train" $SMALL --init-from "$T/a8.st" --steps 0 --out "$T/if0.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(payload_meta_why "$T/a8.st" "$T/if0.st" "pa == pb and mb['init_from'] == sys.argv[1] and mb['init_from_sha256'] == sha(sys.argv[1]) and mb['r'] == ma['r'] and mb['lora_alpha'] == ma['lora_alpha']")"
+run "$LORA-eval" --json --adapter "$T/a8.st" "$TEST"
+grep -v '"model":"data/' "$T/out" | sed 's/"model":"[^"]*",//' >"$T/ev_if_a.json"
+run "$LORA-eval" --json --adapter "$T/if0.st" "$TEST"
+grep -v '"model":"data/' "$T/out" | sed 's/"model":"[^"]*",//' >"$T/ev_if_0.json"
+[ -s "$T/ev_if_0.json" ] && cmp -s "$T/ev_if_a.json" "$T/ev_if_0.json" || why="$why; lora-eval --json differs from the adapter started from"
+verdict "lora-train --init-from A --steps 0: A's tensors bit for bit, the same lora-eval output, init_from and its sha256 recorded" "$why"
+
+run "$LORA-export" --peft "$T/if_peft" "$T/a8.st"
+run "$LORA-train" $SMALL --init-from "$T/if_peft" --steps 0 --out "$T/if0d.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(payload_meta_why "$T/a8.st" "$T/if0d.st" "pa == pb and mb['init_from'] == sys.argv[1].replace('a8.st', 'if_peft') and mb['init_from_sha256'] == sha(mb['init_from'] + '/adapter_config.json', mb['init_from'] + '/adapter_model.safetensors')")"
+verdict "lora-train --init-from DIR (lora-export --peft of A): A's tensors bit for bit; the directory's sha256 recorded" "$why"
+
+# a rank-2 DoRA adapter on block 1's q and v: its settings are taken over, magnitudes included
+run "$LORA-train" $SMALL --rank 2 --dora --layers 1 --targets q,v --out "$T/if_dora.st" "$DATA"
+run "$LORA-train" $SMALL --init-from "$T/if_dora.st" --steps 0 --json --out "$T/if_dora0.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+why="$why$(json_why "$T/out" 'd["rank"] == 2 and d["dora"] is True and d["trainable_params"] == 2 * 2 * (64 + 64) + 2 * 64')"
+why="$why$(payload_meta_why "$T/if_dora.st" "$T/if_dora0.st" "pa == pb and mb['use_dora'] == 'true' and mb['layers_to_transform'] == ma['layers_to_transform'] and mb['target_modules'] == ma['target_modules']")"
+verdict "lora-train --init-from a DoRA adapter of rank 2 on some blocks and targets: its settings and magnitudes, bit for bit" "$why"
+
+# continuing trains on from A: a better validation loss than A's own 20-step run had
+run "$LORA-train" $SMALL --steps 20 --eval-every 10 --json --out "$T/if_fresh.st" "$DATA"
+cp "$T/out" "$T/if_fresh.json"
+run "$LORA-train" $SMALL --init-from "$T/a8.st" --steps 20 --eval-every 10 --json --out "$T/if20.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+fresh=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_val_loss"])' "$T/if_fresh.json" 2>/dev/null || echo 0)
+why="$why$(json_why "$T/out" "d['best_val_loss'] < 0.9 * $fresh and d['init_from'].endswith('a8.st')")"
+cmp -s "$T/if_fresh.st" "$T/a8.st" || why="$why; the fresh run differs from a8.st (same settings)"
+run "$LORA-train" $SMALL --init-from "$T/a8.st" --steps 20 --eval-every 10 --out "$T/if20b.st" "$DATA"
+cmp -s "$T/if20.st" "$T/if20b.st" || why="$why; two runs with the same seed and --init-from differ"
+verdict "lora-train --init-from A --steps 20: best validation loss below 0.9 x a fresh run's ($fresh); the same bytes twice" "$why"
+
+expect_fail 1 "a8.st|another base" "lora-train --init-from: an adapter trained on another base" \
+    "$LORA-train" $SMALL --base "$T/pre.st" --init-from "$T/a8.st" --out "$T/o/x.st" "$DATA"
+expect_fail 1 "--rank 4|r 8|a8.st" "lora-train --init-from: a conflicting --rank names both values" \
+    "$LORA-train" $SMALL --init-from "$T/a8.st" --rank 4 --out "$T/o/x.st" "$DATA"
+expect_fail 1 "--no-rslora|use_rslora true" "lora-train --init-from: a conflicting --no-rslora" \
+    "$LORA-train" $SMALL --init-from "$T/a8.st" --no-rslora --out "$T/o/x.st" "$DATA"
+expect_fail 1 "--dora|use_dora false" "lora-train --init-from: --dora with a plain adapter" \
+    "$LORA-train" $SMALL --init-from "$T/a8.st" --dora --out "$T/o/x.st" "$DATA"
+expect_fail 1 "--layers|[0]|[1]" "lora-train --init-from: a conflicting --layers" \
+    "$LORA-train" $SMALL --init-from "$T/if_dora.st" --layers 0 --out "$T/o/x.st" "$DATA"
+echo '{"alpha": 8}' >"$T/if_alpha.json"
+expect_fail 1 "--alpha 8|lora_alpha 16" "lora-train --init-from: a conflicting alpha from a --config file" \
+    "$LORA-train" $SMALL --config "$T/if_alpha.json" --init-from "$T/a8.st" --out "$T/o/x.st" "$DATA"
+expect_fail 2 "--init-from|--full" "lora-train --init-from with --full" \
+    "$LORA-train" $SMALL --init-from "$T/a8.st" --full --out "$T/o/x.st" "$DATA"
+expect_fail 2 "--init-from|--init pissa" "lora-train --init-from with --init pissa" \
+    "$LORA-train" $SMALL --init-from "$T/a8.st" --init pissa --out "$T/o/x.st" "$DATA"
+expect_fail 2 "--init-from|--resume" "lora-train --init-from with --resume" \
+    "$LORA-train" $SMALL --init-from "$T/a8.st" --resume "$T/a8.st" --out "$T/o/x.st" "$DATA"
+expect_fail 1 "--init-from|$BASE|not a LoRA adapter" "lora-train --init-from: a full checkpoint" \
+    "$LORA-train" $SMALL --init-from "$BASE" --out "$T/o/x.st" "$DATA"
+expect_fail 1 "--init-from|$T/o/none.st" "lora-train --init-from: a missing file" \
+    "$LORA-train" $SMALL --init-from "$T/o/none.st" --out "$T/o/x.st" "$DATA"
+expect_fail 1 "--out|good.st|--init-from" "lora-train --init-from: --out is the adapter started from" \
+    "$LORA-train" $SMALL --init-from "$T/o/good.st" --out "$T/o/good.st" "$DATA"
+mkdir "$T/o/pd"
+cp "$T/if_peft/adapter_config.json" "$T/if_peft/adapter_model.safetensors" "$T/o/pd/"
+pd_before=$(cat "$T/o/pd/adapter_config.json" "$T/o/pd/adapter_model.safetensors" | sha256sum)
+run "$LORA-train" $SMALL --init-from "$T/o/pd" --out "$T/o/pd/adapter_model.safetensors" "$DATA"
+why=""
+[ "$rc" -eq 1 ] || why="exit $rc, expected 1"
+[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -e "adapter_model.safetensors" "$T/err" && grep -q -e "--init-from" "$T/err" || why="$why; stderr is not one line naming the file and --init-from"
+[ -s "$T/out" ] && why="$why; wrote to stdout"
+[ "$(cat "$T/o/pd/adapter_config.json" "$T/o/pd/adapter_model.safetensors" | sha256sum)" = "$pd_before" ] || why="$why; the directory's files changed"
+[ "$(ls -A "$T/o/pd" | tr '\n' ' ')" = "adapter_config.json adapter_model.safetensors " ] || why="$why; the directory now holds $(ls -A "$T/o/pd" | tr '\n' ' ')"
+rm -rf "$T/o/pd"
+verdict "lora-train --init-from DIR --out DIR/adapter_model.safetensors -> exit 1, one line, the directory untouched" "$why"
+outdir_reset
+
 # ---- summary -----------------------------------------------------------------------------
 
 elapsed=$(($(date +%s) - started))

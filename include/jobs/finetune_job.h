@@ -10,6 +10,12 @@
  *   - diverged: the best adapter so far when there is one, and an error that says so.
  * Before anything is loaded, out and state are checked by the output rule (file_checks.h):
  * neither may be an input or the other; state may be the resume file it updates.
+ *
+ * init_from (lora-train --init-from): an adapter file or PEFT directory trained on the same
+ * base; training starts from its A, B (and DoRA magnitudes) with a fresh optimizer, and its
+ * rank, lora_alpha, use_rslora, target_modules, layers_to_transform and use_dora replace
+ * opts' — except that a setting named in init_given (the user set it) must agree, or the job
+ * refuses naming the flag and both values. The output records init_from and init_from_sha256.
  */
 #ifndef FINETUNE_JOB_H
 #define FINETUNE_JOB_H
@@ -20,6 +26,16 @@
 #include "finetune.h"
 #include "ml_error.h"
 
+/* init_given bits: settings the user gave explicitly (they must match an --init-from adapter) */
+enum {
+    FINETUNE_GIVEN_RANK = 1,
+    FINETUNE_GIVEN_ALPHA = 2,
+    FINETUNE_GIVEN_RSLORA = 4,
+    FINETUNE_GIVEN_TARGETS = 8,
+    FINETUNE_GIVEN_LAYERS = 16,
+    FINETUNE_GIVEN_DORA = 32
+};
+
 typedef struct {
     const char *base;         /* base checkpoint */
     const char *data;         /* training JSONL */
@@ -29,6 +45,8 @@ typedef struct {
     const char *out;          /* adapter (or full checkpoint) to write */
     const char *state;        /* where an interrupted run saves its training state */
     const char *resume;       /* a training state to continue from; NULL for a fresh run */
+    const char *init_from;    /* an adapter (file or PEFT directory) to start from; NULL: none */
+    unsigned init_given;      /* FINETUNE_GIVEN_* bits (only with init_from) */
     const io_path *read_also; /* (n_read_also) other files the caller read, e.g. {"--config",
                                * path}: no output may be one of them */
     int n_read_also;
@@ -39,6 +57,8 @@ typedef struct {
 
 typedef struct {
     /* known when on_ready runs */
+    finetune_opts opts;     /* the settings in effect (steps from --epochs, an --init-from
+                             * adapter's rank, alpha, ...) */
     size_t trainable;       /* floats the optimizer updates: A and B, or the Linear weights */
     size_t params_per_rank; /* LoRA parameters per unit of rank on the targets */
     size_t base_params;     /* parameters of the base model */

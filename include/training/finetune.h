@@ -26,6 +26,11 @@ typedef struct {
     float dropout;        /* LoRA dropout on the adapter's input path, 0 <= p < 1 (not full) */
     int init;             /* lora_init_kind (lora_init.h); 0: kaiming, SPEC §3 (not full) */
     train_opts train;     /* steps, batch, lr, ..., seed, threads */
+
+    /* NULL, or the parameters to start from (n_init_params floats; borrowed): an adapter
+     * loaded with these settings, A, B and DoRA's m in lora's layout; kaiming init, not full */
+    const float *init_params;
+    size_t n_init_params;
 } finetune_opts;
 
 typedef struct {
@@ -44,8 +49,9 @@ typedef struct {
 } finetune;
 
 /* Sets up everything for o on m; the datasets are borrowed (replay and val may be NULL).
- * The adapter starts as o->init says (lora_init.h); pissa and olora change m's target
- * weights to the residual (lora_save then writes the adapter for the original base).
+ * The adapter starts as o->init says (lora_init.h), or with o->init_params as given;
+ * pissa and olora change m's target weights to the residual (lora_save then writes the
+ * adapter for the original base).
  * Free with finetune_free (which uninstalls the adapter). */
 int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *replay,
                   const dataset *val, const finetune_opts *o, const char *label, ml_error *e);

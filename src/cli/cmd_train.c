@@ -51,7 +51,7 @@ static int base_blocks(const char *base) {
 /* Progress header and warnings, printed when nothing can fail before training. */
 static void on_ready(void *ctx, const finetune_report *r) {
     const finetune_spec *s = ctx;
-    const finetune_opts *fo = &s->opts;
+    const finetune_opts *fo = &r->opts;
     const char *cmd = s->label;
     char warn[sizeof r->warnings];
     snprintf(warn, sizeof warn, "%s", r->warnings);
@@ -61,6 +61,10 @@ static void on_ready(void *ctx, const finetune_report *r) {
     if (r->resumed_step >= 0)
         fprintf(stderr, "%s: resuming %s at step %d of %d\n", cmd, s->resume, r->resumed_step,
                 r->steps);
+    if (s->init_from)
+        fprintf(stderr, "%s: starting from %s (rank %d, alpha %g%s%s)\n", cmd, s->init_from,
+                fo->rank, (double)fo->alpha, fo->rslora ? ", rsLoRA" : "",
+                fo->dora ? ", DoRA" : "");
     if (fo->full)
         fprintf(stderr, "%s: full fine-tune: %zu trainable parameters (%s)\n", cmd, r->trainable,
                 fo->full == FINETUNE_FULL_ALL ? "every parameter of the base"
@@ -99,7 +103,7 @@ static void on_ready(void *ctx, const finetune_report *r) {
 }
 
 static void print_json(const finetune_spec *s, const finetune_report *r) {
-    const finetune_opts *fo = &s->opts;
+    const finetune_opts *fo = &r->opts;
     const double tok_s = r->result.seconds > 0 ? r->result.positions / r->result.seconds : 0;
     char best_val[32] = "null"; /* JSON has no NaN: no validation (no val file, rank 0) */
     if (r->best_step >= 0 && isfinite(r->best_val))
@@ -111,7 +115,7 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
         "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
         "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
         "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\",\"dora\":%s,"
-        "\"dropout\":%g}\n",
+        "\"dropout\":%g,\"init_from\":",
         fo->full ? 0 : fo->rank, (double)fo->alpha, fo->rslora ? "true" : "false",
         fo->full ? "kaiming" : lora_init_name(fo->init), fo->full ? "true" : "false",
         fo->full == FINETUNE_FULL_ALL ? "all"
@@ -120,6 +124,9 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
         r->trainable, r->params_per_rank, r->result.steps, r->best_step, best_val,
         r->result.seconds, tok_s, r->bytes, r->payload_bytes, r->threads, runtime_blas_kernel(),
         !fo->full && fo->dora ? "true" : "false", fo->full ? 0.0 : (double)fo->dropout);
+    if (s->init_from) text_json_print(stdout, s->init_from);
+    else printf("null");
+    printf("}\n");
 }
 
 int cmd_train(int argc, char **argv) {
@@ -178,6 +185,9 @@ int cmd_train(int argc, char **argv) {
          "continue an interrupted run from its training state"},
         {"state", OPT_PATH, &s.state, 0, 0, "FILE",
          "where an interrupted run saves its state [OUT.state]"},
+        {"init-from", OPT_PATH, &s.init_from, 0, 0, "ADAPTER",
+         "start from this adapter (file or PEFT dir, same base): its A, B, rank, alpha, "
+         "rslora, targets, layers, dora (a conflicting flag is refused); fresh optimizer"},
     };
     int pos;
     const char *defaults = default_path("configs/lora-irreg.json");
@@ -191,6 +201,17 @@ int cmd_train(int argc, char **argv) {
     if (argc - pos != 1) return usage_fail(cmd, "expects exactly one DATA.jsonl");
     s.data = argv[pos];
     if (full_all) fo->full = FINETUNE_FULL_ALL;
+    if (s.init_from && !s.init_from[0]) s.init_from = NULL; /* "": a fresh adapter */
+    if (s.init_from) { /* what the user set (--config or a flag) must agree with the adapter */
+        static const struct {
+            const char *name;
+            unsigned bit;
+        } pins[] = {{"rank", FINETUNE_GIVEN_RANK},     {"alpha", FINETUNE_GIVEN_ALPHA},
+                    {"rslora", FINETUNE_GIVEN_RSLORA}, {"targets", FINETUNE_GIVEN_TARGETS},
+                    {"layers", FINETUNE_GIVEN_LAYERS}, {"dora", FINETUNE_GIVEN_DORA}};
+        for (size_t i = 0; i < sizeof pins / sizeof pins[0]; i++)
+            if (opts_given(pins[i].name)) s.init_given |= pins[i].bit;
+    }
     ml_error e;
     if (!targets) return usage_fail(cmd, "no --targets (and none in the defaults file)");
     if (layers && lora_parse_layers(layers, base_blocks(s.base), &fo->layers, &e)) {
@@ -207,6 +228,8 @@ int cmd_train(int argc, char **argv) {
         if (fo->full)
             snprintf(out_buf, sizeof out_buf, "runs/%s-full%s.safetensors", stem,
                      fo->full == FINETUNE_FULL_ALL ? "-all" : "");
+        else if (s.init_from) /* the rank is the adapter's, known once it is loaded */
+            snprintf(out_buf, sizeof out_buf, "runs/%s-cont.safetensors", stem);
         else snprintf(out_buf, sizeof out_buf, "runs/%s-r%d.safetensors", stem, fo->rank);
         s.out = out_buf;
         mkdir("runs", 0777); /* the default location; an explicit --out must have its directory */

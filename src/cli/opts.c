@@ -343,8 +343,34 @@ static int add_positional(const char *cmd, char **list, int *np, char *p) {
     return 0;
 }
 
+/* What the last opts_parse set from a --config file or a flag (opts_given). */
+static const opt_def *given_defs;
+static int given_n;
+static unsigned char given[128];
+
+static void mark_given(const opt_def *defs, int n, const opt_def *d) {
+    if (d - defs < 128) given[d - defs] = 1;
+    if (d->type == OPT_ALIAS) { /* the option it names */
+        const opt_def *t = find((opt_def *)defs, n, d->dst, strlen(d->dst));
+        if (t && t - defs < 128) given[t - defs] = 1;
+    }
+}
+
+int opts_given(const char *name) {
+    for (int i = 0; i < given_n && i < 128; i++) {
+        const opt_def *d = &given_defs[i];
+        if (given[i] && (!strcmp(d->name, name) ||
+                         (d->type == OPT_ALIAS && !strcmp((const char *)d->dst, name))))
+            return 1;
+    }
+    return 0;
+}
+
 int opts_parse(const char *synopsis, const char *about, const char *defaults, opt_def *defs, int n,
                int argc, char **argv, int *first_pos) {
+    given_defs = defs;
+    given_n = n;
+    memset(given, 0, sizeof given);
     const char *cmd = argv[0];
     /* pass 1: --help and --config */
     opt_def *cfg = find(defs, n, "config", 6);
@@ -379,7 +405,10 @@ int opts_parse(const char *synopsis, const char *about, const char *defaults, op
     if (defaults && (apply_config(cmd, defaults, defs, n, 1, set) ||
                      check_complete(cmd, defaults, defs, n, set)))
         return -1;
-    if (user_cfg && apply_config(cmd, user_cfg, defs, n, 1, set)) return -1;
+    unsigned char user_set[128] = {0};
+    if (user_cfg && apply_config(cmd, user_cfg, defs, n, 1, user_set)) return -1;
+    for (int i = 0; i < n && i < 128; i++)
+        if (user_set[i]) mark_given(defs, n, &defs[i]);
     /* pass 2: every flag, in order; positionals may come anywhere */
     static char *positional[MAX_POSITIONAL];
     int np = 0;
@@ -407,6 +436,7 @@ int opts_parse(const char *synopsis, const char *about, const char *defaults, op
             opt_def *f = find(defs, n, name + 3, strlen(name + 3));
             if (f && f->type == OPT_FLAG) {
                 *(int *)f->dst = 0;
+                mark_given(defs, n, f);
                 continue;
             }
         }
@@ -440,6 +470,7 @@ int opts_parse(const char *synopsis, const char *about, const char *defaults, op
             usage_error(cmd, "%s%s", msg, "");
             return -1;
         }
+        mark_given(defs, n, d);
     }
     /* move the positionals to the end of argv, in order, so callers index them simply */
     for (int i = 0; i < np; i++) argv[argc - np + i] = positional[i];

@@ -66,6 +66,10 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 int opts_parse(const char *synopsis, const char *about, const char *defaults, opt_def *defs, int n,
                int argc, char **argv, int *first_pos);
 
+/* Whether the last opts_parse set the option named name (or an alias of it) from the --config
+ * file or a flag (--no-FLAG too), rather than leaving the defaults file's value. */
+int opts_given(const char *name);
+
 /* Prints the usage text built from the table. */
 void opts_usage(FILE *f, const char *cmd, const char *synopsis, const char *about,
                 const opt_def *defs, int n);

@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "file_checks.h"
 #include "lora_init.h"
+#include "peft.h"
 #include "provenance.h"
 #include "sha256.h"
 
@@ -83,6 +84,14 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
         return ml_fail(e, "--init %s sets LoRA's A and B; not with --full",
                        lora_init_name(s->opts.init));
     if (!s->opts.full && lora_init_check_rank(s->opts.init, s->opts.rank, e)) return -1;
+    if (s->init_from && s->opts.full)
+        return ml_fail(e, "--init-from continues an adapter; not with --full");
+    if (s->init_from && s->opts.init != LORA_INIT_KAIMING)
+        return ml_fail(e, "--init-from starts from the adapter's A and B; not with --init %s",
+                       lora_init_name(s->opts.init));
+    if (s->init_from && s->resume)
+        return ml_fail(e, "--init-from starts a new run; not with --resume (the training state "
+                          "holds the parameters to continue from)");
     if (s->opts.full == FINETUNE_FULL_ALL &&
         (s->opts.targets != LORA_ALL_TARGETS ||
          (s->opts.layers && s->opts.layers != LORA_ALL_LAYERS)))
@@ -102,14 +111,95 @@ static int finetune_io_check(const finetune_spec *s, ml_error *e) {
         {"--out", s->out, 1, NULL},       {"--state", s->state, 1, "--resume"},
     };
     int n = 8;
+    char init_cfg[4096], init_wts[4096]; /* a PEFT directory's two files are inputs too */
+    peft_dir_files(s->init_from ? s->init_from : "", init_cfg, init_wts, sizeof init_cfg);
+    io[n++] = (io_path){"--init-from", s->init_from, 0, NULL};
+    io[n++] = (io_path){"--init-from", init_cfg, 0, NULL};
+    io[n++] = (io_path){"--init-from", init_wts, 0, NULL};
     if (s->n_read_also > MAX_IO - n) return ml_fail(e, "too many input files to check");
     for (int i = 0; i < s->n_read_also; i++) io[n++] = s->read_also[i];
     return io_check(io, n, e);
 }
 
+/* One --init-from setting against the user's: "" when they agree or the user left it out,
+ * else the refusal. */
+static int init_conflict(ml_error *e, const finetune_spec *s, unsigned bit, int differs,
+                         const char *flag, const char *mine, const char *theirs) {
+    if (!(s->init_given & bit) || !differs) return 0;
+    return ml_fail(e,
+                   "%s%s%s conflicts with the --init-from adapter %s (%s); leave %s out to "
+                   "continue with the adapter's",
+                   flag, mine[0] ? " " : "", mine, s->init_from, theirs, flag);
+}
+
+/* Loads the --init-from adapter onto in->m (checked against the base like lora_load), takes
+ * over its settings into fo (refusing a conflicting given one), copies its parameters into
+ * *params (malloc'ed, caller frees) and uninstalls it; sha gets adapter_sha256. */
+static int init_from_load(const finetune_spec *s, inputs *in, finetune_opts *fo, float **params,
+                          char sha[65], ml_error *e) {
+    lora a;
+    *params = NULL;
+    if (lora_load(&a, &in->m, s->init_from, in->base_sha, e)) return ml_wrap(e, "--init-from");
+    const unsigned all = (1u << in->m.cfg.n_layers) - 1;
+    const unsigned mine_layers = (fo->layers ? fo->layers : LORA_ALL_LAYERS) & all;
+    const unsigned their_layers = a.layer_mask & all;
+    char m1[64], t1[64];
+    char *mt = lora_targets_json(fo->targets), *tt = lora_targets_json(a.targets);
+    char *ml = lora_layers_json(&in->m, mine_layers), *tl = lora_layers_json(&in->m, their_layers);
+    int rc = 0;
+    if (!mt || !tt || !ml || !tl) rc = ml_fail(e, "out of memory");
+    if (!rc && a.rank < 1)
+        rc = ml_fail(e, "--init-from %s has rank 0: nothing to continue", s->init_from);
+    snprintf(m1, sizeof m1, "%d", fo->rank);
+    snprintf(t1, sizeof t1, "r %d", a.rank);
+    if (!rc) rc = init_conflict(e, s, FINETUNE_GIVEN_RANK, fo->rank != a.rank, "--rank", m1, t1);
+    snprintf(m1, sizeof m1, "%g", (double)fo->alpha);
+    snprintf(t1, sizeof t1, "lora_alpha %g", (double)a.alpha);
+    if (!rc)
+        rc = init_conflict(e, s, FINETUNE_GIVEN_ALPHA, fo->alpha != a.alpha, "--alpha", m1, t1);
+    snprintf(t1, sizeof t1, "use_rslora %s", a.rslora ? "true" : "false");
+    if (!rc)
+        rc = init_conflict(e, s, FINETUNE_GIVEN_RSLORA, !fo->rslora != !a.rslora,
+                           fo->rslora ? "--rslora" : "--no-rslora", "", t1);
+    if (!rc)
+        rc = init_conflict(e, s, FINETUNE_GIVEN_TARGETS, fo->targets != a.targets, "--targets", mt,
+                           tt);
+    if (!rc)
+        rc = init_conflict(e, s, FINETUNE_GIVEN_LAYERS, mine_layers != their_layers, "--layers", ml,
+                           tl);
+    snprintf(t1, sizeof t1, "use_dora %s", a.dora ? "true" : "false");
+    if (!rc)
+        rc = init_conflict(e, s, FINETUNE_GIVEN_DORA, !fo->dora != !a.dora,
+                           fo->dora ? "--dora" : "--no-dora", "", t1);
+    free(mt);
+    free(tt);
+    free(ml);
+    free(tl);
+    if (!rc && !(*params = malloc(a.n_params * sizeof(float)))) rc = ml_fail(e, "out of memory");
+    if (!rc) {
+        memcpy(*params, a.params, a.n_params * sizeof(float));
+        fo->rank = a.rank;
+        fo->alpha = a.alpha;
+        fo->rslora = a.rslora;
+        fo->targets = a.targets;
+        fo->layers = their_layers == all ? LORA_ALL_LAYERS : their_layers;
+        fo->dora = a.dora;
+        fo->init_params = *params;
+        fo->n_init_params = a.n_params;
+    }
+    lora_free(&a); /* uninstalls it: finetune_init builds the trained one */
+    if (!rc) rc = adapter_sha256(s->init_from, sha, e);
+    if (rc) {
+        free(*params);
+        *params = NULL;
+        fo->init_params = NULL;
+    }
+    return rc;
+}
+
 /* The adapter's (or full checkpoint's) provenance. */
 static int finetune_provenance(provenance *p, const finetune_spec *s, const inputs *in,
-                               const finetune *f, ml_error *e) {
+                               const finetune *f, const char *init_sha, ml_error *e) {
     const train_opts *o = &s->opts.train;
     char optim_s[200];
     const optim_hparams ohp = train_hparams(o);
@@ -124,6 +214,9 @@ static int finetune_provenance(provenance *p, const finetune_spec *s, const inpu
                  (double)o->lr, o->batch, o->warmup, (double)o->weight_decay,
                  s->replay[0] ? (double)o->replay_frac : 0.0, (double)o->preserve_kl, optim_s,
                  s->opts.full ? 1.0 : (double)s->opts.loraplus_ratio))
+        return -1;
+    if (s->init_from && (prov_add(p, e, "init_from", "%s", s->init_from) ||
+                         prov_add(p, e, "init_from_sha256", "%s", init_sha)))
         return -1;
     if (s->opts.full && (prov_add(p, e, "base_sha256", "%s", in->base_sha) ||
                          prov_add(p, e, "generator",
@@ -144,8 +237,11 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
     finetune f = {0};
     provenance prov = {0};
     char *fingerprint = NULL;
+    float *init_params = NULL;
+    char init_sha[65] = "";
     int rc = -1, have_f = 0;
     if (finetune_spec_check(s, e) || finetune_io_check(s, e) || inputs_load(&in, s, e)) goto done;
+    if (s->init_from && init_from_load(s, &in, fo, &init_params, init_sha, e)) goto done;
     if (o->micro > o->batch) o->micro = o->batch;
     if (s->epochs > 0) {
         const int fresh = o->batch - (s->replay[0] ? (int)lroundf(o->replay_frac * o->batch) : 0);
@@ -174,6 +270,8 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
         if (train_state_load(s->resume, &f.job, &f.state, fingerprint, e)) goto done;
         report->resumed_step = f.state.step;
     }
+    report->opts = *fo;
+    report->opts.init_params = NULL; /* freed at the end */
     for (int i = 0; i < f.n_tensors; i++) report->trainable += f.tensors[i].n;
     report->params_per_rank = lora_count_layers(&in.m, 1, fo->targets, f.adapter.layer_mask);
     report->base_params = in.m.n_params;
@@ -196,7 +294,7 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
         if (train_state_save(s->state, &f.job, &f.state, fingerprint, e)) goto done;
         finetune_use_best(&f);
     }
-    if (finetune_provenance(&prov, s, &in, &f, e)) goto done;
+    if (finetune_provenance(&prov, s, &in, &f, init_sha, e)) goto done;
     if (fo->full ? checkpoint_save(s->out, &in.m, &in.vocab, prov.n, prov.keys, prov.vals, e)
                  : lora_save(&f.adapter, s->out, in.base_sha, prov.n, prov.keys, prov.vals, e))
         goto done;
@@ -216,6 +314,7 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
 done:
     prov_free(&prov);
     free(fingerprint);
+    free(init_params);
     if (have_f) finetune_free(&f);
     inputs_free(&in);
     return rc;

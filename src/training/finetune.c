@@ -31,6 +31,9 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
     if (o->dora && lora_init_uses_base(o->init)) /* m would start from W, not the residual */
         return ml_fail(e, "--dora with --init %s is not supported: use kaiming or gaussian",
                        lora_init_name(o->init));
+    if (o->init_params && (o->full || o->init != LORA_INIT_KAIMING))
+        return ml_fail(e, "an adapter to start from excludes --full and --init %s",
+                       lora_init_name(o->init) ? lora_init_name(o->init) : "?");
     const int rank = o->full ? 0 : o->rank;
     const unsigned layers = o->layers ? o->layers : LORA_ALL_LAYERS;
     const int residual = !o->full && rank > 0 && lora_init_uses_base(o->init);
@@ -45,9 +48,19 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
         if (minigpt_init(&f->frozen, &m->cfg, e)) goto fail;
         memcpy(f->frozen.params, m->params, m->n_params * sizeof(float));
     }
-    if (lora_init_apply(&f->adapter, o->full ? LORA_INIT_KAIMING : o->init, o->train.seed, e))
-        goto fail;
-    lora_dora_reset(&f->adapter); /* m = ‖W + s·B0·A0‖ whatever the init (no-op without DoRA) */
+    if (o->init_params) { /* continue an adapter: its A, B (and m) as they are */
+        if (o->n_init_params != f->adapter.n_params) {
+            ml_fail(e, "the adapter to start from has %zu parameters, these settings %zu",
+                    o->n_init_params, f->adapter.n_params);
+            goto fail;
+        }
+        memcpy(f->adapter.params, o->init_params, o->n_init_params * sizeof(float));
+        lora_refresh(&f->adapter);
+    } else {
+        if (lora_init_apply(&f->adapter, o->full ? LORA_INIT_KAIMING : o->init, o->train.seed, e))
+            goto fail;
+        lora_dora_reset(&f->adapter); /* m = ‖W + s·B0·A0‖ whatever the init (no DoRA: no-op) */
+    }
     const int max_B = o->train.batch;
     if (engine_init(&f->g, m, o->train.threads, max_B, o->train.micro, o->full,
                     o->full ? 0 : f->adapter.n_params, e))
