@@ -25,7 +25,7 @@ typedef struct {
 static const command commands[] = {
     {"train", cmd_train, "fine-tune a LoRA adapter on the base model"},
     {"eval", cmd_eval, "score the base and adapters on held-out data"},
-    {"merge", cmd_merge, "fold an adapter into a new base checkpoint"},
+    {"merge", cmd_merge, "fold adapters into a new base, or mix them into a new adapter"},
     {"info", cmd_info, "parameter inventory and LoRA sizes; describe an adapter"},
     {"generate", cmd_generate, "complete prompts with the base or an adapter"},
     {"pretrain", cmd_pretrain, "train the base model from scratch"},
