@@ -960,6 +960,21 @@ cmp -s "$T/opt-adamw.st" "$T/drop.st" && why="$why; the dropout adapter equals t
 run "$LORA-train" $SMALL --dropout 0 --out "$T/drop0.st" "$DATA"
 cmp -s "$T/opt-adamw.st" "$T/drop0.st" || why="$why; --dropout 0 differs from the plain run"
 verdict "lora-train --dropout 0.1: lora_dropout recorded and shown, another adapter; --dropout 0 is the plain run byte for byte" "$why"
+# PEFT's lora_dropout and init_lora_weights follow the adapter (drop.st: dropout 0.1, kaiming)
+why=""
+for src in drop init0-gaussian init0-pissa; do
+    case $src in
+    drop) want="d['lora_dropout'] == 0.1 and d['init_lora_weights'] is True" ;;
+    init0-gaussian) want="d['lora_dropout'] == 0 and d['init_lora_weights'] == 'gaussian'" ;;
+    init0-pissa) want="d['init_lora_weights'] is True and d['r'] == 16" ;; # stored converted
+    esac
+    run "$LORA-export" --peft "$T/peft-$src" "$T/$src.st"
+    [ "$rc" -eq 0 ] || why="$why; export of $src.st: exit $rc"
+    python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' \
+        "$T/peft-$src/adapter_config.json" >"$T/one_cfg.json" 2>&1
+    why="$why$(json_why "$T/one_cfg.json" "$want")"
+done
+verdict "lora-export: lora_dropout and init_lora_weights as trained (0.1; \"gaussian\"; a converted PiSSA file is a plain LoRA)" "$why"
 # hostile variant metadata and tensors (retag FILE OUT PYTHON over m, h: edit, then rewrite)
 retag() {
     python3 - "$1" "$2" "$3" <<'PYEOF'

@@ -436,12 +436,18 @@ char *peft_config_text(const lora *a, const st_file *f, const char *base_name,
     cJSON_AddStringToObject(o, "bias", "none");
     cJSON_AddFalseToObject(o, "fan_in_fan_out");
     cJSON_AddTrueToObject(o, "inference_mode");
-    cJSON_AddTrueToObject(o, "init_lora_weights");
+    /* PEFT's init_lora_weights: true for kaiming, and for pissa/olora files, which are stored
+     * converted to a plain LoRA of the original base (the metadata keeps init and
+     * converted_from_r); "gaussian" as PEFT names it */
+    const char *init = st_meta(f, "init");
+    if (init && !strcmp(init, "gaussian")) cJSON_AddStringToObject(o, "init_lora_weights", init);
+    else cJSON_AddTrueToObject(o, "init_lora_weights");
     cJSON_AddNullToObject(o, "layer_replication");
     cJSON_AddNullToObject(o, "layers_pattern");
     cJSON_AddItemToObject(o, "layers_to_transform", lt ? cJSON_Parse(lt) : cJSON_CreateNull());
     cJSON_AddNumberToObject(o, "lora_alpha", alpha);
-    cJSON_AddNumberToObject(o, "lora_dropout", 0.0);
+    const char *ld = st_meta(f, "lora_dropout"); /* as trained; lora_load checked 0 <= p < 1 */
+    cJSON_AddNumberToObject(o, "lora_dropout", ld && a->dropout > 0.0f ? strtod(ld, NULL) : 0.0);
     cJSON_AddNullToObject(o, "megatron_config");
     if (base_sha256) cJSON_AddStringToObject(o, PEFT_SHA_FIELD, base_sha256);
     cJSON_AddNullToObject(o, "modules_to_save");
