@@ -108,11 +108,14 @@ results: $(DEPS_STAMP)
 
 # Throughput and memory against the machine's sgemm peak, as ratios measured in one run, then
 # the PyTorch peer (the reference model of tests/reference, same shapes and optimizer, best of 1
-# and 2 threads) measured right after, each row with its ratio C / PyTorch.
+# and 2 threads) measured right after, each row with its ratio C / PyTorch. make bench RUNS=5:
+# five such runs, then the median and min-max range of every figure and ratio
+# (scripts/bench_summary.py).
+RUNS ?= 1
 bench: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora
 	@sh scripts/deps.sh python3-torch
-	sh scripts/bench.sh
+	sh scripts/bench.sh --runs $(RUNS)
 
 # The PyTorch rows alone.
 bench-torch:

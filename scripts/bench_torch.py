@@ -14,6 +14,9 @@ Usage:  /usr/bin/python3 scripts/bench_torch.py [--base FILE] [--seconds S] [--t
                                                 [--only TEXT] [--c-table FILE] [--json]
   --c-table FILE  the text table `lora bench` printed in the same run: each row gets the C
                   figure beside it and the ratio C / PyTorch (scripts/bench.sh does this).
+  --json          one JSON object instead of the table: the settings and, per row, the
+                  figure, the figure per thread count (and the C figure and ratio with
+                  --c-table); scripts/bench.sh --runs K feeds it to scripts/bench_summary.py.
 Needs Debian's python3-torch (PyTorch 1.13); no other packages.
 """
 
@@ -169,6 +172,7 @@ def main():
                         "c_over_torch": c / best if c else None})
     if a.json:
         print(json.dumps({"torch": torch.__version__, "batch": BATCH, "T": seq_len,
+                          "threads": threads, "seconds": a.seconds, "windows": WINDOWS,
                           "rows": [dict(r, by_threads={str(k): v for k, v in
                                                        r["by_threads"].items()})
                                    for r in results]}))

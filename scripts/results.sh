@@ -8,7 +8,8 @@
 #   results/targets.{md,csv}             scripts/exp-targets.sh      which layers to adapt
 #   results/analyze.txt                  scripts/analyze-report.sh   lora-analyze on the sweep
 #   results/demo.txt                     scripts/demo.sh (stdout)    what make demo prints
-#   results/bench.txt                    scripts/bench.sh            throughput, C and its PyTorch peer
+#   results/bench.txt, bench-runs.csv    scripts/bench.sh            throughput, C and its PyTorch peer:
+#                                                                    5 runs, median and range (~5 min)
 #   results/scaling.{md,csv,png}, alpha.{md,csv}   scripts/exp-scaling.sh   α/r against α/√r, α at r = 8
 #   results/forgetting.{md,csv,png}      scripts/exp-forgetting.sh   learning against forgetting
 #   results/info.txt                     scripts/info-report.sh      the lesson's arithmetic, step 0
@@ -29,7 +30,8 @@ sh scripts/sweep-rank.sh -j 2
 sh scripts/exp-targets.sh
 sh scripts/analyze-report.sh
 sh scripts/demo.sh > results/demo.txt.tmp && mv results/demo.txt.tmp results/demo.txt
-sh scripts/bench.sh > results/bench.txt.tmp && mv results/bench.txt.tmp results/bench.txt
+sh scripts/bench.sh --runs 5 --seconds 2 --csv results/bench-runs.csv > results/bench.txt.tmp &&
+    mv results/bench.txt.tmp results/bench.txt
 sh scripts/exp-scaling.sh
 sh scripts/exp-forgetting.sh
 sh scripts/info-report.sh
