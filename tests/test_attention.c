@@ -7,9 +7,10 @@
  *     rows left over after groups of four), one full key block (32), more than one (33, 70),
  *     and a head too large for the transposed scratch (the key-by-key path);
  *   - masked probabilities are exactly zero;
- *   - grouping rows does not change a bit: attention_forward_cached, which computes one row at a
- *     time, gives attention_forward's rows bit for bit, and so does attention_forward on a
- *     single sequence against the same sequence inside a batch.
+ *   - grouping rows does not change a bit: attention_forward_cached gives attention_forward's
+ *     rows bit for bit one row at a time (decoding), all rows at once (the prefill) and from
+ *     the middle on, and attention_forward on a single sequence gives that sequence's rows
+ *     inside a batch.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -158,10 +159,6 @@ static void test_grouping_is_exact(void **state) {
         attention_forward(out, att, q, k, v, B, T, C, NH);
         for (int b = 0; b < B; b++) {
             const size_t off = (size_t)b * T * C;
-            float *att1 = malloc((size_t)NH * T * T * sizeof *att1);
-            assert_non_null(att1);
-            attention_forward(one + off, att1, q + off, k + off, v + off, 1, T, C, NH);
-            free(att1);
             for (int t = 0; t < T; t++) {
                 const int pos = t;
                 attention_forward_cached(row, q + off + (size_t)t * C, k + off, v + off, &pos, 1, 1,
@@ -169,6 +166,27 @@ static void test_grouping_is_exact(void **state) {
                 if (memcmp(row, out + off + (size_t)t * C, (size_t)C * sizeof *row) != 0)
                     fail_msg("T %d: row %d of sequence %d differs one row at a time", T, t, b);
             }
+        }
+        /* the cache's prefill (every row at once from position 0) and a continuation (the
+         * rows from position T/2 on, in one call) */
+        for (int b = 0; b < B; b++) {
+            const size_t off = (size_t)b * T * C;
+            const int zero = 0, half = T / 2;
+            attention_forward_cached(one + off, q + off, k + off, v + off, &zero, 1, T, T, C, NH);
+            if (memcmp(one + off, out + off, (size_t)T * C * sizeof *out) != 0)
+                fail_msg("T %d: the cache's prefill differs from attention_forward", T);
+            attention_forward_cached(one + off, q + off + (size_t)half * C, k + off, v + off, &half,
+                                     1, T - half, T, C, NH);
+            if (memcmp(one + off, out + off + (size_t)half * C,
+                       (size_t)(T - half) * C * sizeof *out) != 0)
+                fail_msg("T %d: the cache's rows from position %d differ", T, half);
+        }
+        for (int b = 0; b < B; b++) {
+            const size_t off = (size_t)b * T * C;
+            float *att1 = malloc((size_t)NH * T * T * sizeof *att1);
+            assert_non_null(att1);
+            attention_forward(one + off, att1, q + off, k + off, v + off, 1, T, C, NH);
+            free(att1);
         }
         if (memcmp(one, out, n * sizeof *out) != 0)
             fail_msg("T %d: a sequence alone differs from the same sequence in a batch", T);

@@ -11,7 +11,8 @@
  * chains of adds interleave instead of each row waiting on its own. Every output element still
  * goes through the same operations in the same order as in a one-row loop (products rounded,
  * then added from 0 in increasing key or position order), so the results are the same bit for
- * bit however the rows are grouped: attention_forward_cached, one row at a time, relies on it.
+ * bit however the rows are grouped: attention_forward_cached, which groups the rows of its
+ * calls (one at a time while decoding), relies on it.
  */
 #include "layers.h"
 
@@ -47,22 +48,9 @@ static void transpose_head(float *dst, const float *src, int T, int Tp, int C, i
     }
 }
 
-/* s[0..nb·KB) = wscale · Σ_i w[i]·M[i][0..nb·KB), M rows of stride Tp: one row of scores against
- * whole blocks of keys, each block accumulated in registers. */
-static inline void row_times_blocks(float *s, const float *w, float wscale, const float *M, int HS,
-                                    int Tp, int nb) {
-    for (int b = 0; b < nb; b++) {
-        float acc[KB] = {0};
-        for (int i = 0; i < HS; i++) {
-            const float wi = w[i];
-            const float *m = M + (size_t)i * Tp + b * KB;
-            for (int j = 0; j < KB; j++) acc[j] += wi * m[j];
-        }
-        for (int j = 0; j < KB; j++) s[b * KB + j] = acc[j] * wscale;
-    }
-}
-
-/* row_times_blocks for two rows w0, w1 into s0, s1: each loaded key block serves both. */
+/* s0, s1 [0..nb·KB) = wscale · Σ_i w0[i]·M[i][0..nb·KB) (and w1), M rows of stride Tp: two rows
+ * of scores (or of probability gradients) against whole blocks of keys, each block accumulated
+ * in registers; each loaded key block serves both rows. */
 static void two_rows_times_blocks(float *s0, float *s1, const float *w0, const float *w1,
                                   float wscale, const float *M, int HS, int Tp, int nb) {
     for (int b = 0; b < nb; b++) {
@@ -227,25 +215,38 @@ void attention_forward_cached(float *out, const float *q, const float *kc, const
     // out (B,n,C), q (B,n,C), kc/vc (B,ctx,C) keys (after RoPE) and values by position
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
-    float kt[ATT_SCRATCH], s[MAX_TP + KB], a[MAX_TP];
+    float kt[ATT_SCRATCH], s[2][MAX_TP + KB], a[ROWS][MAX_TP];
     for (int b = 0; b < B; b++) {
         const int T = pos[b] + n, Tp = (T + KB - 1) / KB * KB; /* positions this row sees */
         const int fast = (size_t)HS * Tp <= ATT_SCRATCH && Tp <= MAX_TP;
         for (int h = 0; h < NH; h++) {
             const size_t head = (size_t)b * ctx * C + (size_t)h * HS; /* in the cache */
             if (fast) transpose_head(kt, kc + head, T, Tp, C, HS);
-            for (int i = 0; i < n; i++) { /* as attention_forward's row t */
-                const int t = pos[b] + i;
-                const float *qt = q + ((size_t)b * n + i) * C + (size_t)h * HS;
-                const int cnt = t + 1;
-                if (fast) row_times_blocks(s, qt, scale, kt, HS, Tp, t / KB + 1);
+            /* query rows i (position pos[b]+i) as attention_forward's rows, ROWS at a time */
+            for (int i0 = 0; i0 < n; i0 += ROWS) {
+                const int R = n - i0 < ROWS ? n - i0 : ROWS;
+                float *y[ROWS];
+                const float *w[ROWS];
+                int lo[ROWS], hi[ROWS];
+                for (int r = 0; r < R; r += 2) {
+                    const int r1 = r + 1 < R ? r + 1 : r, t = pos[b] + i0 + r, t1 = t + r1 - r;
+                    score_rows(s[0], s[1], q + ((size_t)b * n + i0 + r) * C + (size_t)h * HS,
+                               q + ((size_t)b * n + i0 + r1) * C + (size_t)h * HS, scale, kt,
+                               kc + head, fast, t1, HS, Tp, C);
+                    softmax_row(a[r], s[0], t + 1, t + 1);
+                    if (r1 != r) softmax_row(a[r1], s[1], t1 + 1, t1 + 1);
+                }
+                for (int r = 0; r < R; r++) {
+                    y[r] = out + ((size_t)b * n + i0 + r) * C + (size_t)h * HS;
+                    w[r] = a[r];
+                    lo[r] = 0;
+                    hi[r] = pos[b] + i0 + r + 1;
+                    memset(y[r], 0, (size_t)HS * sizeof(float));
+                }
+                if (R == ROWS) weighted_rows4(y, w, 1, vc + head, (size_t)C, lo, hi, HS);
                 else
-                    for (int t2 = 0; t2 < cnt; t2++)
-                        s[t2] = scale * dot16(qt, kc + head + (size_t)t2 * C, HS);
-                softmax_row(a, s, cnt, cnt);
-                float *y = out + ((size_t)b * n + i) * C + (size_t)h * HS;
-                memset(y, 0, (size_t)HS * sizeof(float));
-                weighted_rows(y, a, 1, vc + head, (size_t)C, 0, cnt, HS);
+                    for (int r = 0; r < R; r++)
+                        weighted_rows(y[r], w[r], 1, vc + head, (size_t)C, 0, hi[r], HS);
             }
         }
     }
