@@ -70,6 +70,10 @@ $(BUILD)/tests/%: tests/%.c $(LIB) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LIBS) $(TESTLIBS)
 
+# test_noalloc counts the library's allocations through these wrappers.
+$(BUILD)/tests/test_noalloc $(BUILD)/asan/tests/test_noalloc: TESTLIBS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+	-Wl,--wrap=aligned_alloc,--wrap=posix_memalign,--wrap=strdup
+
 test: $(DEPS_STAMP)
 	@$(MAKE) --no-print-directory bin/lora $(TEST_BIN)
 	@sh tests/run.sh $(TEST_BIN) $(TEST_SH)

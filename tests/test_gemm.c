@@ -118,9 +118,34 @@ static void test_default_is_blas(void **state) {
     assert_int_equal(gemm_active(), GEMM_BLAS);
 }
 
+/* The tally (lora bench's time split) counts each product once, in its class, with its
+ * 2·M·N·K FLOPs, and nothing while it is off. */
+static void test_tally(void **state) {
+    (void)state;
+    enum { M = 48, N = 40, K = 64, R = 8 };
+    float *a = calloc((size_t)M * K, sizeof(float)), *b = calloc((size_t)N * K, sizeof(float));
+    float *c = calloc((size_t)M * N, sizeof(float));
+    assert_true(a && b && c);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N); /* off */
+    gemm_tally_start();
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, R, K, 1, a, K, b, K, 0, c, R);
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, R, N, M, 1, a, R, b, N, 1, c, N);
+    const gemm_tally t = gemm_tally_stop();
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N); /* off */
+    assert_int_equal(t.calls[0], 1);
+    assert_int_equal(t.calls[1], 2);
+    assert_true(t.flops[0] == 2.0 * M * N * K);
+    assert_true(t.flops[1] == 2.0 * M * R * K + 2.0 * R * N * M);
+    assert_true(t.seconds[0] > 0 && t.seconds[1] > 0 && t.seconds[0] < 10 && t.seconds[1] < 10);
+    const gemm_tally u = gemm_tally_stop(); /* stopping again: the same counts, none added */
+    assert_int_equal(u.calls[0] + u.calls[1], 3);
+    free(a), free(b), free(c);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_default_is_blas),
-                                       cmocka_unit_test(test_blas), cmocka_unit_test(test_portable),
-                                       cmocka_unit_test(test_avx2)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_is_blas), cmocka_unit_test(test_tally),
+        cmocka_unit_test(test_blas), cmocka_unit_test(test_portable), cmocka_unit_test(test_avx2)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,12 @@ typedef struct {
     double gflops;    /* achieved */
     double peak;      /* sgemm GFLOP/s measured right before and after this row (mean) */
     long rss_kib;     /* peak resident memory of the child */
+    /* training and scoring rows: the share of the threads' time spent inside gemm_sgemm over
+     * the timed windows, and the GFLOP/s of those products per thread, for all products, the
+     * wide ones and the thin (r-wide) ones (gemm.h); 0: not measured or none */
+    double gemm_share, gemm_gflops;
+    double wide_share, wide_gflops;
+    double thin_share, thin_gflops;
 } bench_row;
 
 /* Everything inline: no memory to free. */
@@ -54,6 +60,7 @@ typedef struct {
     double forward_flops;    /* model forward FLOPs per token at T */
     double peak;             /* best sgemm GFLOP/s on the spec's threads over the run */
     double peak1;            /* sgemm GFLOP/s on one thread */
+    int thin_dim;            /* a product is thin when a dimension is at most this (gemm.h) */
     int n_rows;
     bench_row rows[BENCH_MAX_ROWS];
 } bench_report;

@@ -30,7 +30,8 @@ typedef struct {
     int *chunk_B;          // (max_chunks) sequences of each chunk
     double *chunk_loss;    // (max_chunks)
     int *zeros;            // (micro) zeros: the start positions of a forward-only chunk
-    long positions;        /* B·T positions processed by the last call (padding included) */
+    const ds_example **piece; // (max_B) engine_loss_set's examples of one batch
+    long positions;           /* B·T positions processed by the last call (padding included) */
     /* the preservation term (engine_set_preserve): λ·KL(p_base ‖ p) on chosen sequences */
     float kl_lambda;         /* λ; 0: off */
     const minigpt *kl_model; /* the frozen base when it is not m itself (full fine-tuning) */
@@ -66,5 +67,7 @@ double engine_grad(engine *g, const ds_example *const *ex, int B, int n_kl, int 
 /* Forward only: the summed negative log-likelihood over ex[0..n) (any n, processed in batches
  * of max_B) and, in *n_targets, how many targets it covers. */
 double engine_loss(engine *g, const ds_example *const *ex, int n, long *n_targets);
+/* engine_loss over every example of d, in order, without allocating (the validation pass). */
+double engine_loss_set(engine *g, const dataset *d, long *n_targets);
 
 #endif

@@ -9,6 +9,35 @@
 #include "common.h"
 #include "opts.h"
 
+/* Where a row's time goes: inside the matrix products (gemm_sgemm), wide and thin (LoRA's
+ * r-wide ones), or elsewhere (attention, GELU, LayerNorm, RoPE, the loss, the optimizer, the
+ * gradient reduction), and the fraction of the peak the row would reach if everything else
+ * took no time: its upper bound at the products' own speed. */
+static void print_time_split(const bench_row *rows, int n, double peak1, int thin_dim) {
+    int any = 0;
+    for (int i = 0; i < n; i++) any |= rows[i].gemm_share > 0;
+    if (!any) return;
+    printf(
+        "\nwhere the time goes: each row's share of the threads' time inside the matrix products\n"
+        "(wide: every dimension > %d; thin: LoRA's r-wide ones) and their GFLOP/s per thread (of\n"
+        "the 1-thread peak); last, the row's fraction of the peak if all other work took no time\n\n",
+        thin_dim);
+    printf("  %-24s %9s %18s %9s %18s %9s %12s\n", "", "products", "wide GFLOP/s", "thin",
+           "thin GFLOP/s", "other", "rest free");
+    for (int i = 0; i < n; i++) {
+        const bench_row *w = &rows[i];
+        if (!(w->gemm_share > 0)) continue;
+        char thin[24] = "-";
+        if (w->thin_share > 0)
+            snprintf(thin, sizeof thin, "%.1f (%.0f%%)", w->thin_gflops,
+                     100 * w->thin_gflops / peak1);
+        printf("  %-24s %8.1f%% %11.1f (%3.0f%%) %8.1f%% %18s %8.1f%% %11.1f%%\n", w->name,
+               100 * w->gemm_share, w->wide_gflops, 100 * w->wide_gflops / peak1,
+               100 * w->thin_share, thin, 100 * (1 - w->gemm_share),
+               100 * w->gflops / w->peak / w->gemm_share);
+    }
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *base = default_path("data/minigpt-base.safetensors");
@@ -53,9 +82,12 @@ int cmd_bench(int argc, char **argv) {
         for (int i = 0; i < n; i++)
             printf(
                 "%s{\"name\":\"%s\",\"value\":%.3f,\"unit\":\"%s\",\"flops_per_token\":%.0f,"
-                "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,\"peak_rss_kib\":%ld}",
+                "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,\"peak_rss_kib\":%ld,"
+                "\"gemm_share\":%.4f,\"gemm_gflops_per_thread\":%.3f,\"thin_share\":%.4f,"
+                "\"thin_gflops_per_thread\":%.3f}",
                 i ? "," : "", rows[i].name, rows[i].value, rows[i].unit, rows[i].flops_tok,
-                rows[i].gflops, rows[i].peak, rows[i].gflops / rows[i].peak, rows[i].rss_kib);
+                rows[i].gflops, rows[i].peak, rows[i].gflops / rows[i].peak, rows[i].rss_kib,
+                rows[i].gemm_share, rows[i].gemm_gflops, rows[i].thin_share, rows[i].thin_gflops);
         printf("]}\n");
         return EXIT_OK;
     }
@@ -78,5 +110,6 @@ int cmd_bench(int argc, char **argv) {
         printf("  %-34s %14.1f %-14s %12s %10s %8.1f %8s %6.1f MiB\n", rows[i].name, rows[i].value,
                rows[i].unit, flops, gf, rows[i].peak, frac, rows[i].rss_kib / 1024.0);
     }
+    print_time_split(rows, n, peak1, rep.thin_dim);
     return EXIT_OK;
 }

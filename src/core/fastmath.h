@@ -1,4 +1,5 @@
-/* fastmath.h — an exp that the compiler can vectorize (internal to the core).
+/* fastmath.h — an exp that the compiler can vectorize, and sums in a fixed order (internal to
+ * the core).
  *
  * glibc's expf/tanhf are scalar calls; in GELU they cost more than all the GEMMs together.
  * This exp reduces x = n·ln2 + r with |r| <= ln2/2 and evaluates e^r by its Taylor series to
@@ -34,6 +35,32 @@ static inline float fast_expf(float x) {
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return in == in ? p * scale : in; /* NaN in, NaN out: overflowing logits stay visible */
+}
+
+/* Σ x[0..n) with 16 independent partial sums in a fixed order: the compiler turns the inner
+ * loop into vector adds (a plain serial sum cannot be reassociated under ISO C), and the
+ * result is the same on every run. */
+static inline float sum16(const float *x, int n) {
+    float acc[16] = {0};
+    int c = 0;
+    for (; c + 16 <= n; c += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[c + j];
+    float s = 0.0f;
+    for (; c < n; c++) s += x[c];
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+/* Σ a[i]·b[i], the same way. */
+static inline float dot16(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    int c = 0;
+    for (; c + 16 <= n; c += 16)
+        for (int j = 0; j < 16; j++) acc[j] += a[c + j] * b[c + j];
+    float s = 0.0f;
+    for (; c < n; c++) s += a[c] * b[c];
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
 }
 
 #endif

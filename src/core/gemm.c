@@ -9,10 +9,12 @@
 #include "gemm.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -261,9 +263,10 @@ static void drive(tile_fn tile, tile_store_fn tile_store, int ta, int tb, int M,
     }
 }
 
-void gemm_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M,
-                int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                float beta, float *C, int ldc) {
+/* gemm_sgemm without the tally */
+static void sgemm_dispatch(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
+                           int M, int N, int K, float alpha, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C, int ldc) {
     const gemm_path p = gemm_active();
     if (p == GEMM_BLAS || order != CblasRowMajor) {
         cblas_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -277,4 +280,50 @@ void gemm_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRAN
 #endif
     drive(tile, tile_store, ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, A, lda, B, ldb,
           beta, C, ldc);
+}
+
+/* ---- the tally -------------------------------------------------------------------------- */
+
+static atomic_int tally_on;
+static atomic_llong tally_ns[2], tally_flops[2], tally_calls[2];
+
+void gemm_tally_start(void) {
+    for (int c = 0; c < 2; c++) {
+        atomic_store(&tally_ns[c], 0);
+        atomic_store(&tally_flops[c], 0);
+        atomic_store(&tally_calls[c], 0);
+    }
+    atomic_store(&tally_on, 1);
+}
+
+gemm_tally gemm_tally_stop(void) {
+    atomic_store(&tally_on, 0);
+    gemm_tally t;
+    for (int c = 0; c < 2; c++) {
+        t.seconds[c] = (double)atomic_load(&tally_ns[c]) * 1e-9;
+        t.flops[c] = (double)atomic_load(&tally_flops[c]);
+        t.calls[c] = (long)atomic_load(&tally_calls[c]);
+    }
+    return t;
+}
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+void gemm_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M,
+                int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                float beta, float *C, int ldc) {
+    if (!atomic_load_explicit(&tally_on, memory_order_relaxed)) {
+        sgemm_dispatch(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const long long t0 = now_ns();
+    sgemm_dispatch(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    const int c = M <= GEMM_THIN || N <= GEMM_THIN || K <= GEMM_THIN;
+    atomic_fetch_add_explicit(&tally_ns[c], now_ns() - t0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tally_flops[c], 2LL * M * N * K, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tally_calls[c], 1, memory_order_relaxed);
 }

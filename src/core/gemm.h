@@ -31,6 +31,22 @@ int gemm_path_supported(gemm_path p);
  * Returns -1, changing nothing, when the CPU cannot run p. */
 int gemm_set_path(gemm_path p);
 
+/* What gemm_sgemm did while the tally was on, summed over every thread that called it, in
+ * two classes: products with every dimension above GEMM_THIN, and thin ones (LoRA's r-wide
+ * products, r <= GEMM_THIN). */
+#define GEMM_THIN 32
+typedef struct {
+    double seconds[2]; /* [0] wide, [1] thin: wall time inside gemm_sgemm, per call, summed */
+    double flops[2];   /* 2·M·N·K per call, summed */
+    long calls[2];
+} gemm_tally;
+
+/* Zeroes the tally and switches it on (lora bench: the share of a step spent in matrix
+ * products). Off, the default, gemm_sgemm reads no clock. Not while products run. */
+void gemm_tally_start(void);
+/* Switches the tally off and returns it. */
+gemm_tally gemm_tally_stop(void);
+
 /* cblas_sgemm, row-major only (order must be CblasRowMajor). */
 void gemm_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M,
                 int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,

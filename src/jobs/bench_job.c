@@ -15,6 +15,7 @@
 
 #include "checkpoint.h"
 #include "eval.h"
+#include "gemm.h"
 #include "grad_engine.h"
 #include "lora.h"
 #include "optimizer.h"
@@ -40,6 +41,19 @@ static double train_flops(const minigpt *m, int T, int rank, int base_trained) {
 
 /* FLOPs per token of a forward pass. */
 static double forward_flops(const minigpt *m, int T) { return train_flops(m, T, 0, 1) / 3.0; }
+
+/* The share of `threads` threads' time over `timed` seconds (the best window's) spent in the
+ * products of t, and the products' GFLOP/s per thread. */
+static void gemm_accounting(bench_row *row, gemm_tally t, double timed, int threads) {
+    const double avail = timed * threads, sec = t.seconds[0] + t.seconds[1];
+    const double fl = t.flops[0] + t.flops[1];
+    row->gemm_share = avail > 0 ? sec / avail : 0;
+    row->gemm_gflops = sec > 0 ? fl / sec / 1e9 : 0;
+    row->wide_share = avail > 0 ? t.seconds[0] / avail : 0;
+    row->wide_gflops = t.seconds[0] > 0 ? t.flops[0] / t.seconds[0] / 1e9 : 0;
+    row->thin_share = avail > 0 ? t.seconds[1] / avail : 0;
+    row->thin_gflops = t.seconds[1] > 0 ? t.flops[1] / t.seconds[1] / 1e9 : 0;
+}
 
 /* Random full-length sequences: T+1 tokens each, loss on every position. The FLOP count does
  * not depend on the tokens, and full-length rows make "batch x 32 tokens" exact. */
@@ -89,14 +103,16 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
     double best = 0;
     for (int w = 0; w < BENCH_WINDOWS; w++) {
         int done = 0;
+        gemm_tally_start();
         const double t0 = ml_now_s();
         do {
             engine_grad(&g, batch, B, 0, NULL);
             optim_step(&opt, 0, params, g.grad, np, 1e-4f, 0.0f, &hp, ++steps);
             done++;
         } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
-        const double rate = (double)done * B * T / (ml_now_s() - t0);
-        if (rate > best) best = rate;
+        const double dt = ml_now_s() - t0, rate = (double)done * B * T / dt;
+        const gemm_tally t = gemm_tally_stop();
+        if (rate > best) best = rate, gemm_accounting(row, t, dt, g.nthreads);
     }
     row->value = best;
     row->unit = "tokens/s";
@@ -130,13 +146,15 @@ static int bench_eval(const char *base, int threads, int T, double seconds, benc
     double best = 0;
     for (int w = 0; w < BENCH_WINDOWS; w++) {
         int rounds = 0;
+        gemm_tally_start();
         const double t0 = ml_now_s();
         do {
             engine_loss(&g, set, n, NULL);
             rounds++;
         } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
-        const double rate = (double)rounds * n / (ml_now_s() - t0);
-        if (rate > best) best = rate;
+        const double dt = ml_now_s() - t0, rate = (double)rounds * n / dt;
+        const gemm_tally t = gemm_tally_stop();
+        if (rate > best) best = rate, gemm_accounting(row, t, dt, g.nthreads);
     }
     row->value = best;
     row->unit = "sequences/s";
@@ -271,6 +289,7 @@ static int run_child(kind k, int rank, const bench_spec *s, bench_row *row, ml_e
 int bench_job_run(const bench_spec *spec, bench_report *r, ml_error *e) {
     memset(r, 0, sizeof *r);
     r->blas_config = openblas_get_config();
+    r->thin_dim = GEMM_THIN;
     minigpt m;
     tok_vocab v;
     if (checkpoint_load(spec->base, &m, &v, NULL, e)) return -1;

@@ -34,7 +34,8 @@ int engine_init(engine *g, const minigpt *m, int threads, int max_B, int micro, 
     g->chunk_B = calloc((size_t)g->max_chunks, sizeof(int));
     g->chunk_loss = calloc((size_t)g->max_chunks, sizeof(double));
     g->zeros = calloc((size_t)micro, sizeof(int));
-    if (!g->zeros || !g->pool || !g->ws || !g->chunk_grad || !g->grad || !g->tokens ||
+    g->piece = calloc((size_t)max_B, sizeof *g->piece);
+    if (!g->zeros || !g->piece || !g->pool || !g->ws || !g->chunk_grad || !g->grad || !g->tokens ||
         !g->targets || !g->chunk_T || !g->chunk_B || !g->chunk_loss) {
         engine_free(g);
         return ml_fail(e, "out of memory setting up %d threads", threads);
@@ -77,6 +78,7 @@ void engine_free(engine *g) {
     free(g->chunk_B);
     free(g->chunk_loss);
     free(g->zeros);
+    free((void *)g->piece);
     free(g->kl_ref);
     free(g->kl_len);
     free(g->chunk_kl);
@@ -201,15 +203,30 @@ double engine_grad(engine *g, const ds_example *const *ex, int B, int n_kl, int 
     return sum / count;
 }
 
+/* Adds the loss and target count of ex[0..B) (B <= max_B) to *sum and *count. */
+static void loss_batch(engine *g, const ds_example *const *ex, int B, double *sum, long *count) {
+    job j = {g, 0, 0.0f, 0, 0.0f};
+    *count += layout(g, ex, B, &j.nchunks);
+    pool_run(g->pool, chunk_job, &j);
+    for (int c = 0; c < j.nchunks; c++) *sum += g->chunk_loss[c];
+}
+
 double engine_loss(engine *g, const ds_example *const *ex, int n, long *n_targets) {
     double sum = 0.0;
     long count = 0;
-    for (int start = 0; start < n; start += g->max_B) {
-        const int B = n - start < g->max_B ? n - start : g->max_B;
-        job j = {g, 0, 0.0f, 0, 0.0f};
-        count += layout(g, ex + start, B, &j.nchunks);
-        pool_run(g->pool, chunk_job, &j);
-        for (int c = 0; c < j.nchunks; c++) sum += g->chunk_loss[c];
+    for (int start = 0; start < n; start += g->max_B)
+        loss_batch(g, ex + start, n - start < g->max_B ? n - start : g->max_B, &sum, &count);
+    if (n_targets) *n_targets = count;
+    return sum;
+}
+
+double engine_loss_set(engine *g, const dataset *d, long *n_targets) {
+    double sum = 0.0;
+    long count = 0;
+    for (int start = 0; start < d->n; start += g->max_B) {
+        const int B = d->n - start < g->max_B ? d->n - start : g->max_B;
+        for (int i = 0; i < B; i++) g->piece[i] = &d->ex[start + i];
+        loss_batch(g, g->piece, B, &sum, &count);
     }
     if (n_targets) *n_targets = count;
     return sum;

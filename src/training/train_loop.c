@@ -80,13 +80,8 @@ int train_use_best(const train_job *job, const train_state *s) {
 }
 
 double train_val_loss(const train_job *job) {
-    const dataset *v = job->val;
-    const ds_example **ex = malloc(sizeof *ex * (size_t)v->n);
-    if (!ex) return NAN;
-    for (int i = 0; i < v->n; i++) ex[i] = &v->ex[i];
     long count = 0;
-    double sum = engine_loss(job->g, ex, v->n, &count);
-    free((void *)ex);
+    const double sum = engine_loss_set(job->g, job->val, &count);
     return count ? sum / (double)count : NAN;
 }
 
