@@ -16,7 +16,9 @@ peer when bench_torch.py measured a row of the same name; "sequences/s" counts T
 sequence for the ratio; other units (ms/completion) have no ratio.
 
 Prints the last run's table (lora bench's columns, with the PyTorch figure and the ratio
-beside), one line per run (BLAS kernel, threads, sgemm peak), then the summary table.
+beside), one line per run (BLAS kernel, threads, sgemm peak), then the summary table, and,
+when the runs have it, lora bench's split of each row's time: the share inside the matrix
+products (and in the thin r-wide ones), and the fraction of peak with all other work free.
 
     python3 scripts/bench_summary.py [--csv FILE] --run C.json [TORCH.json] [--run ...]
 
@@ -248,6 +250,19 @@ def print_summary(runs):
             "/".join(sorted({r["unit"] for r in c_rows})),
             pct_cell(spread([r["fraction"] for r in have])))
         print(line.rstrip())
+    split = [(k, [rows[k]["c"] for rows in per_run if k in rows and rows[k]["c"]
+                  and rows[k]["c"].get("gemm_share", 0) > 0]) for k in order]
+    split = [(k, rs) for k, rs in split if rs]
+    if split:
+        print("\n  where the time goes (lora bench's split; rest free: the row's fraction of peak"
+              " if all\n  work outside the matrix products took no time)")
+        print("  %-34s %-24s %-24s %s" % ("", "in products", "of which thin (r-wide)",
+                                          "of peak, rest free"))
+    for k, rs in split:
+        print("  %-34s %-24s %-24s %s" % (
+            k, pct_cell(spread([r["gemm_share"] for r in rs])),
+            pct_cell(spread([r.get("thin_share", 0) for r in rs])),
+            pct_cell(spread([r["fraction_of_peak"] / r["gemm_share"] for r in rs]))))
     if peers:
         print("\n  %-34s %-34s %s" % ("", "PyTorch tokens/s", "C / PyTorch (same run)"))
     for name, have in peers:
@@ -267,7 +282,8 @@ def pct_cell(s):
 CSV_FIELDS = ["run", "row", "name", "value", "unit", "c_tokens_per_s", "flops_per_token",
               "gflops", "row_peak_gflops", "fraction_of_peak", "peak_rss_kib",
               "sgemm_peak_gflops", "sgemm_1thread_gflops", "kernel", "threads", "batch", "T",
-              "torch_version", "torch_tokens_per_s", "torch_threads", "c_over_torch"]
+              "torch_version", "torch_tokens_per_s", "torch_threads", "c_over_torch",
+              "gemm_share", "thin_share"]
 
 
 def csv_lines(runs):
@@ -283,7 +299,8 @@ def csv_lines(runs):
                    f(r["fraction"], "%.4f"), f(cr.get("peak_rss_kib"), "%d"),
                    "%.2f" % c["sgemm_peak_gflops"], "%.2f" % c["sgemm_1thread_gflops"],
                    c["kernel"], c["threads"], c["batch"], c["T"], t["torch"] if t else "",
-                   f(r["torch"], "%.3f"), r["torch_threads"] or "", f(r["ratio"], "%.4f")]
+                   f(r["torch"], "%.3f"), r["torch_threads"] or "", f(r["ratio"], "%.4f"),
+                   f(cr.get("gemm_share"), "%.4f"), f(cr.get("thin_share"), "%.4f")]
 
 
 def write_csv(path, runs):

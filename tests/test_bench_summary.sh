@@ -91,7 +91,8 @@ want=$(python3 -c 'import json; c=json.load(open("'$F'/c2.json")); t=json.load(o
 s=[r["value"] for r in c["rows"] if r["name"]=="score sequences"][0]
 p=[r["tokens_per_s"] for r in t["rows"] if r["name"]=="score sequences"][0]
 print("%.4f" % (s * c["T"] / p))')
-got=$(awk -F, '$1 == 2 && $2 == "score sequences" { print $NF }' "$tmp/runs.csv")
+got=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "c_over_torch") col = i }
+    $1 == 2 && $2 == "score sequences" { print $col }' "$tmp/runs.csv")
 [ "$got" = "$want" ] || fail "runs.csv: run 2 score sequences c_over_torch $got, expected $want"
 
 # A real run's JSON as lora bench prints it today, with a fixture PyTorch run.
@@ -101,6 +102,15 @@ $S --run "$tmp/real.json" $F/t1.json > "$tmp/outr" 2> "$tmp/err" || fail "real r
 want=$(python3 -c 'import json; d=json.load(open("'"$tmp"'/real.json")); print("%.1f" % d["rows"][0]["value"])')
 grep -q "^  train LoRA r=8  *$want \[$want - $want\]" "$tmp/outr" ||
     fail "real run: no 'train LoRA r=8 $want [$want - $want]' in the summary"
+# its time split: the share inside the products (between 0 and 1: the row's own measurement)
+# and the fraction of peak with the rest free, fraction / share
+split=$(python3 -c 'import json; r=json.load(open("'"$tmp"'/real.json"))["rows"][0]
+assert 0 < r["gemm_share"] <= 1 and 0 <= r["thin_share"] < r["gemm_share"], r
+p = lambda x: "%.1f%%" % (100 * x)
+print(" ".join("%s [%s - %s]" % (v, v, v) for v in (p(r["gemm_share"]), p(r["thin_share"]),
+      p(r["fraction_of_peak"] / r["gemm_share"]))))') || fail "real run: no sane time split in the JSON"
+tr -s ' ' < "$tmp/outr" | grep -qxF " train LoRA r=8 $split" ||
+    fail "real run: no time split line 'train LoRA r=8 $split' in the summary"
 
 # Bad input: one line on stderr naming the file, exit 1, nothing on stdout, the CSV untouched.
 printf 'good\n' > "$tmp/keep.csv"
