@@ -52,21 +52,8 @@ static int teardown(void **state) {
 
 static finetune_opts opts(int rank, int steps, int threads, uint64_t seed) {
     finetune_opts o = {.rank = rank, .alpha = 16.0f, .targets = LORA_ALL_TARGETS};
-    o.train = (train_opts){.steps = steps,
-                           .batch = 16,
-                           .micro = 4,
-                           .warmup = 2,
-                           .lr = 2e-3f,
-                           .min_lr_frac = 0.1f,
-                           .clip = 1.0f,
-                           .beta1 = 0.9f,
-                           .beta2 = 0.999f,
-                           .eps = 1e-8f,
-                           .eval_every = 5,
-                           .seed = seed,
-                           .threads = threads,
-                           .replay_frac = 0.5f,
-                           .quiet = 1};
+    o.train = tu_train_opts(steps, threads, seed);
+    o.train.replay_frac = 0.5f;
     return o;
 }
 

@@ -461,20 +461,8 @@ static void test_converted_adapter_gives_the_training_model(void **state) {
         for (int rs = 0; rs <= 1; rs++) {
             finetune_opts o = {.rank = 4, .alpha = 8.0f, .rslora = rs, .init = kind};
             o.targets = LORA_ALL_TARGETS;
-            o.train = (train_opts){.steps = 12,
-                                   .batch = 16,
-                                   .micro = 8,
-                                   .warmup = 2,
-                                   .lr = 4e-3f,
-                                   .min_lr_frac = 0.1f,
-                                   .clip = 1.0f,
-                                   .beta1 = 0.9f,
-                                   .beta2 = 0.999f,
-                                   .eps = 1e-8f,
-                                   .eval_every = 12,
-                                   .seed = 5,
-                                   .threads = 2,
-                                   .quiet = 1};
+            o.train = tu_train_opts(12, 2, 5);
+            o.train.micro = 8, o.train.lr = 4e-3f, o.train.eval_every = 12;
             finetune f;
             if (finetune_init(&f, &m, &train, NULL, &val, &o, "test", &e)) fail_msg("%s", e.msg);
             assert_int_equal(finetune_run(&f, &e), 0);
@@ -566,20 +554,8 @@ static void test_pissa_resume_is_bit_identical(void **state) {
     assert_int_equal(ds_load(&val, "data/irreg_val.jsonl", &vocab, m.cfg.context, &e), 0);
     finetune_opts o = {.rank = 4, .alpha = 8.0f, .rslora = 1, .init = LORA_INIT_PISSA};
     o.targets = LORA_ALL_TARGETS;
-    o.train = (train_opts){.steps = 12,
-                           .batch = 8,
-                           .micro = 4,
-                           .warmup = 2,
-                           .lr = 4e-3f,
-                           .min_lr_frac = 0.1f,
-                           .clip = 1.0f,
-                           .beta1 = 0.9f,
-                           .beta2 = 0.999f,
-                           .eps = 1e-8f,
-                           .eval_every = 6,
-                           .seed = 5,
-                           .threads = 2,
-                           .quiet = 1};
+    o.train = tu_train_opts(12, 2, 5);
+    o.train.batch = 8, o.train.lr = 4e-3f, o.train.eval_every = 6;
     char straight[256], resumed[256], state_path[256];
     snprintf(straight, sizeof straight, "%s/straight.safetensors", tmpdir);
     snprintf(resumed, sizeof resumed, "%s/resumed.safetensors", tmpdir);

@@ -19,6 +19,7 @@
 
 #include "checkpoint.h"
 #include "finetune.h"
+#include "test_util.h"
 
 #define BASE "data/minigpt-base.safetensors"
 
@@ -82,22 +83,8 @@ static int teardown(void **state) {
 
 static finetune_opts opts(int steps) {
     finetune_opts o = {.rank = 8, .alpha = 16.0f, .targets = LORA_ALL_TARGETS};
-    o.train = (train_opts){.steps = steps,
-                           .batch = 16,
-                           .micro = 4,
-                           .warmup = 2,
-                           .lr = 2e-3f,
-                           .min_lr_frac = 0.1f,
-                           .clip = 1.0f,
-                           .beta1 = 0.9f,
-                           .beta2 = 0.999f,
-                           .eps = 1e-8f,
-                           .eval_every = 3,
-                           .seed = 5,
-                           .threads = 2,
-                           .replay_frac = 0.25f,
-                           .preserve_kl = 0.5f,
-                           .quiet = 1};
+    o.train = tu_train_opts(steps, 2, 5);
+    o.train.eval_every = 3, o.train.replay_frac = 0.25f, o.train.preserve_kl = 0.5f;
     return o;
 }
 

@@ -10,6 +10,7 @@
 #include "minigpt.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "train_loop.h"
 
 /* Fills every parameter with values large enough that attention is far from uniform and
  * GELU sees both signs: linear weights N(0, 0.15²), biases N(0, 0.05²), LayerNorm weights
@@ -65,6 +66,25 @@ static inline void tu_compare_ref(const st_file *f, const char *name, const floa
     printf("  %-42s max|err| %.3e  rel %.3e\n", name, abs_err, rel);
     free(ref);
     if (!(rel <= rel_tol)) fail_msg("%s: relative error %.3e exceeds %.0e", name, rel, rel_tol);
+}
+
+/* The tests' short AdamW run: batch 16 in micro-batches of 4, 2 warm-up steps, lr 2e-3 decaying
+ * to a tenth, clipping at 1, validation every 5 steps, quiet; a test changes what it needs. */
+static inline train_opts tu_train_opts(int steps, int threads, uint64_t seed) {
+    return (train_opts){.steps = steps,
+                        .batch = 16,
+                        .micro = 4,
+                        .warmup = 2,
+                        .lr = 2e-3f,
+                        .min_lr_frac = 0.1f,
+                        .clip = 1.0f,
+                        .beta1 = 0.9f,
+                        .beta2 = 0.999f,
+                        .eps = 1e-8f,
+                        .eval_every = 5,
+                        .seed = seed,
+                        .threads = threads,
+                        .quiet = 1};
 }
 
 #endif
