@@ -57,41 +57,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 # A hung command fails its case instead of hanging the suite (status 137: "crashed").
-TO=""
-if command -v timeout >/dev/null 2>&1; then TO="timeout -s KILL 120"; fi
-
-n=0
-failed=0
+# run, verdict, skip, TO, n, failed, started; run reads stdin from $STDIN
+STDIN=/dev/null
+. "$(dirname "$0")/tap.sh"
 todo=0 # known bugs outside src/cli/, reported: "not ok ... # TODO", not counted as failures
-started=$(date +%s)
 
 # ---- helpers -----------------------------------------------------------------------------
-
-# run CMD...: stdin from $STDIN (/dev/null), stdout to $T/out, stderr to $T/err, status in $rc.
-STDIN=/dev/null
-run() {
-    $TO "$@" <"$STDIN" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-
-# verdict DESC WHY: one line per case; WHY empty means it passed.
-verdict() {
-    n=$((n + 1))
-    if [ -z "$2" ]; then
-        printf 'ok %s - %s\n' "$n" "$1"
-    else
-        failed=$((failed + 1))
-        printf 'not ok %s - %s\n' "$n" "$1"
-        printf '#   %s\n' "${2#; }"
-        if [ -s "$T/err" ]; then sed -n '1,4s/^/#   stderr: /p' "$T/err" | cut -c1-300; fi
-    fi
-}
-
-# skip DESC REASON
-skip() {
-    n=$((n + 1))
-    printf 'ok %s - %s # SKIP %s\n' "$n" "$1" "$2"
-}
 
 # The scratch output directory $T/o holds exactly good.st, unchanged.
 outdir_why() {

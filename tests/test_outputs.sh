@@ -35,29 +35,7 @@ trap 'rm -rf "$T"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-TO=""
-if command -v timeout >/dev/null 2>&1; then TO="timeout -s KILL 120"; fi
-
-n=0
-failed=0
-started=$(date +%s)
-
-verdict() {
-    n=$((n + 1))
-    if [ -z "$2" ]; then
-        printf 'ok %s - %s\n' "$n" "$1"
-    else
-        failed=$((failed + 1))
-        printf 'not ok %s - %s\n' "$n" "$1"
-        printf '#   %s\n' "${2#; }"
-        if [ -s "$T/err" ]; then sed -n '1,4s/^/#   stderr: /p' "$T/err" | cut -c1-300; fi
-    fi
-}
-
-skip() {
-    n=$((n + 1))
-    printf 'ok %s - %s # SKIP %s\n' "$n" "$1" "$2"
-}
+. "$(dirname "$0")/tap.sh" # verdict, skip, TO, n, failed, started
 
 # fingerprint PATH: the link itself (when PATH is one) and what PATH names: type, sha256 of a
 # regular file, mtime; "absent" when there is nothing.

@@ -40,31 +40,8 @@ trap 'rm -rf "$T"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-TO=""
-if command -v timeout >/dev/null 2>&1; then TO="timeout -s KILL 300"; fi
-
-n=0
-failed=0
-started=$(date +%s)
-
-# run CMD...: stdout to $T/out, stderr to $T/err, status in $rc.
-run() {
-    $TO "$@" </dev/null >"$T/out" 2>"$T/err"
-    rc=$?
-}
-
-# verdict DESC WHY: one line per case; WHY empty means it passed.
-verdict() {
-    n=$((n + 1))
-    if [ -z "$2" ]; then
-        printf 'ok %s - %s\n' "$n" "$1"
-    else
-        failed=$((failed + 1))
-        printf 'not ok %s - %s\n' "$n" "$1"
-        printf '#   %s\n' "${2#; }"
-        if [ -s "$T/err" ]; then sed -n '1,4s/^/#   stderr: /p' "$T/err" | cut -c1-300; fi
-    fi
-}
+TAP_TIMEOUT=300 # a shape's pretraining takes longer than one command of the other tests
+. "$(dirname "$0")/tap.sh" # run, verdict, skip, TO, n, failed, started
 
 # status WHAT: "; WHAT exit N: stderr" unless the last run exited 0.
 status() {
