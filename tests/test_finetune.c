@@ -816,8 +816,10 @@ static void test_variants_refused_with_full(void **state) {
 }
 
 /* The adapter gradient of one training step (16 training examples) on the compute path given,
- * from params (or the kaiming init when NULL); *loss gets the step's loss. malloc'ed. */
-static float *step_grad(int path, const float *params, size_t n, int threads, double *loss) {
+ * from params (or the kaiming init when NULL); *loss gets the step's loss, *scored the summed
+ * loss of the forward-only pass (engine_loss: the KV-cache forward validation runs). malloc'ed. */
+static float *step_grad(int path, const float *params, size_t n, int threads, double *loss,
+                        double *scored) {
     finetune_opts o = opts(8, 1, threads, 3);
     o.lora_path = path;
     o.init_params = params;
@@ -830,6 +832,7 @@ static float *step_grad(int path, const float *params, size_t n, int threads, do
     for (int i = 0; i < 16; i++) ex[i] = &train_set.ex[i];
     f.g.ext_step = 1;
     *loss = engine_grad(&f.g, ex, 16, 0, NULL);
+    *scored = engine_loss(&f.g, ex, 16, NULL);
     float *g = malloc(f.adapter.n_params * sizeof(float));
     assert_non_null(g);
     memcpy(g, f.g.grad, f.adapter.n_params * sizeof(float));
@@ -844,10 +847,11 @@ static float *step_grad(int path, const float *params, size_t n, int threads, do
  * the frozen base's input gradient below block 0's q,k,v is skipped on both paths. */
 static void test_merged_path_matches_thin(void **state) {
     const size_t n = lora_count(&model, 8, LORA_ALL_TARGETS);
-    double lt, lm;
-    float *gt = step_grad(LORA_PATH_THIN, NULL, n, 2, &lt);
-    float *gm = step_grad(LORA_PATH_MERGED, NULL, n, 2, &lm);
+    double lt, lm, st, sm;
+    float *gt = step_grad(LORA_PATH_THIN, NULL, n, 2, &lt, &st);
+    float *gm = step_grad(LORA_PATH_MERGED, NULL, n, 2, &lm, &sm);
     assert_true(lt == lm);
+    assert_true(st == sm);
     assert_memory_equal(gt, gm, n * sizeof(float));
     free(gt), free(gm);
     float *p = malloc(n * sizeof(float));
@@ -855,8 +859,11 @@ static void test_merged_path_matches_thin(void **state) {
     rng r;
     rng_seed(&r, 21);
     for (size_t j = 0; j < n; j++) p[j] = 0.1f * rng_normal(&r);
-    gt = step_grad(LORA_PATH_THIN, p, n, 2, &lt);
-    gm = step_grad(LORA_PATH_MERGED, p, n, 1, &lm);
+    const double base_scored = st;
+    gt = step_grad(LORA_PATH_THIN, p, n, 2, &lt, &st);
+    gm = step_grad(LORA_PATH_MERGED, p, n, 1, &lm, &sm);
+    assert_true(fabs(st - sm) < 1e-5 * st);          /* the KV-cache forward runs W' too */
+    assert_true(fabs(st - base_scored) > 1e-2 * st); /* and these A, B change the model */
     float gmax = 0;
     for (size_t j = 0; j < n; j++) gmax = fabsf(gt[j]) > gmax ? fabsf(gt[j]) : gmax;
     double worst = 0;
