@@ -931,6 +931,39 @@ cmp -s "$T/opt-adamw.st" "$T/drop.st" && why="$why; the dropout adapter equals t
 run "$LORA-train" $SMALL --dropout 0 --out "$T/drop0.st" "$DATA"
 cmp -s "$T/opt-adamw.st" "$T/drop0.st" || why="$why; --dropout 0 differs from the plain run"
 verdict "lora-train --dropout 0.1: lora_dropout recorded and shown, another adapter; --dropout 0 is the plain run byte for byte" "$why"
+# ---- LoRA compute path (--lora-path thin|merged|auto) ----------------------------------------
+expect_fail 2 "--lora-path|fast" "lora-train: --lora-path fast" \
+    "$LORA-train" $SMALL --lora-path fast --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--lora-path merged|--dropout 0.1" "lora-train: --lora-path merged with --dropout (acts on the adapter's input alone)" \
+    "$LORA-train" $SMALL --lora-path merged --dropout 0.1 --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--lora-path merged|DoRA" "lora-train: --lora-path merged with --dora" \
+    "$LORA-train" $SMALL --lora-path merged --dora --out "$T/o/new.st" "$DATA"
+expect_fail 2 "--lora-path merged|--full" "lora-train: --lora-path merged with --full" \
+    "$LORA-train" $SMALL --lora-path merged --full --out "$T/o/new.st" "$DATA"
+echo '{"lora_path": 1}' >"$T/path-num.json"
+expect_fail 2 "lora_path|string" "lora-train: config \"lora_path\": 1 (not a name)" \
+    "$LORA-train" $SMALL --config "$T/path-num.json" --out "$T/o/new.st" "$DATA"
+echo '{"lora_path": "MERGED"}' >"$T/path-case.json"
+expect_fail 2 "--lora-path|MERGED" "lora-train: config \"lora_path\": \"MERGED\" (names are lower case)" \
+    "$LORA-train" $SMALL --config "$T/path-case.json" --out "$T/o/new.st" "$DATA"
+run "$LORA-train" $SMALL --lora-path thin --out "$T/path-thin.st" "$DATA"
+why="$([ "$rc" -eq 0 ] || echo "exit $rc")"
+cmp -s "$T/opt-adamw.st" "$T/path-thin.st" || why="$why; --lora-path thin differs from the default run"
+why="$why$(variant_meta "$T/path-thin.st" '"lora_path" not in m')"
+run "$LORA-train" $SMALL --lora-path merged --json --out "$T/path-merged.st" "$DATA"
+[ "$rc" -eq 0 ] || why="$why; merged: exit $rc"
+why="$why$(json_why "$T/out" 'd["lora_path"] == "merged" and d["merged_layers"] == 12')"
+why="$why$(variant_meta "$T/path-merged.st" 'm["lora_path"] == "merged (12 of 12 layers merged)" and len(h) == 24')"
+cmp -s "$T/opt-adamw.st" "$T/path-merged.st" && why="$why; the merged run wrote the thin run's bytes"
+run "$LORA-info" "$T/path-merged.st"
+grep -q "lora_path: merged" "$T/out" || why="$why; lora-info does not show lora_path"
+run "$LORA-eval" --adapter "$T/path-merged.st" "$TEST"
+[ "$rc" -eq 0 ] || why="$why; lora-eval of the merged-path adapter: exit $rc"
+run "$LORA-train" --config "$T/small.json" --lora-path auto --dropout 0.1 --out "$T/path-auto.st" "$DATA"
+[ "$rc" -eq 0 ] || why="$why; auto with --dropout: exit $rc"
+grep -q "auto path: 0 of 12 layers merged" "$T/err" || why="$why; the progress header does not show the auto path"
+why="$why$(variant_meta "$T/path-auto.st" 'm["lora_path"] == "auto (0 of 12 layers merged)"')"
+verdict "lora-train --lora-path: thin is the default byte for byte; merged and auto recorded (metadata, --json, header, lora-info); the file loads like any adapter" "$why"
 # PEFT's lora_dropout and init_lora_weights follow the adapter (drop.st: dropout 0.1, kaiming)
 why=""
 for src in drop init0-gaussian init0-pissa; do

@@ -802,6 +802,137 @@ static void test_variants_refused_with_full(void **state) {
     assert_int_equal(finetune_init(&f, &model, &train_set, NULL, NULL, &o, "test", &e), -1);
 }
 
+/* The adapter gradient of one training step (16 training examples) on the compute path given,
+ * from params (or the kaiming init when NULL); *loss gets the step's loss, *scored the summed
+ * loss of the forward-only pass (engine_loss: the KV-cache forward validation runs). malloc'ed. */
+static float *step_grad(int path, const float *params, size_t n, int threads, double *loss,
+                        double *scored) {
+    finetune_opts o = opts(8, 1, threads, 3);
+    o.lora_path = path;
+    o.init_params = params;
+    o.n_init_params = n;
+    ml_error e;
+    finetune f;
+    if (finetune_init(&f, &model, &train_set, NULL, NULL, &o, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(lora_merged_layers(&f.adapter), path == LORA_PATH_MERGED ? 12 : 0);
+    const ds_example *ex[16];
+    for (int i = 0; i < 16; i++) ex[i] = &train_set.ex[i];
+    f.g.ext_step = 1;
+    *loss = engine_grad(&f.g, ex, 16, 0, NULL);
+    *scored = engine_loss(&f.g, ex, 16, NULL);
+    float *g = malloc(f.adapter.n_params * sizeof(float));
+    assert_non_null(g);
+    memcpy(g, f.g.grad, f.adapter.n_params * sizeof(float));
+    finetune_free(&f);
+    return g;
+}
+
+/* The merged compute path (W' = W + s·B·A) on the real base against the thin one: at the init
+ * (B = 0, so W' = W exactly and every added product is zero) the loss and every gradient are
+ * bit-identical; with A and B random (B != 0) they agree to float rounding, each gradient
+ * within 1e-4 of its tensor's largest magnitude (a missing or wrong term is off by O(1) of it);
+ * the frozen base's input gradient below block 0's q,k,v is skipped on both paths. */
+static void test_merged_path_matches_thin(void **state) {
+    const size_t n = lora_count(&model, 8, LORA_ALL_TARGETS);
+    double lt, lm, st, sm;
+    float *gt = step_grad(LORA_PATH_THIN, NULL, n, 2, &lt, &st);
+    float *gm = step_grad(LORA_PATH_MERGED, NULL, n, 2, &lm, &sm);
+    assert_true(lt == lm);
+    assert_true(st == sm);
+    assert_memory_equal(gt, gm, n * sizeof(float));
+    free(gt), free(gm);
+    float *p = malloc(n * sizeof(float));
+    assert_non_null(p);
+    rng r;
+    rng_seed(&r, 21);
+    for (size_t j = 0; j < n; j++) p[j] = 0.1f * rng_normal(&r);
+    const double base_scored = st;
+    gt = step_grad(LORA_PATH_THIN, p, n, 2, &lt, &st);
+    gm = step_grad(LORA_PATH_MERGED, p, n, 1, &lm, &sm);
+    assert_true(fabs(st - sm) < 1e-5 * st);          /* the KV-cache forward runs W' too */
+    assert_true(fabs(st - base_scored) > 1e-2 * st); /* and these A, B change the model */
+    float gmax = 0;
+    for (size_t j = 0; j < n; j++) gmax = fabsf(gt[j]) > gmax ? fabsf(gt[j]) : gmax;
+    double worst = 0;
+    for (size_t j = 0; j < n; j++) {
+        const double d = fabs((double)gt[j] - gm[j]) / gmax;
+        worst = d > worst ? d : worst;
+    }
+    printf("  merged vs thin, random A, B: loss %.9g vs %.9g, worst gradient difference %.3g of "
+           "max |g| %.3g\n",
+           lt, lm, worst, (double)gmax);
+    assert_true(gmax > 1e-3f);
+    assert_true(fabs(lt - lm) < 1e-5 * lt);
+    assert_true(lt != lm || worst > 0); /* another graph: not the same rounding */
+    assert_true(worst < 1e-4);
+    free(gt), free(gm), free(p);
+}
+
+/* Training on the merged path: the same seed gives the same bytes on 1 and 2 threads, an
+ * adapter close to the thin path's (the graphs differ by rounding only) but not bit-identical,
+ * the fingerprint says merged (a resume must not switch paths) and the default one does not;
+ * merged is refused with DoRA, dropout and a full fine-tune; auto keeps thin with dropout. */
+static void test_merged_path_training(void **state) {
+    finetune_opts o1 = opts(8, 15, 1, 7), o2 = opts(8, 15, 2, 7), thin = opts(8, 15, 2, 7);
+    o1.lora_path = o2.lora_path = LORA_PATH_MERGED;
+    size_t n1, n2, nt;
+    char *a = slurp(train_and_save(&o1, "m7t1.safetensors"), &n1);
+    char *b = slurp(train_and_save(&o2, "m7t2.safetensors"), &n2);
+    char *c = slurp(train_and_save(&thin, "t7t2.safetensors"), &nt);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, n1); /* same seed: identical on 1 and 2 threads */
+    assert_int_equal(n1, nt);
+    assert_true(memcmp(a, c, n1) != 0);
+    /* the fp16 tensors of both: close (15 AdamW steps amplify rounding only a little) */
+    ml_error e;
+    lora la, lb;
+    char pa[256], pb[256];
+    snprintf(pa, sizeof pa, "%s/m7t1.safetensors", tmpdir);
+    snprintf(pb, sizeof pb, "%s/t7t2.safetensors", tmpdir);
+    if (lora_load(&la, &model, pa, base_sha, &e)) fail_msg("%s", e.msg);
+    lora_uninstall(&la);
+    if (lora_load(&lb, &model, pb, base_sha, &e)) fail_msg("%s", e.msg);
+    double worst = 0, most = 0;
+    for (size_t j = 0; j < la.n_params; j++) {
+        worst = fmax(worst, fabs((double)la.params[j] - lb.params[j]));
+        most = fmax(most, fabs((double)lb.params[j]));
+    }
+    printf("  merged vs thin after 15 steps: worst |diff| %.3g of max %.3g\n", worst, most);
+    assert_true(worst < 2e-3 * most);
+    lora_free(&lb);
+    lora_free(&la);
+    char *fp = finetune_fingerprint(&o2, base_sha, "d", "v", "r");
+    char *fpt = finetune_fingerprint(&thin, base_sha, "d", "v", "r");
+    assert_non_null(strstr(fp, "\"lora_path\":\"merged\""));
+    assert_null(strstr(fpt, "lora_path"));
+    free(fp), free(fpt), free(a), free(b), free(c);
+    finetune f;
+    finetune_opts bad = opts(8, 5, 1, 1);
+    bad.lora_path = LORA_PATH_MERGED;
+    bad.dora = 1;
+    assert_int_equal(finetune_init(&f, &model, &train_set, NULL, NULL, &bad, "test", &e), -1);
+    assert_non_null(strstr(e.msg, "DoRA"));
+    bad.dora = 0;
+    bad.dropout = 0.2f;
+    assert_int_equal(finetune_init(&f, &model, &train_set, NULL, NULL, &bad, "test", &e), -1);
+    assert_non_null(strstr(e.msg, "--dropout"));
+    bad.dropout = 0.0f;
+    bad.full = FINETUNE_FULL_LINEAR;
+    bad.rank = 0;
+    assert_int_equal(finetune_init(&f, &model, &train_set, NULL, NULL, &bad, "test", &e), -1);
+    assert_non_null(strstr(e.msg, "full fine-tune"));
+    finetune_opts aut = opts(8, 5, 1, 1);
+    aut.lora_path = LORA_PATH_AUTO;
+    aut.dropout = 0.2f;
+    if (finetune_init(&f, &model, &train_set, NULL, NULL, &aut, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(lora_merged_layers(&f.adapter), 0);
+    finetune_free(&f);
+    aut.dropout = 0.0f; /* micro 4 x context 32 = 128 rows: every layer merges by FLOPs */
+    if (finetune_init(&f, &model, &train_set, NULL, NULL, &aut, "test", &e)) fail_msg("%s", e.msg);
+    assert_int_equal(lora_merged_layers(&f.adapter), 12);
+    finetune_free(&f);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     runtime_init(argv);
@@ -827,6 +958,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_dora_step0_is_base),
         cmocka_unit_test(test_variants_refused_with_full),
         cmocka_unit_test(test_variants_resume_bit_identical),
+        cmocka_unit_test(test_merged_path_matches_thin),
+        cmocka_unit_test(test_merged_path_training),
     };
     return cmocka_run_group_tests_name("finetune", tests, setup, teardown);
 }

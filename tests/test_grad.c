@@ -35,18 +35,24 @@ typedef struct {
     int lora_rank; /* 0: no adapter */
     int dora;      /* the adapter is DoRA (magnitudes random, norm held as in the backward) */
     float dropout; /* LoRA dropout, its masks frozen: the same training step every forward */
+    int path;      /* lora_path: LORA_PATH_MERGED runs through W' = W + s·B·A, refreshed at every
+                    * evaluation of the loss (so the base's W and A, B all move W') */
 } shape;
 
 static const shape shapes[] = {
-    {"default", 0, 0, 0, 0, 0, 0, 12, 0, 0, 0.0f}, /* zeros: minigpt_default_config() */
-    {"s1 V64 C32 NH2 L1 F80 ctx16", 64, 32, 2, 1, 80, 16, 16, 0, 0, 0.0f},
-    {"s2 V64 C96 NH3 L3 F200 ctx128 + LoRA r3", 64, 96, 3, 3, 200, 128, 24, 3, 0, 0.0f},
-    {"s3 V89 C96 NH6 L2 F136 ctx48 + LoRA r3", 89, 96, 6, 2, 136, 48, 20, 3, 0, 0.0f},
+    {"default", 0, 0, 0, 0, 0, 0, 12, 0, 0, 0.0f, 0}, /* zeros: minigpt_default_config() */
+    {"s1 V64 C32 NH2 L1 F80 ctx16", 64, 32, 2, 1, 80, 16, 16, 0, 0, 0.0f, 0},
+    {"s2 V64 C96 NH3 L3 F200 ctx128 + LoRA r3", 64, 96, 3, 3, 200, 128, 24, 3, 0, 0.0f, 0},
+    {"s3 V89 C96 NH6 L2 F136 ctx48 + LoRA r3", 89, 96, 6, 2, 136, 48, 20, 3, 0, 0.0f, 0},
     /* DoRA: A, B and m against the forward with ‖W + s·B·A‖ fixed (PEFT's detach), and dropout
      * with a frozen mask (every tensor: the base's gradients pass through the mask too) */
-    {"s4 V64 C32 NH2 L2 F80 ctx16 + DoRA r3", 64, 32, 2, 2, 80, 16, 16, 3, 1, 0.0f},
-    {"s5 V64 C32 NH2 L2 F80 ctx16 + LoRA r3 dropout 0.3", 64, 32, 2, 2, 80, 16, 16, 3, 0, 0.3f},
-    {"s6 V64 C32 NH2 L2 F80 ctx16 + DoRA r3 dropout 0.3", 64, 32, 2, 2, 80, 16, 16, 3, 1, 0.3f},
+    {"s4 V64 C32 NH2 L2 F80 ctx16 + DoRA r3", 64, 32, 2, 2, 80, 16, 16, 3, 1, 0.0f, 0},
+    {"s5 V64 C32 NH2 L2 F80 ctx16 + LoRA r3 dropout 0.3", 64, 32, 2, 2, 80, 16, 16, 3, 0, 0.3f, 0},
+    {"s6 V64 C32 NH2 L2 F80 ctx16 + DoRA r3 dropout 0.3", 64, 32, 2, 2, 80, 16, 16, 3, 1, 0.3f, 0},
+    /* the merged compute path (RunLoRA): forward and input gradient through W', dA and dB from
+     * the recomputed x·Aᵀ */
+    {"s7 V64 C96 NH3 L2 F200 ctx48 + LoRA r3 merged", 64, 96, 3, 2, 200, 48, 20, 3, 0, 0.0f,
+     LORA_PATH_MERGED},
 };
 static const shape *cur; /* the shape of the group being run */
 
@@ -61,6 +67,7 @@ typedef struct {
 } fixture;
 
 static double loss_at(fixture *f) {
+    if (cur->path == LORA_PATH_MERGED) lora_refresh(&f->a); /* W' of the perturbed W, A or B */
     minigpt_forward(&f->m, &f->ws, f->tokens, B, f->T);
     return minigpt_xent(&f->m, &f->ws, f->targets, 0.0f) / f->count;
 }
@@ -92,6 +99,8 @@ static int setup(void **state) {
             for (int j = 0; j < f->a.layers[i].slot->out; j++)
                 f->a.layers[i].mag[j] *= 1.0f + 0.3f * rng_normal(&r);
         lora_refresh(&f->a); /* the norm of these A and B, then held through the checks */
+        if (lora_set_path(&f->a, cur->path, 1.0, &e)) return -1;
+        if (cur->path == LORA_PATH_MERGED && lora_merged_layers(&f->a) != f->a.n_layers) return -1;
     }
     if (minigpt_ws_init(&f->ws, &f->m, B, T, &e)) return -1; /* after lora_init: room for it */
     if (cur->dropout > 0.0f) f->ws.call = (minigpt_ext_call){5, 0, T}; /* one training step */

@@ -16,6 +16,9 @@
  * tests/fixtures/reference-dora.safetensors: DoRA as PEFT computes it (the weight norm detached
  * in the backward), its logits, loss and the gradients of A, B and m, and lora_merge_into's
  * folded model against the same logits.
+ *
+ * The LoRA checks run twice: on the thin compute path and on the merged one (lora.h), whose
+ * forward and input gradient go through W' = W + s·B·A.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,8 +124,9 @@ static void test_every_gradient(void **state) {
     free(grad);
 }
 
-/* The LoRA case: every Linear adapted with rank 4, alpha 8, A and B random (B != 0). */
-static void test_lora_logits_loss_and_gradients(void **state) {
+/* The LoRA case: every Linear adapted with rank 4, alpha 8, A and B random (B != 0), on the
+ * compute path given (lora_path: thin, or merged through W' = W + s·B·A). */
+static void lora_reference(void **state, int path) {
     fixture *x = *state;
     ml_error e;
     const int r = atoi(st_meta(&x->f, "lora_r"));
@@ -137,6 +141,8 @@ static void test_lora_logits_loss_and_gradients(void **state) {
         snprintf(name, sizeof name, "lora.%s.lora_B", a.layers[i].slot->path);
         assert_int_equal(st_read_f32(&x->f, name, ST_F32, a.layers[i].B, 2, sb, &e), 0);
     }
+    assert_int_equal(lora_set_path(&a, path, 1.0, &e), 0); /* W' of these A and B */
+    assert_int_equal(lora_merged_layers(&a), path == LORA_PATH_MERGED ? a.n_layers : 0);
     minigpt_ws ws;
     assert_int_equal(minigpt_ws_init(&ws, &x->m, x->B, x->T, &e), 0);
     int count = 0;
@@ -157,11 +163,18 @@ static void test_lora_logits_loss_and_gradients(void **state) {
         snprintf(name, sizeof name, "lora.grad.%s.lora_B", L->slot->path);
         compare(&x->f, name, grad + L->b_off, (size_t)L->slot->out * r, &worst);
     }
-    printf("  worst relative LoRA error over %d adapted layers: %.3e\n", a.n_layers, worst);
+    printf("  worst relative LoRA error (%s path) over %d adapted layers: %.3e\n",
+           lora_path_name(path), a.n_layers, worst);
     free(grad);
     minigpt_ws_free(&ws);
     lora_free(&a);
 }
+
+static void test_lora_logits_loss_and_gradients(void **state) {
+    lora_reference(state, LORA_PATH_THIN);
+}
+
+static void test_lora_merged_path(void **state) { lora_reference(state, LORA_PATH_MERGED); }
 
 /* The DoRA fixture's adapter (r, alpha from its metadata; A, B, m from its tensors) installed on
  * x->m; the norms refreshed. */
@@ -248,6 +261,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_logits_and_loss),
         cmocka_unit_test(test_every_gradient),
         cmocka_unit_test(test_lora_logits_loss_and_gradients),
+        cmocka_unit_test(test_lora_merged_path),
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) {

@@ -263,12 +263,13 @@ merged checkpoint" "$why"
         "$why"
 
     # bench: sequences of 32 tokens used to overflow the buffers of a context below 32; the
-    # rows whose names contain "e" (train full model, score sequences, greedy generation)
+    # rows whose names contain "e" (train full model, the three "merged" LoRA rows, score
+    # sequences, greedy generation)
     if [ "$s" = s1 ]; then
         run "$LORA-bench" --base "$d/b.st" --seconds 0.1 --threads 1 --only e --json
         why=$(status bench)
         [ "$rc" -eq 0 ] && why="$why$(check "$s" '
-            d["T"] == min(32, CTX) and len(d["rows"]) == 3 and
+            d["T"] == min(32, CTX) and len(d["rows"]) == 6 and
             all(r["value"] > 0 for r in d["rows"])' "$T/out")"
         verdict "$s: lora-bench on a context of $ctx (below its 32 positions) runs at T = $ctx" \
             "$why"

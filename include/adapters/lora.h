@@ -23,6 +23,15 @@
  *     training steps only (minigpt_ext_call.step ≠ 0); the mask is a hash of (seed, step,
  *     layer, sequence in the batch, position, feature), so it does not depend on threads or
  *     micro-batches.
+ *
+ * Compute paths (lora_set_path; the same model, different graphs — equal up to float rounding):
+ *   - thin (the default): forward x·Wᵀ then += s·(x·Aᵀ)·Bᵀ; backward dinp = dout·W + dxa·A.
+ *   - merged (RunLoRA, Cherniuk et al. 2023): W' = W + s·B·A is formed once per optimizer step
+ *     (lora_refresh) and the slot runs through it (minigpt_linear_ext.w_eff): forward x·W'ᵀ,
+ *     backward dinp = dout·W' and xa = x·Aᵀ recomputed for dB and dA. It drops the two products
+ *     of inner width r (xa·Bᵀ, dxa·A), the slowest on BLAS. Not with DoRA or dropout (they act
+ *     on the adapter's input or output alone, which W' cannot keep apart).
+ *   - auto: per layer, the one with fewer FLOPs (lora_step_flops) for the given rows.
  */
 #ifndef LORA_H
 #define LORA_H
@@ -50,6 +59,7 @@ typedef struct {
     size_t a_off, b_off;    /* offsets of A and B in the parameter (and gradient) block */
     size_t m_off;           /* offset of mag (DoRA) */
     int index;              /* position among the adapter's layers (dropout streams) */
+    float *weff;            // (out,in) the merged path's W + s·B·A; NULL: the thin path
     minigpt_linear_ext ext; /* installed in slot->ext */
 } lora_layer;
 
@@ -72,7 +82,41 @@ struct lora {
     int init;              /* lora_init_kind (lora_init.h) it was initialized with; 0: kaiming */
     float *init0;          /* pissa/olora: the initial A and B (params' layout), for the rank-2r
                             * conversion lora_save writes; NULL otherwise; owned */
+    int path;              /* the lora_path asked of lora_set_path; LORA_PATH_THIN by default */
+    float *weff;           /* the merged layers' W' blocks (Σ out·in of them); owned; or NULL */
 };
+
+/* The compute paths (see the top); the index of lora-train --lora-path. */
+typedef enum { LORA_PATH_THIN = 0, LORA_PATH_MERGED, LORA_PATH_AUTO, LORA_PATH_COUNT } lora_path;
+
+/* "thin", "merged", "auto"; NULL past the last (an opt_choice name function). */
+const char *lora_path_name(int i);
+
+/* FLOPs (multiply-add = 2) of one training step of one adapted Linear, in → out at rank r, over
+ * N rows per W' (the rows the merged W' is formed for: a chunk, or a whole step), the frozen
+ * base's own products included (bias adds and elementwise work not counted); dinp: whether the
+ * input gradient is needed (not below block 0's q,k,v with a frozen base). The one place of
+ * both formulas (auto, lora bench):
+ *   thin    forward   2N·in·out + 2N·r·(in + out)          x·Wᵀ; xa = x·Aᵀ; += s·xa·Bᵀ
+ *           backward  2N·r·(in + 2·out)                    dB, dxa = s·dout·B, dA
+ *                     + dinp: 2N·in·out + 2N·r·in          dinp = dout·W + dxa·A
+ *   merged  per W'    2·r·in·out                           W' = W + s·B·A
+ *           forward   2N·in·out                            x·W'ᵀ
+ *           backward  4N·r·(in + out)                      xa again, dB, dxa, dA
+ *                     + dinp: 2N·in·out                    dinp = dout·W'
+ * With the input gradient, merged saves 2N·r·(in+out) − 2·r·in·out: fewer FLOPs once
+ * N > in·out/(in+out) (32 rows for 64 x 64, 52 for 64 x 256); without it once N > in.
+ * r = 0: the base Linear alone. path LORA_PATH_AUTO: the smaller of the two. */
+double lora_step_flops(int path, double N, int r, int in, int out, int dinp);
+
+/* Sets the compute path of every layer (rows: the N of lora_step_flops that auto decides for,
+ * e.g. micro-batch x context) and refreshes W'. merged with DoRA or dropout is an error naming
+ * the flag; auto then keeps thin. Call before building workspaces, after A, B hold their initial
+ * values (any later change of A, B, W or the scale needs lora_refresh). */
+int lora_set_path(lora *a, int path, double rows, ml_error *e);
+
+/* How many layers run the merged path. */
+int lora_merged_layers(const lora *a);
 
 /* The PEFT variants of lora_init_variant; all zero: plain LoRA. */
 typedef struct {
@@ -120,8 +164,9 @@ int lora_init_variant(lora *a, minigpt *m, int rank, float alpha, int rslora, un
                       unsigned layers, const lora_variant *v, ml_error *e);
 void lora_free(lora *a);
 
-/* DoRA: recomputes the cached ‖W + s·B·A‖ of every row from the current A, B, W and scale
- * (no-op without DoRA). The forward uses the cache, the backward treats it as a constant. */
+/* Once per optimizer step: DoRA recomputes the cached ‖W + s·B·A‖ of every row from the current
+ * A, B, W and scale (the forward uses the cache, the backward treats it as a constant); the
+ * merged path forms W' = W + s·B·A of its layers. No-op for thin plain LoRA. */
 void lora_refresh(lora *a);
 
 /* Takes a's plug-ins out of m's slots (outputs equal the base again) and keeps its weights,

@@ -92,6 +92,10 @@ typedef struct {
 } minigpt_views;
 
 /* A plug-in extending a Linear slot: y += ext(x). Installed by lora.c.
+ * w_eff:    NULL, or the plug-in's own weight for the slot (out,in), e.g. LoRA's merged
+ *           W + s·B·A: the core then runs the forward and the input gradient through w_eff in
+ *           place of w, and forward/backward add only what w_eff leaves out (forward may be
+ *           NULL: nothing to add). The base's own gradients (dW, db) are unchanged.
  * forward:  out (N,out) += ext(inp (N,in)); may keep save_per_row floats per row in saved.
  * backward: dinp (N,in) += ∂/∂inp (dinp NULL: not needed), call as in its forward; accumulates the plug-in's own parameter gradients into
  *           grad, the caller's gradient block for plug-ins (see minigpt_backward); may use
@@ -113,6 +117,7 @@ struct minigpt_linear_ext {
                      float *saved, const float *inp, int N, const minigpt_ext_call *call);
     int save_per_row;
     void *ctx;
+    const float *w_eff; // (out,in) or NULL (see above); last, so initializers may leave it out
 };
 
 /* The Linear slots of a block; each has one weight row (and maybe a bias row) in the table. */
@@ -130,6 +135,12 @@ typedef struct {
     int w_tensor, b_tensor;        /* indices in the tensor table (b_tensor -1 without bias) */
     const minigpt_linear_ext *ext; /* NULL: the plain Linear */
 } minigpt_linear;
+
+/* The weight a forward with plug-ins runs through: the plug-in's w_eff when it has one, else
+ * the slot's own w. Borrowed. */
+static inline const float *minigpt_linear_weight(const minigpt_linear *L) {
+    return L->ext && L->ext->w_eff ? L->ext->w_eff : L->w;
+}
 
 typedef struct {
     minigpt_config cfg;

@@ -8,14 +8,20 @@
  *   tied head       2·C·V                                            forward
  *   attention       per layer, position t attends to t+1 positions: q·k and a·v cost
  *                   2·C·(t+1) each; averaged over t < T: 2·C·(T+1) per layer, L layers
- *   LoRA rank r     x·Aᵀ then (xA)·Bᵀ: 2·r·(in+out) per target, 2·2304·r in all
  *   backward        base trained (pretraining): 2× the forward of Linears, head and attention
- *                   (input and weight gradients); base frozen (LoRA): 1× for Linears and head
- *                   (input gradients only) except block 0's q,k,v, whose input gradient nothing
- *                   needs, 2× for attention (it has no weights), and 2× the LoRA forward
+ *                   (input and weight gradients); base frozen (LoRA): 1× for the head (input
+ *                   gradient only), 2× for attention (it has no weights)
+ *   LoRA Linears    per Linear, lora_step_flops (lora.h: the one place of the formulas) of its
+ *                   compute path over the tokens of a step, divided by them: the frozen x·Wᵀ
+ *                   and its input gradient (none for block 0's q,k,v: nothing below needs it)
+ *                   plus rank r's products — thin: 2·r·(in+out) forward, 4·r·(in+out) backward
+ *                   (2·r·(2·out+in) without the input gradient); merged: none forward,
+ *                   4·r·(in+out) backward (xa = x·Aᵀ again), and W' = W + s·B·A, 2·r·in·out once
+ *                   a step, amortized over the step's B·T tokens
  *
- * The plan: train the full model, train LoRA at ranks 0, 1, 8 and 32, score full-length
- * sequences, decode greedily. Each row runs in a child process (fork) so its peak resident
+ * The plan: train the full model, train LoRA at ranks 0, 1, 8 and 32 on the thin path and at
+ * ranks 1, 8 and 32 on the merged one ("merged" rows), score full-length sequences, decode
+ * greedily. Each row runs in a child process (fork) so its peak resident
  * memory is its own; each figure is the best of BENCH_WINDOWS windows of seconds/BENCH_WINDOWS,
  * and each row's peak is the mean of the sgemm measured just before and just after it.
  */
@@ -25,7 +31,7 @@
 #include "ml_error.h"
 
 #define BENCH_WINDOWS 4
-#define BENCH_MAX_ROWS 8
+#define BENCH_MAX_ROWS 12
 
 typedef struct {
     const char *base; /* base checkpoint */
@@ -38,8 +44,8 @@ typedef struct {
 } bench_spec;
 
 typedef struct {
-    char name[48];    /* "train LoRA r=8", "greedy generation (5.0 tokens)" */
-    double value;     /* tokens/s, sequences/s or ms */
+    char name[48]; /* "train LoRA r=8", "train LoRA r=8 merged", "greedy generation (5.0 tokens)" */
+    double value;  /* tokens/s, sequences/s or ms */
     const char *unit; /* static string: "tokens/s", "sequences/s", "ms/completion" */
     double flops_tok; /* model FLOPs per token (0: not a FLOP measurement) */
     double gflops;    /* achieved */

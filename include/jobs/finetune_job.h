@@ -65,6 +65,8 @@ typedef struct {
     int n_examples;         /* training examples */
     int steps;              /* optimizer steps (from --epochs when given) */
     int threads;            /* threads the engine runs */
+    int merged_layers;      /* adapted layers on the merged compute path (opts.lora_path) */
+    int adapter_layers;     /* adapted layers (0 with full) */
     int resumed_step;       /* the step a resumed run continues from; -1 for a fresh run */
     char warnings[1024];    /* rank warnings (lora_rank_warnings), one per line; "" if none */
     /* known at the end */

@@ -25,6 +25,8 @@ typedef struct {
     int dora;             /* DoRA: a trained magnitude per output row (lora.h; not full) */
     float dropout;        /* LoRA dropout on the adapter's input path, 0 <= p < 1 (not full) */
     int init;             /* lora_init_kind (lora_init.h); 0: kaiming, SPEC §3 (not full) */
+    int lora_path;        /* lora_path (lora.h): thin, merged or auto (merged: not full, DoRA
+                           * or dropout); auto decides for micro-batch x context rows */
     train_opts train;     /* steps, batch, lr, ..., seed, threads */
 
     /* NULL, or the parameters to start from (n_init_params floats; borrowed): an adapter
@@ -66,7 +68,8 @@ void finetune_use_best(finetune *f);
 
 /* The settings a resumed run must share, as compact JSON; malloc'ed, caller frees. The thread
  * count is not among them: results do not depend on it. The optimizer's settings other than
- * AdamW's, a LoRA+ ratio other than 1 and an init other than kaiming are appended only when in use, so that the fingerprint
+ * AdamW's, a LoRA+ ratio other than 1, an init other than kaiming and a LoRA compute path other
+ * than thin are appended only when in use, so that the fingerprint
  * of a default run is the one written before they existed. */
 char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const char *data_sha,
                            const char *val_sha, const char *replay_sha);

@@ -185,6 +185,94 @@ static void lora_backward(const minigpt_linear_ext *x, float *dinp, float *grad,
                    1.0f, dinp, in);
 }
 
+/* ---- the merged path (RunLoRA) ----------------------------------------------------------- */
+
+/* The backward of a slot running through W' = W + s·B·A (the core's dout·W' is the whole input
+ * gradient): xa = inp·Aᵀ again (the forward did not compute it); dB += s·doutᵀ·xa;
+ * dxa = s·dout·B; dA += dxaᵀ·inp. saved: room for xa (N,r) and dxa (N,r). */
+static void lora_backward_merged(const minigpt_linear_ext *x, float *dinp, float *grad,
+                                 const float *dout, float *saved, const float *inp, int N,
+                                 const minigpt_ext_call *call) {
+    (void)call, (void)dinp;
+    const lora_layer *L = x->ctx;
+    const int r = L->owner->rank, in = L->slot->in, o = L->slot->out;
+    const float s = L->owner->scale;
+    float *xa = saved, *dxa = saved + (size_t)N * r; // (N,r) each
+    float *dA = grad + L->a_off, *dB = grad + L->b_off;
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, inp, in, L->A, in, 0.0f, xa,
+               r);
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, r, N, s, dout, o, xa, r, 1.0f, dB, r);
+    gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, o, s, dout, o, L->B, r, 0.0f, dxa,
+               r);
+    gemm_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, inp, in, 1.0f, dA,
+               in);
+}
+
+static const char *const path_names[] = {"thin", "merged", "auto"};
+
+const char *lora_path_name(int i) { return i >= 0 && i < LORA_PATH_COUNT ? path_names[i] : NULL; }
+
+double lora_step_flops(int path, double N, int r, int in, int out, int dinp) {
+    const double R = r, Din = in, Dout = out, base = 2 * N * Din * Dout * (dinp ? 2 : 1);
+    if (r == 0) return base;
+    const double thin = base + 2 * N * R * (Din + Dout) + 2 * N * R * (Din + 2 * Dout) +
+                        (dinp ? 2 * N * R * Din : 0);
+    const double merged = base + 2 * R * Din * Dout + 4 * N * R * (Din + Dout);
+    if (path == LORA_PATH_AUTO) return merged < thin ? merged : thin;
+    return path == LORA_PATH_MERGED ? merged : thin;
+}
+
+int lora_merged_layers(const lora *a) {
+    int n = 0;
+    for (int i = 0; i < a->n_layers; i++) n += a->layers[i].weff != NULL;
+    return n;
+}
+
+int lora_set_path(lora *a, int path, double rows, ml_error *e) {
+    if (!lora_path_name(path)) return ml_fail(e, "unknown LoRA compute path %d", path);
+    const int variant = a->dora || a->dropout > 0.0f;
+    if (path == LORA_PATH_MERGED && a->dora)
+        return ml_fail(e, "--lora-path merged cannot fold DoRA's per-row normalization into W'; "
+                          "use thin or auto with --dora");
+    if (path == LORA_PATH_MERGED && a->dropout > 0.0f)
+        return ml_fail(e,
+                       "--lora-path merged cannot drop out the adapter's input alone (--dropout "
+                       "%g); use thin or auto",
+                       (double)a->dropout);
+    if (!(rows >= 1.0)) return ml_fail(e, "LoRA compute path: %g rows per W'", rows);
+    free(a->weff);
+    a->weff = NULL;
+    a->path = path;
+    size_t total = 0;
+    int merge[MINIGPT_MAX_LAYERS * MINIGPT_LINEARS_PER_BLOCK] = {0};
+    for (int i = 0; i < a->n_layers && a->rank > 0 && !variant; i++) {
+        const minigpt_linear *S = a->layers[i].slot;
+        /* auto decides as if the input gradient were needed: the layer cannot know */
+        merge[i] = path == LORA_PATH_MERGED ||
+                   (path == LORA_PATH_AUTO &&
+                    lora_step_flops(LORA_PATH_MERGED, rows, a->rank, S->in, S->out, 1) <
+                        lora_step_flops(LORA_PATH_THIN, rows, a->rank, S->in, S->out, 1));
+        if (merge[i]) total += (size_t)S->in * S->out;
+    }
+    if (total && !(a->weff = malloc(total * sizeof(float))))
+        return ml_fail(e, "out of memory for the merged weights (%zu floats)", total);
+    size_t off = 0;
+    for (int i = 0; i < a->n_layers; i++) {
+        lora_layer *L = &a->layers[i];
+        L->weff = NULL;
+        if (variant) continue; /* lora_forward_var / lora_backward_var stay */
+        if (merge[i]) {
+            L->weff = a->weff + off;
+            off += (size_t)L->slot->in * L->slot->out;
+            L->ext = (minigpt_linear_ext){NULL, lora_backward_merged, 2 * a->rank, L, L->weff};
+        } else {
+            L->ext = (minigpt_linear_ext){lora_forward, lora_backward, 2 * a->rank, L, NULL};
+        }
+    }
+    lora_refresh(a);
+    return 0;
+}
+
 /* ---- variants: DoRA and dropout --------------------------------------------------------- */
 
 static uint64_t mix64(uint64_t z) { /* splitmix64's finalizer */
@@ -335,8 +423,15 @@ static void row_norms(const lora_layer *L, float s, float *wnorm) {
 }
 
 void lora_refresh(lora *a) {
-    if (!a->dora) return;
-    for (int i = 0; i < a->n_layers; i++) row_norms(&a->layers[i], a->scale, a->layers[i].wnorm);
+    for (int i = 0; i < a->n_layers; i++) {
+        const lora_layer *L = &a->layers[i];
+        if (a->dora) row_norms(L, a->scale, L->wnorm);
+        if (!L->weff) continue;
+        // W' (out,in) = W + s · B (out,r) · A (r,in)
+        memcpy(L->weff, L->slot->w, sizeof(float) * (size_t)L->slot->out * L->slot->in);
+        gemm_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->slot->out, L->slot->in, a->rank,
+                   a->scale, L->B, a->rank, L->A, L->slot->in, 1.0f, L->weff, L->slot->in);
+    }
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -436,8 +531,9 @@ int lora_init_variant(lora *a, minigpt *m, int rank, float alpha, int rslora, un
         L->A = a->params + L->a_off;
         L->B = a->params + L->b_off;
         per_row = 2 * rank + (a->dora ? 2 * slot->out : 0) + (a->dropout > 0.0f ? 2 * slot->in : 0);
-        L->ext = variant ? (minigpt_linear_ext){lora_forward_var, lora_backward_var, per_row, L}
-                         : (minigpt_linear_ext){lora_forward, lora_backward, 2 * rank, L};
+        L->ext = variant
+                     ? (minigpt_linear_ext){lora_forward_var, lora_backward_var, per_row, L, NULL}
+                     : (minigpt_linear_ext){lora_forward, lora_backward, 2 * rank, L, NULL};
         if (rank > 0) slot->ext = &L->ext; /* rank 0: nothing to add, the base path alone */
     }
     return 0;
@@ -448,6 +544,7 @@ void lora_free(lora *a) {
     free(a->params);
     free(a->wnorm);
     free(a->init0);
+    free(a->weff);
     memset(a, 0, sizeof *a);
 }
 

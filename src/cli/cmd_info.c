@@ -214,7 +214,7 @@ static int adapter_text(const char *path, minigpt *m, const char *base_sha, long
         for (int i = 0; i < a.n_meta; i++) {
             const char *k = a.meta_keys[i];
             if (!strcmp(k, "seed") || !strcmp(k, "steps") || !strcmp(k, "best_step") ||
-                !strcmp(k, "train_config"))
+                !strcmp(k, "train_config") || !strcmp(k, "lora_path"))
                 printf("  %s: %s\n", k, a.meta_values[i]);
         }
     }

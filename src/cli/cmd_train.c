@@ -82,12 +82,17 @@ static void on_ready(void *ctx, const finetune_report *r) {
     char kl_note[64] = "";
     if (fo->train.preserve_kl > 0)
         snprintf(kl_note, sizeof kl_note, " (KL to the base x %g)", (double)fo->train.preserve_kl);
-    char lp_note[96] = "";
+    char lp_note[192] = "";
     if (!fo->full && fo->loraplus_ratio != 1.0f)
         snprintf(lp_note, sizeof lp_note, " (B x %g: LoRA+)", (double)fo->loraplus_ratio);
     if (!fo->full && fo->dropout > 0.0f) {
         const size_t used = strlen(lp_note);
         snprintf(lp_note + used, sizeof lp_note - used, " (LoRA dropout %g)", (double)fo->dropout);
+    }
+    if (!fo->full && fo->lora_path != LORA_PATH_THIN) {
+        const size_t used = strlen(lp_note);
+        snprintf(lp_note + used, sizeof lp_note - used, " (%s path: %d of %d layers merged)",
+                 lora_path_name(fo->lora_path), r->merged_layers, r->adapter_layers);
     }
     if (!fo->full && fo->init != LORA_INIT_KAIMING)
         fprintf(stderr, "%s: --init %s%s\n", cmd, lora_init_name(fo->init),
@@ -115,7 +120,7 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
         "\"trainable_params\":%zu,\"params_per_rank\":%zu,\"steps\":%d,\"best_step\":%d,"
         "\"best_val_loss\":%s,\"seconds\":%.3f,\"tokens_per_s\":%.0f,\"bytes\":%ld,"
         "\"payload_bytes\":%zu,\"threads\":%d,\"blas_kernel\":\"%s\",\"dora\":%s,"
-        "\"dropout\":%g,\"init_from\":",
+        "\"dropout\":%g,\"lora_path\":\"%s\",\"merged_layers\":%d,\"init_from\":",
         fo->full ? 0 : fo->rank, (double)fo->alpha, fo->rslora ? "true" : "false",
         fo->full ? "kaiming" : lora_init_name(fo->init), fo->full ? "true" : "false",
         fo->full == FINETUNE_FULL_ALL ? "all"
@@ -123,7 +128,8 @@ static void print_json(const finetune_spec *s, const finetune_report *r) {
                                       : "none",
         r->trainable, r->params_per_rank, r->result.steps, r->best_step, best_val,
         r->result.seconds, tok_s, r->bytes, r->payload_bytes, r->threads, runtime_blas_kernel(),
-        !fo->full && fo->dora ? "true" : "false", fo->full ? 0.0 : (double)fo->dropout);
+        !fo->full && fo->dora ? "true" : "false", fo->full ? 0.0 : (double)fo->dropout,
+        fo->full ? "thin" : lora_path_name(fo->lora_path), r->merged_layers);
     if (s->init_from) text_json_print(stdout, s->init_from);
     else printf("null");
     printf("}\n");
@@ -176,6 +182,9 @@ int cmd_train(int argc, char **argv) {
          "DoRA: W' = m*(W+sBA)/||W+sBA|| per output row, m trained too (not with --full)"},
         {"dropout", OPT_FLOAT, &fo->dropout, 0, 1, "P",
          "LoRA dropout on the adapter's input path while training, 0 <= P < 1 (0: off)"},
+        {"lora-path", OPT_CHOICE, &(opt_choice){&fo->lora_path, lora_path_name}, 0, 0, "NAME",
+         "LoRA compute graph: thin, merged (x·W'ᵀ, W' = W + s·B·A once a step; not with "
+         "--dropout, --dora, --full) or auto (per layer, fewer FLOPs)"},
         {"lr-ratio", OPT_ALIAS, "loraplus-ratio", 0, 0, "X",
          "PEFT's name for --loraplus-ratio (the same setting)"},
         {"init", OPT_CHOICE, &(opt_choice){&fo->init, lora_init_name}, 0, 0, "NAME",

@@ -88,8 +88,8 @@ void minigpt_kv_free(minigpt_kv *kv) {
 static void linear(const minigpt_kv *kv, const minigpt_linear *L, float *out, const float *inp,
                    int N) {
     // out (N,out), inp (N,in)
-    matmul_forward(out, inp, L->w, L->b, N, L->in, L->out);
-    if (!L->ext) return;
+    matmul_forward(out, inp, minigpt_linear_weight(L), L->b, N, L->in, L->out);
+    if (!L->ext || !L->ext->forward) return;
     if (L->ext->save_per_row > kv->ext_per_row) {
         fprintf(stderr, "minigpt_kv_forward: a plug-in was installed after the cache was built\n");
         abort();

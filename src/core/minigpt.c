@@ -384,8 +384,8 @@ void minigpt_ws_free(minigpt_ws *ws) {
 static void linear_forward(const minigpt_linear *L, float *out, float *saved, const float *inp,
                            int N, const minigpt_ext_call *use_ext) {
     // out (N,out), inp (N,in)
-    matmul_forward(out, inp, L->w, L->b, N, L->in, L->out);
-    if (L->ext && use_ext) L->ext->forward(L->ext, out, saved, inp, N, use_ext);
+    matmul_forward(out, inp, use_ext ? minigpt_linear_weight(L) : L->w, L->b, N, L->in, L->out);
+    if (L->ext && use_ext && L->ext->forward) L->ext->forward(L->ext, out, saved, inp, N, use_ext);
 }
 
 static void forward(const minigpt *m, minigpt_ws *ws, const int *tokens, int B, int T,
@@ -522,7 +522,7 @@ static void linear_backward(const minigpt *m, const minigpt_ws *ws, const minigp
     // dinp (N,in), dout (N,out), inp (N,in)
     float *dw = grad ? grad + m->tensors[L->w_tensor].offset : NULL;
     float *db = grad && L->b_tensor >= 0 ? grad + m->tensors[L->b_tensor].offset : NULL;
-    matmul_backward(dinp, dw, db, dout, inp, L->w, N, L->in, L->out, overwrite);
+    matmul_backward(dinp, dw, db, dout, inp, minigpt_linear_weight(L), N, L->in, L->out, overwrite);
     if (L->ext) L->ext->backward(L->ext, dinp, ext_grad, dout, saved, inp, N, &ws->call);
 }
 

@@ -25,22 +25,35 @@
 char *openblas_get_config(void);
 void openblas_set_num_threads(int);
 
-/* FLOPs per token of a training step (see the comment at the top). */
-static double train_flops(const minigpt *m, int T, int rank, int base_trained) {
+/* FLOPs per token of a training step (see the comment at the top). a: the adapter being trained
+ * (its layers' compute paths), NULL for pretraining; step_tokens: tokens per optimizer step,
+ * over which the merged path's W' (formed once a step) is amortized. */
+static double train_flops(const minigpt *m, int T, const lora *a, double step_tokens) {
     const double C = m->cfg.d_model, V = m->cfg.vocab_size, L = m->cfg.n_layers;
-    double W = 0;
-    for (int i = 0; i < m->n_linears; i++) W += (double)m->linears[i].in * m->linears[i].out;
-    const double lin = 2 * W, head = 2 * C * V, attn = 2 * C * (T + 1) * L;
-    const double lora_fl = 2.0 * (double)lora_count(m, rank, LORA_ALL_TARGETS);
-    const double fwd = lin + head + attn + lora_fl;
-    const double qkv0 = 3.0 * 2 * C * C; /* block 0's q,k,v: no input gradient when frozen */
-    const double bwd =
-        base_trained ? 2 * (lin + head + attn) : lin - qkv0 + head + 2 * attn + 2 * lora_fl;
-    return fwd + bwd;
+    const double head = 2 * C * V, attn = 2 * C * (T + 1) * L;
+    if (!a) { /* the base trained: 2x the forward for the input and the weight gradients */
+        double W = 0;
+        for (int i = 0; i < m->n_linears; i++) W += (double)m->linears[i].in * m->linears[i].out;
+        return 3 * (2 * W + head + attn);
+    }
+    /* frozen base: the head's input gradient only; attention 2x (no weights) */
+    double lin = 0;
+    for (int i = 0; i < m->n_linears; i++) {
+        const minigpt_linear *S = &m->linears[i];
+        const int dinp = !(S->layer == 0 && S->role <= MG_V); /* nothing below block 0's q,k,v */
+        int path = LORA_PATH_THIN, r = 0;
+        for (int j = 0; j < a->n_layers; j++)
+            if (a->layers[j].slot == S) {
+                r = a->rank;
+                path = a->layers[j].weff ? LORA_PATH_MERGED : LORA_PATH_THIN;
+            }
+        lin += lora_step_flops(path, step_tokens, r, S->in, S->out, dinp) / step_tokens;
+    }
+    return lin + 2 * head + 3 * attn;
 }
 
 /* FLOPs per token of a forward pass. */
-static double forward_flops(const minigpt *m, int T) { return train_flops(m, T, 0, 1) / 3.0; }
+static double forward_flops(const minigpt *m, int T) { return train_flops(m, T, NULL, 1) / 3.0; }
 
 /* The share of `threads` threads' time over `timed` seconds (the best window's) spent in the
  * products of t, and the products' GFLOP/s per thread. */
@@ -70,18 +83,22 @@ static void random_examples(ds_example *ex, int *ids_pool, int n, int T, int V, 
     }
 }
 
-/* Training steps of batch B x T on threads; rank < 0 means the base itself is trained. Runs in
- * the child: what it allocates is freed on success and left to the child's exit on failure. */
-static int bench_train(const char *base, int rank, int threads, int B, int T, double seconds,
-                       bench_row *row, ml_error *e) {
+/* Training steps of batch B x T on threads; rank < 0 means the base itself is trained; path:
+ * the LoRA compute path (lora_path). Runs in the child: what it allocates is freed on success
+ * and left to the child's exit on failure. */
+static int bench_train(const char *base, int rank, int path, int threads, int B, int T,
+                       double seconds, bench_row *row, ml_error *e) {
     minigpt m;
     tok_vocab v;
     if (checkpoint_load(base, &m, &v, NULL, e)) return -1;
     lora a = {0};
     if (rank >= 0 && lora_init(&a, &m, rank, 16.0f, 0, LORA_ALL_TARGETS, e)) return -1;
     if (rank >= 0) lora_init_weights(&a, 1);
+    /* the rows auto would decide for: one micro-batch, as in lora-train */
+    const int micro = B < 16 ? B : 16;
+    if (rank >= 0 && lora_set_path(&a, path, (double)micro * T, e)) return -1;
     engine g;
-    if (engine_init(&g, &m, threads, B, 16, rank < 0, rank >= 0 ? a.n_params : 0, e)) return -1;
+    if (engine_init(&g, &m, threads, B, micro, rank < 0, rank >= 0 ? a.n_params : 0, e)) return -1;
     ds_example *ex = malloc(sizeof *ex * (size_t)B);
     int *ids_pool = malloc(sizeof(int) * (size_t)B * (T + 1));
     const ds_example **batch = malloc(sizeof *batch * (size_t)B);
@@ -97,6 +114,7 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
     for (; steps < 3; steps++) { /* warm-up: the first steps touch fresh memory */
         engine_grad(&g, batch, B, 0, NULL);
         optim_step(&opt, 0, params, g.grad, np, 1e-4f, 0.0f, &hp, steps + 1);
+        if (rank >= 0) lora_refresh(&a); /* as lora-train: W' (merged path) follows A and B */
     }
     /* the best of several windows: on a shared machine, time stolen by others only lowers a
      * window's rate, so the best one is the closest to what the code itself achieves */
@@ -108,6 +126,7 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
         do {
             engine_grad(&g, batch, B, 0, NULL);
             optim_step(&opt, 0, params, g.grad, np, 1e-4f, 0.0f, &hp, ++steps);
+            if (rank >= 0) lora_refresh(&a);
             done++;
         } while (ml_now_s() - t0 < seconds / BENCH_WINDOWS);
         const double dt = ml_now_s() - t0, rate = (double)done * B * T / dt;
@@ -116,7 +135,7 @@ static int bench_train(const char *base, int rank, int threads, int B, int T, do
     }
     row->value = best;
     row->unit = "tokens/s";
-    row->flops_tok = train_flops(&m, T, rank < 0 ? 0 : rank, rank < 0);
+    row->flops_tok = train_flops(&m, T, rank < 0 ? NULL : &a, (double)B * T);
     row->gflops = row->value * row->flops_tok / 1e9;
     free(ex), free(ids_pool), free((void *)batch);
     optim_state_free(&opt);
@@ -247,7 +266,7 @@ typedef enum { K_TRAIN_FULL, K_TRAIN_LORA, K_EVAL, K_GENERATE } kind;
 
 /* Runs one configuration in a child; its result and peak RSS come back through a pipe. row
  * arrives with its name set. */
-static int run_child(kind k, int rank, const bench_spec *s, bench_row *row, ml_error *e) {
+static int run_child(kind k, int rank, int path, const bench_spec *s, bench_row *row, ml_error *e) {
     const char *base = s->base;
     const int threads = s->threads, B = s->batch, T = s->T;
     const double seconds = s->seconds;
@@ -262,10 +281,11 @@ static int run_child(kind k, int rank, const bench_spec *s, bench_row *row, ml_e
     if (pid == 0) {
         close(fd[0]);
         ml_error ce = {{0}};
-        int rc = k == K_TRAIN_FULL   ? bench_train(base, -1, threads, B, T, seconds, row, &ce)
-                 : k == K_TRAIN_LORA ? bench_train(base, rank, threads, B, T, seconds, row, &ce)
-                 : k == K_EVAL       ? bench_eval(base, threads, T, seconds, row, &ce)
-                                     : bench_generate(base, seconds, row, &ce);
+        int rc = k == K_TRAIN_FULL ? bench_train(base, -1, 0, threads, B, T, seconds, row, &ce)
+                 : k == K_TRAIN_LORA
+                     ? bench_train(base, rank, path, threads, B, T, seconds, row, &ce)
+                 : k == K_EVAL ? bench_eval(base, threads, T, seconds, row, &ce)
+                               : bench_generate(base, seconds, row, &ce);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         row->rss_kib = ru.ru_maxrss;
@@ -305,17 +325,23 @@ int bench_job_run(const bench_spec *spec, bench_report *r, ml_error *e) {
     r->peak = before;
     static const struct {
         kind k;
-        int rank;
+        int rank, path;
         const char *name;
-    } plan[] = {{K_TRAIN_FULL, -1, "train full model"}, {K_TRAIN_LORA, 0, "train LoRA r=0"},
-                {K_TRAIN_LORA, 1, "train LoRA r=1"},    {K_TRAIN_LORA, 8, "train LoRA r=8"},
-                {K_TRAIN_LORA, 32, "train LoRA r=32"},  {K_EVAL, 0, "score sequences"},
-                {K_GENERATE, 0, "greedy generation"}};
+    } plan[] = {{K_TRAIN_FULL, -1, 0, "train full model"},
+                {K_TRAIN_LORA, 0, LORA_PATH_THIN, "train LoRA r=0"},
+                {K_TRAIN_LORA, 1, LORA_PATH_THIN, "train LoRA r=1"},
+                {K_TRAIN_LORA, 1, LORA_PATH_MERGED, "train LoRA r=1 merged"},
+                {K_TRAIN_LORA, 8, LORA_PATH_THIN, "train LoRA r=8"},
+                {K_TRAIN_LORA, 8, LORA_PATH_MERGED, "train LoRA r=8 merged"},
+                {K_TRAIN_LORA, 32, LORA_PATH_THIN, "train LoRA r=32"},
+                {K_TRAIN_LORA, 32, LORA_PATH_MERGED, "train LoRA r=32 merged"},
+                {K_EVAL, 0, 0, "score sequences"},
+                {K_GENERATE, 0, 0, "greedy generation"}};
     for (size_t i = 0; i < sizeof plan / sizeof plan[0] && r->n_rows < BENCH_MAX_ROWS; i++) {
         if (s->only && !strstr(plan[i].name, s->only)) continue;
         bench_row *row = &r->rows[r->n_rows];
         snprintf(row->name, sizeof row->name, "%s", plan[i].name);
-        if (run_child(plan[i].k, plan[i].rank, s, row, e)) return -1;
+        if (run_child(plan[i].k, plan[i].rank, plan[i].path, s, row, e)) return -1;
         /* the peak next to each row: the machine's speed drifts when it is shared */
         double after;
         if (sgemm_peak(s->threads, s->seconds / 2, &after, e)) return -1;

@@ -76,6 +76,18 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
         return ml_fail(e, "--dropout %g is out of range (0 <= P < 1)", (double)s->opts.dropout);
     if (s->opts.dora && !s->opts.full && s->opts.rank < 1)
         return ml_fail(e, "--dora needs --rank of at least 1 (rank 0 has no update to normalize)");
+    if (!lora_path_name(s->opts.lora_path))
+        return ml_fail(e, "unknown --lora-path %d", s->opts.lora_path);
+    if (s->opts.lora_path == LORA_PATH_MERGED && s->opts.full)
+        return ml_fail(e, "--lora-path merged merges an adapter's B·A into W'; not with --full");
+    if (s->opts.lora_path == LORA_PATH_MERGED && s->opts.dora)
+        return ml_fail(e, "--lora-path merged cannot fold DoRA's per-row normalization into W'; "
+                          "use thin or auto with --dora");
+    if (s->opts.lora_path == LORA_PATH_MERGED && s->opts.dropout > 0.0f)
+        return ml_fail(e,
+                       "--lora-path merged cannot drop out the adapter's input alone "
+                       "(--dropout %g); use thin or auto",
+                       (double)s->opts.dropout);
     if (s->opts.full && s->opts.loraplus_ratio != 1.0f)
         return ml_fail(
             e, "--loraplus-ratio (--lr-ratio) applies to LoRA's B matrices; not with --full");
@@ -215,6 +227,11 @@ static int finetune_provenance(provenance *p, const finetune_spec *s, const inpu
                  s->replay[0] ? (double)o->replay_frac : 0.0, (double)o->preserve_kl, optim_s,
                  s->opts.full ? 1.0 : (double)s->opts.loraplus_ratio))
         return -1;
+    const int merged = lora_merged_layers(&f->adapter); /* thin: not written, as before it */
+    if (!s->opts.full && s->opts.lora_path != LORA_PATH_THIN &&
+        prov_add(p, e, "lora_path", "%s (%d of %d layers merged)",
+                 lora_path_name(s->opts.lora_path), merged, f->adapter.n_layers))
+        return -1;
     if (s->init_from && (prov_add(p, e, "init_from", "%s", s->init_from) ||
                          prov_add(p, e, "init_from_sha256", "%s", init_sha)))
         return -1;
@@ -278,6 +295,8 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
     report->n_examples = in.train.n;
     report->steps = o->steps;
     report->threads = f.g.nthreads;
+    report->merged_layers = lora_merged_layers(&f.adapter);
+    report->adapter_layers = fo->full ? 0 : f.adapter.n_layers;
     if (!fo->full)
         lora_rank_warnings(&in.m, fo->rank, fo->targets, report->warnings, sizeof report->warnings);
     if (on_ready) on_ready(ctx, report);

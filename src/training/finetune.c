@@ -8,7 +8,7 @@
 
 #include "lora_init.h"
 
-/* train_job.on_params: DoRA's cached norms follow A and B */
+/* train_job.on_params: DoRA's cached norms and the merged path's W' follow A and B */
 static void refresh_adapter(void *ctx) { lora_refresh(ctx); }
 
 int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *replay,
@@ -28,6 +28,8 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
     if (o->full && o->init != LORA_INIT_KAIMING)
         return ml_fail(e, "--init %s sets LoRA's A and B; not with a full fine-tune",
                        lora_init_name(o->init) ? lora_init_name(o->init) : "?");
+    if (o->full && o->lora_path == LORA_PATH_MERGED)
+        return ml_fail(e, "--lora-path merged merges an adapter's B·A; not with a full fine-tune");
     if (o->dora && lora_init_uses_base(o->init)) /* m would start from W, not the residual */
         return ml_fail(e, "--dora with --init %s is not supported: use kaiming or gaussian",
                        lora_init_name(o->init));
@@ -62,6 +64,11 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
         lora_dora_reset(&f->adapter); /* m = ‖W + s·B0·A0‖ whatever the init (no DoRA: no-op) */
     }
     const int max_B = o->train.batch;
+    /* the graph of each layer, now that A and B hold their first values (W' follows them) */
+    const int micro = o->train.micro < max_B ? o->train.micro : max_B;
+    if (!o->full && lora_set_path(&f->adapter, o->lora_path,
+                                  (double)(micro > 0 ? micro : 1) * m->cfg.context, e))
+        goto fail;
     if (engine_init(&f->g, m, o->train.threads, max_B, o->train.micro, o->full,
                     o->full ? 0 : f->adapter.n_params, e))
         goto fail;
@@ -114,15 +121,16 @@ int finetune_init(finetune *f, minigpt *m, const dataset *train, const dataset *
         }
     }
     f->opts = o->train;
-    f->job = (train_job){.g = &f->g,
-                         .train = train,
-                         .replay = replay,
-                         .val = val,
-                         .tensors = f->tensors,
-                         .n_tensors = f->n_tensors,
-                         .label = label,
-                         .on_params = f->adapter.dora ? refresh_adapter : NULL,
-                         .on_params_ctx = &f->adapter};
+    f->job = (train_job){
+        .g = &f->g,
+        .train = train,
+        .replay = replay,
+        .val = val,
+        .tensors = f->tensors,
+        .n_tensors = f->n_tensors,
+        .label = label,
+        .on_params = f->adapter.dora || lora_merged_layers(&f->adapter) ? refresh_adapter : NULL,
+        .on_params_ctx = &f->adapter};
     if (train_state_init(&f->state, &f->job, &o->train, e)) goto fail;
     return 0;
 fail:
@@ -186,6 +194,11 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
         const size_t used = strlen(extra);
         snprintf(extra + used, sizeof extra - used, ",\"init\":\"%s\"",
                  lora_init_name(o->init) ? lora_init_name(o->init) : "?");
+    }
+    if (!o->full && o->lora_path != LORA_PATH_THIN) { /* rounding differs: so would a resume */
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"lora_path\":\"%s\"",
+                 lora_path_name(o->lora_path) ? lora_path_name(o->lora_path) : "?");
     }
     if (o->layers && o->layers != LORA_ALL_LAYERS) {
         const size_t used = strlen(extra);
