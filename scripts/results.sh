@@ -8,6 +8,7 @@
 #   results/targets.{md,csv}             scripts/exp-targets.sh      which layers to adapt
 #   results/analyze.txt                  scripts/analyze-report.sh   lora-analyze on the sweep
 #   results/demo.txt                     scripts/demo.sh (stdout)    what make demo prints
+#   results/bench-versus.txt             scripts/bench-versus.sh     speed-up over the tree of issue 16
 #   results/bench.txt, bench-runs.csv    scripts/bench.sh            throughput, C and its PyTorch peer:
 #                                                                    5 runs, median and range (~5 min)
 #   results/scaling.{md,csv,png}, alpha.{md,csv}   scripts/exp-scaling.sh   α/r against α/√r, α at r = 8
@@ -32,6 +33,9 @@ sh scripts/analyze-report.sh
 sh scripts/demo.sh > results/demo.txt.tmp && mv results/demo.txt.tmp results/demo.txt
 sh scripts/bench.sh --runs 5 --seconds 2 --csv results/bench-runs.csv > results/bench.txt.tmp &&
     mv results/bench.txt.tmp results/bench.txt
+# against the tree issue 16 was filed on (built in a temporary worktree)
+sh scripts/bench-versus.sh --runs 5 --seconds 2 7c08e62 > results/bench-versus.txt.tmp &&
+    mv results/bench-versus.txt.tmp results/bench-versus.txt
 sh scripts/exp-scaling.sh
 sh scripts/exp-forgetting.sh
 sh scripts/info-report.sh

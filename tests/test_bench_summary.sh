@@ -142,4 +142,19 @@ for bad in 0 x 101 ""; do
 done
 err=$(sh scripts/bench.sh --runs 2 --csv /nonexistent-dir/x.csv 2>&1 >/dev/null)
 [ $? -eq 2 ] && echo "$err" | grep -q "/nonexistent-dir" || fail "bench.sh --csv in a missing directory: '$err'"
-echo "test_bench_summary: ok: medians and ranges of 3 and 2 runs (figure, of peak, PyTorch, C / PyTorch, sgemm) equal independent ones; CSV; a real run; 5 bad inputs and bad --runs refused"
+# scripts/bench-versus.sh refuses bad arguments before building anything: one line, exit 2.
+vbad() { # vbad WHAT PATTERN ARGS...
+    what=$1 pat=$2
+    shift 2
+    err=$(sh scripts/bench-versus.sh "$@" 2>&1 >/dev/null)
+    rc=$?
+    [ "$rc" -eq 2 ] && [ "$(echo "$err" | wc -l)" -eq 1 ] && echo "$err" | grep -q -- "$pat" ||
+        fail "bench-versus.sh $what: exit $rc, '$err'"
+}
+vbad "without REV" "usage" --runs 2
+vbad "with a REV that is no commit" "not a commit" no-such-rev-here
+vbad "with --runs 0" "--runs" --runs 0 HEAD
+vbad "with two REVs" "one REV" HEAD HEAD~1
+vbad "with an unknown option" "unknown option" --fast HEAD
+git worktree list | grep -q "bench-versus\|/tmp/tmp\." && fail "bench-versus.sh left a worktree behind"
+echo "test_bench_summary: ok: medians and ranges of 3 and 2 runs (figure, of peak, PyTorch, C / PyTorch, sgemm) equal independent ones; CSV; a real run; 5 bad inputs and bad --runs refused; bench-versus.sh refuses 5 bad argument lists"
