@@ -15,7 +15,8 @@
 # Each run's wall time (C part, PyTorch part) goes to stderr.
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+BIN=${LORA_BIN:-bin} # a directory holding lora, or the binary itself
+if [ -f "$BIN" ]; then BIN=$(dirname "$BIN"); fi
 seconds=3 runs=1 csv=
 die() { echo "bench.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
