@@ -31,13 +31,10 @@
  * the target (two SSE or one AVX operation), lane by lane, with ordinary float rounding. */
 typedef float v8 __attribute__((vector_size(32)));
 
-static inline v8 load8(const float *p) {
-    v8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+/* v (an lvalue of type v8) from or to eight floats at p, which need no alignment. Macros: a
+ * vector passed by value to a function would change the ABI on a target without AVX. */
+#define LOAD8(v, p) memcpy(&(v), (p), sizeof(v8))
+#define STORE8(p, v) memcpy((p), &(v), sizeof(v8))
 
 static void transpose_head(float *dst, const float *src, int T, int Tp, int C, int HS) {
     // dst (HS,Tp) from src rows (T, stride C) of one head; columns T..Tp-1 are zero
@@ -57,16 +54,17 @@ static void two_rows_times_blocks(float *s0, float *s1, const float *w0, const f
         v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
         for (int i = 0; i < HS; i++) {
             const float *m = M + (size_t)i * Tp + b * KB;
-            const v8 m0 = load8(m), m1 = load8(m + 8), m2 = load8(m + 16), m3 = load8(m + 24);
+            v8 m0, m1, m2, m3;
+            LOAD8(m0, m), LOAD8(m1, m + 8), LOAD8(m2, m + 16), LOAD8(m3, m + 24);
             const float x = w0[i], y = w1[i];
             a0 += x * m0, a1 += x * m1, a2 += x * m2, a3 += x * m3;
             c0 += y * m0, c1 += y * m1, c2 += y * m2, c3 += y * m3;
         }
         float *o = s0 + b * KB, *p = s1 + b * KB;
-        store8(o, a0 * wscale), store8(o + 8, a1 * wscale);
-        store8(o + 16, a2 * wscale), store8(o + 24, a3 * wscale);
-        store8(p, c0 * wscale), store8(p + 8, c1 * wscale);
-        store8(p + 16, c2 * wscale), store8(p + 24, c3 * wscale);
+        a0 *= wscale, a1 *= wscale, a2 *= wscale, a3 *= wscale;
+        c0 *= wscale, c1 *= wscale, c2 *= wscale, c3 *= wscale;
+        STORE8(o, a0), STORE8(o + 8, a1), STORE8(o + 16, a2), STORE8(o + 24, a3);
+        STORE8(p, c0), STORE8(p + 8, c1), STORE8(p + 16, c2), STORE8(p + 24, c3);
     }
 }
 
@@ -143,10 +141,11 @@ static void weighted_rows4(float *const y[ROWS], const float *const w[ROWS], siz
     }
     for (int c = 0; c < HS; c += CB) {
         v8 acc[ROWS][2];
-        for (int r = 0; r < ROWS; r++) acc[r][0] = load8(y[r] + c), acc[r][1] = load8(y[r] + c + 8);
+        for (int r = 0; r < ROWS; r++) LOAD8(acc[r][0], y[r] + c), LOAD8(acc[r][1], y[r] + c + 8);
         for (int j = jlo; j < jhi; j++) {
             const float *xr = x + j * xs + c;
-            const v8 x0 = load8(xr), x1 = load8(xr + 8);
+            v8 x0, x1;
+            LOAD8(x0, xr), LOAD8(x1, xr + 8);
             if (j >= clo && j < chi) /* the common stretch: every row */
                 for (int r = 0; r < ROWS; r++) {
                     const float wj = w[r][j * ws];
@@ -159,7 +158,7 @@ static void weighted_rows4(float *const y[ROWS], const float *const w[ROWS], siz
                         acc[r][0] += wj * x0, acc[r][1] += wj * x1;
                     }
         }
-        for (int r = 0; r < ROWS; r++) store8(y[r] + c, acc[r][0]), store8(y[r] + c + 8, acc[r][1]);
+        for (int r = 0; r < ROWS; r++) STORE8(y[r] + c, acc[r][0]), STORE8(y[r] + c + 8, acc[r][1]);
     }
 }
 
