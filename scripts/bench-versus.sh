@@ -55,14 +55,15 @@ while [ "$i" -le "$runs" ]; do
 done
 
 python3 - "$tmp" "$runs" "$rev" "$(git log -1 --format=%h "$commit")" <<'EOF'
-import json, re, statistics, sys
+import json, os, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "scripts"))
+from bench_summary import cell, row_key, spread  # the same medians, ranges and row names
 tmp, runs, rev, short = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-key = lambda name: re.sub(r"\s*\([^()]*\d[^()]*\)$", "", name)
 turns = []
 for i in range(1, runs + 1):
     old, new = (json.load(open("%s/%s.%d.json" % (tmp, w, i))) for w in ("old", "new"))
-    turns.append(({key(r["name"]): r for r in old["rows"]}, {key(r["name"]): r for r in new["rows"]},
-                  old, new))
+    turns.append(({row_key(r["name"]): r for r in old["rows"]},
+                  {row_key(r["name"]): r for r in new["rows"]}, old, new))
 first = turns[0][3]
 print("this tree against %s (%s): lora bench in %d turns (%s, then this tree, each turn)"
       % (rev, short, runs, rev))
@@ -70,7 +71,6 @@ print("kernel %s, %d threads, batch %d x %d tokens; speed-up = new/old for rates
       " times,\ntaken within each turn; median [min - max] over the turns\n"
       % (first["kernel"], first["threads"], first["batch"], first["T"]))
 print("  %-24s %-30s %-30s %-14s %s" % ("", rev, "this tree", "unit", "speed-up"))
-cell = lambda v, f: "%s [%s - %s]" % tuple(f % x for x in (statistics.median(v), min(v), max(v)))
 for k in turns[0][1]:
     pairs = [(o[k], n[k]) for o, n, _, _ in turns if k in o and k in n]
     if not pairs:
@@ -79,7 +79,7 @@ for k in turns[0][1]:
     time_like = unit.startswith("ms")
     up = [(o["value"] / n["value"]) if time_like else (n["value"] / o["value"]) for o, n in pairs]
     fmt = "%.3f" if time_like else "%.1f"
-    print("  %-24s %-30s %-30s %-14s %s" % (k, cell([o["value"] for o, _ in pairs], fmt),
-                                            cell([n["value"] for _, n in pairs], fmt), unit,
-                                            cell(up, "%.2fx")))
+    print("  %-24s %-30s %-30s %-14s %s" % (k, cell(spread([o["value"] for o, _ in pairs]), fmt),
+                                            cell(spread([n["value"] for _, n in pairs]), fmt),
+                                            unit, cell(spread(up), "%.2f", "x")))
 EOF
