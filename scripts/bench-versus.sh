@@ -5,6 +5,12 @@
 # over REV: new/old for rates (tokens/s, sequences/s), old/new for times (ms/completion), each
 # taken within one turn, and the rows' figures themselves.
 #
+# Each turn also times lora-eval end to end (process start, loading, scoring every held-out
+# file with the base and an adapter, the report) on the same command for both trees: the
+# default held-out files and a rank-8 adapter this tree trains once (30 steps) before the turns.
+# Its row gives held-out examples scored per second (each file's examples, once per model),
+# and says whether the two trees printed the same report.
+#
 #   scripts/bench-versus.sh [--runs K] [--seconds S] [--only TEXT] [--threads N] REV
 #
 #   --runs K      turns (default 5)          --seconds S   per measurement (default 2)
@@ -44,6 +50,22 @@ echo "building $rev ($(git log -1 --format=%h "$commit")) in a temporary worktre
 make -C "$tmp/old" --no-print-directory -j2 bin/lora >"$tmp/build.log" 2>&1 ||
     { tail -n 5 "$tmp/build.log" >&2; die "building $rev failed"; }
 
+"$BIN/lora" train --rank 8 --alpha 16 --steps 30 --threads "$threads" \
+    --out "$tmp/adapter.safetensors" data/irreg.jsonl >"$tmp/train.log" 2>&1 ||
+    { tail -n 3 "$tmp/train.log" >&2; die "training the adapter for the lora-eval row failed"; }
+# wall-clock seconds of one lora-eval run, its report kept in $2
+eval_seconds() {
+    python3 - "$1" "$2" "$threads" "$tmp/adapter.safetensors" <<'PY'
+import subprocess, sys, time
+lora, out, threads, adapter = sys.argv[1:]
+t = time.perf_counter()
+with open(out, "w") as f:
+    subprocess.run([lora, "eval", "--brief", "--threads", threads, "--adapter", adapter],
+                   stdout=f, check=True)
+print("%.6f" % (time.perf_counter() - t))
+PY
+}
+
 set -- --json --seconds "$seconds" --threads "$threads"
 [ -z "$only" ] || set -- "$@" --only "$only"
 i=1
@@ -51,6 +73,9 @@ while [ "$i" -le "$runs" ]; do
     echo "turn $i of $runs ..." >&2
     "$tmp/old/bin/lora" bench "$@" >"$tmp/old.$i.json"
     "$BIN/lora" bench "$@" >"$tmp/new.$i.json"
+    eval_seconds "$tmp/old/bin/lora" "$tmp/old.$i.eval.txt" >"$tmp/old.$i.eval" ||
+        die "$rev's lora eval failed"
+    eval_seconds "$BIN/lora" "$tmp/new.$i.eval.txt" >"$tmp/new.$i.eval" || die "lora eval failed"
     i=$((i + 1))
 done
 
@@ -82,4 +107,23 @@ for k in turns[0][1]:
     print("  %-24s %-30s %-30s %-14s %s" % (k, cell(spread([o["value"] for o, _ in pairs]), fmt),
                                             cell(spread([n["value"] for _, n in pairs]), fmt),
                                             unit, cell(spread(up), "%.2f", "x")))
+
+# lora-eval end to end: examples scored (every file's, once per model) per wall-clock second
+import re
+def report(path):
+    return open(path).read()
+counts = [int(m) for m in re.findall(r"\((\d+) examples\)", report("%s/new.1.eval.txt" % tmp))]
+models = 2  # the base and the adapter
+scored = models * sum(counts)
+rates = {w: [scored / float(open("%s/%s.%d.eval" % (tmp, w, i)).read()) for i in range(1, runs + 1)]
+         for w in ("old", "new")}
+up = [n / o for o, n in zip(rates["old"], rates["new"])]
+same = all(report("%s/old.%d.eval.txt" % (tmp, i)) == report("%s/new.%d.eval.txt" % (tmp, i))
+           for i in range(1, runs + 1))
+print("  %-24s %-30s %-30s %-14s %s" % ("lora-eval end to end", cell(spread(rates["old"]), "%.1f"),
+                                        cell(spread(rates["new"]), "%.1f"), "examples/s",
+                                        cell(spread(up), "%.2f", "x")))
+print("\nlora-eval end to end: `lora eval --brief --adapter A` (A: rank 8, 30 steps), %d files,"
+      " %d held-out\nexamples scored by the base and the adapter; the two trees' reports are %s"
+      % (len(counts), sum(counts), "identical" if same else "DIFFERENT"))
 EOF

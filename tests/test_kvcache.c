@@ -14,7 +14,10 @@
  *     within 1e-5 (relative) of one-example-at-a-time scoring with minigpt_forward, and the same
  *     predictions, hence the same accuracies;
  *   - engine_loss, now on forward-only buffers, gives minigpt_forward + minigpt_xent's sum bit
- *     for bit.
+ *     for bit;
+ *   - eval_max_logit_diff (adapter against its own base, batches shared out over threads) gives
+ *     a serial recompute's figure bit for bit on 1, 2 and 3 threads, and NaN on each when only
+ *     some examples' logits are NaN.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -352,12 +355,100 @@ static void test_engine_loss_adapter(void **state) {
     lora_free(&a);
 }
 
+/* The serial recompute: batches of 32 padded to the context (eval_max_logit_diff's shapes), the
+ * largest |logit − base logit| over real positions; NaN as soon as one difference is NaN. */
+static double max_diff_serial(const dataset *d) {
+    ml_error e;
+    const int BATCH = 32, ctx = model.cfg.context, V = model.cfg.vocab_size;
+    minigpt_ws wa, wb;
+    int *tok = malloc(sizeof(int) * BATCH * ctx), *tgt = malloc(sizeof(int) * BATCH * ctx);
+    assert_true(tok && tgt);
+    assert_int_equal(minigpt_ws_init(&wa, &model, BATCH, ctx, &e), 0);
+    assert_int_equal(minigpt_ws_init(&wb, &model, BATCH, ctx, &e), 0);
+    double worst = 0;
+    for (int start = 0; start < d->n; start += BATCH) {
+        const int B = d->n - start < BATCH ? d->n - start : BATCH;
+        const ds_example *ex[32];
+        for (int b = 0; b < B; b++) ex[b] = &d->ex[start + b];
+        ds_batch(ex, B, ctx, tok, tgt);
+        minigpt_forward_frozen(&model, &wa, tok, B, ctx);
+        minigpt_forward(&model, &wb, tok, B, ctx);
+        for (int b = 0; b < B; b++) {
+            const int real = ex[b]->n_prompt + ex[b]->n_completion - 1;
+            for (int i = 0; i < real * V; i++) {
+                const size_t at = (size_t)b * ctx * V + (size_t)i;
+                const double diff = fabs((double)wb.logits[at] - wa.logits[at]);
+                if (isnan(diff)) worst = NAN;
+                if (!isnan(worst) && diff > worst) worst = diff;
+            }
+        }
+    }
+    minigpt_ws_free(&wa);
+    minigpt_ws_free(&wb);
+    free(tok);
+    free(tgt);
+    return worst;
+}
+
+static void test_max_logit_diff(void **state) {
+    lora a;
+    adapter_on(&a, 1.0f);
+    ml_error e;
+    /* the whole file, then every suffix from a batch boundary on (so that the batch holding
+     * the largest difference is, in turn, the first, and each thread's share changes) */
+    for (int from = 0; from < test_set.n; from += 32) {
+        dataset tail = test_set;
+        tail.ex += from, tail.n -= from;
+        const dataset *one[] = {&tail};
+        const double want = max_diff_serial(&tail);
+        assert_true(want > 0 && isfinite(want));
+        for (int threads = from ? 2 : 1; threads <= 3; threads++) {
+            double got = -1;
+            assert_int_equal(eval_max_logit_diff(&model, 1, &model, one, 1, threads, &got, &e), 0);
+            assert_memory_equal(&got, &want, sizeof got);
+        }
+    }
+    double two = -1; /* two sets: the batches of both are counted */
+    const dataset *pair[] = {&test_set, &test_set};
+    assert_int_equal(eval_max_logit_diff(&model, 1, &model, pair, 2, 2, &two, &e), 0);
+    const double whole = max_diff_serial(&test_set);
+    assert_memory_equal(&two, &whole, sizeof two);
+    /* a NaN in the rotary table at position p: the logits of positions >= p are NaN, so only
+     * the examples longer than p have a NaN difference; it must win on every thread count */
+    int lo = model.cfg.context, hi = 0;
+    for (int i = 0; i < test_set.n; i++) {
+        const int real = test_set.ex[i].n_prompt + test_set.ex[i].n_completion - 1;
+        lo = real < lo ? real : lo, hi = real > hi ? real : hi;
+    }
+    assert_true(lo < hi); /* some examples are shorter than others */
+    float *cell = &model.rope_cos[(size_t)(hi - 1) * (model.cfg.d_model / model.cfg.n_heads / 2)];
+    const float keep = *cell;
+    *cell = NAN;
+    assert_true(isnan(max_diff_serial(&test_set)));
+    /* the file ends with a longest example: reversed, finite differences follow every NaN */
+    dataset rev = test_set;
+    assert_non_null(rev.ex = malloc(sizeof *rev.ex * (size_t)test_set.n));
+    for (int i = 0; i < test_set.n; i++) rev.ex[i] = test_set.ex[test_set.n - 1 - i];
+    const dataset *both[] = {&test_set, &rev};
+    for (int threads = 1; threads <= 3; threads++)
+        for (int k = 0; k < 2; k++) {
+            double got = 0;
+            assert_int_equal(eval_max_logit_diff(&model, 1, &model, &both[k], 1, threads, &got, &e),
+                             0);
+            assert_true(isnan(got));
+        }
+    free(rev.ex);
+    *cell = keep;
+    lora_free(&a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_incremental_base),  cmocka_unit_test(test_incremental_adapter),
         cmocka_unit_test(test_decoders_base),     cmocka_unit_test(test_decoders_adapter),
         cmocka_unit_test(test_eval_dataset_base), cmocka_unit_test(test_eval_dataset_adapter),
         cmocka_unit_test(test_engine_loss_base),  cmocka_unit_test(test_engine_loss_adapter),
+        cmocka_unit_test(test_max_logit_diff),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -15,7 +15,7 @@
  * tests/test_kvcache.c).
  *
  * Plug-ins (LoRA) installed in the model's slots when the cache is built take part, as in
- * minigpt_forward.
+ * minigpt_forward; with kv->frozen set they are skipped, as in minigpt_forward_frozen.
  */
 #ifndef KVCACHE_H
 #define KVCACHE_H
@@ -41,6 +41,7 @@ typedef struct {
     float *ext;                   // (B*ctx,ext_per_row) plug-ins' scratch (NULL without)
     int ext_per_row;              /* the largest save_per_row of the plug-ins at init */
     float *logits;                // (B*ctx,V) of the last call: (B,n,V)
+    int frozen; /* 0 (set by init): plug-ins take part; 1: the base alone (the caller sets it) */
 } minigpt_kv;
 
 /* Allocates a cache of B rows of m's context, sized for the plug-ins installed in m now.

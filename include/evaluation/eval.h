@@ -73,9 +73,13 @@ float *eval_logits(const minigpt *m, const dataset *const *sets, int nsets, size
 /* The largest |logit(b) − logit(a)| over every real position (padding skipped) of every example
  * of sets[0..nsets), streamed in batches. a_frozen: a runs with its plug-ins skipped
  * (minigpt_forward_frozen), so a = b with an adapter installed compares the adapter against its
- * own base. The two models must share the config. Result in *out; -1 with e filled. */
+ * own base. The two models must share the config. Batches are shared out over `threads`
+ * threads (0: runtime_threads' choice), each with its own buffers of the same shapes, so the
+ * result is the same for any thread count. Result in *out (NaN when any logit difference is
+ * NaN); -1 with e filled. */
 int eval_max_logit_diff(const minigpt *a, int a_frozen, const minigpt *b,
-                        const dataset *const *sets, int nsets, double *out, ml_error *e);
+                        const dataset *const *sets, int nsets, int threads, double *out,
+                        ml_error *e);
 
 /* Sampled completion of one prompt at temperature t > 0 (softmax(logits / t), draws from r):
  * as eval_greedy, out holds up to min(max_new, context − n_prompt) ids; returns their count,

@@ -84,12 +84,13 @@ void minigpt_kv_free(minigpt_kv *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
-/* A Linear slot with its plug-in, as minigpt_forward runs it; scratch for the plug-in's rows. */
+/* A Linear slot with its plug-in, as minigpt_forward runs it (minigpt_forward_frozen's base
+ * weight alone when kv->frozen); scratch for the plug-in's rows. */
 static void linear(const minigpt_kv *kv, const minigpt_linear *L, float *out, const float *inp,
                    int N) {
     // out (N,out), inp (N,in)
-    matmul_forward(out, inp, minigpt_linear_weight(L), L->b, N, L->in, L->out);
-    if (!L->ext || !L->ext->forward) return;
+    matmul_forward(out, inp, kv->frozen ? L->w : minigpt_linear_weight(L), L->b, N, L->in, L->out);
+    if (kv->frozen || !L->ext || !L->ext->forward) return;
     if (L->ext->save_per_row > kv->ext_per_row) {
         fprintf(stderr, "minigpt_kv_forward: a plug-in was installed after the cache was built\n");
         abort();

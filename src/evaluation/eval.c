@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "checked.h"
+#include "blas_runtime.h"
 #include "kvcache.h"
+#include "thread_pool.h"
 
 /* log softmax(logits)[y] for one row of V logits, in double. */
 static double row_logprob(const float *l, int V, int y) {
@@ -321,47 +323,100 @@ float *eval_logits(const minigpt *m, const dataset *const *sets, int nsets, size
     return out;
 }
 
+/* One thread's share of eval_max_logit_diff: the batches q with q mod n == tid, each as a
+ * prefill of both models through the thread's own forward-only caches (a prefill gives
+ * minigpt_forward's logits bit for bit, and every thread count runs the same shapes, so the
+ * result does not depend on it). */
+typedef struct {
+    const minigpt *a, *b;
+    int nsets;
+    const dataset *const *sets;
+    minigpt_kv *ka, *kb; // [n] per-thread caches of a (frozen when asked) and of b
+    int *tokens;         // (n, DIFF_BATCH, context)
+    int *targets;        // (n, DIFF_BATCH, context)
+    double *maxd;        // [n] each thread's largest difference (NaN once one is NaN)
+} diff_job;
+
+enum { DIFF_BATCH = 32 };
+
+static void diff_chunk_job(void *arg, int tid, int n) {
+    diff_job *j = arg;
+    const int ctx = j->a->cfg.context, V = j->a->cfg.vocab_size;
+    int *tokens = j->tokens + (size_t)tid * DIFF_BATCH * ctx;
+    int *targets = j->targets + (size_t)tid * DIFF_BATCH * ctx;
+    int zeros[DIFF_BATCH] = {0}; /* every row a prefill from position 0 */
+    double maxd = 0;
+    long q = 0; /* the batch's index over every set */
+    for (int s = 0; s < j->nsets; s++)
+        for (int start = 0; start < j->sets[s]->n; start += DIFF_BATCH, q++) {
+            if (q % n != tid || isnan(maxd)) continue;
+            const int B = j->sets[s]->n - start < DIFF_BATCH ? j->sets[s]->n - start : DIFF_BATCH;
+            const ds_example *ex[DIFF_BATCH];
+            for (int k = 0; k < B; k++) ex[k] = &j->sets[s]->ex[start + k];
+            ds_batch(ex, B, ctx, tokens, targets);
+            minigpt_kv_forward(j->a, &j->ka[tid], tokens, zeros, NULL, B, ctx);
+            minigpt_kv_forward(j->b, &j->kb[tid], tokens, zeros, NULL, B, ctx);
+            const float *la = j->ka[tid].logits, *lb = j->kb[tid].logits; // (B,ctx,V)
+            for (int k = 0; k < B && !isnan(maxd); k++) {
+                const int real = ex[k]->n_prompt + ex[k]->n_completion - 1; /* positions */
+                const size_t end = ((size_t)k * ctx + (size_t)real) * V;
+                for (size_t i = (size_t)k * ctx * V; i < end && !isnan(maxd); i++) {
+                    const double d = fabs((double)lb[i] - la[i]);
+                    if (!(d <= maxd)) maxd = d; /* NaN too, and it stays: a broken model shows */
+                }
+            }
+        }
+    j->maxd[tid] = maxd;
+}
+
 int eval_max_logit_diff(const minigpt *a, int a_frozen, const minigpt *b,
-                        const dataset *const *sets, int nsets, double *out, ml_error *e) {
-    enum { BATCH = 32 };
+                        const dataset *const *sets, int nsets, int threads, double *out,
+                        ml_error *e) {
     const int ctx = a->cfg.context, V = a->cfg.vocab_size;
     *out = 0;
     if (b->cfg.context != ctx || b->cfg.vocab_size != V)
         return ml_fail(e, "the two models have different shapes");
-    int *tokens = malloc(sizeof(int) * BATCH * (size_t)ctx);  // (BATCH,context)
-    int *targets = malloc(sizeof(int) * BATCH * (size_t)ctx); // (BATCH,context)
-    minigpt_ws wa = {0}, wb = {0};
+    long batches = 0;
+    for (int s = 0; s < nsets; s++) batches += (sets[s]->n + DIFF_BATCH - 1) / DIFF_BATCH;
+    int n = runtime_threads(threads);
+    if (n > batches) n = batches > 0 ? (int)batches : 1;
+    const size_t per = (size_t)DIFF_BATCH * ctx;
+    diff_job j = {a,
+                  b,
+                  nsets,
+                  sets,
+                  calloc((size_t)n, sizeof(minigpt_kv)),
+                  calloc((size_t)n, sizeof(minigpt_kv)),
+                  malloc(sizeof(int) * per * n),
+                  malloc(sizeof(int) * per * n),
+                  calloc((size_t)n, sizeof(double))};
+    pool *p = NULL;
     int rc = -1;
-    if (!tokens || !targets) {
+    if (!j.ka || !j.kb || !j.tokens || !j.targets || !j.maxd) {
         ml_fail(e, "out of memory");
         goto done;
     }
-    if (minigpt_ws_init(&wa, a, BATCH, ctx, e) || minigpt_ws_init(&wb, b, BATCH, ctx, e)) goto done;
-    double maxd = 0;
-    for (int s = 0; s < nsets; s++)
-        for (int start = 0; start < sets[s]->n; start += BATCH) {
-            const int B = sets[s]->n - start < BATCH ? sets[s]->n - start : BATCH;
-            const ds_example *ex[BATCH];
-            for (int k = 0; k < B; k++) ex[k] = &sets[s]->ex[start + k];
-            ds_batch(ex, B, ctx, tokens, targets);
-            if (a_frozen) minigpt_forward_frozen(a, &wa, tokens, B, ctx);
-            else minigpt_forward(a, &wa, tokens, B, ctx);
-            minigpt_forward(b, &wb, tokens, B, ctx);
-            for (int k = 0; k < B; k++) {
-                const int n = ex[k]->n_prompt + ex[k]->n_completion - 1; /* real positions */
-                for (size_t i = (size_t)k * ctx * V; i < ((size_t)k * ctx + (size_t)n) * V; i++) {
-                    const double d = fabs((double)wb.logits[i] - wa.logits[i]);
-                    if (!(d <= maxd)) maxd = d; /* NaN wins: a broken model shows */
-                }
-            }
-        }
+    for (int t = 0; t < n; t++) {
+        if (minigpt_kv_init(&j.ka[t], a, DIFF_BATCH, e) ||
+            minigpt_kv_init(&j.kb[t], b, DIFF_BATCH, e))
+            goto done;
+        j.ka[t].frozen = a_frozen;
+    }
+    if (!(p = pool_new(n))) {
+        ml_fail(e, "cannot start %d threads", n);
+        goto done;
+    }
+    pool_run(p, diff_chunk_job, &j);
+    double maxd = 0; /* the largest over the threads; a NaN from any of them wins */
+    for (int t = 0; t < n && !isnan(maxd); t++)
+        if (!(j.maxd[t] <= maxd)) maxd = j.maxd[t];
     *out = maxd;
     rc = 0;
 done:
-    minigpt_ws_free(&wa);
-    minigpt_ws_free(&wb);
-    free(tokens);
-    free(targets);
+    pool_free(p);
+    for (int t = 0; j.ka && j.kb && t < n; t++)
+        minigpt_kv_free(&j.ka[t]), minigpt_kv_free(&j.kb[t]);
+    free(j.ka), free(j.kb), free(j.tokens), free(j.targets), free(j.maxd);
     return rc;
 }
 

@@ -57,7 +57,8 @@ static int score_model(const loaded_model *lm, const char *model, eval_results *
         if (!sets) return ml_fail(e, "out of memory");
         for (int f = 0; f < r->n_files; f++) sets[f] = &r->data[f];
         const int adapter = lm->m == &lm->base;
-        rc = eval_max_logit_diff(&lm->base, adapter, lm->m, sets, r->n_files, &r->max_dlogit[k], e);
+        rc = eval_max_logit_diff(&lm->base, adapter, lm->m, sets, r->n_files, threads,
+                                 &r->max_dlogit[k], e);
         free(sets);
     }
     return rc;
