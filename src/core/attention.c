@@ -70,7 +70,8 @@ static void two_rows_times_blocks(float *s0, float *s1, const float *w0, const f
 
 /* Rows t0 and t1 (t1 = t0 when t0 is the last row) of scores against all keys:
  * s0, s1 [0..Tp) = wscale · w·kᵀ, from kt (HS,Tp) when fast, else key by key from k rows of
- * stride C. Only the first t+1 entries of row t are meaningful (the causal keys). */
+ * stride C. Only the first t+1 entries of row t are meaningful (the causal keys); at least the
+ * first t1+1 rounded up to 8 are written. */
 static void score_rows(float *s0, float *s1, const float *w0, const float *w1, float wscale,
                        const float *kt, const float *k, int fast, int t1, int HS, int Tp, int C) {
     if (fast) {
@@ -81,10 +82,14 @@ static void score_rows(float *s0, float *s1, const float *w0, const float *w1, f
         s0[t2] = wscale * dot16(w0, k + (size_t)t2 * C, HS);
         s1[t2] = wscale * dot16(w1, k + (size_t)t2 * C, HS);
     }
+    for (int t2 = t1 + 1; t2 < (t1 + 8) / 8 * 8; t2++) s0[t2] = s1[t2] = 0.0f; /* see softmax_row */
 }
 
-/* a[0..T) = the causal softmax of the scores s[0..n) (s is overwritten), exact zeros after. */
-static void softmax_row(float *a, float *s, int n, int T) {
+/* a[0..T) = the causal softmax of the scores s[0..n) (s is overwritten), exact zeros after.
+ * s must hold n rounded up to 8 written floats and a room for `cap` >= T: the exponentials and
+ * the scaling run over whole 8-lane vectors (no scalar tail; the extra lanes are discarded), and
+ * every kept value is computed as before. */
+static void softmax_row(float *a, float *s, int n, int T, int cap) {
     /* the maximum, in 8 lanes: it is exact, so any order gives the serial loop's value (NaNs
      * are skipped as there, unless s[0] is one) */
     float m8[8], maxv = s[0];
@@ -94,9 +99,10 @@ static void softmax_row(float *a, float *s, int n, int T) {
         for (int l = 0; l < 8; l++) m8[l] = s[t2 + l] > m8[l] ? s[t2 + l] : m8[l];
     for (; t2 < n; t2++) maxv = s[t2] > maxv ? s[t2] : maxv;
     for (int l = 0; l < 8; l++) maxv = m8[l] > maxv ? m8[l] : maxv;
-    for (t2 = 0; t2 < n; t2++) s[t2] = fast_expf(s[t2] - maxv);
+    const int n8 = (n + 7) / 8 * 8, na = n8 < cap ? n8 : cap;
+    for (t2 = 0; t2 < n8; t2++) s[t2] = fast_expf(s[t2] - maxv);
     const float inv = 1.0f / sum16(s, n);
-    for (t2 = 0; t2 < n; t2++) a[t2] = s[t2] * inv;
+    for (t2 = 0; t2 < na; t2++) a[t2] = s[t2] * inv;
     for (t2 = n; t2 < T; t2++) a[t2] = 0.0f; /* masked keys: exactly zero */
 }
 
@@ -202,8 +208,8 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
                 const int t1 = t + 1 < T ? t + 1 : t;
                 score_rows(s[0], s[1], q + head + (size_t)t * C, q + head + (size_t)t1 * C, scale,
                            kt, k + head, fast, t1, HS, Tp, C);
-                softmax_row(A + (size_t)t * T, s[0], t + 1, T);
-                if (t1 != t) softmax_row(A + (size_t)t1 * T, s[1], t1 + 1, T);
+                softmax_row(A + (size_t)t * T, s[0], t + 1, T, T);
+                if (t1 != t) softmax_row(A + (size_t)t1 * T, s[1], t1 + 1, T, T);
             }
             head_weighted_sums(out + head, A, v + head, 1, T, C, HS);
         }
@@ -232,8 +238,8 @@ void attention_forward_cached(float *out, const float *q, const float *kc, const
                     score_rows(s[0], s[1], q + ((size_t)b * n + i0 + r) * C + (size_t)h * HS,
                                q + ((size_t)b * n + i0 + r1) * C + (size_t)h * HS, scale, kt,
                                kc + head, fast, t1, HS, Tp, C);
-                    softmax_row(a[r], s[0], t + 1, t + 1);
-                    if (r1 != r) softmax_row(a[r1], s[1], t1 + 1, t1 + 1);
+                    softmax_row(a[r], s[0], t + 1, t + 1, MAX_TP);
+                    if (r1 != r) softmax_row(a[r1], s[1], t1 + 1, t1 + 1, MAX_TP);
                 }
                 for (int r = 0; r < R; r++) {
                     y[r] = out + ((size_t)b * n + i0 + r) * C + (size_t)h * HS;

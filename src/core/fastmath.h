@@ -47,6 +47,7 @@ static inline float sum16(const float *x, int n) {
         for (int j = 0; j < 16; j++) acc[j] += x[c + j];
     float s = 0.0f;
     for (; c < n; c++) s += x[c];
+    if (n < 16) return s + 0.0f; /* the 16 partial sums are +0: adding them gives s + 0 */
     for (int j = 0; j < 16; j++) s += acc[j];
     return s;
 }
@@ -59,6 +60,7 @@ static inline float dot16(const float *a, const float *b, int n) {
         for (int j = 0; j < 16; j++) acc[j] += a[c + j] * b[c + j];
     float s = 0.0f;
     for (; c < n; c++) s += a[c] * b[c];
+    if (n < 16) return s + 0.0f;
     for (int j = 0; j < 16; j++) s += acc[j];
     return s;
 }
