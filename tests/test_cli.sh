@@ -1384,6 +1384,16 @@ why=""
 grep -q '^scale sweep: a8 ' "$T/out" || why="$why; no 'scale sweep: a8' heading"
 [ "$(grep -c '^  [01]\.[0-9][0-9] ' "$T/out")" -eq 7 ] || why="$why; not 7 rows"
 verdict "lora-eval --scale-sweep: a table of 7 strengths per adapter" "$why"
+# two files whose names only differ past 14 characters get whole, distinct column headings
+cp "$T/j/sw_t.jsonl" "$T/j/regular_heldout.jsonl"
+cp "$T/j/sw_t.jsonl" "$T/j/regular_heldout_new.jsonl"
+run "$LORA-eval" --scale-sweep --adapter "$T/a8.st" "$T/j/regular_heldout.jsonl" \
+    "$T/j/regular_heldout_new.jsonl"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+grep -q '^  S  *regular_heldout  *regular_heldout_new  *all files' "$T/out" ||
+    why="$why; heading '$(sed -n 2p "$T/out")'"
+verdict "lora-eval --scale-sweep: whole file names as column headings (no cut)" "$why"
 
 run "$LORA-merge" --scale 0 --adapter "$T/a8.st" --out "$T/m0.st" "$T/j/sw_t.jsonl"
 why=""

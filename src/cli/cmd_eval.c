@@ -218,6 +218,19 @@ static int run_sweep(const char *cmd, const char *base_path, const opt_list *ada
         return EXIT_RUNTIME;
     }
     if (json) printf("{\"scale_sweep\":[");
+    /* a column per file as wide as its whole name: cut names could look alike (regular_heldout,
+     * regular_heldout_new) */
+    int *width = malloc(sizeof *width * (size_t)(nfiles ? nfiles : 1));
+    if (!width) {
+        eval_results_free(&r);
+        cli_error(cmd, "out of memory");
+        return EXIT_RUNTIME;
+    }
+    for (int f = 0; f < nfiles; f++) {
+        char stem[256];
+        text_stem(stem, sizeof stem, files[f]);
+        width[f] = strlen(stem) > 8 ? (int)strlen(stem) : 8;
+    }
     for (int a = 0; a < adapters->n; a++) {
         char label[64], a_s[32];
         text_stem(label, sizeof label, adapters->v[a]);
@@ -227,9 +240,9 @@ static int run_sweep(const char *cmd, const char *base_path, const opt_list *ada
                    label);
             printf("  %-6s", "S");
             for (int f = 0; f < nfiles; f++) {
-                char stem[64];
+                char stem[256];
                 text_stem(stem, sizeof stem, files[f]);
-                printf(" %14.14s", stem);
+                printf(" %*s", width[f], stem);
             }
             printf(" %14s %14s  %s\n", "all files", "largest drop", "max |dlogit|");
         }
@@ -253,7 +266,7 @@ static int run_sweep(const char *cmd, const char *base_path, const opt_list *ada
                            t->n ? (double)t->correct / t->n : 0.0);
                 } else {
                     pct(a_s, sizeof a_s, t->correct, t->n);
-                    printf(" %14s", a_s);
+                    printf(" %*s", width[f], a_s);
                 }
             }
             if (json) {
@@ -272,6 +285,7 @@ static int run_sweep(const char *cmd, const char *base_path, const opt_list *ada
         }
         if (!json && a + 1 < adapters->n) printf("\n");
     }
+    free(width);
     if (json) {
         printf("],\"base\":{\"model\":");
         text_json_print(stdout, base_path);
