@@ -907,6 +907,29 @@ run "$LORA-generate" --adapter "$T/dora.st" "go: yesterday he "
 run "$LORA-merge" --adapter "$T/dora.st" --out "$T/dora-merged.st"
 [ "$rc" -eq 0 ] || why="$why; lora-merge of the DoRA adapter: exit $rc"
 verdict "lora-train --dora: use_dora and F32 lora_magnitude_vector.weight in the file; lora-info, -eval, -generate, -merge take it" "$why"
+# lora-analyze of a DoRA adapter: ΔW is the merged update m⊙(W + s·B·A)/‖·‖ − W, so its spectrum
+# is the merged checkpoint's (an independent path: lora-merge, a full file, W_file − W_base)
+why=""
+run "$LORA-analyze" --json "$T/dora.st"
+cp "$T/out" "$T/an_dora.json"
+run "$LORA-analyze" --json "$T/dora-merged.st"
+cp "$T/out" "$T/an_dora_merged.json"
+python3 - "$T/an_dora.json" "$T/an_dora_merged.json" >/dev/null 2>"$T/py.err" <<'PYEOF' ||
+import json, sys
+a, m = (json.load(open(p))["files"][0] for p in sys.argv[1:3])
+assert a["use_dora"] is True and a["kind"] == "lora" and m["kind"] == "full", "kinds"
+assert len(a["layers"]) == len(m["layers"]) == 12, "12 layers each"
+for la, lm in zip(a["layers"], m["layers"]):
+    assert la["path"] == lm["path"], la["path"]
+    assert la["max_rank"] == min(la["out"], la["in"]), "%s: max_rank %s" % (la["path"], la["max_rank"])
+    assert la["effective_rank"] > a["rank"], "%s: effective rank %d" % (la["path"], la["effective_rank"])
+    for x, y in zip(la["singular_values"], lm["singular_values"]):
+        assert abs(x - y) <= 1e-5 * max(1.0, abs(y)), "%s: sigma %g vs %g" % (la["path"], x, y)
+PYEOF
+    why="$why; $(tail -n 1 "$T/py.err")"
+run "$LORA-analyze" "$T/dora.st"
+grep -q "DoRA adapter" "$T/out" || why="$why; the text does not say DoRA adapter"
+verdict "lora-analyze of a DoRA adapter: the merged update's spectrum (= lora-analyze of its lora-merge), effective rank above r" "$why"
 # a DoRA adapter as a PEFT directory (F16 and F32 exports): magnitudes stay F32, scores identical
 "$LORA-eval" --json --adapter "$T/dora.st" "$TEST" 2>/dev/null | grep -v '"model":"data/' |
     sed 's/"model":"[^"]*",//' >"$T/ev_dora.json"
@@ -1428,6 +1451,31 @@ why=""
 [ "$rc" -eq 0 ] || why="exit $rc"
 [ -s "$T/ev_dir.json" ] && cmp -s "$T/ev_file.json" "$T/ev_dir.json" || why="$why; lora-eval --json differs between the file and its PEFT directory"
 verdict "lora-eval --adapter DIR: the same per-example output as the adapter file" "$why"
+
+# a directory with no base digest anywhere (as Python's PEFT writes them: no field in the config,
+# only {"format": "pt"} in the tensors' metadata): refused with what to add; the field added as
+# the message says, it scores as the file
+cp -r "$T/peft" "$T/peft_nosha"
+python3 -c 'import json, struct, sys
+p = sys.argv[1] + "/adapter_config.json"; c = json.load(open(p)); del c["minilora_base_sha256"]
+json.dump(c, open(p, "w"))
+p = sys.argv[1] + "/adapter_model.safetensors"; b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); h["__metadata__"] = {"format": "pt"}
+hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+open(p, "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])' "$T/peft_nosha"
+BASE_SHA=$(sha256sum "$BASE" | cut -c1-64)
+expect_fail 1 "peft_nosha|no base model digest|minilora_base_sha256|$BASE_SHA|adapter_config.json" \
+    "lora-eval: a PEFT directory without minilora_base_sha256" \
+    "$LORA-eval" --adapter "$T/peft_nosha" "$TEST"
+python3 -c 'import json, sys
+p = sys.argv[1] + "/adapter_config.json"; c = json.load(open(p)); c["minilora_base_sha256"] = sys.argv[2]
+json.dump(c, open(p, "w"))' "$T/peft_nosha" "$BASE_SHA"
+run "$LORA-eval" --json --adapter "$T/peft_nosha" "$TEST"
+grep -v '"model":"data/' "$T/out" | sed 's/"model":"[^"]*",//' >"$T/ev_nosha.json"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+cmp -s "$T/ev_file.json" "$T/ev_nosha.json" || why="$why; lora-eval --json differs from the adapter file"
+verdict "lora-eval: the PEFT directory with minilora_base_sha256 added as the error said scores as the file" "$why"
 
 for c in info generate; do
     case $c in

@@ -193,6 +193,10 @@ void lora_init_weights(lora *a, uint64_t seed);
  * without DoRA. lora_init_weights does this itself; call it after another init. */
 void lora_dora_reset(lora *a);
 
+/* DoRA's merged rows: w (out,in), caller's, holds W + s·B·A of layer L; row j becomes
+ * m_j · row / ‖row‖ (a zero row stays as it is). lora_merge_into and lora-analyze share it. */
+void lora_dora_scale_rows(const lora_layer *L, float *w);
+
 /* Adds s·B·A to each target's W in the model (DoRA: W = m ⊙ (W + s·B·A)/‖W + s·B·A‖) (then
  * uninstall the adapter with lora_free, or the update would count twice). Fails naming the first tensor whose merged weights are not
  * all finite (s·B·A overflows a float); the model's weights are then partly merged and must

@@ -70,6 +70,7 @@ typedef struct {
     int rank;           /* r of an adapter; 0 for a full checkpoint */
     float alpha, scale; /* adapter only */
     int rslora;
+    int dora; /* DoRA adapter: ΔW = m ⊙ (W + s·B·A)/‖W + s·B·A‖ − W, not bounded by r */
     int n_layers; /* adapted Linears (adapter) or every Linear (full) */
     analyze_layer layers[ANALYZE_MAX_LAYERS];
 } analyze_update;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gemm.h"
 #include "peft.h"
@@ -584,6 +585,16 @@ void lora_dora_reset(lora *a) {
     lora_refresh(a);
 }
 
+void lora_dora_scale_rows(const lora_layer *L, float *w) {
+    for (int j = 0; j < L->slot->out; j++) {
+        float *row = w + (size_t)j * L->slot->in;
+        double sq = 0.0;
+        for (int c = 0; c < L->slot->in; c++) sq += (double)row[c] * row[c];
+        const float norm = (float)sqrt(sq), g = norm > 0.0f ? L->mag[j] / norm : 1.0f;
+        for (int c = 0; c < L->slot->in; c++) row[c] *= g;
+    }
+}
+
 int lora_merge_into(const lora *a, ml_error *e) {
     if (a->rank == 0) return 0;
     for (int i = 0; i < a->n_layers; i++) {
@@ -592,13 +603,7 @@ int lora_merge_into(const lora *a, ml_error *e) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->slot->out, L->slot->in, a->rank,
                     a->scale, L->B, a->rank, L->A, L->slot->in, 1.0f, L->slot->w, L->slot->in);
         const size_t n = (size_t)L->slot->out * (size_t)L->slot->in;
-        for (int j = 0; a->dora && j < L->slot->out; j++) { /* DoRA: m ⊙ (W + s·B·A)/‖·‖ */
-            float *row = L->slot->w + (size_t)j * L->slot->in;
-            double sq = 0.0;
-            for (int c = 0; c < L->slot->in; c++) sq += (double)row[c] * row[c];
-            const float norm = (float)sqrt(sq), g = norm > 0.0f ? L->mag[j] / norm : 1.0f;
-            for (int c = 0; c < L->slot->in; c++) row[c] *= g;
-        }
+        if (a->dora) lora_dora_scale_rows(L, L->slot->w); /* DoRA: m ⊙ (W + s·B·A)/‖·‖ */
         for (size_t j = 0; j < n; j++)
             if (!isfinite(L->slot->w[j]))
                 return ml_fail(e,
@@ -810,10 +815,19 @@ int lora_load(lora *a, minigpt *m, const char *path, const char *base_sha256, ml
     if (!rc) rc = read_variant(&f, &var, e);
     const char *sha = st_meta(&f, "base_sha256");
     char shown_sha[16];
-    if (!rc && base_sha256 && (!sha || strcmp(sha, base_sha256) != 0))
+    struct stat st;
+    const int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!rc && base_sha256 && !sha) /* e.g. a directory written by Python's PEFT */
+        rc = ml_fail(e,
+                     "%s records no base model digest, so minilora cannot check that it was "
+                     "trained on this base; if it was, add %s \"%s\": \"%s\" to %s",
+                     path, is_dir ? "the field" : "the metadata",
+                     is_dir ? PEFT_SHA_FIELD : "base_sha256", base_sha256,
+                     is_dir ? "its adapter_config.json" : "the file's __metadata__");
+    else if (!rc && base_sha256 && strcmp(sha, base_sha256) != 0)
         rc = ml_fail(
             e, "%s was trained on another base model (base_sha256 %.12s…, this base is %.12s…)",
-            path, sha ? ml_one_line(shown_sha, sizeof shown_sha, sha) : "missing", base_sha256);
+            path, ml_one_line(shown_sha, sizeof shown_sha, sha), base_sha256);
     if (!rc && lora_init_variant(a, m, rank, alpha, rslora, targets, layers, &var, e))
         rc = ml_wrap(e, "%s", path);
     if (rc) {

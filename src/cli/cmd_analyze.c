@@ -19,7 +19,13 @@
 /* ---- text ------------------------------------------------------------------------------ */
 
 static void file_heading(const analyze_file *f) {
-    if (f->up.is_adapter)
+    if (f->up.is_adapter && f->up.dora)
+        printf("%s: DoRA adapter, rank %d, alpha %g, scale %g%s; ΔW = m⊙(W + s·B·A)/‖W + s·B·A‖ "
+               "- W (the merged update: the magnitudes rescale whole rows, so rank(ΔW) is not "
+               "bounded by %d)\n",
+               f->path, f->up.rank, (double)f->up.alpha, (double)f->up.scale,
+               f->up.rslora ? " (rsLoRA)" : "", f->up.rank);
+    else if (f->up.is_adapter)
         printf("%s: LoRA adapter, rank %d, alpha %g, scale %g%s; ΔW = s·B·A, so rank(ΔW) <= %d\n",
                f->path, f->up.rank, (double)f->up.alpha, (double)f->up.scale,
                f->up.rslora ? " (rsLoRA)" : "", f->up.rank);
@@ -42,7 +48,7 @@ static void spectrum_text(const analyze_file *f) {
         const analyze_layer *l = &f->up.layers[i];
         const analyze_report *r = &f->rep[i];
         char rank[16], rel[32];
-        if (f->up.is_adapter) snprintf(rank, sizeof rank, "%d", f->up.rank);
+        if (f->up.is_adapter && !f->up.dora) snprintf(rank, sizeof rank, "%d", f->up.rank);
         else snprintf(rank, sizeof rank, "full");
         if (isnan(r->rel)) snprintf(rel, sizeof rel, "-");
         else snprintf(rel, sizeof rel, "%.2f%%", 100.0 * r->rel);
@@ -116,6 +122,7 @@ static cJSON *spectrum_json(const analyze_file *f) {
         cJSON_AddNumberToObject(o, "lora_alpha", f->up.alpha);
         cJSON_AddNumberToObject(o, "scale", f->up.scale);
         cJSON_AddBoolToObject(o, "use_rslora", f->up.rslora);
+        cJSON_AddBoolToObject(o, "use_dora", f->up.dora);
     }
     for (int i = 0; i < f->up.n_layers; i++) {
         const analyze_layer *l = &f->up.layers[i];
@@ -124,7 +131,7 @@ static cJSON *spectrum_json(const analyze_file *f) {
         cJSON_AddStringToObject(L, "path", l->path);
         cJSON_AddNumberToObject(L, "out", l->out);
         cJSON_AddNumberToObject(L, "in", l->in);
-        cJSON_AddNumberToObject(L, "max_rank", f->up.is_adapter ? f->up.rank : r->n);
+        cJSON_AddNumberToObject(L, "max_rank", f->up.is_adapter && !f->up.dora ? f->up.rank : r->n);
         cJSON_AddNumberToObject(L, "effective_rank", r->eff_rank);
         cJSON_AddNumberToObject(L, "top1_energy", r->top1);
         cJSON_AddNumberToObject(L, "top4_energy", r->top4);

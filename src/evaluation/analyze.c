@@ -98,6 +98,7 @@ static int load_adapter(analyze_update *u, minigpt *base, const char *base_sha25
     u->alpha = a.alpha;
     u->scale = a.scale;
     u->rslora = a.rslora;
+    u->dora = a.dora;
     int rc = 0;
     for (int i = 0; !rc && i < a.n_layers; i++) {
         const lora_layer *L = &a.layers[i];
@@ -108,6 +109,20 @@ static int load_adapter(analyze_update *u, minigpt *base, const char *base_sha25
         // ΔW (out,in) = s · B (out,r) · A (r,in), exactly what lora_merge_into adds to W
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->out, l->in, a.rank, a.scale, L->B,
                     a.rank, L->A, l->in, 0.0f, l->dw, l->in);
+        if (a.dora) { /* ΔW = m ⊙ (W + s·B·A)/‖·‖ − W, what lora_merge_into makes of W */
+            const size_t n = (size_t)l->out * l->in;
+            float *merged = malloc(sizeof(float) * n);
+            if (!merged) {
+                rc = ml_fail(e, "out of memory for %s", l->path);
+                continue;
+            }
+            memcpy(merged, l->w, sizeof(float) * n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->out, l->in, a.rank, a.scale,
+                        L->B, a.rank, L->A, l->in, 1.0f, merged, l->in);
+            lora_dora_scale_rows(L, merged);
+            for (size_t k = 0; k < n; k++) l->dw[k] = merged[k] - l->w[k];
+            free(merged);
+        }
         rc = check_finite(l, path, e);
     }
     lora_free(&a); /* uninstalls it: base is as before */

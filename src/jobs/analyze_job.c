@@ -22,11 +22,12 @@ static int file_run(analyze_file *f, const char *path, minigpt *base, const char
     return 0;
 }
 
-/* Directions of ΔW worth comparing: those above the threshold, and never more than r for an
- * adapter (beyond r the singular vectors are rounding noise). */
+/* Directions of ΔW worth comparing: those above the threshold, and never more than r for a
+ * plain adapter (beyond r the singular vectors are rounding noise; a DoRA update is not
+ * bounded by r). */
 static int dw_dims(const analyze_file *f, int layer) {
     const int k = f->rep[layer].eff_rank;
-    return f->up.is_adapter && f->up.rank < k ? f->up.rank : k;
+    return f->up.is_adapter && !f->up.dora && f->up.rank < k ? f->up.rank : k;
 }
 
 /* The grid sizes 1,2,4,... up to k, then k itself when it is not a power of two. */
