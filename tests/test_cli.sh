@@ -1191,6 +1191,34 @@ why=""
 cmp -s "$T/sig/int.st" "$T/sig/ref.st" || why="$why; the resumed adapter differs from the uninterrupted run's"
 verdict "lora-train: --resume of the SIGINT run ends byte-identical to the uninterrupted run" "$why"
 
+# a run started with --init-from: the state records the adapter's sha256; resumed with the same
+# --init-from it ends byte-identical to the uninterrupted run, provenance (init_from) included
+SIG_PLAIN=$SIG
+SIG="$SIG --init-from $T/a8.st"
+run "$LORA-train" $SIG --out "$T/sig/if_ref.st" "$DATA"
+verdict "lora-train --init-from: the uninterrupted reference run" "$([ "$rc" -eq 0 ] || echo "exit $rc")"
+start_interrupted ifint INT
+verdict "lora-train --init-from: SIGINT -> exit 130 and the state" \
+    "$([ "$rc" -eq 130 ] && [ -s "$T/sig/ifint.st.state" ] || echo "exit $rc, state: $(ls "$T/sig" | tr '\n' ' ')")"
+A8_SHA=$(sha256sum "$T/a8.st" | cut -c1-64)
+expect_fail 1 "ifint.st.state|--init-from|$A8_SHA" \
+    "lora-train: --resume of an --init-from run without --init-from is refused naming the adapter" \
+    "$LORA-train" $SIG_PLAIN --resume "$T/sig/ifint.st.state" --out "$T/o/new.st" "$DATA"
+expect_fail 1 "term.st.state|no adapter|--init-from" \
+    "lora-train: --resume of a plain run with --init-from is refused" \
+    "$LORA-train" $SIG --resume "$T/sig/term.st.state" --out "$T/o/new.st" "$DATA"
+run "$LORA-train" $SIG --resume "$T/sig/ifint.st.state" --out "$T/sig/ifint.st" "$DATA"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc: $(head -c 200 "$T/err")"
+cmp -s "$T/sig/ifint.st" "$T/sig/if_ref.st" || why="$why; the resumed adapter differs from the uninterrupted run's"
+python3 -c 'import json, struct, sys
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+m = json.loads(b[8:8 + n])["__metadata__"]
+sys.exit(m.get("init_from_sha256") != sys.argv[2])' "$T/sig/ifint.st" "$A8_SHA" ||
+    why="$why; init_from_sha256 is not the adapter's"
+verdict "lora-train --init-from, interrupted, --resume with the same --init-from: byte-identical to the uninterrupted run, init_from kept" "$why"
+SIG=$SIG_PLAIN
+
 # pretraining interrupted: exit 143 and the existing checkpoint at --out left unchanged
 "$LORA-pretrain" --config "$T/pretrain.json" --steps 3000 --batch 8 --threads 1 --eval-every 0 \
     --log-every 5 --val "" --out "$T/o/good.st" </dev/null >"$T/sig/pre.out" 2>"$T/sig/pre.err" &
@@ -1920,7 +1948,7 @@ expect_fail 2 "--init-from|--full" "lora-train --init-from with --full" \
     "$LORA-train" $SMALL --init-from "$T/a8.st" --full --out "$T/o/x.st" "$DATA"
 expect_fail 2 "--init-from|--init pissa" "lora-train --init-from with --init pissa" \
     "$LORA-train" $SMALL --init-from "$T/a8.st" --init pissa --out "$T/o/x.st" "$DATA"
-expect_fail 2 "--init-from|--resume" "lora-train --init-from with --resume" \
+expect_fail 1 "a8.st|not a minilora training state" "lora-train --init-from with --resume given an adapter" \
     "$LORA-train" $SMALL --init-from "$T/a8.st" --resume "$T/a8.st" --out "$T/o/x.st" "$DATA"
 expect_fail 1 "--init-from|$BASE|not a LoRA adapter" "lora-train --init-from: a full checkpoint" \
     "$LORA-train" $SMALL --init-from "$BASE" --out "$T/o/x.st" "$DATA"

@@ -16,6 +16,8 @@
  * rank, lora_alpha, use_rslora, target_modules, layers_to_transform and use_dora replace
  * opts' — except that a setting named in init_given (the user set it) must agree, or the job
  * refuses naming the flag and both values. The output records init_from and init_from_sha256.
+ * The training state records the adapter's sha256: a resume gives the same --init-from (which
+ * sets the same settings; the parameters then come from the state).
  */
 #ifndef FINETUNE_JOB_H
 #define FINETUNE_JOB_H

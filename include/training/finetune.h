@@ -33,6 +33,9 @@ typedef struct {
      * loaded with these settings, A, B and DoRA's m in lora's layout; kaiming init, not full */
     const float *init_params;
     size_t n_init_params;
+    /* NULL, or the sha256 (hex) of the adapter file the run started from (lora-train
+     * --init-from; borrowed): part of the fingerprint, so a resume must start from it too */
+    const char *init_from_sha;
 } finetune_opts;
 
 typedef struct {
@@ -68,9 +71,9 @@ void finetune_use_best(finetune *f);
 
 /* The settings a resumed run must share, as compact JSON; malloc'ed, caller frees. The thread
  * count is not among them: results do not depend on it. The optimizer's settings other than
- * AdamW's, a LoRA+ ratio other than 1, an init other than kaiming and a LoRA compute path other
- * than thin are appended only when in use, so that the fingerprint
- * of a default run is the one written before they existed. */
+ * AdamW's, a LoRA+ ratio other than 1, an init other than kaiming, a LoRA compute path other
+ * than thin and the adapter started from (init_from_sha256) are appended only when in use, so
+ * that the fingerprint of a default run is the one written before they existed. */
 char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const char *data_sha,
                            const char *val_sha, const char *replay_sha);
 

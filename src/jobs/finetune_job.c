@@ -101,9 +101,6 @@ int finetune_spec_check(const finetune_spec *s, ml_error *e) {
     if (s->init_from && s->opts.init != LORA_INIT_KAIMING)
         return ml_fail(e, "--init-from starts from the adapter's A and B; not with --init %s",
                        lora_init_name(s->opts.init));
-    if (s->init_from && s->resume)
-        return ml_fail(e, "--init-from starts a new run; not with --resume (the training state "
-                          "holds the parameters to continue from)");
     if (s->opts.full == FINETUNE_FULL_ALL &&
         (s->opts.targets != LORA_ALL_TARGETS ||
          (s->opts.layers && s->opts.layers != LORA_ALL_LAYERS)))
@@ -259,6 +256,7 @@ int finetune_job_run(const finetune_spec *s, void (*on_ready)(void *ctx, const f
     int rc = -1, have_f = 0;
     if (finetune_spec_check(s, e) || finetune_io_check(s, e) || inputs_load(&in, s, e)) goto done;
     if (s->init_from && init_from_load(s, &in, fo, &init_params, init_sha, e)) goto done;
+    if (s->init_from) fo->init_from_sha = init_sha; /* a resume must start from the same file */
     if (o->micro > o->batch) o->micro = o->batch;
     if (s->epochs > 0) {
         const int fresh = o->batch - (s->replay[0] ? (int)lroundf(o->replay_frac * o->batch) : 0);

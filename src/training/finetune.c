@@ -204,6 +204,11 @@ char *finetune_fingerprint(const finetune_opts *o, const char *base_sha, const c
         const size_t used = strlen(extra);
         snprintf(extra + used, sizeof extra - used, ",\"layers\":%u", o->layers);
     }
+    if (o->init_from_sha && o->init_from_sha[0]) {
+        const size_t used = strlen(extra);
+        snprintf(extra + used, sizeof extra - used, ",\"init_from_sha256\":\"%.64s\"",
+                 o->init_from_sha);
+    }
     if (len < 1 || (size_t)len + strlen(extra) >= sizeof buf) return NULL;
     memcpy(buf + len - 1, extra, strlen(extra)); /* before the closing brace */
     strcpy(buf + len - 1 + strlen(extra), "}");

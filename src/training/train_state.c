@@ -86,7 +86,24 @@ int train_state_save(const char *path, const train_job *job, const train_state *
 static int fingerprint_mismatch(const char *path, const char *have, const char *want, ml_error *e) {
     cJSON *a = cJSON_Parse(have), *b = cJSON_Parse(want);
     int rc = ml_fail(e, "%s: was saved with other settings", path), named = 0;
-    for (const cJSON *it = b ? b->child : NULL; it; it = it->next) {
+    /* the adapter a run started from (--init-from) first: it sets the rank, alpha, ... */
+    const cJSON *fa = a ? cJSON_GetObjectItemCaseSensitive(a, "init_from_sha256") : NULL;
+    const cJSON *fb = b ? cJSON_GetObjectItemCaseSensitive(b, "init_from_sha256") : NULL;
+    char sha[80]; /* from the file: one line, bounded */
+    if (cJSON_IsString(fa) && !fb) {
+        rc = ml_fail(e,
+                     "%s: was saved by a run started with --init-from an adapter of sha256 %s; "
+                     "resume with the same --init-from",
+                     path, ml_one_line(sha, sizeof sha, fa->valuestring));
+        named = 1;
+    } else if (!fa && cJSON_IsString(fb)) {
+        rc = ml_fail(e,
+                     "%s: was saved by a run that started from no adapter; resume without "
+                     "--init-from",
+                     path);
+        named = 1;
+    }
+    for (const cJSON *it = b ? b->child : NULL; it && !named; it = it->next) {
         const cJSON *o = a ? cJSON_GetObjectItemCaseSensitive(a, it->string) : NULL;
         char *x = o ? cJSON_PrintUnformatted(o) : NULL, *y = cJSON_PrintUnformatted(it);
         const int differ = !x || !y || strcmp(x, y) != 0;
