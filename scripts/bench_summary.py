@@ -263,6 +263,17 @@ def print_summary(runs):
             k, pct_cell(spread([r["gemm_share"] for r in rs])),
             pct_cell(spread([r.get("thin_share", 0) for r in rs])),
             pct_cell(spread([r["fraction_of_peak"] / r["gemm_share"] for r in rs]))))
+    ops = [(k, [r for r in rs if isinstance(r.get("op_share"), dict)]) for k, rs in split]
+    ops = [(k, rs) for k, rs in ops if rs]
+    if ops:  # lora bench's split of the other work, in its order of kinds
+        kinds = list(ops[0][1][0]["op_share"])
+        print("\n  the other work, median share of the threads' time (elementwise: RoPE, residual"
+              " adds,\n  the embedding; rest: thread waits, copies, zeroing, gradient sums)")
+        print("  %-34s" % "" + "".join(" %11s" % x for x in kinds + ["rest"]))
+        for k, rs in ops:
+            shares = [spread([r["op_share"].get(x, 0) for r in rs])[0] for x in kinds]
+            rest = spread([1 - r["gemm_share"] - sum(r["op_share"].values()) for r in rs])[0]
+            print("  %-34s" % k + "".join(" %10.1f%%" % (100 * v) for v in shares + [rest]))
     if peers:
         print("\n  %-34s %-34s %s" % ("", "PyTorch tokens/s", "C / PyTorch (same run)"))
     for name, have in peers:

@@ -112,6 +112,19 @@ print(" ".join("%s [%s - %s]" % (v, v, v) for v in (p(r["gemm_share"]), p(r["thi
       p(r["fraction_of_peak"] / r["gemm_share"]))))') || fail "real run: no sane time split in the JSON"
 tr -s ' ' < "$tmp/outr" | grep -qxF " train LoRA r=8 $split" ||
     fail "real run: no time split line 'train LoRA r=8 $split' in the summary"
+# the other work's split: each kind's share in [0, 1], with the products at most the whole
+# (5% of slack: the clock is read at other moments); the summary's line is those shares and
+# the rest, 1 − products − Σ kinds
+ops=$(python3 -c 'import json; r=json.load(open("'"$tmp"'/real.json"))["rows"][0]
+o = r["op_share"]
+assert list(o) == ["attention", "GELU", "LayerNorm", "loss", "elementwise", "optimizer"], o
+assert all(0 <= v <= 1 for v in o.values()) and o["attention"] > 0 and o["GELU"] > 0, o
+assert r["gemm_share"] + sum(o.values()) <= 1.05, (r["gemm_share"], o)
+rest = 1 - r["gemm_share"] - sum(o.values())
+print(" ".join("%.1f%%" % (100 * v) for v in list(o.values()) + [rest]))') ||
+    fail "real run: no sane op_share in the JSON"
+tr -s ' ' < "$tmp/outr" | grep -qxF " train LoRA r=8 $ops" ||
+    fail "real run: no other-work line 'train LoRA r=8 $ops' in the summary"
 
 # Bad input: one line on stderr naming the file, exit 1, nothing on stdout, the CSV untouched.
 printf 'good\n' > "$tmp/keep.csv"
@@ -158,4 +171,4 @@ vbad "with --runs 0" "--runs" --runs 0 HEAD
 vbad "with two REVs" "one REV" HEAD HEAD~1
 vbad "with an unknown option" "unknown option" --fast HEAD
 git worktree list | grep -q "bench-versus\|/tmp/tmp\." && fail "bench-versus.sh left a worktree behind"
-echo "test_bench_summary: ok: medians and ranges of 3 and 2 runs (figure, of peak, PyTorch, C / PyTorch, sgemm) equal independent ones; CSV; a real run; 5 bad inputs and bad --runs refused; bench-versus.sh refuses 5 bad argument lists"
+echo "test_bench_summary: ok: medians and ranges of 3 and 2 runs (figure, of peak, PyTorch, C / PyTorch, sgemm) equal independent ones; CSV; a real run with its time split and other-work split; 5 bad inputs and bad --runs refused; bench-versus.sh refuses 5 bad argument lists"

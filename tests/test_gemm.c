@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "layers.h"
 #include "rng.h"
 
 static void fill(float *x, size_t n, rng *r) {
@@ -140,12 +141,44 @@ static void test_tally(void **state) {
     assert_true(t.seconds[0] > 0 && t.seconds[1] > 0 && t.seconds[0] < 10 && t.seconds[1] < 10);
     const gemm_tally u = gemm_tally_stop(); /* stopping again: the same counts, none added */
     assert_int_equal(u.calls[0] + u.calls[1], 3);
+    for (int o = 0; o < TALLY_N_OPS; o++) assert_true(t.op_seconds[o] == 0.0); /* none ran */
     free(a), free(b), free(c);
+}
+
+/* The other work's tally: a kernel's time goes to its own kind only, and nothing while the
+ * tally is off (a begin while off returns 0, and an end then adds nothing). */
+static void test_tally_ops(void **state) {
+    (void)state;
+    enum { N = 1 << 18, C = 64 };
+    float *x = calloc(N, sizeof(float)), *y = calloc(N, sizeof(float));
+    float *mean = calloc(N / C, sizeof(float)), *rstd = calloc(N / C, sizeof(float));
+    float *w = calloc(C, sizeof(float)), *b = calloc(C, sizeof(float));
+    assert_true(x && y && mean && rstd && w && b);
+    assert_true(gemm_tally_op_begin() == 0); /* off */
+    gelu_forward(y, x, N);
+    gemm_tally_start();
+    gelu_forward(y, x, N);
+    layernorm_forward(y, mean, rstd, x, w, b, N / C, C, 1e-5f);
+    gemm_tally_op_end(TALLY_LOSS, 0); /* a begin taken while off: nothing */
+    const gemm_tally t = gemm_tally_stop();
+    gelu_forward(y, x, N);
+    const gemm_tally u = gemm_tally_stop();
+    assert_true(t.op_seconds[TALLY_GELU] > 0 && t.op_seconds[TALLY_GELU] < 10);
+    assert_true(t.op_seconds[TALLY_LAYERNORM] > 0 && t.op_seconds[TALLY_LAYERNORM] < 10);
+    for (int o = 0; o < TALLY_N_OPS; o++) {
+        if (o != TALLY_GELU && o != TALLY_LAYERNORM) assert_true(t.op_seconds[o] == 0.0);
+        assert_true(u.op_seconds[o] == t.op_seconds[o]); /* nothing added while off */
+        assert_non_null(gemm_tally_op_name(o));
+    }
+    assert_null(gemm_tally_op_name(TALLY_N_OPS));
+    assert_true(t.calls[0] + t.calls[1] == 0); /* no product ran */
+    free(x), free(y), free(mean), free(rstd), free(w), free(b);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_is_blas), cmocka_unit_test(test_tally),
-        cmocka_unit_test(test_blas), cmocka_unit_test(test_portable), cmocka_unit_test(test_avx2)};
+        cmocka_unit_test(test_tally_ops),       cmocka_unit_test(test_blas),
+        cmocka_unit_test(test_portable),        cmocka_unit_test(test_avx2)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,10 @@
 
 #define BENCH_WINDOWS 4
 #define BENCH_MAX_ROWS 12
+#define BENCH_OPS 6 /* kinds of work outside the products that the split names */
+
+/* The name of kind i < BENCH_OPS ("attention", "GELU", ...); NULL out of range. */
+const char *bench_op_name(int i);
 
 typedef struct {
     const char *base; /* base checkpoint */
@@ -57,6 +61,9 @@ typedef struct {
     double gemm_share, gemm_gflops;
     double wide_share, wide_gflops;
     double thin_share, thin_gflops;
+    /* the share of the threads' time in each kind of work outside the products (tally_op in
+     * gemm.h: attention, GELU, LayerNorm, loss, RoPE/residual/embedding, optimizer) */
+    double op_share[BENCH_OPS];
 } bench_row;
 
 /* Everything inline: no memory to free. */

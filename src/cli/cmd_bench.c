@@ -36,6 +36,25 @@ static void print_time_split(const bench_row *rows, int n, double peak1, int thi
                100 * w->thin_share, thin, 100 * (1 - w->gemm_share),
                100 * w->gflops / w->peak / w->gemm_share);
     }
+    /* the "other" column split: each kernel kind timed the same way; the rest is what no
+     * kernel covers (waiting for the other thread, copies and zeroing, gradient sums) */
+    printf(
+        "\nthe other work, as shares of the threads' time (elementwise: RoPE, residual adds, the\n"
+        "embedding; rest: thread waits, copies, zeroing, gradient sums)\n\n  %-24s",
+        "");
+    for (int o = 0; o < BENCH_OPS; o++) printf(" %10s", bench_op_name(o));
+    printf(" %10s\n", "rest");
+    for (int i = 0; i < n; i++) {
+        const bench_row *w = &rows[i];
+        if (!(w->gemm_share > 0)) continue;
+        double rest = 1 - w->gemm_share;
+        printf("  %-24s", w->name);
+        for (int o = 0; o < BENCH_OPS; o++) {
+            printf(" %9.1f%%", 100 * w->op_share[o]);
+            rest -= w->op_share[o];
+        }
+        printf(" %9.1f%%\n", 100 * rest);
+    }
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -79,15 +98,19 @@ int cmd_bench(int argc, char **argv) {
             "{\"blas\":\"%s\",\"kernel\":\"%s\",\"threads\":%d,\"batch\":%d,\"T\":%d,"
             "\"sgemm_peak_gflops\":%.2f,\"sgemm_1thread_gflops\":%.2f,\"forward_flops_per_token\":%.0f,\"rows\":[",
             rep.blas_config, runtime_blas_kernel(), threads, B, rep.T, peak, peak1, fwd);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             printf(
                 "%s{\"name\":\"%s\",\"value\":%.3f,\"unit\":\"%s\",\"flops_per_token\":%.0f,"
                 "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,\"peak_rss_kib\":%ld,"
                 "\"gemm_share\":%.4f,\"gemm_gflops_per_thread\":%.3f,\"thin_share\":%.4f,"
-                "\"thin_gflops_per_thread\":%.3f}",
+                "\"thin_gflops_per_thread\":%.3f,\"op_share\":{",
                 i ? "," : "", rows[i].name, rows[i].value, rows[i].unit, rows[i].flops_tok,
                 rows[i].gflops, rows[i].peak, rows[i].gflops / rows[i].peak, rows[i].rss_kib,
                 rows[i].gemm_share, rows[i].gemm_gflops, rows[i].thin_share, rows[i].thin_gflops);
+            for (int o = 0; o < BENCH_OPS; o++)
+                printf("%s\"%s\":%.4f", o ? "," : "", bench_op_name(o), rows[i].op_share[o]);
+            printf("}}");
+        }
         printf("]}\n");
         return EXIT_OK;
     }

@@ -17,6 +17,7 @@
 #include "layers.h"
 
 #include "fastmath.h"
+#include "gemm.h"
 
 #include <math.h>
 #include <string.h>
@@ -194,6 +195,7 @@ static void head_weighted_sums(float *y0, const float *W, const float *x, int ca
 
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int C, int NH) {
+    const long long tally_t0 = gemm_tally_op_begin();
     // out (B,T,C), att (B,NH,T,T), q/k/v (B,T,C)
     const int HS = C / NH, Tp = (T + KB - 1) / KB * KB;
     const float scale = 1.0f / sqrtf((float)HS);
@@ -213,10 +215,12 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
             }
             head_weighted_sums(out + head, A, v + head, 1, T, C, HS);
         }
+    gemm_tally_op_end(TALLY_ATTENTION, tally_t0);
 }
 
 void attention_forward_cached(float *out, const float *q, const float *kc, const float *vc,
                               const int *pos, int B, int n, int ctx, int C, int NH) {
+    const long long tally_t0 = gemm_tally_op_begin();
     // out (B,n,C), q (B,n,C), kc/vc (B,ctx,C) keys (after RoPE) and values by position
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
@@ -255,11 +259,13 @@ void attention_forward_cached(float *out, const float *q, const float *kc, const
             }
         }
     }
+    gemm_tally_op_end(TALLY_ATTENTION, tally_t0);
 }
 
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
                         const float *att, const float *q, const float *k, const float *v, int B,
                         int T, int C, int NH) {
+    const long long tally_t0 = gemm_tally_op_begin();
     // dq/dk/dv (B,T,C), datt (T,T) scratch, dout (B,T,C), att (B,NH,T,T), q/k/v (B,T,C)
     const int HS = C / NH, Tp = (T + KB - 1) / KB * KB;
     const float scale = 1.0f / sqrtf((float)HS);
@@ -289,4 +295,5 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
             head_weighted_sums(dk + head, datt, q + head, 0, T, C, HS);
             head_weighted_sums(dv + head, A, dout + head, 0, T, C, HS);
         }
+    gemm_tally_op_end(TALLY_ATTENTION, tally_t0);
 }

@@ -285,7 +285,7 @@ static void sgemm_dispatch(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum
 /* ---- the tally -------------------------------------------------------------------------- */
 
 static atomic_int tally_on;
-static atomic_llong tally_ns[2], tally_flops[2], tally_calls[2];
+static atomic_llong tally_ns[2], tally_flops[2], tally_calls[2], tally_op_ns[TALLY_N_OPS];
 
 void gemm_tally_start(void) {
     for (int c = 0; c < 2; c++) {
@@ -293,7 +293,14 @@ void gemm_tally_start(void) {
         atomic_store(&tally_flops[c], 0);
         atomic_store(&tally_calls[c], 0);
     }
+    for (int o = 0; o < TALLY_N_OPS; o++) atomic_store(&tally_op_ns[o], 0);
     atomic_store(&tally_on, 1);
+}
+
+const char *gemm_tally_op_name(int op) {
+    static const char *const names[TALLY_N_OPS] = {"attention", "GELU",        "LayerNorm",
+                                                   "loss",      "elementwise", "optimizer"};
+    return op >= 0 && op < TALLY_N_OPS ? names[op] : NULL;
 }
 
 gemm_tally gemm_tally_stop(void) {
@@ -304,6 +311,8 @@ gemm_tally gemm_tally_stop(void) {
         t.flops[c] = (double)atomic_load(&tally_flops[c]);
         t.calls[c] = (long)atomic_load(&tally_calls[c]);
     }
+    for (int o = 0; o < TALLY_N_OPS; o++)
+        t.op_seconds[o] = (double)atomic_load(&tally_op_ns[o]) * 1e-9;
     return t;
 }
 
@@ -311,6 +320,15 @@ static long long now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+long long gemm_tally_op_begin(void) {
+    return atomic_load_explicit(&tally_on, memory_order_relaxed) ? now_ns() : 0;
+}
+
+void gemm_tally_op_end(tally_op op, long long t0) {
+    if (t0 && op >= 0 && op < TALLY_N_OPS)
+        atomic_fetch_add_explicit(&tally_op_ns[op], now_ns() - t0, memory_order_relaxed);
 }
 
 void gemm_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M,

@@ -35,11 +35,31 @@ int gemm_set_path(gemm_path p);
  * two classes: products with every dimension above GEMM_THIN, and thin ones (LoRA's r-wide
  * products, r <= GEMM_THIN). */
 #define GEMM_THIN 32
+/* The work outside the products that the tally also times (gemm_tally_op_begin/end around
+ * each call of these kernels): where the rest of a training step or scoring pass goes. */
+typedef enum {
+    TALLY_ATTENTION,   /* attention_forward, _forward_cached, _backward */
+    TALLY_GELU,        /* gelu_forward, gelu_backward */
+    TALLY_LAYERNORM,   /* layernorm_forward, layernorm_backward */
+    TALLY_LOSS,        /* softmax cross-entropy (and KL), log-softmax */
+    TALLY_ELEMENTWISE, /* RoPE, residual adds, the embedding */
+    TALLY_OPTIMIZER,   /* optim_step */
+    TALLY_N_OPS
+} tally_op;
 typedef struct {
     double seconds[2]; /* [0] wide, [1] thin: wall time inside gemm_sgemm, per call, summed */
     double flops[2];   /* 2·M·N·K per call, summed */
     long calls[2];
+    double op_seconds[TALLY_N_OPS]; /* wall time inside each kind of other work, summed */
 } gemm_tally;
+
+/* "attention", "GELU", "LayerNorm", "loss", "elementwise" (RoPE, residual adds, the
+ * embedding), "optimizer"; NULL out of range. */
+const char *gemm_tally_op_name(int op);
+/* A clock reading to pass to gemm_tally_op_end, or 0 while the tally is off (then nothing is
+ * read or counted: a kernel's cost without the tally is one relaxed load). */
+long long gemm_tally_op_begin(void);
+void gemm_tally_op_end(tally_op op, long long t0);
 
 /* Zeroes the tally and switches it on (lora bench: the share of a step spent in matrix
  * products). Off, the default, gemm_sgemm reads no clock. Not while products run. */

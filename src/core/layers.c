@@ -13,22 +13,27 @@
 #include <string.h>
 
 void encoder_forward(float *out, const int *tokens, const float *wte, int N, int C) {
+    const long long tally_t0 = gemm_tally_op_begin();
     // out (N,C), tokens (N), wte (V,C)
     for (int n = 0; n < N; n++)
         memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, (size_t)C * sizeof(float));
+    gemm_tally_op_end(TALLY_ELEMENTWISE, tally_t0);
 }
 
 void encoder_backward(float *dwte, const float *dout, const int *tokens, int N, int C) {
+    const long long tally_t0 = gemm_tally_op_begin();
     // dwte (V,C), dout (N,C)
     for (int n = 0; n < N; n++) {
         float *dw = dwte + (size_t)tokens[n] * C;
         const float *d = dout + (size_t)n * C;
         for (int c = 0; c < C; c++) dw[c] += d[c];
     }
+    gemm_tally_op_end(TALLY_ELEMENTWISE, tally_t0);
 }
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int N, int C, float eps) {
+    const long long tally_t0 = gemm_tally_op_begin();
     // out (N,C), mean (N), rstd (N), inp (N,C), w (C), b (C)
     float d[4096];
     for (int n = 0; n < N; n++) {
@@ -43,11 +48,13 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
         mean[n] = m;
         rstd[n] = s;
     }
+    gemm_tally_op_end(TALLY_LAYERNORM, tally_t0);
 }
 
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int N, int C,
                         int overwrite) {
+    const long long tally_t0 = gemm_tally_op_begin();
     // dinp (N,C), dw (C), db (C), dout (N,C), inp (N,C), w (C), mean (N), rstd (N)
     float xhat[4096], dxhat[4096];
     for (int n = 0; n < N; n++) {
@@ -71,6 +78,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
         else
             for (int c = 0; c < C; c++) di[c] += s * (dxhat[c] - dsum - xhat[c] * dxsum);
     }
+    gemm_tally_op_end(TALLY_LAYERNORM, tally_t0);
 }
 
 void matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int In,
@@ -122,22 +130,28 @@ static void rope_apply(float *x, const float *cos, const float *sin, int B, int 
 }
 
 void rope_forward(float *x, const float *cos, const float *sin, int B, int T, int C, int NH) {
+    const long long tally_t0 = gemm_tally_op_begin();
     rope_apply(x, cos, sin, B, T, C, NH, 1.0f);
+    gemm_tally_op_end(TALLY_ELEMENTWISE, tally_t0);
 }
 
 void rope_forward_at(float *x, const float *cos, const float *sin, const int *pos, int B, int n,
                      int C, int NH) {
+    const long long tally_t0 = gemm_tally_op_begin();
     // x (B,n,C); row (b,i) is at position pos[b]+i of its sequence
     const int P = C / NH / 2;
     for (int b = 0; b < B; b++) /* one row each: the position is its first row's */
         for (int i = 0; i < n; i++)
             rope_apply(x + ((size_t)b * n + i) * C, cos + (size_t)(pos[b] + i) * P,
                        sin + (size_t)(pos[b] + i) * P, 1, 1, C, NH, 1.0f);
+    gemm_tally_op_end(TALLY_ELEMENTWISE, tally_t0);
 }
 
 void rope_backward(float *dx, const float *cos, const float *sin, int B, int T, int C, int NH) {
+    const long long tally_t0 = gemm_tally_op_begin();
     /* The rotation is orthogonal: its transpose is the rotation by the opposite angle. */
     rope_apply(dx, cos, sin, B, T, C, NH, -1.0f);
+    gemm_tally_op_end(TALLY_ELEMENTWISE, tally_t0);
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
@@ -146,14 +160,17 @@ void rope_backward(float *dx, const float *cos, const float *sin, int B, int T, 
 /* 0.5·(1 + tanh(u)) = sigmoid(2u), so GELU(x) = x·sigmoid(2u), u = √(2/π)(x + 0.044715x³):
  * one exp instead of a tanh, and the loops vectorize. */
 void gelu_forward(float *out, const float *inp, int n) {
+    const long long tally_t0 = gemm_tally_op_begin();
     for (int i = 0; i < n; i++) {
         const float x = inp[i];
         const float u = GELU_K * (x + GELU_C * x * x * x);
         out[i] = x / (1.0f + fast_expf(-2.0f * u));
     }
+    gemm_tally_op_end(TALLY_GELU, tally_t0);
 }
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, int n) {
+    const long long tally_t0 = gemm_tally_op_begin();
     for (int i = 0; i < n; i++) {
         const float x = inp[i];
         const float u = GELU_K * (x + GELU_C * x * x * x);
@@ -162,8 +179,11 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, int n) {
         const float d = s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
         dinp[i] = d * dout[i];
     }
+    gemm_tally_op_end(TALLY_GELU, tally_t0);
 }
 
 void residual_forward(float *out, const float *a, const float *b, int n) {
+    const long long tally_t0 = gemm_tally_op_begin();
     for (int i = 0; i < n; i++) out[i] = a[i] + b[i];
+    gemm_tally_op_end(TALLY_ELEMENTWISE, tally_t0);
 }

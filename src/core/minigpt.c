@@ -10,6 +10,7 @@
 
 #include "checked.h"
 #include "fastmath.h"
+#include "gemm.h"
 #include "layers.h"
 #include "rng.h"
 
@@ -435,6 +436,7 @@ void minigpt_forward_frozen(const minigpt *m, minigpt_ws *ws, const int *tokens,
 }
 
 void minigpt_log_softmax(const minigpt *m, const minigpt_ws *ws, float *out, int rows) {
+    const long long tally_t0 = gemm_tally_op_begin();
     const int V = m->cfg.vocab_size, N = rows * ws->fwd_T;
     for (int n = 0; n < N; n++) {
         const float *l = ws->logits + (size_t)n * V; // (V)
@@ -447,6 +449,7 @@ void minigpt_log_softmax(const minigpt *m, const minigpt_ws *ws, float *out, int
         const float lz = (float)log(z);
         for (int v = 0; v < V; v++) o[v] = l[v] - maxv - lz;
     }
+    gemm_tally_op_end(TALLY_LOSS, tally_t0);
 }
 
 double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float grad_scale) {
@@ -454,6 +457,7 @@ double minigpt_xent(const minigpt *m, minigpt_ws *ws, const int *targets, float 
 }
 
 double minigpt_xent_rows(const minigpt *m, const float *logits, const int *targets, int N) {
+    const long long tally_t0 = gemm_tally_op_begin();
     const int V = m->cfg.vocab_size;
     double sum = 0.0;
     for (int n = 0; n < N; n++) { /* minigpt_xent_kl's operations without the gradient */
@@ -469,11 +473,13 @@ double minigpt_xent_rows(const minigpt *m, const float *logits, const int *targe
         for (int v = 0; v < V; v++) z += ex[v];
         sum += log(z) - (double)(l[y] - maxv);
     }
+    gemm_tally_op_end(TALLY_LOSS, tally_t0);
     return sum;
 }
 
 double minigpt_xent_kl(const minigpt *m, minigpt_ws *ws, const int *targets, float ce_scale,
                        const float *ref_logp, const int *kl_len, float kl_scale, double *kl_sum) {
+    const long long tally_t0 = gemm_tally_op_begin();
     const int V = m->cfg.vocab_size, B = ws->fwd_B, T = ws->fwd_T;
     const int grads = ce_scale != 0.0f || kl_scale != 0.0f;
     double sum = 0.0, kl = 0.0;
@@ -510,6 +516,7 @@ double minigpt_xent_kl(const minigpt *m, minigpt_ws *ws, const int *targets, flo
         }
     }
     if (kl_sum) *kl_sum = kl;
+    gemm_tally_op_end(TALLY_LOSS, tally_t0);
     return sum;
 }
 

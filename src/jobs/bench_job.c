@@ -57,8 +57,13 @@ static double forward_flops(const minigpt *m, int T) { return train_flops(m, T, 
 
 /* The share of `threads` threads' time over `timed` seconds (the best window's) spent in the
  * products of t, and the products' GFLOP/s per thread. */
+_Static_assert(BENCH_OPS == TALLY_N_OPS, "bench_job.h's BENCH_OPS is gemm.h's TALLY_N_OPS");
+
+const char *bench_op_name(int i) { return gemm_tally_op_name(i); }
+
 static void gemm_accounting(bench_row *row, gemm_tally t, double timed, int threads) {
     const double avail = timed * threads, sec = t.seconds[0] + t.seconds[1];
+    for (int o = 0; o < BENCH_OPS; o++) row->op_share[o] = avail > 0 ? t.op_seconds[o] / avail : 0;
     const double fl = t.flops[0] + t.flops[1];
     row->gemm_share = avail > 0 ? sec / avail : 0;
     row->gemm_gflops = sec > 0 ? fl / sec / 1e9 : 0;

@@ -1,6 +1,7 @@
 /* optimizer.c — the optimizer table (AdamW, SGD with momentum) and the warmup + cosine
  * schedule. */
 #include "optimizer.h"
+#include "gemm.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -78,9 +79,11 @@ float *optim_slot(const optim_state *s, int slot, size_t off) {
 
 void optim_step(const optim_state *s, size_t off, float *p, const float *g, size_t n, float lr,
                 float wd, const optim_hparams *h, int t) {
+    const long long tally_t0 = gemm_tally_op_begin();
     float *slot[OPTIM_MAX_SLOTS];
     for (int i = 0; i < s->kind->n_slots; i++) slot[i] = optim_slot(s, i, off);
     s->kind->step(p, g, slot, n, lr, wd, h, t);
+    gemm_tally_op_end(TALLY_OPTIMIZER, tally_t0);
 }
 
 void optim_json(char *buf, size_t n, int kind, const optim_hparams *h) {
