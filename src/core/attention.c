@@ -195,8 +195,8 @@ static void head_weighted_sums(float *y0, const float *W, const float *x, int ca
 
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int C, int NH) {
-    const long long tally_t0 = gemm_tally_op_begin();
     // out (B,T,C), att (B,NH,T,T), q/k/v (B,T,C)
+    const long long tally_t0 = gemm_tally_op_begin();
     const int HS = C / NH, Tp = (T + KB - 1) / KB * KB;
     const float scale = 1.0f / sqrtf((float)HS);
     float kt[ATT_SCRATCH], s[2][MAX_TP + KB];
@@ -220,8 +220,8 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
 
 void attention_forward_cached(float *out, const float *q, const float *kc, const float *vc,
                               const int *pos, int B, int n, int ctx, int C, int NH) {
-    const long long tally_t0 = gemm_tally_op_begin();
     // out (B,n,C), q (B,n,C), kc/vc (B,ctx,C) keys (after RoPE) and values by position
+    const long long tally_t0 = gemm_tally_op_begin();
     const int HS = C / NH;
     const float scale = 1.0f / sqrtf((float)HS);
     float kt[ATT_SCRATCH], s[2][MAX_TP + KB], a[ROWS][MAX_TP];
@@ -265,8 +265,8 @@ void attention_forward_cached(float *out, const float *q, const float *kc, const
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
                         const float *att, const float *q, const float *k, const float *v, int B,
                         int T, int C, int NH) {
-    const long long tally_t0 = gemm_tally_op_begin();
     // dq/dk/dv (B,T,C), datt (T,T) scratch, dout (B,T,C), att (B,NH,T,T), q/k/v (B,T,C)
+    const long long tally_t0 = gemm_tally_op_begin();
     const int HS = C / NH, Tp = (T + KB - 1) / KB * KB;
     const float scale = 1.0f / sqrtf((float)HS);
     float vt[ATT_SCRATCH], g[2][MAX_TP + KB];

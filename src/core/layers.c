@@ -13,16 +13,16 @@
 #include <string.h>
 
 void encoder_forward(float *out, const int *tokens, const float *wte, int N, int C) {
-    const long long tally_t0 = gemm_tally_op_begin();
     // out (N,C), tokens (N), wte (V,C)
+    const long long tally_t0 = gemm_tally_op_begin();
     for (int n = 0; n < N; n++)
         memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, (size_t)C * sizeof(float));
     gemm_tally_op_end(TALLY_ELEMENTWISE, tally_t0);
 }
 
 void encoder_backward(float *dwte, const float *dout, const int *tokens, int N, int C) {
-    const long long tally_t0 = gemm_tally_op_begin();
     // dwte (V,C), dout (N,C)
+    const long long tally_t0 = gemm_tally_op_begin();
     for (int n = 0; n < N; n++) {
         float *dw = dwte + (size_t)tokens[n] * C;
         const float *d = dout + (size_t)n * C;
@@ -33,8 +33,8 @@ void encoder_backward(float *dwte, const float *dout, const int *tokens, int N, 
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int N, int C, float eps) {
-    const long long tally_t0 = gemm_tally_op_begin();
     // out (N,C), mean (N), rstd (N), inp (N,C), w (C), b (C)
+    const long long tally_t0 = gemm_tally_op_begin();
     float d[4096];
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -54,8 +54,8 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int N, int C,
                         int overwrite) {
-    const long long tally_t0 = gemm_tally_op_begin();
     // dinp (N,C), dw (C), db (C), dout (N,C), inp (N,C), w (C), mean (N), rstd (N)
+    const long long tally_t0 = gemm_tally_op_begin();
     float xhat[4096], dxhat[4096];
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -137,8 +137,8 @@ void rope_forward(float *x, const float *cos, const float *sin, int B, int T, in
 
 void rope_forward_at(float *x, const float *cos, const float *sin, const int *pos, int B, int n,
                      int C, int NH) {
-    const long long tally_t0 = gemm_tally_op_begin();
     // x (B,n,C); row (b,i) is at position pos[b]+i of its sequence
+    const long long tally_t0 = gemm_tally_op_begin();
     const int P = C / NH / 2;
     for (int b = 0; b < B; b++) /* one row each: the position is its first row's */
         for (int i = 0; i < n; i++)

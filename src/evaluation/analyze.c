@@ -106,22 +106,15 @@ static int load_adapter(analyze_update *u, minigpt *base, const char *base_sha25
         rc = layer_alloc(l, L->slot, a.rank, e);
         if (rc || a.rank == 0) continue; /* rank 0: ΔW stays zero */
         memcpy(l->a, L->A, sizeof(float) * (size_t)a.rank * l->in);
-        // ΔW (out,in) = s · B (out,r) · A (r,in), exactly what lora_merge_into adds to W
+        // ΔW (out,in) = s · B (out,r) · A (r,in), exactly what lora_merge_into adds to W; DoRA:
+        // m ⊙ (W + s·B·A)/‖·‖ − W, what it makes of W (the merged rows, built in place)
+        const size_t n = (size_t)l->out * l->in;
+        if (a.dora) memcpy(l->dw, l->w, sizeof(float) * n);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->out, l->in, a.rank, a.scale, L->B,
-                    a.rank, L->A, l->in, 0.0f, l->dw, l->in);
-        if (a.dora) { /* ΔW = m ⊙ (W + s·B·A)/‖·‖ − W, what lora_merge_into makes of W */
-            const size_t n = (size_t)l->out * l->in;
-            float *merged = malloc(sizeof(float) * n);
-            if (!merged) {
-                rc = ml_fail(e, "out of memory for %s", l->path);
-                continue;
-            }
-            memcpy(merged, l->w, sizeof(float) * n);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->out, l->in, a.rank, a.scale,
-                        L->B, a.rank, L->A, l->in, 1.0f, merged, l->in);
-            lora_dora_scale_rows(L, merged);
-            for (size_t k = 0; k < n; k++) l->dw[k] = merged[k] - l->w[k];
-            free(merged);
+                    a.rank, L->A, l->in, a.dora ? 1.0f : 0.0f, l->dw, l->in);
+        if (a.dora) {
+            lora_dora_scale_rows(L, l->dw);
+            for (size_t k = 0; k < n; k++) l->dw[k] -= l->w[k];
         }
         rc = check_finite(l, path, e);
     }
