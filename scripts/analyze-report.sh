@@ -5,7 +5,7 @@
 # scripts/sweep-rank.sh (it reads results/sweep/irreg_large/).
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 sweep=results/sweep/irreg_large
 r8=$sweep/r8-s1/adapter.safetensors r32=$sweep/r32-s1/adapter.safetensors
 for f in "$r8" "$r32"; do

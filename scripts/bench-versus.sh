@@ -36,8 +36,7 @@ done
 case "$runs" in '' | *[!0-9]*) die "--runs $runs is not a whole number 1..50" ;; esac
 [ "$runs" -ge 1 ] && [ "$runs" -le 50 ] || die "--runs $runs is not a whole number 1..50"
 commit=$(git rev-parse --verify --quiet "$rev^{commit}") || die "$rev is not a commit here"
-BIN=${LORA_BIN:-bin} # a directory holding lora, or the binary itself
-if [ -f "$BIN" ]; then BIN=$(dirname "$BIN"); fi
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 [ -x "$BIN/lora" ] || die "$BIN/lora is not built (make bin/lora)"
 
 tmp=$(mktemp -d)

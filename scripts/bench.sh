@@ -15,8 +15,7 @@
 # Each run's wall time (C part, PyTorch part) goes to stderr.
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin} # a directory holding lora, or the binary itself
-if [ -f "$BIN" ]; then BIN=$(dirname "$BIN"); fi
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 seconds=3 runs=1 csv=
 die() { echo "bench.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do

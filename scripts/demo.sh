@@ -4,7 +4,7 @@
 # corrections. Run by `make demo` after the build.
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 ADAPTER=runs/irreg-r8.safetensors
 mkdir -p runs
 

@@ -13,7 +13,7 @@
 # flags; a finished cell is not rerun. Writes results/init.csv and results/init.md.
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 seed=1 threads=2 out=results
 while getopts s:t:o:h opt; do
     case $opt in

@@ -11,7 +11,7 @@
 # bytes on every machine with the same BLAS kernel.
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 STEPS=${1:-1500}
 TH=${EXP_THREADS:-1}
 [ -x "$BIN/lora" ] || make bin/lora

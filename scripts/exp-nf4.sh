@@ -12,7 +12,7 @@
 # --report-only rewrites the report from the files a finished run left in runs/nf4/.
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 OUT=results
 REPORT_ONLY=0
 while [ $# -gt 0 ]; do

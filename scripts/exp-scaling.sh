@@ -9,7 +9,7 @@
 # Writes results/scaling.{csv,md,png} and results/alpha.{csv,md}; prints its wall time.
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 sh scripts/deps.sh gnuplot-nox
 [ -x "$BIN/lora" ] || make bin/lora
 start=$(date +%s)

@@ -13,7 +13,7 @@
 # Writes results/targets.csv and results/targets.md.
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 seed=1 rank=8 threads=$(nproc 2>/dev/null || echo 1) out=results
 sets="data/irreg.jsonl data/irreg_large.jsonl"
 while getopts s:r:t:d:o:h opt; do

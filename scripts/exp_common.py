@@ -17,6 +17,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("LORA_BIN", os.path.join(ROOT, "bin"))
+if os.path.isfile(BIN):  # LORA_BIN may be the lora binary itself (mk/asan.mk)
+    BIN = os.path.dirname(BIN)
 THREADS = os.environ.get("EXP_THREADS", "2")
 INPUTS = ["data/minigpt-base.safetensors", "configs/lora-irreg.json", "data/irreg.jsonl",
           "data/replay.jsonl", "data/irreg_val.jsonl"]

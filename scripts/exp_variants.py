@@ -19,6 +19,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("LORA_BIN", os.path.join(ROOT, "bin"))
+if os.path.isfile(BIN):  # LORA_BIN may be the lora binary itself (mk/asan.mk)
+    BIN = os.path.dirname(BIN)
 RUNS = [("plain", []), ("dora", ["--dora"]), ("dropout", ["--dropout", "0.1"])]
 FILES = ["data/irreg_test.jsonl", "data/irreg_test_new.jsonl", "data/control_regular.jsonl",
          "data/control_new.jsonl", "data/regular_heldout.jsonl", "data/regular_heldout_new.jsonl"]

@@ -9,7 +9,8 @@
 # About a minute on 2 cores (the rank-4 run).
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
+BIN=$(cd "$BIN" && pwd) # absolute: two commands below run in $tmp
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 out=results/info.txt.tmp
@@ -21,11 +22,11 @@ start=$(date +%s)
     "$BIN/lora-train" --quiet --rank 4 --alpha 16 --threads 2 --out "$tmp/irreg-r4.safetensors" \
         data/irreg.jsonl
     echo '$ lora-info irreg-r4.safetensors'
-    (cd "$tmp" && "$OLDPWD/$BIN/lora-info" --base "$OLDPWD/data/minigpt-base.safetensors" \
+    (cd "$tmp" && "$BIN/lora-info" --base "$OLDPWD/data/minigpt-base.safetensors" \
         irreg-r4.safetensors)
     echo '$ lora-train --steps 0 data/irreg.jsonl; lora-eval --brief --adapter step0.safetensors data/irreg_test_new.jsonl'
     "$BIN/lora-train" --quiet --steps 0 --threads 2 --out "$tmp/step0.safetensors" data/irreg.jsonl
-    (cd "$tmp" && "$OLDPWD/$BIN/lora-eval" --brief --threads 2 \
+    (cd "$tmp" && "$BIN/lora-eval" --brief --threads 2 \
         --base "$OLDPWD/data/minigpt-base.safetensors" --adapter step0.safetensors \
         "$OLDPWD/data/irreg_test_new.jsonl") | grep 'max |logit'
 } | sed "s|$tmp/||g" >"$out"

@@ -23,7 +23,7 @@
 # (45 minutes between them, measured on a shared 2-core machine) and reuse their finished cells.
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 [ -x "$BIN/lora" ] || make bin/lora
 start=$(date +%s)
 python3 scripts/recipes.py -j 2

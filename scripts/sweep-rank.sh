@@ -41,7 +41,7 @@
 # results/adapter.md. Every other lora-train setting comes from configs/lora-irreg.json.
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
 
 # --cell SET NAME RANK SEED ALPHA TARGETS THREADS OUT SCALE: one cell, into OUT/sweep/<set>/NAME
 # (what xargs, GNU parallel or a Slurm array task runs; TARGETS "-": the recipe's)

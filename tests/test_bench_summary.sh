@@ -8,8 +8,7 @@
 # short `lora bench --json` run read as it is; and bad input: one line, exit 1, nothing written.
 # Run from the repository root. Prints one line; exits non-zero naming what failed.
 set -u
-BIN=${LORA_BIN:-bin} # a directory holding lora, or the binary itself (mk/asan.mk)
-if [ -f "$BIN" ]; then BIN=$(dirname "$BIN"); fi
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN (mk/asan.mk)
 F=tests/fixtures/bench
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

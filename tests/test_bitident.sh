@@ -15,8 +15,8 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 
 BASELINE=398acf82436a668463f0d097a6519b97af348974 # main before issue 12
-bindir=${LORA_BIN:-bin}
-if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
+bindir=$BIN
 NEW=$bindir/lora
 
 if ! git rev-parse --git-dir >/dev/null 2>&1; then

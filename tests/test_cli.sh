@@ -18,8 +18,8 @@ set -u
 
 cd "$(dirname "$0")/.." || exit 1
 
-bindir=${LORA_BIN:-bin}
-if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
+bindir=$BIN
 LORA=$bindir/lora
 # The commands, from the binary (src/cli/main.c's table is the one list).
 if [ ! -x "$LORA" ]; then

@@ -9,8 +9,8 @@
 # Run from the repository root after the test programs are built (`make test` does).
 set -u
 cd "$(dirname "$0")/.." || exit 1
-bindir=${LORA_BIN:-bin}
-if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
+bindir=$BIN
 tests=build/tests
 pass=0
 fail=0

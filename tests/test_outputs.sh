@@ -21,8 +21,8 @@ set -u
 
 cd "$(dirname "$0")/.." || exit 1
 
-bindir=${LORA_BIN:-bin}
-if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
+bindir=$BIN
 LORA=$(cd "$bindir" 2>/dev/null && pwd)/lora
 if [ ! -x "$LORA" ]; then
     echo "test_outputs: FAIL: $bindir/lora is missing (run make)"

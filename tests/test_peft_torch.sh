@@ -12,8 +12,8 @@
 # Needs Debian's python3-torch (CI installs it: .ci/run); skipped with a message without it.
 set -u
 cd "$(dirname "$0")/.." || exit 1
-bindir=${LORA_BIN:-bin}
-if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
+bindir=$BIN
 LORA=$bindir/lora
 PY=/usr/bin/python3
 if ! "$PY" -c 'import torch' >/dev/null 2>&1; then

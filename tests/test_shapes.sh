@@ -24,8 +24,8 @@ set -u
 
 cd "$(dirname "$0")/.." || exit 1
 
-bindir=${LORA_BIN:-bin}
-if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
+bindir=$BIN
 LORA=$bindir/lora
 for c in -train -eval -merge -info -generate -pretrain -analyze -bench -export; do
     if [ ! -x "$LORA$c" ]; then

@@ -16,8 +16,8 @@
 # Run from the repository root (`make test` does): sh tests/test_sweep_dist.sh
 set -u
 cd "$(dirname "$0")/.." || exit 1
-bindir=${LORA_BIN:-bin}
-if [ -f "$bindir" ]; then bindir=$(dirname "$bindir"); fi
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
+bindir=$BIN
 BIN=$(cd "$bindir" 2>/dev/null && pwd)
 pass=0 fails=0
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
@@ -30,7 +30,7 @@ tmp=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 R=$tmp/repo
 mkdir -p "$R/scripts" "$R/configs" "$R/data"
-cp scripts/sweep-rank.sh scripts/sweep_report.py scripts/sweep.sbatch "$R/scripts/"
+cp scripts/sweep-rank.sh scripts/lora-bin.sh scripts/sweep_report.py scripts/sweep.sbatch "$R/scripts/"
 printf '#!/bin/sh\nexit 0\n' > "$R/scripts/deps.sh" # the copy installs nothing
 cp configs/lora-irreg.json "$R/configs/"
 cp data/minigpt-base.safetensors "$R/data/"
