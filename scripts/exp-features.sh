@@ -1,32 +1,40 @@
 #!/bin/sh
 # What each PEFT / QLoRA / mlx-lm variant changes on Mini-GPT: the default recipe
-# (configs/lora-irreg.json, rank 8, α 16, data/irreg.jsonl, one seed) once per feature, each
+# (configs/lora-irreg.json, rank 8, α 16, data/irreg.jsonl) once per feature and per seed, each
 # scored on what it was taught and on what no training file contains, beside its side effects.
 #
-#   scripts/exp-features.sh [-s SEED] [-t THREADS] [-o results]
+#   scripts/exp-features.sh [-s "SEEDS"] [-t THREADS] [-o results]
 #
 # Rows: plain LoRA; DoRA (--dora); LoRA dropout (--dropout 0.1); LoRA+ (--lr-ratio 16); the
 # initializations gaussian, PiSSA and OLoRA (--init); QLoRA (the same recipe on the NF4 base,
-# with and without double quantization, from lora-quantize); the plain adapter at half
-# strength (lora-eval --scale 0.5, no training); a mix of the plain adapter and a second seed's
-# (lora-merge --combine svd --rank 8); the plain adapter exported in PEFT's layout
-# (lora-export --peft) and read back. Columns: trainable parameters, adapter bytes, base bytes,
-# exact match on the taught verbs (seen and new sentence frames), on verbs no training file
-# holds (regular_heldout_new: held-out regular verbs, new frames), collateral damage (the largest drop of a
-# taught verb on a form it was not taught, new frames), the control verbs on new frames, and
-# training seconds. Resumable: results/features/<row>/trained and done record the digests of
-# the training's inputs and flags, and of what is scored; a finished row is not rerun. Writes
-# results/features.csv, features.md and features-strength.txt (lora-eval --scale-sweep).
+# with and without double quantization, from lora-quantize); the plain recipe with the next
+# seed; the plain adapter at half strength (lora-eval --scale 0.5, no training); a mix of the
+# plain adapter and the next seed's (lora-merge --combine svd --rank 8); the plain adapter
+# exported in PEFT's layout (lora-export --peft) and read back. Every row runs once per seed of
+# SEEDS (default "1 2 3"), into results/features/s<seed>/<row>. Columns: trainable parameters,
+# adapter bytes, base bytes, exact match on the taught verbs (seen and new sentence frames), on
+# verbs no training file holds (regular_heldout_new: held-out regular verbs, new frames),
+# collateral damage (the largest drop of a taught verb on a form it was not taught, new
+# frames), the control verbs on new frames, and training seconds: the median and range over
+# the seeds. Resumable: each cell's trained and done files record the digests of the training's
+# inputs and flags, and of what is scored; a finished cell is not rerun. Writes
+# results/features.csv (one line per row and seed), features.md and features-strength.txt
+# (lora-eval --scale-sweep of the first seed's plain adapter).
 set -eu
 cd "$(dirname "$0")/.."
-BIN=${LORA_BIN:-bin}
-seed=1 threads=$(nproc 2>/dev/null || echo 1) out=results
+. scripts/lora-bin.sh # BIN: the directory holding lora, from $LORA_BIN
+seeds="1 2 3" threads=$(nproc 2>/dev/null || echo 1) out=results
 while getopts s:t:o:h opt; do
     case $opt in
-    s) seed=$OPTARG ;; t) threads=$OPTARG ;; o) out=$OPTARG ;;
-    h) sed -n '2,19p' "$0"; exit 0 ;;
+    s) seeds=$OPTARG ;; t) threads=$OPTARG ;; o) out=$OPTARG ;;
+    h) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "exp-features.sh: see -h" >&2; exit 2 ;;
     esac
+done
+# shellcheck disable=SC2086
+[ -n "$(echo $seeds)" ] || { echo "exp-features.sh: no seed given (-s \"1 2 3\")" >&2; exit 2; }
+for seed in $seeds; do
+    case $seed in *[!0-9]*) echo "exp-features.sh: seed '$seed' is not a whole number" >&2; exit 2 ;; esac
 done
 [ -x "$BIN/lora" ] || make bin/lora
 base=data/minigpt-base.safetensors
@@ -44,8 +52,12 @@ if [ ! -f "$qdir/done" ] || [ "$(cat "$qdir/done")" != "$qstamp" ]; then
     echo "$qstamp" > "$qdir/done"
 fi
 
+start=$(date +%s)
+for seed in $seeds; do
+next=$((seed + 1))
+sdir="$out/features/s$seed"
 # name|base|lora-train flags|how: train (a new adapter), scale S (the plain row's adapter at
-# strength S), mix (lora-merge of the plain row's adapter and the seed-2 row's), peft (export)
+# strength S), mix (lora-merge of the plain row's adapter and the next seed's), peft (export)
 rows="LoRA|$base||train
 DoRA|$base|--dora|train
 dropout 0.1|$base|--dropout 0.1|train
@@ -55,21 +67,20 @@ init PiSSA|$base|--init pissa|train
 init OLoRA|$base|--init olora|train
 QLoRA NF4|$qdir/base.nf4.safetensors||train
 QLoRA NF4 double-quant|$qdir/base.nf4dq.safetensors||train
-LoRA seed 2|$base|--seed 2|train
+LoRA next seed|$base|--seed $next|train
 strength 0.5|$base||scale 0.5
 mix svd r8|$base||mix
 PEFT export|$base||peft"
-start=$(date +%s)
-plain="$out/features/LoRA/adapter.safetensors" seed2="$out/features/LoRA_seed_2/adapter.safetensors"
+plain="$sdir/LoRA/adapter.safetensors" other="$sdir/LoRA_next_seed/adapter.safetensors"
 echo "$rows" | while IFS='|' read -r name rbase flags how; do
-    cell="$out/features/$(echo "$name" | tr -c 'A-Za-z0-9\n' '_')"
+    cell="$sdir/$(echo "$name" | tr -c 'A-Za-z0-9\n' '_')"
     # two stamps: the training's inputs, and those plus what is scored (a new eval file
     # rescores every row without retraining)
     tstamp=$( { sha256sum "$rbase" configs/lora-irreg.json data/irreg.jsonl data/replay.jsonl
                 echo "$flags|$how|$seed"; } | sha256sum)
     stamp=$( { echo "$tstamp"; sha256sum $evals
                [ "$how" = train ] || sha256sum "$plain"
-               [ "$how" = mix ] && sha256sum "$seed2"; } | sha256sum)
+               [ "$how" = mix ] && sha256sum "$other"; } | sha256sum)
     [ -f "$cell/done" ] && [ "$(cat "$cell/done")" = "$stamp" ] && continue
     mkdir -p "$cell"
     rm -f "$cell/done"
@@ -88,7 +99,7 @@ echo "$rows" | while IFS='|' read -r name rbase flags how; do
         adapter=$plain ;;
     mix)
         "$BIN/lora-merge" --combine svd --rank 8 \
-            --adapter "$plain:0.5" --adapter "$seed2:0.5" \
+            --adapter "$plain:0.5" --adapter "$other:0.5" \
             --out-adapter "$adapter" ;;
     peft)
         rm -rf "$cell/peft"
@@ -102,18 +113,23 @@ echo "$rows" | while IFS='|' read -r name rbase flags how; do
         > "$cell/bytes"
     wc -c < "$rbase" > "$cell/base_bytes"
     case $how in
-    train) how_text="lora-train $flags${flags:+ }$([ "$rbase" = "$base" ] || echo "--base $(basename "$rbase")")" ;;
+    train) [ "$name" = "LoRA next seed" ] && flags="--seed SEED+1"
+        how_text="lora-train $flags${flags:+ }$([ "$rbase" = "$base" ] || echo "--base $(basename "$rbase")")" ;;
     scale*) how_text="lora-eval --scale ${how#scale }" ;;
-    mix) how_text="lora-merge --combine svd --rank 8 --adapter LoRA:0.5 --adapter seed2:0.5" ;;
+    mix) how_text="lora-merge --combine svd --rank 8 --adapter LoRA:0.5 --adapter next:0.5" ;;
     peft) how_text="lora-export --peft DIR" ;;
     esac
     printf '%s\n%s\n' "$name" "$(echo "$how_text" | sed 's/ *$//')" > "$cell/name"
     echo "$stamp" > "$cell/done"
-    echo "exp-features: $name done" >&2
+    echo "exp-features: seed $seed: $name done" >&2
 done
-echo "exp-features: all rows done in $(( $(date +%s) - start ))s (finished rows are reused)" >&2
-# the plain adapter's strength from 0 to 1.5 (llama.cpp's --lora-scaled), one lora-eval call
-"$BIN/lora-eval" --scale-sweep --brief --threads "$threads" --adapter "$plain" \
+done
+echo "exp-features: all cells done in $(( $(date +%s) - start ))s (finished cells are reused)" >&2
+# the first seed's plain adapter from strength 0 to 1.5 (llama.cpp's --lora-scaled), one call
+first=$(echo $seeds | cut -d' ' -f1)
+"$BIN/lora-eval" --scale-sweep --brief --threads "$threads" \
+    --adapter "$out/features/s$first/LoRA/adapter.safetensors" \
     data/irreg_test_new.jsonl data/regular_heldout_new.jsonl data/irreg_nonpast_new.jsonl \
     data/control_new.jsonl | sed -n '/^scale sweep/,$p' > "$out/features-strength.txt"
-python3 scripts/features_report.py "$out" "$seed"
+# shellcheck disable=SC2086
+python3 scripts/features_report.py "$out" $seeds

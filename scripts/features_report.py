@@ -1,14 +1,16 @@
-"""features_report.py OUT SEED - builds OUT/features.csv and OUT/features.md from the rows
-scripts/exp-features.sh left in OUT/features/<row>/ (name, info.json, eval.json, bytes,
-base_bytes, train.json for trained rows). Standard library only."""
+"""features_report.py OUT SEED [SEED ...] - builds OUT/features.csv and OUT/features.md from
+the cells scripts/exp-features.sh left in OUT/features/s<SEED>/<row>/ (name, info.json,
+eval.json, bytes, base_bytes, train.json for trained rows): the CSV holds one line per row and
+seed, the table the median and range over the seeds. Standard library only."""
 import json
 import os
 import sys
 
-out, seed = sys.argv[1], sys.argv[2]
-root = os.path.join(out, "features")
+out, seeds = sys.argv[1], sys.argv[2:]
+if not seeds:
+    sys.exit("usage: features_report.py OUT SEED [SEED ...]")
 ORDER = ["LoRA", "DoRA", "dropout 0.1", "LoRA+ ratio 16", "init gaussian", "init PiSSA",
-         "init OLoRA", "QLoRA NF4", "QLoRA NF4 double-quant", "LoRA seed 2", "strength 0.5",
+         "init OLoRA", "QLoRA NF4", "QLoRA NF4 double-quant", "LoRA next seed", "strength 0.5",
          "mix svd r8", "PEFT export"]
 KINDS = {"irreg_test": "seen", "irreg_test_new": "new_frames", "regular_heldout_new": "regular_new",
          "irreg_nonpast_new": "nonpast_new", "control_new": "control_new"}
@@ -18,81 +20,119 @@ def read(d, f):
     return open(os.path.join(d, f)).read()
 
 
-rows, base_row = [], None
-for cell in sorted(os.listdir(root)):
-    d = os.path.join(root, cell)
-    if not os.path.exists(os.path.join(d, "done")) or not os.path.exists(os.path.join(d, "name")):
-        continue
-    name, how = read(d, "name").split("\n")[:2]
-    info = json.loads(read(d, "info.json"))
-    row = {"feature": name, "flags": how, "trainable_params": info["params"],
-           "adapter_bytes": int(read(d, "bytes")), "base_bytes": int(read(d, "base_bytes")),
-           "train_seconds": None}
-    if os.path.exists(os.path.join(d, "train.json")):  # trained, not the file's rank-2r form
-        train = json.loads(read(d, "train.json"))
-        row["train_seconds"] = train["seconds"]
-        row["trainable_params"] = train["trainable_params"]
-    for r in json.loads(read(d, "eval.json"))["summary"]:
-        kind = KINDS.get(os.path.basename(r["file"])[:-len(".jsonl")])
-        if kind is None:
+def read_seed(root):
+    """The rows of one seed's cells, the base model's row last (from the plain row's eval)."""
+    rows, base_row = [], None
+    for cell in sorted(os.listdir(root)):
+        d = os.path.join(root, cell)
+        if not os.path.exists(os.path.join(d, "done")) or \
+                not os.path.exists(os.path.join(d, "name")):
             continue
-        is_base = r["model"].endswith("minigpt-base.safetensors")
-        target = None
-        if is_base and name == "LoRA":
-            base_row = base_row or {"feature": "base model (no adapter)", "flags": "",
-                                    "trainable_params": 0, "adapter_bytes": 0,
-                                    "base_bytes": row["base_bytes"], "train_seconds": None}
-            target = base_row
-        elif not is_base and r["model"] != "base":
-            target = row
-        if target is None or r["model"].endswith(".nf4.safetensors") or \
-                r["model"].endswith(".nf4dq.safetensors"):
-            continue
-        target[kind] = r["exact_match"]
-        if kind == "nonpast_new":
-            target["collateral_new"] = r["collateral"]["largest_drop"] if "collateral" in r else 0.0
-    rows.append(row)
-if base_row:
-    base_row.setdefault("collateral_new", 0.0)
-    rows.append(base_row)
-order = ORDER + ["base model (no adapter)"]
-rows.sort(key=lambda r: order.index(r["feature"]) if r["feature"] in order else 99)
+        name, how = read(d, "name").split("\n")[:2]
+        info = json.loads(read(d, "info.json"))
+        row = {"feature": name, "flags": how, "trainable_params": info["params"],
+               "adapter_bytes": int(read(d, "bytes")), "base_bytes": int(read(d, "base_bytes")),
+               "train_seconds": None}
+        if os.path.exists(os.path.join(d, "train.json")):  # trained, not the file's rank-2r form
+            train = json.loads(read(d, "train.json"))
+            row["train_seconds"] = train["seconds"]
+            row["trainable_params"] = train["trainable_params"]
+        for r in json.loads(read(d, "eval.json"))["summary"]:
+            kind = KINDS.get(os.path.basename(r["file"])[:-len(".jsonl")])
+            if kind is None:
+                continue
+            is_base = r["model"].endswith("minigpt-base.safetensors")
+            target = None
+            if is_base and name == "LoRA":
+                base_row = base_row or {"feature": "base model (no adapter)", "flags": "",
+                                        "trainable_params": 0, "adapter_bytes": 0,
+                                        "base_bytes": row["base_bytes"], "train_seconds": None}
+                target = base_row
+            elif not is_base and r["model"] != "base":
+                target = row
+            if target is None or r["model"].endswith(".nf4.safetensors") or \
+                    r["model"].endswith(".nf4dq.safetensors"):
+                continue
+            target[kind] = r["exact_match"]
+            if kind == "nonpast_new":
+                target["collateral_new"] = (r["collateral"]["largest_drop"]
+                                            if "collateral" in r else 0.0)
+        rows.append(row)
+    if base_row:
+        base_row.setdefault("collateral_new", 0.0)
+        rows.append(base_row)
+    return rows
 
-cols = ["feature", "flags", "trainable_params", "adapter_bytes", "base_bytes", "seen",
+
+order = ORDER + ["base model (no adapter)"]
+per_seed = {}  # feature -> [(seed, row)]
+for seed in seeds:
+    root = os.path.join(out, "features", "s" + seed)
+    if not os.path.isdir(root):
+        sys.exit(f"features_report.py: {root}: no cells for seed {seed}")
+    for r in read_seed(root):
+        per_seed.setdefault(r["feature"], []).append((seed, r))
+names = sorted(per_seed, key=lambda n: (order.index(n) if n in order else 99, n))
+
+cols = ["feature", "seed", "flags", "trainable_params", "adapter_bytes", "base_bytes", "seen",
         "new_frames", "collateral_new", "control_new", "regular_new", "train_seconds"]
 with open(os.path.join(out, "features.csv"), "w") as f:
     f.write(",".join(cols) + "\n")
-    for r in rows:
-        f.write(",".join(f"{r[c]:.6g}" if isinstance(r.get(c), float) else
-                         ('"%s"' % r[c] if c == "flags" else str(r.get(c, "")))
-                         for c in cols) + "\n")
+    for n in names:
+        for seed, r in per_seed[n]:
+            r = dict(r, seed=seed)
+            f.write(",".join(f"{r[c]:.6g}" if isinstance(r.get(c), float) else
+                             ('"%s"' % r[c] if c == "flags" else str(r.get(c, "")))
+                             for c in cols) + "\n")
 
 
-def pct(v):
-    return "—" if v is None else "%.1f" % (100 * v)
+def median(v):
+    v = sorted(v)
+    h = len(v) // 2
+    return v[h] if len(v) % 2 else (v[h - 1] + v[h]) / 2
 
 
+def spread(rs, key, scale, digits):
+    """median [min-max] of one column over the seeds; the value alone when they agree or for a
+    single seed; — when no seed has it."""
+    v = [r[key] * scale for r in rs if r.get(key) is not None]
+    if not v:
+        return "—"
+    m = "%.*f" % (digits, median(v))
+    lo, hi = "%.*f" % (digits, min(v)), "%.*f" % (digits, max(v))
+    return m if lo == hi else f"{m} [{lo}–{hi}]"
+
+
+k = len(seeds)
+runs = "one run per row" if k == 1 else f"{k} runs per row (median [min–max] over the seeds)"
 md = [f"Generated by `scripts/exp-features.sh`: the default recipe (configs/lora-irreg.json: rank 8, "
-      f"α 16, rsLoRA, replay) on data/irreg.jsonl, seed {seed}, one run per row, every other "
-      "setting unchanged. Exact match (%) on the taught verbs' past forms on seen sentence frames "
-      "and on new frames; collateral damage: the largest drop (points) of a taught verb on a form "
-      "it was not taught (new frames); exact match (%) of the 12 control verbs and of the held-out "
-      "regular verbs (verbs no training file holds), both on new frames. Trainable: the parameters "
-      "trained (a PiSSA or OLoRA file stores the rank-2r conversion for the original base, twice as "
-      "many). Bytes: the adapter file (the PEFT row: both files of the directory) and the base it "
-      "applies to. Train seconds: 2 threads on a machine shared with other jobs; compare within "
-      "this table only. One seed: differences of a point or two are noise (two seeds of the plain "
-      "recipe are both in the table).", "",
+      f"α 16, rsLoRA, replay) on data/irreg.jsonl, seed{'s' if k > 1 else ''} {', '.join(seeds)}, "
+      f"{runs}, every other setting unchanged. Exact match (%) on the taught verbs' past forms on "
+      "seen sentence frames and on new frames; collateral damage: the largest drop (points) of a "
+      "taught verb on a form it was not taught (new frames); exact match (%) of the 12 control "
+      "verbs and of the held-out regular verbs (verbs no training file holds), both on new "
+      "frames. Trainable: the parameters trained (a PiSSA or OLoRA file stores the rank-2r "
+      "conversion for the original base, twice as many). Bytes: the adapter file (the PEFT row: "
+      "both files of the directory) and the base it applies to. LoRA next seed: the plain recipe "
+      "with seed + 1, the adapter the mix row mixes with the plain one. Train seconds: 2 threads "
+      "on a machine shared with other jobs; compare within this table only. "
+      + ("One seed: differences of a point or two are noise." if k == 1 else
+         "The plain row's range is how far the seed alone moves a column: a difference between "
+         "rows inside the ranges is not a difference."), "",
       "| variant | how | trainable | adapter bytes | base bytes | seen frames | new frames "
       "| collateral (points) | control | held-out regular | train s |",
       "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-for r in rows:
-    md.append("| %s | %s | %d | %d | %d | %s | %s | %.1f | %s | %s | %s |" % (
-        r["feature"], ("`%s`" % r["flags"]) if r["flags"] else "", r["trainable_params"],
-        r["adapter_bytes"], r["base_bytes"], pct(r.get("seen")), pct(r.get("new_frames")),
-        r.get("collateral_new", float("nan")), pct(r.get("control_new")),
-        pct(r.get("regular_new")),
-        "—" if r["train_seconds"] is None else "%.1f" % r["train_seconds"]))
+for n in names:
+    rs = [r for _, r in per_seed[n]]
+    r0 = rs[0]
+    md.append("| %s%s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        n, "" if len(rs) == k else f" ({len(rs)} of {k} seeds)",
+        ("`%s`" % r0["flags"]) if r0["flags"] else "",
+        spread(rs, "trainable_params", 1, 0), spread(rs, "adapter_bytes", 1, 0),
+        spread(rs, "base_bytes", 1, 0), spread(rs, "seen", 100, 1),
+        spread(rs, "new_frames", 100, 1), spread(rs, "collateral_new", 1, 1),
+        spread(rs, "control_new", 100, 1), spread(rs, "regular_new", 100, 1),
+        spread(rs, "train_seconds", 1, 1)))
 md.append("")
 open(os.path.join(out, "features.md"), "w").write("\n".join(md))
-print(f"exp-features: {len(rows)} rows -> {out}/features.csv, features.md")
+print(f"exp-features: {len(names)} rows x {k} seed(s) -> {out}/features.csv, features.md")

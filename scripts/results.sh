@@ -18,7 +18,7 @@
 #   results/variants.md                  scripts/exp_variants.py     DoRA and LoRA dropout vs plain
 #   results/init.{md,csv}                scripts/exp-init.sh         --init choices and --lr-ratio 16
 #   results/mix.md                       scripts/exp-mix.sh          mixing two adapters (lora-merge)
-#   results/features.{md,csv}, features-strength.txt   scripts/exp-features.sh   every PEFT/QLoRA feature, one row each
+#   results/features.{md,csv}, features-strength.txt   scripts/exp-features.sh   every PEFT/QLoRA feature, three seeds each
 # Each script prints its wall time; the two experiments run one job at a time on 2 threads
 # (45 minutes between them, measured on a shared 2-core machine) and reuse their finished cells.
 set -eu
