@@ -418,6 +418,36 @@ why=""
 [ -s "$T/out" ] || why="$why; printed nothing"
 verdict "lora-generate --adapter (the adapter used by the hostile cases loads)" "$why"
 
+# A completion that fills the 32-symbol context may be cut: a warning names the prompt's line,
+# the status stays 0. Checked against the rule on what was printed (prompt + its space +
+# completion = 32 symbols, fewer than --max-tokens), for prompts long and short; some must warn
+# and some not, so the check cannot pass vacuously.
+printf '%s\n' "go: yesterday he" "swim: last summer the kids" "fly: the birds have already" \
+    "sing: two days ago the choir" "eat: last night we" "be: two days ago the children" > "$T/long_prompts"
+STDIN="$T/long_prompts" run "$LORA-generate"
+why=""
+[ "$rc" -eq 0 ] || why="exit $rc"
+warned=0 quiet=0 i=0
+while IFS= read -r p; do
+    i=$((i + 1))
+    c=$(sed -n "${i}p" "$T/out")
+    used=$(( ${#p} + 1 + ${#c} ))
+    if grep -q "^lora-generate: warning: stdin:$i: .*context of 32 symbols.*may be cut" "$T/err"; then
+        warned=$((warned + 1))
+        [ "$used" -eq 32 ] || why="$why; line $i warned with $used of 32 symbols used"
+    else
+        quiet=$((quiet + 1))
+        [ "$used" -lt 32 ] || why="$why; line $i filled the context ('$c') without a warning"
+    fi
+done < "$T/long_prompts"
+[ "$(wc -l < "$T/out")" -eq 6 ] || why="$why; $(wc -l < "$T/out") completions for 6 prompts"
+[ "$warned" -gt 0 ] && [ "$quiet" -gt 0 ] || why="$why; $warned warned, $quiet did not: both kinds are needed"
+[ "$(wc -l < "$T/err")" -eq "$warned" ] || why="$why; stderr: $(head -c 200 "$T/err")"
+run "$LORA-generate" --max-tokens 5 "swim: last summer the kids"
+[ "$rc" -eq 0 ] && [ "$(wc -c < "$T/out")" -eq 6 ] && [ ! -s "$T/err" ] ||
+    why="$why; --max-tokens 5 on a 27-symbol prompt: exit $rc, '$(cat "$T/out")', stderr '$(head -c 100 "$T/err")'"
+verdict "lora-generate: a completion that fills the context gets a one-line warning naming its prompt (status 0); one ended by --max-tokens does not" "$why"
+
 run "$LORA-merge" --adapter "$T/a8.st" --out "$T/merged.st" "$TEST"
 why=""
 [ "$rc" -eq 0 ] || why="exit $rc"

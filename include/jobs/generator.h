@@ -35,7 +35,10 @@ void generator_free(generator *g);
 int generator_rebuild(generator *g, ml_error *e);
 
 /* Completes one prompt into *out: malloc'ed UTF-8 text, the caller frees it. Fails with a
- * message that says what is wrong with the prompt (empty, unknown symbol, too long, ...). */
-int generator_complete(generator *g, const char *text, char **out, ml_error *e);
+ * message that says what is wrong with the prompt (empty, unknown symbol, too long, ...).
+ * *full (when not NULL) is 1 when the completion stopped only because the context was full:
+ * the model had not ended it, so it may be cut (a shorter prompt leaves it more room); 0 when
+ * it ended at the end-of-text marker or at max_new symbols. */
+int generator_complete(generator *g, const char *text, char **out, int *full, ml_error *e);
 
 #endif

@@ -14,18 +14,26 @@
 #include "opts.h"
 
 /* Completes one prompt and prints the completion on stdout. With named adapters (set non-NULL)
- * the prompt's "@NAME " prefix picks the adapter first. */
-static int complete(generator *g, adapter_set *set, const char *text, ml_error *e) {
+ * the prompt's "@NAME " prefix picks the adapter first. A completion that filled the context
+ * gets a warning on stderr, `where` naming the prompt (it may be cut; the status stays 0). */
+static int complete(generator *g, adapter_set *set, const char *text, const char *cmd,
+                    const char *where, ml_error *e) {
     char *out;
+    int full;
     if (set) {
         int idx, changed;
         if (adapter_set_route(set, text, &idx, &text, e) ||
             adapter_set_select(set, idx, &changed, e) || (changed && generator_rebuild(g, e)))
             return -1;
     }
-    if (generator_complete(g, text, &out, e)) return -1;
+    if (generator_complete(g, text, &out, &full, e)) return -1;
     printf("%s\n", out);
     fflush(stdout);
+    if (full)
+        fprintf(stderr,
+                "%s: warning: %s: the completion fills the model's context of %d symbols and may "
+                "be cut; a shorter prompt leaves it more room\n",
+                cmd, where, g->m->cfg.context);
     free(out);
     return 0;
 }
@@ -89,13 +97,15 @@ int cmd_generate(int argc, char **argv) {
     }
     adapter_set *route = named ? &set : NULL;
     if (pos < argc) {
-        for (int i = pos; i < argc; i++)
-            if (complete(&g, route, argv[i], &e)) {
-                char shown[200];
-                fprintf(stderr, "%s: error: prompt \"%s\": %s\n", cmd,
-                        ml_one_line(shown, sizeof shown, argv[i]), e.msg);
+        for (int i = pos; i < argc; i++) {
+            char shown[200], where[220];
+            snprintf(where, sizeof where, "prompt \"%s\"",
+                     ml_one_line(shown, sizeof shown, argv[i]));
+            if (complete(&g, route, argv[i], cmd, where, &e)) {
+                fprintf(stderr, "%s: error: %s: %s\n", cmd, where, e.msg);
                 rc = EXIT_RUNTIME;
             }
+        }
     } else {
         const int tty = isatty(0) && isatty(1);
         if (tty) fprintf(stderr, "Type a prompt such as \"go: yesterday he\" (Ctrl-D to quit).\n");
@@ -124,7 +134,9 @@ int cmd_generate(int argc, char **argv) {
             }
             line[len] = '\0';
             if (!line[0]) continue;
-            if (complete(&g, route, line, &e)) {
+            char where[32];
+            snprintf(where, sizeof where, "stdin:%d", lineno);
+            if (complete(&g, route, line, cmd, where, &e)) {
                 fprintf(stderr, "%s: error: stdin:%d: %s\n", cmd, lineno, e.msg);
                 rc = EXIT_RUNTIME;
             }

@@ -24,9 +24,10 @@ int generator_rebuild(generator *g, ml_error *e) {
     return minigpt_kv_init(&g->kv, g->m, 1, e);
 }
 
-int generator_complete(generator *g, const char *text, char **out, ml_error *e) {
+int generator_complete(generator *g, const char *text, char **out, int *full, ml_error *e) {
     const int ctx = g->m->cfg.context;
     *out = NULL;
+    if (full) *full = 0;
     /* every training prompt ends with a space before the verb form */
     const size_t len = strlen(text);
     const int add_space = !g->raw && len && text[len - 1] != ' ';
@@ -68,6 +69,9 @@ int generator_complete(generator *g, const char *text, char **out, ml_error *e) 
     }
     tok_decode(g->v, next, nout, buf, 4 * nout + 1);
     *out = buf;
+    /* the decoder stops at the end marker, at max_new, or with the context's last position
+     * filled: only the last says nothing of whether the model was done */
+    if (full) *full = n + nout >= ctx && nout < g->max_new;
     rc = 0;
 done:
     free(prompt);
