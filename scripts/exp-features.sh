@@ -34,7 +34,8 @@ done
 # shellcheck disable=SC2086
 [ -n "$(echo $seeds)" ] || { echo "exp-features.sh: no seed given (-s \"1 2 3\")" >&2; exit 2; }
 for seed in $seeds; do
-    case $seed in *[!0-9]*) echo "exp-features.sh: seed '$seed' is not a whole number" >&2; exit 2 ;; esac
+    # no leading zero: sh arithmetic would read the next seed in octal, lora-train in decimal
+    case $seed in 0?* | *[!0-9]*) echo "exp-features.sh: seed '$seed' is not a whole number without leading zeros" >&2; exit 2 ;; esac
 done
 [ -x "$BIN/lora" ] || make bin/lora
 base=data/minigpt-base.safetensors

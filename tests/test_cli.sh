@@ -420,10 +420,12 @@ verdict "lora-generate --adapter (the adapter used by the hostile cases loads)" 
 
 # A completion that fills the 32-symbol context may be cut: a warning names the prompt's line,
 # the status stays 0. Checked against the rule on what was printed (prompt + its space +
-# completion = 32 symbols, fewer than --max-tokens), for prompts long and short; some must warn
-# and some not, so the check cannot pass vacuously.
+# completion = 32 symbols, fewer than --max-tokens), for prompts long and short (the last ends
+# at 31 symbols with the end marker: no warning); some must warn and some not, so the check
+# cannot pass vacuously.
 printf '%s\n' "go: yesterday he" "swim: last summer the kids" "fly: the birds have already" \
-    "sing: two days ago the choir" "eat: last night we" "be: two days ago the children" > "$T/long_prompts"
+    "sing: two days ago the choir" "eat: last night we" "be: two days ago the children" \
+    "go: two days ago the choir" > "$T/long_prompts"
 STDIN="$T/long_prompts" run "$LORA-generate"
 why=""
 [ "$rc" -eq 0 ] || why="exit $rc"
@@ -440,7 +442,7 @@ while IFS= read -r p; do
         [ "$used" -lt 32 ] || why="$why; line $i filled the context ('$c') without a warning"
     fi
 done < "$T/long_prompts"
-[ "$(wc -l < "$T/out")" -eq 6 ] || why="$why; $(wc -l < "$T/out") completions for 6 prompts"
+[ "$(wc -l < "$T/out")" -eq 7 ] || why="$why; $(wc -l < "$T/out") completions for 7 prompts"
 [ "$warned" -gt 0 ] && [ "$quiet" -gt 0 ] || why="$why; $warned warned, $quiet did not: both kinds are needed"
 [ "$(wc -l < "$T/err")" -eq "$warned" ] || why="$why; stderr: $(head -c 200 "$T/err")"
 run "$LORA-generate" --max-tokens 5 "swim: last summer the kids"

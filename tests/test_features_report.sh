@@ -75,7 +75,7 @@ def table_row(md, name):
 COLS = {"seen": 5, "new_frames": 6, "collateral_new": 7, "control_new": 8, "regular_new": 9}
 
 md = open(os.path.join(tmp, "three", "features.md")).read()
-if "seeds 1, 2, 3" not in md:
+if "seeds 1, 2 and 3," not in md:
     fail("three seeds: the header does not name the seeds")
 for name, n in (("LoRA", 3), ("DoRA", 2), ("strength 0.5", 1)):
     t = table_row(md, name)
