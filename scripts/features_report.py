@@ -4,6 +4,7 @@ eval.json, bytes, base_bytes, train.json for trained rows): the CSV holds one li
 seed, the table the median and range over the seeds. Standard library only."""
 import json
 import os
+import statistics
 import sys
 
 out, seeds = sys.argv[1], sys.argv[2:]
@@ -86,19 +87,13 @@ with open(os.path.join(out, "features.csv"), "w") as f:
                              for c in cols) + "\n")
 
 
-def median(v):
-    v = sorted(v)
-    h = len(v) // 2
-    return v[h] if len(v) % 2 else (v[h - 1] + v[h]) / 2
-
-
 def spread(rs, key, scale, digits):
     """median [min-max] of one column over the seeds; the value alone when they agree or for a
     single seed; — when no seed has it."""
     v = [r[key] * scale for r in rs if r.get(key) is not None]
     if not v:
         return "—"
-    m = "%.*f" % (digits, median(v))
+    m = "%.*f" % (digits, statistics.median(v))  # even count: mean of the middle two
     lo, hi = "%.*f" % (digits, min(v)), "%.*f" % (digits, max(v))
     return m if lo == hi else f"{m} [{lo}–{hi}]"
 

@@ -137,7 +137,7 @@ int cmd_generate(int argc, char **argv) {
             char where[32];
             snprintf(where, sizeof where, "stdin:%d", lineno);
             if (complete(&g, route, line, cmd, where, &e)) {
-                fprintf(stderr, "%s: error: stdin:%d: %s\n", cmd, lineno, e.msg);
+                fprintf(stderr, "%s: error: %s: %s\n", cmd, where, e.msg);
                 rc = EXIT_RUNTIME;
             }
         }
